@@ -1,0 +1,230 @@
+"""`routeviz …` — the command line. Every failure is one line on stderr and a non-zero exit;
+`--debug` shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from routeviz.errors import RoutevizError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="routeviz", description=(
+        "Record, analyse and show where every token goes in conditional-computation models."))
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("models", help="sample models and what they route")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("trace", help="run a model on inputs and record its routing")
+    s.add_argument("--model", required=True, help="sample-model name or checkpoint directory")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", nargs="+", metavar="T", help="texts, one example each")
+    src.add_argument("--file", nargs="+", metavar="PATH", help="text or image files")
+    src.add_argument("--dataset", metavar="NAME", help="a bundled dataset (see `models --json`)")
+    s.add_argument("--lines", action="store_true", help="each non-empty line is one example")
+    s.add_argument("--limit", type=int, help="at most N examples of the dataset")
+    s.add_argument("--store", required=True)
+    s.add_argument("--run", required=True)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    s.add_argument("--logits", action="store_true", help="also record router logits")
+    s.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a checkpoint's own Python code to run")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("runs", help="list the runs in a store")
+    s.add_argument("--store", required=True)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("metrics", help="specialization, load, keep and exit analyses")
+    s.add_argument("--store", required=True)
+    s.add_argument("--run", required=True)
+    s.add_argument("--tag", action="append", metavar="NAME", help="tag family (repeatable)")
+    s.add_argument("--unit", choices=["token", "example"], default=None)
+    s.add_argument("--kind", choices=["expert", "keep", "exit"], default=None)
+    s.add_argument("--top1", action="store_true", help="active = top-1 choice only")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("diff", help="compare the routing of two runs over the same examples")
+    s.add_argument("--store", required=True)
+    s.add_argument("--run", required=True)
+    s.add_argument("--against", required=True)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("report", help="write a specialization report (HTML, Markdown, CSV, JSON)")
+    s.add_argument("--store", required=True)
+    s.add_argument("--run", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--against", help="add a comparison with this run")
+    s.add_argument("--tag", action="append", metavar="NAME")
+    return p
+
+
+def cmd_models(args):
+    from routeviz.models import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return
+    for m in models:
+        print(f"{m['name']:<22} {m['modality']:<6} {', '.join(m['routing']):<26} {m['description']}")
+
+
+def cmd_trace(args):
+    from tqdm import tqdm
+
+    from routeviz.inputs import Item, check_text, read_file
+    from routeviz.models import load_model
+    from routeviz.record import record
+    from routeviz.schema import check_run_name
+    from routeviz.store import init_store, run_exists
+
+    check_run_name(args.run)
+    init_store(args.store)
+    if run_exists(args.store, args.run) and not args.overwrite:
+        raise RoutevizError(f"run {args.run!r} already exists in {args.store!r}; "
+                            "pass --overwrite to replace it")
+    if args.text is not None:
+        items = [Item(text=check_text(t, f"--text #{i + 1}"), source=t[:200])
+                 for i, t in enumerate(args.text)]
+    elif args.file is not None:
+        items = [item for path in args.file for item in read_file(path, lines=args.lines)]
+    else:
+        from sample_models.datasets import load_dataset
+
+        items = load_dataset(args.dataset, limit=args.limit)
+    if args.limit is not None:
+        items = items[: max(args.limit, 0)]
+    runner = load_model(args.model, trust_remote_code=args.trust_remote_code)
+    bar = tqdm(total=len(items), unit="ex", desc=f"tracing {args.run}", disable=None,
+               file=sys.stderr)
+
+    def progress(done, total):
+        bar.update(done - bar.n)
+
+    try:
+        result = record(runner, items, args.store, args.run, batch_size=args.batch_size,
+                        overwrite=args.overwrite, progress=progress, logits=args.logits,
+                        config={"inputs": "dataset:" + args.dataset if args.dataset else None})
+    finally:
+        bar.close()
+    for note in result.notes[:20]:
+        print(f"note: {note}", file=sys.stderr)
+    summary = {"run": result.run, "model": runner.name, "examples": result.n_examples,
+               "routes": result.rows, "store": str(args.store)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"recorded {result.rows} routes for {result.n_examples} example(s) "
+              f"as run {result.run!r} in {args.store}")
+
+
+def cmd_runs(args):
+    from routeviz.store import open_store
+
+    store = open_store(args.store)
+    df = store.runs()
+    if args.json:
+        rows = []
+        for rec in df.to_dict(orient="records"):
+            rows.append({
+                "run": rec["run"], "model": rec["model"],
+                "created": None if rec["created"] is None else str(rec["created"]),
+                "finished": None if _isnull(rec["finished"]) else str(rec["finished"]),
+                "n_examples": int(rec["n_examples"] or 0), "n_routes": int(rec["n_routes"]),
+                "routeviz_version": rec["routeviz_version"],
+                "config": json.loads(rec["config"]) if rec["config"] else {},
+            })
+        print(json.dumps(rows, indent=2))
+        return
+    if df.empty:
+        print("no runs")
+        return
+    for rec in df.to_dict(orient="records"):
+        state = "" if not _isnull(rec["finished"]) else "  (unfinished)"
+        print(f"{rec['run']:<24} {rec['model']:<22} {int(rec['n_examples'] or 0):>7} examples "
+              f"{int(rec['n_routes']):>10} routes{state}")
+
+
+def _isnull(value) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def cmd_metrics(args):
+    from routeviz import metrics
+    from routeviz.store import open_store
+
+    store = open_store(args.store)
+    result = metrics.summary(store, args.run, tags=args.tag, unit=args.unit, kind=args.kind,
+                             top1=args.top1)
+    print(json.dumps(result, indent=None if args.json else 2, default=_json_default))
+
+
+def cmd_diff(args):
+    from routeviz import metrics
+    from routeviz.store import open_store
+
+    store = open_store(args.store)
+    result = metrics.diff(store, args.run, args.against)
+    print(json.dumps(result, indent=None if args.json else 2, default=_json_default))
+
+
+def cmd_report(args):
+    from routeviz.report import write_report
+    from routeviz.store import open_store
+
+    store = open_store(args.store)
+    paths = write_report(store, args.run, args.out, against=args.against, tags=args.tag)
+    for path in paths:
+        print(path)
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+COMMANDS = {"models": cmd_models, "trace": cmd_trace, "runs": cmd_runs,
+            "metrics": cmd_metrics, "diff": cmd_diff, "report": cmd_report}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.debug:
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        COMMANDS[args.command](args)
+    except RoutevizError as exc:
+        if args.debug:
+            raise
+        print(f"routeviz: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("routeviz: interrupted; completed batches are stored", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: still one line, unless --debug
+        if args.debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"routeviz: error: {type(exc).__name__}: {first} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

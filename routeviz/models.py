@@ -1,0 +1,164 @@
+"""Models routeviz can run: sample models by name, or a local transformers checkpoint.
+
+A `ModelRunner` wraps a module with what tracing needs: how to turn Items into model
+inputs plus token strings and tags (`encode`), and how to run them and name the output per
+example (`predict`). The CLI, the app and the dataset tracer all go through it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from routeviz.errors import RoutevizError
+
+
+@dataclass
+class Encoded:
+    """A batch ready for the model: inputs plus, per example, tokens, tags and meta."""
+
+    inputs: dict
+    tokens: list  # [example][token] -> str
+    tags: list  # [example] -> {name: value or [value per token]}
+    meta: list  # [example] -> {modality, source, label, image, grid_h, grid_w, patch}
+    notes: list = field(default_factory=list)  # e.g. "truncated to 512 tokens"
+
+
+class ModelRunner:
+    name: str = ""
+    modality: str = "text"  # "text" or "image"
+    routing: tuple = ()  # kinds of routing the model makes: expert, keep, exit, merge
+    datasets: tuple = ()  # bundled datasets that suit it
+    description: str = ""
+    max_tokens: int = 512
+    module: torch.nn.Module
+
+    def encode(self, items) -> Encoded:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, encoded: Encoded) -> list[str]:
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        return {"name": self.name, "modality": self.modality, "routing": list(self.routing),
+                "datasets": list(self.datasets), "description": self.description}
+
+    def trace_config(self) -> dict:
+        """Saved with each run (runs.config): enough to know what produced the routes."""
+        return {"model": self.name, "modality": self.modality, "routing": list(self.routing)}
+
+
+class HFTextRunner(ModelRunner):
+    """A local transformers checkpoint directory (model + tokenizer from save_pretrained)."""
+
+    modality = "text"
+
+    def __init__(self, path: Path, trust_remote_code: bool = False):
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+        self.path = path
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise RoutevizError(f"{str(path)!r} is not a transformers checkpoint (no config.json)")
+        try:
+            raw = json.loads(config_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise RoutevizError(f"{config_file}: unreadable config.json ({exc})") from None
+        if raw.get("auto_map") and not trust_remote_code:
+            raise RoutevizError(
+                f"{str(path)!r} ships its own model code (auto_map in config.json); it is not "
+                "run unless you pass --trust-remote-code")
+        try:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except Exception as exc:
+            raise RoutevizError(f"{str(path)!r}: cannot read the config ({_first_line(exc)})") from None
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except Exception as exc:
+            raise RoutevizError(f"{str(path)!r}: no usable tokenizer ({_first_line(exc)})") from None
+        self.causal = False
+        try:
+            self.module = AutoModelForCausalLM.from_pretrained(
+                path, config=config, trust_remote_code=trust_remote_code)
+            self.causal = True
+        except Exception:
+            try:
+                self.module = AutoModel.from_pretrained(
+                    path, config=config, trust_remote_code=trust_remote_code)
+            except Exception as exc:
+                raise RoutevizError(f"{str(path)!r}: cannot load the model ({_first_line(exc)})") from None
+        self.module.eval()
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.name = path.name
+        self.config = config
+        limit = getattr(config, "max_position_embeddings", None) or 512
+        self.max_tokens = int(min(limit, 512))
+        self.description = f"transformers checkpoint {config.model_type} at {path}"
+
+    def encode(self, items) -> Encoded:
+        texts = [item.text for item in items]
+        if any(t is None for t in texts):
+            raise RoutevizError(f"{self.name} is a text model; it cannot take an image")
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                             return_tensors="pt")
+        tokens, notes = [], []
+        for i, item in enumerate(items):
+            ids = enc["input_ids"][i][enc["attention_mask"][i].bool()].tolist()
+            tokens.append([self.tokenizer.decode([t]) for t in ids])
+            full = len(self.tokenizer(item.text)["input_ids"])
+            if full > len(ids):
+                notes.append(f"{item.source or 'text'}: truncated to {len(ids)} of {full} tokens")
+        meta = [{"modality": "text", "source": item.source or item.text[:200],
+                 "label": item.label} for item in items]
+        tags = [dict(item.tags) for item in items]
+        return Encoded(inputs=dict(enc), tokens=tokens, tags=tags, meta=meta, notes=notes)
+
+    @torch.no_grad()
+    def predict(self, encoded: Encoded) -> list[str]:
+        out = self.module(**encoded.inputs)
+        if not self.causal:
+            return [None] * len(encoded.tokens)
+        mask = encoded.inputs["attention_mask"]
+        last = mask.sum(dim=1) - 1
+        if self.tokenizer.padding_side == "left":
+            last = torch.full_like(last, mask.shape[1] - 1)
+        logits = out.logits[torch.arange(len(last)), last]
+        return [f"next token: {self.tokenizer.decode([int(i)])!r}" for i in logits.argmax(-1)]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def list_models() -> list[dict]:
+    """The sample models and what they route (for `routeviz models`)."""
+    from sample_models import REGISTRY
+
+    return [entry.info() for entry in REGISTRY.values()]
+
+
+def load_model(name_or_dir: str, trust_remote_code: bool = False) -> ModelRunner:
+    """A sample model by name, or a transformers checkpoint directory by path."""
+    from sample_models import REGISTRY
+
+    if name_or_dir in REGISTRY:
+        return REGISTRY[name_or_dir].load()
+    path = Path(name_or_dir).expanduser()
+    if path.is_dir():
+        return HFTextRunner(path, trust_remote_code=trust_remote_code)
+    if path.exists():
+        raise RoutevizError(f"{name_or_dir!r} is a file; --model takes a sample-model name or "
+                            "a checkpoint directory")
+    names = ", ".join(sorted(REGISTRY)) or "(none installed)"
+    raise RoutevizError(f"unknown model {name_or_dir!r}: not a sample model ({names}) "
+                        "and no such directory")

@@ -1,0 +1,60 @@
+"""Run a model over items under `routeviz.trace` and store the run: the loop the CLI, the
+app and the dataset tracer share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from routeviz.errors import RoutevizError
+from routeviz.trace import trace
+
+
+@dataclass
+class RecordResult:
+    run: str
+    n_examples: int
+    n_batches: int
+    rows: int
+    notes: list = field(default_factory=list)
+    predictions: list = field(default_factory=list)
+
+
+def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = False,
+           append: bool = False, progress=None, logits: bool = False,
+           example_offset: int = 0, write_run: bool = True, config=None) -> RecordResult:
+    """Trace `runner` over `items` into `store` as `run`.
+
+    progress: optional callable(done, total) called after each batch.
+    """
+    items = list(items)
+    if not items:
+        raise RoutevizError("nothing to trace: no inputs given")
+    if batch_size < 1:
+        raise RoutevizError("--batch-size must be at least 1")
+    wrong = [i for i in items if i.modality != runner.modality]
+    if wrong:
+        raise RoutevizError(
+            f"{runner.name} takes {runner.modality} input, but {wrong[0].source or 'an input'} "
+            f"is {wrong[0].modality}")
+    result = RecordResult(run=run, n_examples=0, n_batches=0, rows=0)
+    run_config = {**runner.trace_config(), **(config or {})}
+    with trace(runner.module, store, run, overwrite=overwrite, append=append, logits=logits,
+               model_name=runner.name, config=run_config, write_run=write_run) as tracer:
+        start = example_offset + tracer._next_example
+        for begin in range(0, len(items), batch_size):
+            chunk = items[begin:begin + batch_size]
+            encoded = runner.encode(chunk)
+            result.notes.extend(encoded.notes)
+            ids = list(range(start + begin, start + begin + len(chunk)))
+            mask = encoded.inputs.get("attention_mask") if isinstance(encoded.inputs, dict) else None
+            with tracer.batch(examples=ids, tokens=encoded.tokens, tags=encoded.tags,
+                              meta=encoded.meta, attention_mask=mask) as batch:
+                predictions = runner.predict(encoded)
+                batch.predict(predictions)
+            result.predictions.extend(predictions)
+            result.n_batches += 1
+            result.n_examples += len(chunk)
+            if progress is not None:
+                progress(result.n_examples, len(items))
+    result.rows = tracer.writer.rows_written
+    return result

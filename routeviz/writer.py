@@ -1,0 +1,165 @@
+"""Background writer: turns finished batches into Parquet part files off the forward path.
+
+The tracer hands over host numpy arrays; this thread builds Arrow tables, buffers small
+batches (tiny Parquet writes are expensive per row) and writes part files atomically
+(temporary name, then rename). The queue is bounded, so a producer faster than the disk
+waits instead of growing memory without limit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+
+from routeviz import schema
+from routeviz.store import write_part
+
+_STOP = object()
+
+
+class RouteColumns:
+    """Columns of route rows as numpy arrays; sites and kinds as codes into writer dicts."""
+
+    __slots__ = ("example", "token", "layer", "site", "kind", "choice", "rank", "weight")
+
+    def __init__(self, **cols):
+        for name in self.__slots__:
+            setattr(self, name, cols[name])
+
+    def __len__(self):
+        return len(self.example)
+
+
+class Writer:
+    def __init__(
+        self,
+        store_path,
+        run: str,
+        flush_rows: int = 1 << 20,
+        flush_seconds: float = 2.0,
+        max_pending: int = 4,
+        weight_dtype: str = "float32",
+    ):
+        self.store_path = store_path
+        self.run = run
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.weight_dtype = weight_dtype
+        self.sites: list[str] = []
+        self._site_codes: dict[str, int] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._routes: list[RouteColumns] = []
+        self._route_rows = 0
+        self._tables: dict[str, list[pa.Table]] = defaultdict(list)
+        self._last_flush = time.monotonic()
+        self._error: BaseException | None = None
+        self.rows_written = 0
+        self.files_written: list = []
+        self._thread = threading.Thread(target=self._loop, name="routeviz-writer", daemon=True)
+        self._thread.start()
+
+    # -- producer side (the tracing thread) -------------------------------------------
+    def site_code(self, site: str) -> int:
+        code = self._site_codes.get(site)
+        if code is None:
+            code = self._site_codes[site] = len(self.sites)
+            self.sites.append(site)
+        return code
+
+    def put(self, build) -> None:
+        """Queue `build`, a callable run on the writer thread returning (routes, tables)."""
+        self._raise_if_failed()
+        self._queue.put(build)
+
+    def close(self) -> None:
+        """Flush everything and stop the thread; re-raise a failure of the writer."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self):
+        if self._error is not None:
+            raise RuntimeError(f"routeviz writer failed: {self._error}") from self._error
+
+    # -- consumer side (this thread) ------------------------------------------------
+    def _loop(self):
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=self.flush_seconds)
+                except queue.Empty:
+                    self._flush_if_due(force_time=True)
+                    continue
+                if item is _STOP:
+                    self._flush()
+                    return
+                routes, tables = item()
+                if routes is not None and len(routes):
+                    self._routes.append(routes)
+                    self._route_rows += len(routes)
+                for name, table in tables.items():
+                    if table is not None and table.num_rows:
+                        self._tables[name].append(table)
+                self._flush_if_due()
+        except BaseException as exc:  # surfaced to the tracing thread on its next call
+            self._error = exc
+            while True:  # keep draining so a blocked producer wakes up
+                try:
+                    if self._queue.get(timeout=0.1) is _STOP:
+                        return
+                except queue.Empty:
+                    continue
+
+    def _flush_if_due(self, force_time: bool = False):
+        pending = self._route_rows + sum(t.num_rows for ts in self._tables.values() for t in ts)
+        if not pending:
+            return
+        stale = time.monotonic() - self._last_flush >= self.flush_seconds
+        if self._route_rows >= self.flush_rows or stale or (force_time and stale):
+            self._flush()
+
+    def _flush(self):
+        # Side tables first: a routes file never refers to examples that are not on disk.
+        for name, parts in list(self._tables.items()):
+            if parts:
+                table = pa.concat_tables(parts)
+                self.files_written.append(write_part(self.store_path, name, self.run, table))
+        self._tables.clear()
+        if self._routes:
+            table = self._routes_table(self._routes)
+            self.files_written.append(write_part(self.store_path, "routes", self.run, table))
+            self.rows_written += table.num_rows
+        self._routes = []
+        self._route_rows = 0
+        self._last_flush = time.monotonic()
+
+    def _routes_table(self, chunks: list[RouteColumns]) -> pa.Table:
+        cols = {n: np.concatenate([getattr(c, n) for c in chunks]) for n in RouteColumns.__slots__}
+        # Site-major order makes site/layer/example/token run-length encode.
+        order = np.lexsort((cols["rank"], cols["token"], cols["example"], cols["site"], cols["layer"]))
+        cols = {n: v[order] for n, v in cols.items()}
+        site = pa.DictionaryArray.from_arrays(
+            pa.array(cols["site"], pa.int32()), pa.array(self.sites, pa.string())
+        )
+        kind = pa.DictionaryArray.from_arrays(
+            pa.array(cols["kind"], pa.int8()), pa.array(schema.KINDS, pa.string())
+        )
+        weight_type = pa.float16() if self.weight_dtype == "float16" else pa.float32()
+        return pa.table(
+            {
+                "example": pa.array(cols["example"], pa.int64()),
+                "token": pa.array(cols["token"], pa.int32()),
+                "layer": pa.array(cols["layer"], pa.int16()),
+                "site": site,
+                "kind": kind,
+                "choice": pa.array(cols["choice"], pa.int32()),
+                "rank": pa.array(cols["rank"], pa.int8()),
+                "weight": pa.array(cols["weight"].astype(weight_type.to_pandas_dtype()), weight_type),
+            }
+        )

@@ -122,6 +122,15 @@ class HFTextRunner(ModelRunner):
         tags = [dict(item.tags) for item in items]
         return Encoded(inputs=dict(enc), tokens=tokens, tags=tags, meta=meta, notes=notes)
 
+    def trace_config(self) -> dict:
+        cfg = self.config
+        n_experts = (getattr(cfg, "num_local_experts", None) or getattr(cfg, "num_experts", None)
+                     or getattr(cfg, "n_routed_experts", None))
+        top_k = getattr(cfg, "num_experts_per_tok", None) or getattr(cfg, "moe_topk", None)
+        return {**super().trace_config(), "model_type": cfg.model_type, "checkpoint": str(self.path),
+                "n_layers": getattr(cfg, "num_hidden_layers", None),
+                "n_experts": n_experts, "top_k": top_k}
+
     @torch.no_grad()
     def predict(self, encoded: Encoded) -> list[str]:
         out = self.module(**encoded.inputs)

@@ -72,7 +72,13 @@ class Registry:
 
         loaded = set()
         for module_name in BUILTIN:
-            importlib.import_module(module_name).register()
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:  # a dependency of the tracer is missing: say so
+                    warnings.warn(f"routeviz: tracer {module_name} unavailable: {exc}")
+                continue
+            module.register()
             loaded.add(module_name)
         for ep in entry_points(group="routeviz.tracers"):
             if ep.value.split(":")[0] in loaded:

@@ -11,7 +11,14 @@ import importlib
 from routeviz.errors import choose
 
 # name -> ("module:function", description)
-DATASETS: dict[str, tuple[str, str]] = {}
+DATASETS: dict[str, tuple[str, str]] = {
+    "stdlib": ("sample_models.text_data:stdlib_dataset",
+               "Python stdlib source (code) and pydoc topics (prose), tagged"),
+    "glyphs": ("sample_models.glyphs:glyph_dataset",
+               "synthetic glyph images with patch (region) and image (letter, location, fg, bg) tags"),
+    "dae-syn": ("sample_models.dae_syn_data:dae_syn_dataset",
+                "the 4096 DAE-Syn images with their 32 attribute tags"),
+}
 
 
 def load_dataset(name: str, limit: int | None = None):

@@ -5,5 +5,8 @@ Each module here has a `register()` that calls `routeviz.register(...)` for its 
 """
 
 BUILTIN = [
-    "tracers.hf_topk",
+    "tracers.hf_topk",  # transformers 5 (logits, weights, index) routers
+    "tracers.sample_layers",  # sample_models.layers: MoE, mixture-of-depths, exit heads, pruning, merging
+    "tracers.dae_syn",  # the DAE-Syn discrete autoencoder's routers
+    "tracers.pretrained",  # minilm-moe and dinov2-small
 ]

@@ -1,0 +1,45 @@
+"""Reproduce a sample model's shipped weights: `python -m sample_models.train NAME [--steps N]`.
+
+Each family's training code lives beside its model; this only dispatches by name. Training
+never runs in tests or CI (a test runs a few steps into a temporary directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name prefix -> "module:function"; the function takes (name, out_dir=None, steps=None, seed=0)
+TRAINERS = {
+    "text-moe": "sample_models.text_moe_train:train",
+    "glyph-vit": "sample_models.glyph_vit_train:train",
+    "dae-syn": "sample_models.dae_syn_train:train",
+    "minilm-moe": "sample_models.pretrained_build:build",
+    "dinov2-small": "sample_models.pretrained_build:build",
+}
+
+
+def trainer_for(name: str):
+    for prefix, target in TRAINERS.items():
+        if name == prefix or name.startswith(prefix + "-"):
+            module_name, func = target.split(":")
+            return getattr(importlib.import_module(module_name), func)
+    from routeviz.errors import RoutevizError
+
+    raise RoutevizError(f"no training recipe for {name!r}; known: {', '.join(TRAINERS)}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sample_models.train")
+    parser.add_argument("name", help="sample model name, e.g. text-moe or dae-syn-top-k")
+    parser.add_argument("--out", help="output directory (default: the shipped weights folder)")
+    parser.add_argument("--steps", type=int, help="override the number of training steps")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    trainer_for(args.name)(args.name, out_dir=args.out, steps=args.steps, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,9 +38,14 @@ def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
     return opts
 
 
-def write_part(store_path, table_name: str, run: str, table: pa.Table) -> Path:
-    """Write `table` as one new part file of `table_name` for `run`, atomically."""
-    directory = Path(store_path) / table_name / f"run={schema.check_run_name(run)}"
+def write_part(store_path, table_name: str, run: str, table: pa.Table,
+               partition: str | None = None) -> Path:
+    """Write `table` as one new part file of `table_name` for `run`, atomically.
+
+    partition: the directory name to write into instead of `run=<run>` (a staging name
+    while a run is being overwritten).
+    """
+    directory = Path(store_path) / table_name / (partition or f"run={schema.check_run_name(run)}")
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"part-{uuid.uuid4().hex}.parquet"
     tmp = directory / f"{TMP_PREFIX}{final.name}"
@@ -222,6 +227,10 @@ class Store:
         """Remove part files a killed writer left half-written (older than `older_than` s)."""
         removed = []
         now = time.time()
+        for staged in self.path.glob("*/.staging-*"):  # an overwrite that never finished
+            if staged.is_dir() and now - staged.stat().st_mtime >= older_than:
+                shutil.rmtree(staged, ignore_errors=True)
+                removed.append(staged)
         for tmp in self.path.glob(f"*/run=*/{TMP_PREFIX}*"):
             try:
                 if now - tmp.stat().st_mtime >= older_than:
@@ -241,6 +250,27 @@ def delete_run_files(store_path, run: str) -> None:
         directory = Path(store_path) / table / f"run={run}"
         if directory.is_dir():
             shutil.rmtree(directory)
+
+
+def staging_partition(run: str) -> str:
+    """A directory name readers ignore (they glob `run=*`), for a run being overwritten."""
+    return f".staging-{uuid.uuid4().hex[:12]}-run={schema.check_run_name(run)}"
+
+
+def promote_partition(store_path, run: str, partition: str) -> None:
+    """Replace every table's `run=<run>` directory by the staged `partition`."""
+    delete_run_files(store_path, run)
+    for table in schema.TABLES:
+        staged = Path(store_path) / table / partition
+        if staged.is_dir():
+            os.replace(staged, Path(store_path) / table / f"run={run}")
+
+
+def discard_partition(store_path, partition: str) -> None:
+    for table in schema.TABLES:
+        staged = Path(store_path) / table / partition
+        if staged.is_dir():
+            shutil.rmtree(staged)
 
 
 def run_exists(store_path, run: str) -> bool:

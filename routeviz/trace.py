@@ -31,7 +31,8 @@ from routeviz import schema
 from routeviz.errors import NoRoutingModules, RoutevizError, RunExists
 from routeviz.registry import REGISTRY
 from routeviz.rows import expand_batch
-from routeviz.store import delete_run_files, init_store, replace_file, run_exists
+from routeviz.store import (discard_partition, init_store, promote_partition, replace_file,
+                            run_exists, staging_partition)
 from routeviz.writer import Writer
 
 _LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
@@ -161,6 +162,7 @@ class Tracer:
         self._implicit = False
         self._next_example = 0
         self._created = None
+        self._partition = None
 
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self):
@@ -170,8 +172,9 @@ class Tracer:
         if exists and not (self.overwrite or self.append):
             raise RunExists(f"run {self.run!r} already exists in {str(self.store_path)!r}; "
                             "pass overwrite=True (CLI: --overwrite) to replace it")
-        if exists and self.overwrite:
-            delete_run_files(self.store_path, self.run)
+        # Overwriting writes beside the old run and swaps at the end, so a trace that fails
+        # before its first batch completes leaves the old run as it was.
+        self._partition = staging_partition(self.run) if (exists and self.overwrite) else None
         self._created = dt.datetime.now(dt.timezone.utc)
         self._base_examples = self._existing_examples() if (exists and self.append) else 0
         self._next_example = self._base_examples
@@ -181,7 +184,8 @@ class Tracer:
             warnings.warn(f"routeviz: no adapter handled these MoE-looking modules: {shown}")
         try:
             self._write_run_row(finished=False)
-            self.writer = Writer(self.store_path, self.run, **self._writer_args)
+            self.writer = Writer(self.store_path, self.run, partition=self._partition,
+                                 **self._writer_args)
             self._register_hooks()
         except BaseException:
             self._remove_hooks()
@@ -194,9 +198,16 @@ class Tracer:
                 self._batch = None
         finally:
             self._remove_hooks()
-            if self.writer is not None:
-                self.writer.close()
-            self._write_run_row(finished=True)
+            try:
+                if self.writer is not None:
+                    self.writer.close()
+                self._write_run_row(finished=True)
+            finally:
+                if self._partition is not None:
+                    if self.n_batches:
+                        promote_partition(self.store_path, self.run, self._partition)
+                    else:
+                        discard_partition(self.store_path, self._partition)
         silent = [s.name for s in self.sites if s.fired == 0]
         if self.n_batches and silent and exc_type is None:
             warnings.warn(
@@ -304,7 +315,8 @@ class Tracer:
             return 0
 
     def _run_file(self) -> Path:
-        return self.store_path / "runs" / f"run={self.run}" / "part-run.parquet"
+        partition = getattr(self, "_partition", None) or f"run={self.run}"
+        return self.store_path / "runs" / partition / "part-run.parquet"
 
     def _write_run_row(self, finished: bool):
         if not self.write_run:

@@ -168,3 +168,31 @@ def test_rows_are_dense_numpy_types(store_dir):
     assert str(table.schema.field("layer").type) == "int16"
     assert str(table.schema.field("rank").type) == "int8"
     assert np.isclose(table.column("weight").to_numpy().reshape(-1, 2).sum(1), 1, atol=0.2).all()
+
+
+def test_overwrite_that_fails_before_a_batch_keeps_the_old_run(store_dir):
+    model = ToyMoE(layers=1, k=1)
+    with routeviz.trace(model, store_dir, "precious") as t:
+        with t.batch(examples=[0, 1]):
+            model(torch.tensor([[1, 2], [3, 4]]))
+    with pytest.raises(RuntimeError):
+        with routeviz.trace(model, store_dir, "precious", overwrite=True) as t:
+            with t.batch(examples=[0]):
+                raise RuntimeError("tokenizer blew up")
+    store = routeviz.open_store(store_dir)
+    assert len(store.routes("precious")) == 4
+    assert store.runs().n_examples.tolist() == [2]
+    assert not list(store_dir.glob("*/.staging-*"))
+
+
+def test_overwrite_replaces_every_table(store_dir):
+    model = ToyMoE(layers=1, k=1)
+    with routeviz.trace(model, store_dir, "r") as t:
+        with t.batch(examples=[0], tags=[{"kind": "old"}]):
+            model(torch.tensor([[1, 2, 3]]))
+    with routeviz.trace(model, store_dir, "r", overwrite=True) as t:
+        with t.batch(examples=[5]):
+            model(torch.tensor([[1]]))
+    store = routeviz.open_store(store_dir)
+    assert store.routes("r").example.tolist() == [5]
+    assert store.tags("r").empty

@@ -30,11 +30,21 @@ STALE_TMP_SECONDS = 3600
 
 
 def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
+    """Parquet options per table; timestamps in microseconds (Spark refuses nanoseconds).
+
+    Route rows (measured in benchmarks/store_write.py): dictionary/RLE for the id columns,
+    which site-major row order turns into long runs; float32 weights byte-stream-split
+    (~3.5 bytes/row in all, lossless); float16 weights stay PLAIN, because DuckDB reads
+    BYTE_STREAM_SPLIT only for 4- and 8-byte types, with a higher zstd level (~1.6).
+    """
     opts = dict(compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
     if table_name == "routes":
-        floats = [f.name for f in arrow_schema if pa.types.is_floating(f.type)]
+        floats = [f.name for f in arrow_schema
+                  if pa.types.is_floating(f.type) and f.type != pa.float16()]
         opts["use_dictionary"] = ["site", "kind", "example", "token", "layer", "rank", "choice"]
         opts["column_encoding"] = {name: "BYTE_STREAM_SPLIT" for name in floats}
+        if any(f.type == pa.float16() for f in arrow_schema):
+            opts["compression_level"] = 6
     return opts
 
 

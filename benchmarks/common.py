@@ -1,0 +1,77 @@
+"""Helpers shared by the benchmarks: synthetic route rows, medians, memory readings."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+
+import numpy as np
+
+
+def mixtral_like_routes(rng, n_examples: int, seq: int, layers: int = 4, experts: int = 8,
+                        k: int = 2, first_example: int = 0):
+    """Route columns as a Mixtral router writes them: softmax top-k, renormalised weights.
+
+    Returns a list of `RouteColumns`, one per layer (site), examples numbered from
+    `first_example`.
+    """
+    from routeviz.writer import RouteColumns
+
+    t = n_examples * seq
+    example = np.repeat(np.arange(first_example, first_example + n_examples, dtype=np.int64),
+                        seq * k)  # [t*k]
+    token = np.tile(np.repeat(np.arange(seq, dtype=np.int32), k), n_examples)  # [t*k]
+    rank = np.tile(np.arange(k, dtype=np.int8), t)  # [t*k]
+    out = []
+    for layer in range(layers):
+        logits = rng.standard_normal((t, experts), dtype=np.float32)  # [t, e]
+        probs = np.exp(logits)
+        probs /= probs.sum(1, keepdims=True)
+        top = np.argsort(-probs, axis=1)[:, :k]  # [t, k]
+        weight = np.take_along_axis(probs, top, 1)
+        weight /= weight.sum(1, keepdims=True)
+        out.append(RouteColumns(
+            example=example, token=token, layer=np.full(t * k, layer, np.int16),
+            site=np.full(t * k, layer, np.int32), kind=np.zeros(t * k, np.int8),
+            choice=top.reshape(-1).astype(np.int32), rank=rank,
+            weight=weight.reshape(-1).astype(np.float32)))
+    return out
+
+
+def median(values):
+    return float(statistics.median(values))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process (MB), from /proc."""
+    with open(f"/proc/{os.getpid()}/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def machine() -> dict:
+    import platform
+
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "processor": _cpu_model(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.is_available(),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"

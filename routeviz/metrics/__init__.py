@@ -1,0 +1,90 @@
+"""Analyses of a recorded run: pure functions over a `routeviz.store.Store` (DuckDB SQL over
+its views) returning pandas frames, small dataclasses of frames, or JSON-able dicts.
+No torch, no Streamlit here. Every function raises `RoutevizError` for a run, kind, site or
+tag that does not exist, listing the ones that do.
+
+Specialization (`focus_cover.py`, seed suboptimal-routing-paper §4.2)
+    focus_cover(store, run, tags=None, unit=None, kind="expert", top1=False, site=None)
+        -> FocusCoverResult(.scores, .alignment, .subnetworks, .tag_values, .matrix(site, tag))
+    A_ij = F1("unit has tag i", "subnetwork j active for the unit"), F1 of two empty sets = 0;
+    Focus = mean_j max_i A_ij; Cover = mean_i max_j A_ij. A tag i is one (name, value) pair;
+    without `tags` every family of the run is pooled. Subnetworks j: (site, expert) for every
+    expert 0..n_experts-1 of runs.config (never-chosen experts count, with max_i A_ij = 0),
+    (site, kept|dropped), or (site, exit layer). Active = any rank unless top1.
+    unit "token": tokens inherit example-level tags (and per-example routes); unit
+    "example": an example has a tag / activates j if any of its tokens does. Default unit:
+    "example" when every route of the kind is per-example, else "token".
+    .scores: site ("*" = pooled over all sites, as the paper does, then one row per site),
+             tag ("*" = all families pooled when several, else the family name; then one row
+             per family), unit, kind, focus, cover, n_subnetworks, n_tags.
+    .alignment: long A_ij: site, choice, subnetwork, label, name, value, tag ("name=value"),
+             f1, n_both, n_tag, n_active.
+
+Load and input sparsity (`load.py`)
+    load(store, run) -> LoadResult(.sites, .experts)
+        .sites: site, layer, n_experts, n_tokens, n_assignments, cv (std/mean of per-expert
+                counts), max_over_mean, n_starved, starved (expert ids, < 1% of the site's
+                tokens), dropped_tokens (tokens of the site's examples with no expert row
+                there: capacity drops or pruned earlier), dropped_fraction
+        .experts: site, layer, expert, count, share (of assignments), token_fraction,
+                  starved — one row per expert 0..n_experts-1, never-chosen ones with 0;
+                  the tokens-per-expert curve across layers is this frame by layer.
+    keep(store, run) -> KeepResult(.sites, .tokens, .merges)
+        .sites: site, layer, n_seen, n_kept, kept_fraction
+        .tokens: n_tokens, n_never_discarded, never_discarded_fraction (one row)
+        .merges: site, layer, group_size, n_groups (group = a kept token + the tokens merged in)
+
+Depth (`depth.py`)
+    exits(store, run) -> ExitResult(.per_token, .per_example, n_layers, mean_exit_layer,
+                                    compute_saved)
+        histograms: layer, count, fraction. Per example: its token=-1 exit rows, else the
+        deepest exit among its tokens. compute_saved = 1 - mean((exit + 1) / n_layers), with
+        n_layers from runs.config.
+
+Entropy (`entropy.py`)
+    entropy(store, run, site=None, example=None, limit=100_000) -> EntropyResult(.sites, .tokens)
+        From recorded weights (the top-k weights renormalised), and from the logits table
+        (softmax over all experts) when it was recorded; .sites: site, source, mean, median,
+        max_possible, n_tokens; .tokens: site, example, token, source, entropy (at most
+        `limit` rows, stated in .tokens_note).
+
+Paths (`paths.py`)
+    paths(store, run, top=20) -> PathResult(.transitions, .top_paths, .n_tokens)
+        .transitions: from_site, from_layer, to_site, to_layer, from_expert, to_expert,
+                      count, fraction (row-normalised) — top-1 experts of consecutive
+                      expert sites; .top_paths: path (e.g. "3>1>0"), count, fraction.
+
+Expert profiles (`profiles.py`)
+    expert_profiles(store, run, site=None, tag=None, top=10, min_count=2, contexts=5, window=4)
+        -> ProfileResult(.tags, .tokens, .examples)
+        .tags: site, expert, name, value, count, lift (P(tag|expert)/P(tag)), precision
+        .tokens: site, expert, text, count, lift
+        .examples: site, expert, example, token, text, left, right, weight  (gallery contexts)
+
+Diff (`diff.py`)
+    diff(store, run, against, top=20) -> dict (JSON-able; `routeviz diff --json`)
+        keys: run, against, n_common_units, n_only_run, n_only_against, sites (list of
+        {site, kind, n_units, top1_agreement, flip_rate, jaccard}), changed_tokens (list of
+        {example, token, text, n_sites, n_flipped, mean_jaccard}), overall {...}.
+
+Summary (`summary.py`)
+    summary(store, run, tags=None, unit=None, kind=None, top1=False) -> dict (JSON-able; the
+        `routeviz metrics --json` object): run, model, config, kinds, n_routes, focus_cover
+        (list of {site, tag, unit, kind, focus, cover, n_subnetworks, n_tags}), load, keep,
+        exits, entropy, notes.
+"""
+
+from routeviz.metrics.depth import ExitResult, exits
+from routeviz.metrics.diff import diff
+from routeviz.metrics.entropy import EntropyResult, entropy
+from routeviz.metrics.focus_cover import FocusCoverResult, focus_cover
+from routeviz.metrics.load import KeepResult, LoadResult, keep, load
+from routeviz.metrics.paths import PathResult, paths
+from routeviz.metrics.profiles import ProfileResult, expert_profiles
+from routeviz.metrics.summary import summary
+
+__all__ = [
+    "EntropyResult", "ExitResult", "FocusCoverResult", "KeepResult", "LoadResult",
+    "PathResult", "ProfileResult", "diff", "entropy", "exits", "expert_profiles",
+    "focus_cover", "keep", "load", "paths", "summary",
+]

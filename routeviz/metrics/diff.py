@@ -1,0 +1,86 @@
+"""Compare the routing of two runs over the same examples (two checkpoints, precisions or
+models): per site, top-1 agreement, flip rate and Jaccard of the chosen sets, and the
+tokens whose routing changed most.
+
+A unit is (site, kind, example, token); exits are compared per (example, token) whatever
+head they exited at (site "*"). Units present in one run only are counted, not compared.
+"""
+
+from __future__ import annotations
+
+from routeviz.errors import RoutevizError
+from routeviz.metrics import _common as common
+
+SETS = """
+{name} AS (
+  SELECT CASE WHEN kind = 'exit' THEN '*' ELSE site END AS site, kind, example, token,
+         arg_min(choice, rank) AS top1, list_distinct(list(choice)) AS chosen
+  FROM routes WHERE run = ${name}_run AND kind IN ('expert', 'keep', 'exit')
+  GROUP BY ALL)"""
+
+JOINED = ("WITH " + SETS.format(name="a") + ", " + SETS.format(name="b") + """,
+joined AS (
+  SELECT site, kind, example, token, a.top1 AS top1_a, b.top1 AS top1_b,
+         a.top1 IS NOT NULL AS in_a, b.top1 IS NOT NULL AS in_b,
+         CAST(len(list_intersect(a.chosen, b.chosen)) AS DOUBLE)
+           / len(list_distinct(list_concat(a.chosen, b.chosen))) AS jaccard
+  FROM a FULL OUTER JOIN b USING (site, kind, example, token))""")
+
+
+def diff(store, run: str, against: str, top: int = 20) -> dict:
+    """A JSON-able dict: run, against, counts of compared units, per-site agreement,
+    an overall line per kind, and the `top` tokens whose routing changed most."""
+    run = common.require_run(store, run)
+    against = common.require_run(store, against)
+    params = {"a_run": run, "b_run": against}
+    con = store.con.cursor()
+    try:
+        con.execute(f"CREATE TEMP TABLE joined_units AS {JOINED} SELECT * FROM joined", params)
+        sites = con.execute(
+            "SELECT site, kind, count(*) AS n_units, "
+            "avg(CAST(top1_a = top1_b AS DOUBLE)) AS top1_agreement, "
+            "avg(jaccard) AS jaccard, count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped "
+            "FROM joined_units WHERE in_a AND in_b GROUP BY site, kind").df()
+        coverage = con.execute(
+            "SELECT count(*) FILTER (WHERE in_a AND in_b), count(*) FILTER (WHERE in_a AND NOT "
+            "in_b), count(*) FILTER (WHERE in_b AND NOT in_a) FROM joined_units").fetchone()
+        overall = con.execute(
+            "SELECT kind, count(*) AS n_units, avg(CAST(top1_a = top1_b AS DOUBLE)) AS "
+            "top1_agreement, avg(jaccard) AS jaccard FROM joined_units WHERE in_a AND in_b "
+            "GROUP BY kind ORDER BY kind").df()
+        changed = con.execute(
+            "SELECT u.example, u.token, t.text, count(*) AS n_sites, "
+            "count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped, avg(jaccard) AS mean_jaccard "
+            "FROM joined_units u LEFT JOIN (SELECT example, token, text FROM tokens "
+            "WHERE run = $a_run) t USING (example, token) WHERE in_a AND in_b "
+            "GROUP BY ALL HAVING n_flipped > 0 OR mean_jaccard < 1 "
+            f"ORDER BY n_flipped DESC, mean_jaccard, u.example, u.token LIMIT {int(top)}",
+            {"a_run": run}).df()
+        mismatched = con.execute(
+            "SELECT count(*) FROM (SELECT example, token, text FROM tokens WHERE run = $a_run) x "
+            "JOIN (SELECT example, token, text FROM tokens WHERE run = $b_run) y "
+            "USING (example, token) WHERE x.text IS DISTINCT FROM y.text", params).fetchone()[0]
+    finally:
+        con.close()
+    n_common, n_only_run, n_only_against = (int(v or 0) for v in coverage)
+    if n_common == 0:
+        raise RoutevizError(f"runs {run!r} and {against!r} share no routed tokens: diff "
+                            "compares two runs over the same examples")
+    order = {s: i for i, s in enumerate(common.sites_of(store, run).site)}
+    sites["flip_rate"] = 1.0 - sites.top1_agreement
+    sites["order"] = sites.site.map(order).fillna(len(order))
+    sites = sites.sort_values(["kind", "order", "site"]).drop(columns="order")
+    overall["flip_rate"] = 1.0 - overall.top1_agreement
+    notes = []
+    if n_only_run or n_only_against:
+        notes.append(f"{n_only_run} unit(s) routed only in {run!r} and {n_only_against} only "
+                     f"in {against!r} were not compared")
+    if mismatched:
+        notes.append(f"{mismatched} token(s) have different text in the two runs: the runs "
+                     "may not be over the same inputs")
+    return {
+        "run": run, "against": against, "n_common_units": n_common, "n_only_run": n_only_run,
+        "n_only_against": n_only_against, "n_text_mismatch": int(mismatched),
+        "overall": common.records(overall), "sites": common.records(sites),
+        "changed_tokens": common.records(changed), "notes": notes,
+    }

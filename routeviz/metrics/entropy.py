@@ -1,0 +1,71 @@
+"""Routing entropy per token and per site, in nats.
+
+source "weights": the recorded top-k gate weights renormalised to sum to 1,
+    H = ln S - Σ w ln w / S  with S = Σ w  (max ln k);
+source "logits": softmax over every expert's router logit (when the run recorded logits),
+    H = logsumexp(x) - Σ softmax(x)·x  (max ln E).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from routeviz.metrics import _common as common
+
+WEIGHT_ENTROPY = """
+SELECT site, example, token, 'weights' AS source, count(*) AS k,
+       ln(sum(weight)) - sum(weight * ln(weight)) / sum(weight) AS entropy
+FROM routes WHERE run = $run AND kind = 'expert' AND weight > 0 {where}
+GROUP BY site, example, token"""
+
+LOGIT_ENTROPY = """
+SELECT site, example, token, 'logits' AS source, count(*) AS k,
+       ln(sum(exp(v - m))) + m - sum(exp(v - m) * v) / sum(exp(v - m)) AS entropy
+FROM (SELECT site, example, token, list_max("values") AS m, unnest("values") AS v
+      FROM logits WHERE run = $run {where})
+GROUP BY site, example, token"""
+
+
+@dataclass
+class EntropyResult:
+    sites: pd.DataFrame  # site, source, mean, median, max_possible, n_tokens
+    tokens: pd.DataFrame  # site, example, token, source, entropy (at most `limit` rows)
+    tokens_note: str  # how many per-token rows there are and how many are in .tokens
+
+
+def entropy(store, run: str, site: str | None = None, example: int | None = None,
+            limit: int = 100_000) -> EntropyResult:
+    run = common.require_run(store, run)
+    common.require_kind(store, run, "expert", allowed=("expert",))
+    site = common.require_site(store, run, site, "expert")
+    where, params = "", {"run": run}
+    if site is not None:
+        where += " AND site = $site"
+        params["site"] = site
+    has_logits = bool(common.scalar(
+        store, "SELECT EXISTS (SELECT 1 FROM logits WHERE run = $run)", {"run": run}))
+    parts = [WEIGHT_ENTROPY.format(where=where)]
+    if has_logits:
+        parts.append(LOGIT_ENTROPY.format(where=where))
+    per_token = " UNION ALL ".join(f"({q})" for q in parts)
+    sites = common.df(store, 
+        f"SELECT site, source, avg(entropy) AS mean, median(entropy) AS median, "
+        f"ln(max(k)) AS max_possible, count(*) AS n_tokens FROM ({per_token}) "
+        "GROUP BY site, source ORDER BY source DESC, site", params)
+    order = common.sites_of(store, run, "expert").site.tolist()
+    sites["order"] = sites.site.map({s: i for i, s in enumerate(order)})
+    sites = sites.sort_values(["source", "order"], ascending=[False, True]).drop(columns="order")
+    token_filter, token_params = "", dict(params)
+    if example is not None:
+        token_filter = "WHERE example = $example"
+        token_params["example"] = int(example)
+    total = int(common.scalar(store, f"SELECT count(*) FROM ({per_token}) {token_filter}",
+                              token_params) or 0)
+    tokens = common.df(store, 
+        f"SELECT site, example, token, source, entropy FROM ({per_token}) {token_filter} "
+        f"ORDER BY example, token, site, source LIMIT {int(limit)}", token_params)
+    note = (f"{len(tokens)} of {total} per-token entropies"
+            + (f" (capped at {limit})" if total > len(tokens) else ""))
+    return EntropyResult(sites=sites.reset_index(drop=True), tokens=tokens, tokens_note=note)

@@ -1,0 +1,123 @@
+"""Expert load (shares, imbalance, starved experts, drops) and input sparsity (kept fraction,
+tokens never discarded, merge-group sizes). Every count is a DuckDB GROUP BY."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from routeviz.errors import RoutevizError
+from routeviz.metrics import _common as common
+
+STARVED = 0.01  # an expert chosen for fewer than 1% of its site's tokens is starved
+
+# tokens per example: the most of the tokens table, examples.n_tokens and the routes
+EXAMPLE_LENGTHS = """
+SELECT example, max(n) AS n FROM (
+    SELECT example, count(*) AS n FROM tokens WHERE run = $run AND token >= 0 GROUP BY example
+    UNION ALL SELECT example, n_tokens FROM examples WHERE run = $run AND n_tokens IS NOT NULL
+    UNION ALL SELECT example, max(token) + 1 FROM routes WHERE run = $run GROUP BY example
+) GROUP BY example"""
+
+
+@dataclass
+class LoadResult:
+    sites: pd.DataFrame  # one row per expert site
+    experts: pd.DataFrame  # one row per (site, expert), never-chosen experts with count 0
+
+
+@dataclass
+class KeepResult:
+    sites: pd.DataFrame  # site, layer, n_seen, n_kept, kept_fraction
+    tokens: pd.DataFrame  # n_tokens, n_never_discarded, never_discarded_fraction
+    merges: pd.DataFrame  # site, layer, group_size, n_groups
+
+
+def load(store, run: str) -> LoadResult:
+    """Per expert site: shares, coefficient of variation, max/mean, starved experts, drops."""
+    run = common.require_run(store, run)
+    common.require_kind(store, run, "expert", allowed=("expert",))
+    p = {"run": run}
+    sites = common.sites_of(store, run, "expert")
+    n_experts = common.n_experts_by_site(store, run, sites.site)
+    counts = common.df(store, 
+        "SELECT site, choice AS expert, count(*) AS count FROM routes "
+        "WHERE run = $run AND kind = 'expert' GROUP BY site, choice", p)
+    units = common.df(store, 
+        "SELECT site, count(*) AS n_tokens, bool_and(token = -1) AS per_example FROM "
+        "(SELECT DISTINCT site, example, token FROM routes WHERE run = $run AND kind = 'expert') "
+        "GROUP BY site", p)
+    expected = common.df(store, 
+        f"WITH lengths AS ({EXAMPLE_LENGTHS}) "
+        "SELECT s.site, count(*) AS n_examples, sum(l.n) AS n_expected FROM "
+        "(SELECT DISTINCT site, example FROM routes WHERE run = $run AND kind = 'expert') s "
+        "JOIN lengths l USING (example) GROUP BY s.site", p)
+    n_run_examples = common.scalar(
+        store, "SELECT count(DISTINCT example) FROM routes WHERE run = ?", [run]) or 0
+
+    expert_rows = []
+    site_rows = []
+    for site, layer in zip(sites.site, sites.layer):
+        grid = pd.DataFrame({"expert": np.arange(n_experts[site], dtype="int64")})
+        got = counts[counts.site == site][["expert", "count"]].astype("int64")
+        per = grid.merge(got, on="expert", how="outer").fillna(0).astype("int64")
+        u = units[units.site == site].iloc[0]
+        n_tokens = int(u.n_tokens)
+        n_assign = int(per["count"].sum())
+        per["site"], per["layer"] = site, int(layer)
+        per["share"] = per["count"] / n_assign if n_assign else 0.0
+        per["token_fraction"] = per["count"] / n_tokens if n_tokens else 0.0
+        per["starved"] = per.token_fraction < STARVED
+        expert_rows.append(per)
+        c = per["count"].to_numpy(dtype="float64")
+        mean = c.mean() if len(c) else 0.0
+        e = expected[expected.site == site]
+        n_expected = n_run_examples if bool(u.per_example) else (
+            int(e.n_expected.iloc[0]) if len(e) else n_tokens)
+        dropped = max(n_expected - n_tokens, 0)
+        site_rows.append({
+            "site": site, "layer": int(layer), "n_experts": len(per), "n_tokens": n_tokens,
+            "n_assignments": n_assign, "cv": float(c.std() / mean) if mean else float("nan"),
+            "max_over_mean": float(c.max() / mean) if mean else float("nan"),
+            "n_starved": int(per.starved.sum()),
+            "starved": [int(x) for x in per.expert[per.starved]],
+            "dropped_tokens": int(dropped),
+            "dropped_fraction": dropped / n_expected if n_expected else 0.0,
+        })
+    experts = pd.concat(expert_rows, ignore_index=True) if expert_rows else pd.DataFrame(
+        columns=["site", "layer", "expert", "count", "share", "token_fraction", "starved"])
+    experts = experts[["site", "layer", "expert", "count", "share", "token_fraction", "starved"]]
+    return LoadResult(sites=pd.DataFrame(site_rows), experts=experts)
+
+
+def keep(store, run: str) -> KeepResult:
+    """Kept fraction per keep site, tokens never discarded (no keep=0 row and never merged
+    away), and merge-group sizes per merge site. A run without keep or merge routes raises."""
+    run = common.require_run(store, run)
+    recorded = common.kinds_recorded(store, run)
+    if "keep" not in recorded and "merge" not in recorded:
+        raise RoutevizError(f"run {run!r} has no 'keep' or 'merge' routes; it recorded: "
+                            + (", ".join(recorded) or "(no routes at all)"))
+    p = {"run": run}
+    sites = common.df(store, 
+        "SELECT site, min(layer) AS layer, count(*) AS n_seen, "
+        "count(*) FILTER (WHERE choice = 1) AS n_kept FROM routes "
+        "WHERE run = $run AND kind = 'keep' GROUP BY site ORDER BY min(layer), site", p)
+    sites["kept_fraction"] = (sites.n_kept / sites.n_seen).astype("float64")
+    n_tokens = int(common.scalar(store, f"SELECT coalesce(sum(n), 0) FROM ({EXAMPLE_LENGTHS})",
+                                 p) or 0)
+    discarded = int(common.scalar(
+        store, "SELECT count(*) FROM (SELECT DISTINCT example, token FROM routes WHERE run = ? "
+               "AND token >= 0 AND ((kind = 'keep' AND choice = 0) OR kind = 'merge'))",
+        [run]) or 0)
+    kept = max(n_tokens - discarded, 0)
+    tokens = pd.DataFrame([{"n_tokens": n_tokens, "n_never_discarded": kept,
+                            "never_discarded_fraction": kept / n_tokens if n_tokens else 0.0}])
+    merges = common.df(store, 
+        "SELECT site, layer, group_size, count(*) AS n_groups FROM ("
+        "  SELECT site, min(layer) AS layer, example, choice, count(*) + 1 AS group_size "
+        "  FROM routes WHERE run = $run AND kind = 'merge' GROUP BY site, example, choice"
+        ") GROUP BY site, layer, group_size ORDER BY layer, site, group_size", p)
+    return KeepResult(sites=sites, tokens=tokens, merges=merges)

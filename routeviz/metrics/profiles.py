@@ -1,0 +1,133 @@
+"""Per-expert profiles for the expert-token gallery (LIMoE-style): the tag values and token
+strings most over-represented among an expert's tokens, and example contexts.
+
+lift(x, e) = P(x | routed to e) / P(x) = (n_both / n_e) / (n_x / n_units); an expert is
+"routed to" at any rank. Items seen fewer than `min_count` times with the expert are left
+out, so a single rare token cannot top the list by chance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from routeviz.metrics import _common as common
+from routeviz.metrics.focus_cover import _counts, _has
+from routeviz.metrics.load import EXAMPLE_LENGTHS
+
+
+@dataclass
+class ProfileResult:
+    tags: pd.DataFrame  # site, expert, name, value, count, n_expert, n_tag, lift, precision
+    tokens: pd.DataFrame  # site, expert, text, count, n_expert, n_text, lift
+    examples: pd.DataFrame  # site, expert, example, token, text, left, right, weight
+    unit: str
+
+
+def expert_profiles(store, run: str, site: str | None = None, tag=None, top: int = 10,
+                    min_count: int = 2, contexts: int = 5, window: int = 4) -> ProfileResult:
+    run = common.require_run(store, run)
+    common.require_kind(store, run, "expert", allowed=("expert",))
+    site = common.require_site(store, run, site, "expert")
+    per_token = _has(store, "routes", run, "kind = 'expert' AND token >= 0")
+    unit = "token" if per_token else "example"
+    per_example = _has(store, "routes", run, "kind = 'expert' AND token = -1")
+    tags = _tag_profiles(store, run, site, tag, unit, per_example, top, min_count)
+    tokens = _token_profiles(store, run, site, top, min_count) if per_token else pd.DataFrame(
+        columns=["site", "expert", "text", "count", "n_expert", "n_text", "lift"])
+    examples = _contexts(store, run, site, contexts, window)
+    return ProfileResult(tags=tags, tokens=tokens, examples=examples, unit=unit)
+
+
+def _top_per_expert(df: pd.DataFrame, top: int) -> pd.DataFrame:
+    df = df.sort_values(["site", "expert", "lift", "count"], ascending=[True, True, False, False])
+    return df.groupby(["site", "expert"], sort=False).head(top).reset_index(drop=True)
+
+
+def _tag_profiles(store, run, site, tag, unit, per_example, top, min_count) -> pd.DataFrame:
+    columns = ["site", "expert", "name", "value", "count", "n_expert", "n_tag", "lift",
+               "precision"]
+    families = common.tag_names(store, run)
+    if tag is not None:
+        families = common.require_tags(store, run, tag)
+    if not families:
+        return pd.DataFrame(columns=columns)
+    counts = _counts(store, run, "expert", families, unit, False, site, per_example)
+    if unit == "token":
+        n_units = common.scalar(store, f"SELECT sum(n) FROM ({EXAMPLE_LENGTHS})", {"run": run})
+    else:
+        n_units = common.scalar(store, "SELECT count(DISTINCT example) FROM routes "
+                                       "WHERE run = $run", {"run": run})
+    both = counts["both"].rename(columns={"choice": "expert", "n_both": "count"})
+    both = both.merge(counts["active"].rename(columns={"choice": "expert",
+                                                       "n_active": "n_expert"}),
+                      on=["site", "expert"]).merge(counts["tag"], on=["name", "value"])
+    both = both[both["count"] >= min_count].copy()
+    both["precision"] = both["count"] / both.n_expert
+    both["lift"] = both.precision / (both.n_tag / float(n_units or 1))
+    return _top_per_expert(both, top)[columns]
+
+
+def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
+    params = {"run": run, "min_count": int(min_count), "top": int(top)}
+    site_filter = ""
+    if site is not None:
+        site_filter = " AND r.site = $site"
+        params["site"] = site
+    return common.df(store, 
+        "WITH tok AS (SELECT example, token, text FROM tokens WHERE run = $run), "
+        "text_n AS (SELECT text, count(*) AS n_text FROM tok GROUP BY text), "
+        "total AS (SELECT count(*) AS n FROM tok), "
+        "routed AS (SELECT r.site, r.choice AS expert, t.text FROM routes r "
+        "  JOIN tok t USING (example, token) "
+        f"  WHERE r.run = $run AND r.kind = 'expert'{site_filter}), "
+        "per_expert AS (SELECT site, expert, count(*) AS n_expert FROM routed GROUP BY ALL), "
+        "cell AS (SELECT site, expert, text, count(*) AS count FROM routed GROUP BY ALL) "
+        "SELECT c.site, c.expert, c.text, c.count, e.n_expert, n.n_text, "
+        "  (c.count / e.n_expert) / (n.n_text / total.n) AS lift "
+        "FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text), total "
+        "WHERE c.count >= $min_count "
+        "QUALIFY row_number() OVER (PARTITION BY c.site, c.expert "
+        "  ORDER BY lift DESC, c.count DESC, c.text) <= $top "
+        "ORDER BY c.site, c.expert, lift DESC, c.count DESC", params)
+
+
+def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
+    """The `contexts` highest-weight units of each expert, with `window` tokens each side."""
+    params = {"run": run, "n": int(contexts)}
+    site_filter = ""
+    if site is not None:
+        site_filter = " AND site = $site"
+        params["site"] = site
+    picks = common.df(store, 
+        "SELECT site, choice AS expert, example, token, weight FROM routes "
+        f"WHERE run = $run AND kind = 'expert'{site_filter} "
+        "QUALIFY row_number() OVER (PARTITION BY site, choice "
+        "  ORDER BY weight DESC NULLS LAST, example, token) <= $n "
+        "ORDER BY site, expert, weight DESC", params)
+    examples = sorted(set(int(e) for e in picks.example))
+    text = common.df(store, 
+        "SELECT example, token, text FROM tokens WHERE run = $run AND "
+        "list_contains($examples, example) ORDER BY example, token",
+        {"run": run, "examples": examples})
+    sources = common.df(store, 
+        "SELECT example, source FROM examples WHERE run = $run AND "
+        "list_contains($examples, example)", {"run": run, "examples": examples})
+    by_example = {e: dict(zip(g.token, g.text)) for e, g in text.groupby("example")}
+    source = dict(zip(sources.example, sources.source))
+    rows = []
+    for rec in picks.itertuples(index=False):
+        strings = by_example.get(rec.example, {})
+        t = int(rec.token)
+        if t < 0:
+            middle, left, right = source.get(rec.example) or f"example {rec.example}", "", ""
+        else:
+            middle = strings.get(t, "")
+            left = " ".join(strings[i] for i in range(t - window, t) if i in strings)
+            right = " ".join(strings[i] for i in range(t + 1, t + 1 + window) if i in strings)
+        rows.append({"site": rec.site, "expert": int(rec.expert), "example": int(rec.example),
+                     "token": t, "text": middle, "left": left, "right": right,
+                     "weight": rec.weight})
+    return pd.DataFrame(rows, columns=["site", "expert", "example", "token", "text", "left",
+                                       "right", "weight"])

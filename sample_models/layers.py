@@ -233,6 +233,7 @@ class Pruned(NamedTuple):
     kept: torch.Tensor  # [b, n] bool, over the tokens this module saw
     scores: torch.Tensor  # [b, n] CLS attention each token received
     seen_positions: torch.Tensor  # [b, n] original positions of the tokens it saw
+    kept_index: torch.Tensor  # [b, n_keep] ascending indices (into the n tokens) kept
 
 
 class EViTPruner(nn.Module):
@@ -251,7 +252,7 @@ class EViTPruner(nn.Module):
         kept = torch.zeros(b, n, dtype=torch.bool, device=hidden.device).scatter(1, top, True)
         tokens = gather_tokens(hidden[:, 1:], top)  # [b, n_keep, d]
         return Pruned(torch.cat([hidden[:, :1], tokens], 1), torch.gather(positions, 1, top),
-                      kept, cls_attention, positions)
+                      kept, cls_attention, positions, top)
 
 
 class Merged(NamedTuple):

@@ -14,9 +14,7 @@ after an exception; batches completed before the exception are on disk.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import json
-import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,25 +26,13 @@ import torch
 from torch import nn
 
 from routeviz import schema
-from routeviz.errors import NoRoutingModules, RoutevizError, RunExists
-from routeviz.registry import REGISTRY
+from routeviz.errors import RoutevizError, RunExists
+from routeviz.exits import resolve_exits
 from routeviz.rows import expand_batch
+from routeviz.sites import Site, find_sites, layer_of, unhandled_moe_modules  # noqa: F401
 from routeviz.store import (discard_partition, init_store, promote_partition, replace_file,
                             run_exists, staging_partition)
 from routeviz.writer import Writer
-
-_LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
-_MOE_LOOKING = re.compile(r"moe|expert|router|gate", re.IGNORECASE)
-
-
-@dataclass
-class Site:
-    name: str
-    module: nn.Module
-    adapter: object
-    layer: int
-    fired: int = 0
-
 
 @dataclass
 class Batch:
@@ -64,74 +50,6 @@ class Batch:
     def predict(self, predictions) -> None:
         """Attach the model's output per example (a string each) to the examples table."""
         self.predictions = [None if p is None else str(p) for p in predictions]
-
-
-def layer_of(name: str, fallback: int = 0) -> int:
-    match = _LAYER.search(name)
-    return int(match.group(1)) if match else fallback
-
-
-def find_sites(model: nn.Module, include=None) -> list[Site]:
-    """Every module a registered adapter recognises (restricted to `include` if given)."""
-    sites = []
-    for name, module in model.named_modules():
-        if include is not None and not _included(name, module, include):
-            continue
-        adapter = REGISTRY.lookup(module)
-        if adapter is None:
-            if include is not None and _named_in(name, include):
-                raise RoutevizError(
-                    f"module {name!r} ({type(module).__name__}) was included but no adapter "
-                    "knows it; add one with routeviz.register(ModuleClass, adapter)"
-                )
-            continue
-        sites.append(Site(name or type(module).__name__, module, adapter, layer_of(name)))
-    if not sites:
-        classes = sorted({type(m).__name__ for m in model.modules()})
-        shown = ", ".join(classes[:25]) + (" ..." if len(classes) > 25 else "")
-        raise NoRoutingModules(
-            f"no routing module found in {type(model).__name__}; searched for "
-            f"{', '.join(REGISTRY.describe())}; the model has: {shown}"
-        )
-    return sites
-
-
-def _named_in(name, include) -> bool:
-    return any(isinstance(p, str) and fnmatch.fnmatchcase(name, p) for p in include)
-
-
-def _included(name, module, include) -> bool:
-    for pattern in include:
-        if isinstance(pattern, str) and fnmatch.fnmatchcase(name, pattern):
-            return True
-        if isinstance(pattern, type) and isinstance(module, pattern):
-            return True
-        if pattern is module:
-            return True
-    return False
-
-
-def unhandled_moe_modules(model: nn.Module, sites: list[Site]) -> list[str]:
-    """MoE-looking modules (by name or class) with no traced site in, under or beside them.
-
-    Only the outermost such module is named (not each expert inside it).
-    """
-    traced = [s.name for s in sites]
-    missed, reported = [], []
-    for name, module in model.named_modules():
-        if not name or not _MOE_LOOKING.search(f"{name} {type(module).__name__}"):
-            continue
-        if next(module.parameters(), None) is None:
-            continue
-        if any(name.startswith(r + ".") for r in reported):
-            continue
-        parent = name.rsplit(".", 1)[0] + "." if "." in name else ""
-        if any(t == name or t.startswith(name + ".") or name.startswith(t + ".")
-               or (parent and t.startswith(parent)) for t in traced):
-            continue
-        reported.append(name)
-        missed.append(f"{name} ({type(module).__name__})")
-    return missed
 
 
 class Tracer:
@@ -181,7 +99,11 @@ class Tracer:
         missed = unhandled_moe_modules(self.model, self.sites)
         if missed:
             shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
-            warnings.warn(f"routeviz: no adapter handled these MoE-looking modules: {shown}")
+            warnings.warn(f"routeviz: no adapter handled these MoE-looking modules: {shown}; "
+                          "their routing is not recorded (add one with routeviz.register)")
+        described = {s.name: s.describe() for s in self.sites}
+        if any(described.values()):
+            self.config.setdefault("sites", {k: v for k, v in described.items() if v})
         try:
             self._write_run_row(finished=False)
             self.writer = Writer(self.store_path, self.run, partition=self._partition,
@@ -221,7 +143,11 @@ class Tracer:
             self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
         self.handles.append(self.model.register_forward_hook(self._root_post_hook))
         for site in self.sites:
-            self.handles.append(site.module.register_forward_hook(self._make_hook(site)))
+            hook = self._make_hook(site)
+            if site.hook == "pre":  # the adapter reads the arguments: hook(module, args, kwargs)
+                self.handles.append(site.module.register_forward_pre_hook(hook, with_kwargs=True))
+            else:
+                self.handles.append(site.module.register_forward_hook(hook))
 
     def _remove_hooks(self):
         for handle in self.handles:
@@ -300,6 +226,7 @@ class Tracer:
         self._next_example = max(self._next_example, max(batch.examples, default=-1) + 1)
         self.examples_seen.update(batch.examples)
         self.n_batches += 1
+        batch.events = resolve_exits(batch.events)
         packed = pack_events(batch.events, batch.attention_mask, self.logits)
         site_codes = [self.writer.site_code(_site_name(s, e)) for s, e in batch.events]
         self.writer.put(lambda: expand_batch(batch, packed, site_codes, self.logits))

@@ -1,48 +1,72 @@
 """transformers 5 top-k routers: `(router_logits [t,e], top_k_weights [t,k], top_k_index [t,k])`.
 
-Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE and every later family whose router class is named
-`*TopKRouter` / `*TopkRouter` and returns that triple. A module of such a name that returns
-something else is skipped with a warning naming it, not misread.
+Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V2/V3, GraniteMoE, Jamba, PhiMoE, GPT-OSS and
+every later family whose router class is named `*TopKRouter` / `*TopkRouter` and returns
+that triple. A module of such a name that returns something else is skipped with a warning
+naming it, not misread.
+
+Rank: the chosen experts are ordered by their router logit, so rank 0 is the top choice even
+where the router's top-k is unsorted (DeepSeek-V2/V3 use `sorted=False`) or its weights are
+not descending (PhiMoE's sparsemixer: the first pick is the argmax logit, the second the best
+of the rest). DeepSeek-V3 picks on sigmoid + correction bias, group-limited; its weights (the
+sigmoid scores, normalised, × routed_scaling_factor) are recorded as the router returns them.
+Weights are never renormalised here: they sum as the family defines (1 for Mixtral, < 1 for
+Qwen2-MoE without norm_topk_prob, routed_scaling_factor for DeepSeek-V3 ...).
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import torch
 
-from routeviz.registry import register_matcher
+from routeviz.registry import AdapterSpec, register_matcher
 from routeviz.schema import RouteEvent
+from tracers._contract import class_named, order_by
 
-_TOPK_ROUTER = re.compile(r"Top[Kk]Router$")
-_warned: set[str] = set()
-
-
-def is_topk_router(module) -> bool:
-    return bool(_TOPK_ROUTER.search(type(module).__name__))
+is_topk_router = class_named(r"Top[Kk]Router$")
 
 
-def topk_triple(module, inputs, output):
-    """Read the (logits, weights, index) triple; None (with one warning) if it is not one."""
+def topk_triple(output):
+    """(logits, weights, index) if `output` is that triple, else None."""
     if (
         isinstance(output, tuple)
         and len(output) == 3
         and all(isinstance(t, torch.Tensor) for t in output)
         and not output[2].is_floating_point()
         and output[1].shape == output[2].shape
+        and output[0].shape[:-1] == output[2].shape[:-1]
     ):
-        logits, weights, index = output
-        return RouteEvent("expert", choice=index, weight=weights, logits=logits)
-    name = type(module).__name__
-    if name not in _warned:
-        _warned.add(name)
-        warnings.warn(
-            f"routeviz: {name} looks like a top-k router but did not return "
-            "(router_logits, top_k_weights, top_k_index); its decisions are not recorded"
-        )
+        return output
     return None
 
 
+def read_topk(module, inputs, output):
+    triple = topk_triple(output)
+    if triple is None:
+        warnings.warn(
+            f"routeviz: {type(module).__name__} looks like a top-k router but did not return "
+            "(router_logits, top_k_weights, top_k_index); its decisions are not recorded"
+        )
+        return None
+    logits, weights, index = triple  # [t, e], [t, k], [t, k]
+    chosen_logits = logits.gather(-1, index)  # [t, k]
+    index, weights = order_by(chosen_logits, index, weights)
+    return RouteEvent("expert", choice=index, weight=weights, logits=logits)
+
+
+def describe_router(module) -> dict:
+    n_experts = getattr(module, "num_experts", None)
+    weight = getattr(module, "weight", None)
+    if n_experts is None and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        n_experts = int(weight.shape[0])
+    top_k = getattr(module, "top_k", None)
+    return {key: int(v) for key, v in (("n_experts", n_experts), ("top_k", top_k))
+            if isinstance(v, int)}
+
+
+TOPK_ROUTER = AdapterSpec(read_topk, describe=describe_router)
+
+
 def register() -> None:
-    register_matcher("transformers *TopKRouter", is_topk_router, topk_triple)
+    register_matcher("transformers *TopKRouter", is_topk_router, TOPK_ROUTER)

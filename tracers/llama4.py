@@ -1,0 +1,27 @@
+"""Llama 4: `Llama4Router` (an `nn.Linear` subclass) returns (scores [t,e], logits [t,e]),
+scores = sigmoid of the top-k logits and 0 elsewhere; every expert runs densely on its
+score-scaled input. Recorded as the k experts with the highest scores (rank 0 = top),
+weight = the sigmoid score (weights do not sum to 1). The shared expert runs for every token
+with no gate: there is no decision to record for it.
+"""
+
+from __future__ import annotations
+
+from routeviz.registry import AdapterSpec, register_matcher
+from routeviz.schema import RouteEvent
+from tracers._contract import class_named
+
+
+def read_scores(module, inputs, output):
+    scores, logits = output  # [t, e], [t, e]
+    weight, index = scores.topk(module.top_k, dim=-1)  # [t, k], sorted
+    return RouteEvent("expert", choice=index, weight=weight, logits=logits)
+
+
+def describe(module) -> dict:
+    return {"n_experts": int(module.num_experts), "top_k": int(module.top_k)}
+
+
+def register() -> None:
+    register_matcher("Llama 4 router", class_named(r"^Llama4Router$"),
+                     AdapterSpec(read_scores, describe=describe))

@@ -1,0 +1,41 @@
+"""Switch Transformers: `SwitchTransformersTop1Router` returns (dispatch one-hot [b,s,e],
+top probability [b,s,1], logits [b,s,e]).
+
+A token over its expert's capacity gets an all-zero dispatch row: it is dropped (it skips the
+experts and rides the residual). Two events per call at the router's site:
+- `expert` rows for kept tokens only (choice = the expert it was dispatched to, weight = its
+  router probability);
+- `keep` rows for every token: 1 dispatched, 0 dropped for capacity (weight = the same
+  probability).
+Expert capacity and expert count go into the run config (`sites`). Capacity is counted in
+sequence order over all positions, padding included: with LEFT padding the pads come first
+and take capacity, so real tokens' decisions change (right padding leaves them as they are).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from routeviz.registry import AdapterSpec, register_matcher
+from routeviz.schema import RouteEvent
+from tracers._contract import class_named
+
+
+def read_top1(module, inputs, output):
+    dispatch, top_prob, logits = output  # [b, s, e] 0/1, [b, s, 1], [b, s, e]
+    kept = dispatch.sum(dim=-1, keepdim=True) > 0  # [b, s, 1]
+    expert = dispatch.argmax(dim=-1, keepdim=True)  # [b, s, 1]; meaningless where dropped
+    weight = top_prob.float()
+    return [RouteEvent("expert", choice=expert, weight=weight, valid=kept, logits=logits),
+            RouteEvent("keep", choice=kept.to(torch.int32), weight=weight)]
+
+
+def describe_top1(module) -> dict:
+    return {"n_experts": int(module.num_experts), "top_k": 1,
+            "expert_capacity": int(module.expert_capacity)}
+
+
+def register() -> None:
+    register_matcher("Switch Transformers top-1 router",
+                     class_named(r"^SwitchTransformersTop1Router$"),
+                     AdapterSpec(read_top1, describe=describe_top1))

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from routeviz import schema
+from routeviz.distributed import detect_ranks, next_free_example, rank_example_ids
 from routeviz.errors import RoutevizError, RunExists
 from routeviz.exits import resolve_exits
 from routeviz.rows import expand_batch
@@ -55,7 +56,7 @@ class Batch:
 class Tracer:
     def __init__(self, model, store, run, *, include=None, overwrite=False, append=False,
                  logits=False, model_name=None, config=None, weight_dtype="float32",
-                 flush_rows=1 << 20, flush_seconds=2.0, write_run=True):
+                 flush_rows=1 << 20, flush_seconds=2.0, write_run=True, distributed=None):
         if overwrite and append:
             raise RoutevizError("choose overwrite or append, not both")
         self.model = model
@@ -69,6 +70,10 @@ class Tracer:
         self.config = dict(config or {})
         self.weight_dtype = weight_dtype
         self.write_run = write_run
+        self.distributed = distributed
+        self.ranks = None  # routeviz.distributed.Ranks under torchrun, else None
+        self._local_examples = 0
+        self._all_examples = self._all_batches = None
         self._writer_args = dict(flush_rows=flush_rows, flush_seconds=flush_seconds,
                                  weight_dtype=weight_dtype)
         self.sites: list[Site] = []
@@ -85,17 +90,23 @@ class Tracer:
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self):
         self.sites = find_sites(self.model, self.include)
-        init_store(self.store_path)
-        exists = run_exists(self.store_path, self.run)
-        if exists and not (self.overwrite or self.append):
-            raise RunExists(f"run {self.run!r} already exists in {str(self.store_path)!r}; "
-                            "pass overwrite=True (CLI: --overwrite) to replace it")
-        # Overwriting writes beside the old run and swaps at the end, so a trace that fails
-        # before its first batch completes leaves the old run as it was.
-        self._partition = staging_partition(self.run) if (exists and self.overwrite) else None
+        self.ranks = detect_ranks(self.distributed)
+        decided = None
+        if self.ranks is None or self.ranks.leader:
+            try:
+                decided = self._open_run()
+            except RoutevizError as err:
+                if self.ranks is None:
+                    raise
+                decided = {"error": str(err)}
+        if self.ranks is not None:  # rank 0 decided for every rank
+            decided = self.ranks.share(decided)
+            if "error" in decided:
+                raise RunExists(decided["error"])
+        self._partition = decided["partition"]
         self._created = dt.datetime.now(dt.timezone.utc)
-        self._base_examples = self._existing_examples() if (exists and self.append) else 0
-        self._next_example = self._base_examples
+        self._base_examples = self._next_example = decided["base"]
+        self._first_id = decided["first_id"]
         missed = unhandled_moe_modules(self.model, self.sites)
         if missed:
             shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
@@ -123,13 +134,18 @@ class Tracer:
             try:
                 if self.writer is not None:
                     self.writer.close()
+            finally:
+                self._count_all_ranks()  # every rank gets here, even after an error
+            try:
                 self._write_run_row(finished=True)
             finally:
-                if self._partition is not None:
-                    if self.n_batches:
+                if self._partition is not None and (self.ranks is None or self.ranks.leader):
+                    if self._all_batches:
                         promote_partition(self.store_path, self.run, self._partition)
                     else:
                         discard_partition(self.store_path, self._partition)
+                if self.ranks is not None:  # nobody leaves before the run is complete
+                    self.ranks.barrier()
         silent = [s.name for s in self.sites if s.fired == 0]
         if self.n_batches and silent and exc_type is None:
             warnings.warn(
@@ -221,6 +237,10 @@ class Tracer:
     def _finish(self, batch: Batch):
         if batch.batch_size is None:
             batch.batch_size = len(batch.tokens) if batch.tokens is not None else 1
+        if batch.examples is None and self.ranks is not None:
+            batch.examples = rank_example_ids(self._first_id, self.ranks,
+                                              self._local_examples, batch.batch_size)
+            self._local_examples += batch.batch_size
         if batch.examples is None:
             batch.examples = list(range(self._next_example, self._next_example + batch.batch_size))
         self._next_example = max(self._next_example, max(batch.examples, default=-1) + 1)
@@ -232,6 +252,29 @@ class Tracer:
         self.writer.put(lambda: expand_batch(batch, packed, site_codes, self.logits))
 
     # -- the runs table ---------------------------------------------------------------
+    def _open_run(self) -> dict:
+        """Check the run against the store; return the partition to write and the first id."""
+        init_store(self.store_path)
+        exists = run_exists(self.store_path, self.run)
+        if exists and not (self.overwrite or self.append):
+            raise RunExists(f"run {self.run!r} already exists in {str(self.store_path)!r}; "
+                            "pass overwrite=True (CLI: --overwrite) to replace it")
+        # Overwriting writes beside the old run and swaps at the end, so a trace that fails
+        # before its first batch completes leaves the old run as it was.
+        partition = staging_partition(self.run) if (exists and self.overwrite) else None
+        base = self._existing_examples() if (exists and self.append) else 0
+        first_id = base  # ranks' default ids can leave gaps: continue after the largest
+        if exists and self.append and self.ranks is not None:
+            first_id = max(base, next_free_example(self.store_path, self.run))
+        return {"partition": partition, "base": base, "first_id": first_id}
+
+    def _count_all_ranks(self):
+        """Examples and batches of the whole job (a collective under torchrun)."""
+        self._all_examples, self._all_batches = len(self.examples_seen), self.n_batches
+        if self.ranks is not None:
+            self._all_examples, self._all_batches = self.ranks.total(
+                self._all_examples, self._all_batches)
+
     def _existing_examples(self) -> int:
         path = self._run_file()
         if not path.exists():
@@ -246,7 +289,7 @@ class Tracer:
         return self.store_path / "runs" / partition / "part-run.parquet"
 
     def _write_run_row(self, finished: bool):
-        if not self.write_run:
+        if not self.write_run or (self.ranks is not None and not self.ranks.leader):
             return
         from routeviz import __version__
 
@@ -257,7 +300,9 @@ class Tracer:
                 "created": [self._created],
                 "finished": [now if finished else None],
                 "routeviz_version": [__version__],
-                "n_examples": [self._base_examples + len(self.examples_seen)],
+                "n_examples": [self._base_examples + (len(self.examples_seen) if
+                                                      self._all_examples is None
+                                                      else self._all_examples)],
                 "config": [json.dumps(self.config, default=str)],
             },
             schema=schema.RUNS,

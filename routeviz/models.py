@@ -95,6 +95,11 @@ class HFTextRunner(ModelRunner):
                     path, config=config, trust_remote_code=trust_remote_code)
             except Exception as exc:
                 raise RoutevizError(f"{str(path)!r}: cannot load the model ({_first_line(exc)})") from None
+        if getattr(config, "is_encoder_decoder", False):
+            # e.g. Switch Transformers: trace the encoder, which routes the input's tokens
+            # (the decoder would need target tokens we do not have)
+            self.module = self.module.get_encoder()
+            self.causal = False
         self.module.eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token

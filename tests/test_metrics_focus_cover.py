@@ -188,3 +188,17 @@ def test_matches_reference_and_stays_in_bounds(case):
     assert score(result, "*", "k")[0] == pytest.approx(pooled)
     # identity: pooled Cover is at least every per-site Cover (max over more subnetworks)
     assert (per_site.cover <= score(result, "*", "k")[1] + 1e-12).all()
+
+
+def test_tokens_inherit_example_tags_without_a_tokens_table(tmp_path):
+    # two examples of 3 tokens; example tag "lang"; expert 0 for example 0, expert 1 for 1
+    routes = expert_routes("g", 0, {(e, t): [e] for e in range(2) for t in range(3)})
+    tags = [(0, -1, "lang", "py"), (1, -1, "lang", "en"), (0, 1, "pos", "noun")]
+    store = write_run(tmp_path / "st", "r", routes, tags=tags, config={"n_experts": 2})
+    r = focus_cover(store, "r", tags=["lang"])
+    assert score(r, tag="lang") == pytest.approx((1.0, 1.0))
+    assert r.tag_values.set_index("tag").n_tag.to_dict() == {"lang=en": 3, "lang=py": 3}
+    both = focus_cover(store, "r")  # pos=noun: one token of example 0 -> F1 with e0 = 2/4
+    assert both.alignment.set_index(["subnetwork", "tag"]).f1[("g · expert 0", "pos=noun")] \
+        == pytest.approx(0.5)
+    assert set(both.scores.tag) == {"*", "lang", "pos"}

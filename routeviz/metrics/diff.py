@@ -8,6 +8,8 @@ head they exited at (site "*"). Units present in one run only are counted, not c
 
 from __future__ import annotations
 
+import uuid
+
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 
@@ -33,25 +35,26 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
     run = common.require_run(store, run)
     against = common.require_run(store, against)
     params = {"a_run": run, "b_run": against}
-    con = store.con.cursor()
+    con = store.con
+    table = f"diff_units_{uuid.uuid4().hex}"  # a private temp table, dropped below
     try:
-        con.execute(f"CREATE TEMP TABLE joined_units AS {JOINED} SELECT * FROM joined", params)
+        con.execute(f"CREATE TEMP TABLE {table} AS {JOINED} SELECT * FROM joined", params)
         sites = con.execute(
             "SELECT site, kind, count(*) AS n_units, "
             "avg(CAST(top1_a = top1_b AS DOUBLE)) AS top1_agreement, "
             "avg(jaccard) AS jaccard, count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped "
-            "FROM joined_units WHERE in_a AND in_b GROUP BY site, kind").df()
+            f"FROM {table} WHERE in_a AND in_b GROUP BY site, kind").df()
         coverage = con.execute(
             "SELECT count(*) FILTER (WHERE in_a AND in_b), count(*) FILTER (WHERE in_a AND NOT "
-            "in_b), count(*) FILTER (WHERE in_b AND NOT in_a) FROM joined_units").fetchone()
+            f"in_b), count(*) FILTER (WHERE in_b AND NOT in_a) FROM {table}").fetchone()
         overall = con.execute(
             "SELECT kind, count(*) AS n_units, avg(CAST(top1_a = top1_b AS DOUBLE)) AS "
-            "top1_agreement, avg(jaccard) AS jaccard FROM joined_units WHERE in_a AND in_b "
+            f"top1_agreement, avg(jaccard) AS jaccard FROM {table} WHERE in_a AND in_b "
             "GROUP BY kind ORDER BY kind").df()
         changed = con.execute(
             "SELECT u.example, u.token, t.text, count(*) AS n_sites, "
             "count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped, avg(jaccard) AS mean_jaccard "
-            "FROM joined_units u LEFT JOIN (SELECT example, token, text FROM tokens "
+            f"FROM {table} u LEFT JOIN (SELECT example, token, text FROM tokens "
             "WHERE run = $a_run) t USING (example, token) WHERE in_a AND in_b "
             "GROUP BY ALL HAVING n_flipped > 0 OR mean_jaccard < 1 "
             f"ORDER BY n_flipped DESC, mean_jaccard, u.example, u.token LIMIT {int(top)}",
@@ -61,7 +64,7 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
             "JOIN (SELECT example, token, text FROM tokens WHERE run = $b_run) y "
             "USING (example, token) WHERE x.text IS DISTINCT FROM y.text", params).fetchone()[0]
     finally:
-        con.close()
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     n_common, n_only_run, n_only_against = (int(v or 0) for v in coverage)
     if n_common == 0:
         raise RoutevizError(f"runs {run!r} and {against!r} share no routed tokens: diff "

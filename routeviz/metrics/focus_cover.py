@@ -90,7 +90,8 @@ def _has(store, table: str, run: str, where: str, **params) -> bool:
 
 
 def _counts(store, run, kind, families, unit, top1, site, per_example_routes) -> dict:
-    """|active_j|, |tag_i| and |tag_i ∧ active_j| per the unit, as three small frames."""
+    """|active_j|, |tag_i| and |tag_i ∧ active_j| per the unit, as three small frames, from
+    one DuckDB query (materialised CTEs: the unit sets are built once, never leave DuckDB)."""
     params = {"run": run, "kind": kind, "names": families}
     route_filter = "run = $run AND kind = $kind"
     if top1:
@@ -99,46 +100,57 @@ def _counts(store, run, kind, families, unit, top1, site, per_example_routes) ->
         route_filter += " AND site = $site"
         params["site"] = site
     tag_filter = "run = $run AND list_contains($names, name)"
-    cur = store.con.cursor()  # own connection: temp tables stay private to this call
-    try:
-        if unit == "example":
-            common.execute(cur, f"CREATE TEMP TABLE active AS SELECT DISTINCT site, choice, example "
-                        f"FROM routes WHERE {route_filter}", params)
-            common.execute(cur, f"CREATE TEMP TABLE tagged AS SELECT DISTINCT name, value, example "
-                        f"FROM tags WHERE {tag_filter}", params)
-            key = "example"
-        else:
-            example_tags = _has(store, "tags", run, "token = -1 AND list_contains($names, name)",
-                                names=families)
-            if example_tags or per_example_routes:
-                # tokens of each example: the tokens table, plus any token seen in a route
-                common.execute(cur, "CREATE TEMP TABLE universe AS "
-                            "SELECT example, token FROM tokens WHERE run = $run AND token >= 0 "
-                            "UNION SELECT DISTINCT example, token FROM routes "
-                            "WHERE run = $run AND token >= 0", {"run": run})
-            inherit_route = (" UNION SELECT DISTINCT r.site, r.choice, u.example, u.token "
-                             f"FROM (SELECT * FROM routes WHERE {route_filter} AND token = -1) r "
-                             "JOIN universe u USING (example)") if per_example_routes else ""
-            common.execute(cur, f"CREATE TEMP TABLE active AS SELECT DISTINCT site, choice, example, token "
-                        f"FROM routes WHERE {route_filter} AND token >= 0{inherit_route}", params)
-            inherit_tag = (" UNION SELECT DISTINCT t.name, t.value, u.example, u.token "
-                           f"FROM (SELECT * FROM tags WHERE {tag_filter} AND token = -1) t "
-                           "JOIN universe u USING (example)") if example_tags else ""
-            common.execute(cur, f"CREATE TEMP TABLE tagged AS SELECT DISTINCT name, value, example, token "
-                        f"FROM tags WHERE {tag_filter} AND token >= 0{inherit_tag}", params)
-            key = "example, token"
-        out = {
-            "active": common.execute(cur, "SELECT site, choice, count(*) AS n_active FROM active "
-                                  "GROUP BY site, choice").df(),
-            "tag": common.execute(cur, "SELECT name, value, count(*) AS n_tag FROM tagged "
-                               "GROUP BY name, value").df(),
-            "both": common.execute(cur, f"SELECT a.site, a.choice, t.name, t.value, count(*) AS n_both "
-                                f"FROM active a JOIN tagged t USING ({key}) "
-                                "GROUP BY a.site, a.choice, t.name, t.value").df(),
-        }
-    finally:
-        cur.close()
-    return out
+    ctes = []
+    if unit == "example":
+        ctes.append(f"active AS MATERIALIZED (SELECT DISTINCT site, choice, example "
+                    f"FROM routes WHERE {route_filter})")
+        ctes.append(f"tagged AS MATERIALIZED (SELECT DISTINCT name, value, example "
+                    f"FROM tags WHERE {tag_filter})")
+        key = "example"
+    else:
+        example_tags = _has(store, "tags", run, "token = -1 AND list_contains($names, name)",
+                            names=families)
+        if example_tags or per_example_routes:
+            # tokens of each example: the tokens table, plus any token seen in a route
+            ctes.append("universe AS MATERIALIZED ("
+                        "SELECT example, token FROM tokens WHERE run = $run AND token >= 0 "
+                        "UNION SELECT DISTINCT example, token FROM routes "
+                        "WHERE run = $run AND token >= 0)")
+        inherit_route = (" UNION SELECT DISTINCT r.site, r.choice, u.example, u.token "
+                         f"FROM (SELECT * FROM routes WHERE {route_filter} AND token = -1) r "
+                         "JOIN universe u USING (example)") if per_example_routes else ""
+        ctes.append(f"active AS MATERIALIZED (SELECT DISTINCT site, choice, example, token "
+                    f"FROM routes WHERE {route_filter} AND token >= 0{inherit_route})")
+        inherit_tag = (" UNION SELECT DISTINCT t.name, t.value, u.example, u.token "
+                       f"FROM (SELECT * FROM tags WHERE {tag_filter} AND token = -1) t "
+                       "JOIN universe u USING (example)") if example_tags else ""
+        ctes.append(f"tagged AS MATERIALIZED (SELECT DISTINCT name, value, example, token "
+                    f"FROM tags WHERE {tag_filter} AND token >= 0{inherit_tag})")
+        key = "example, token"
+    query = (
+        "WITH " + ", ".join(ctes) + " "
+        "SELECT 'active' AS part, site, choice, NULL AS name, NULL AS value, count(*) AS n "
+        "FROM active GROUP BY site, choice "
+        "UNION ALL SELECT 'tag', NULL, NULL, name, value, count(*) FROM tagged GROUP BY name, value "
+        "UNION ALL SELECT 'both', a.site, a.choice, t.name, t.value, count(*) "
+        f"FROM active a JOIN tagged t USING ({key}) GROUP BY a.site, a.choice, t.name, t.value")
+    parts = common.df(store, query, params)
+    active = parts[parts.part == "active"]
+    tagged = parts[parts.part == "tag"]
+    both = parts[parts.part == "both"]
+    return {
+        "active": pd.DataFrame({"site": active.site.astype(str).to_numpy(),
+                                "choice": active.choice.astype("int64").to_numpy(),
+                                "n_active": active.n.astype("int64").to_numpy()}),
+        "tag": pd.DataFrame({"name": tagged.name.astype(str).to_numpy(),
+                             "value": tagged.value.astype(str).to_numpy(),
+                             "n_tag": tagged.n.astype("int64").to_numpy()}),
+        "both": pd.DataFrame({"site": both.site.astype(str).to_numpy(),
+                              "choice": both.choice.astype("int64").to_numpy(),
+                              "name": both.name.astype(str).to_numpy(),
+                              "value": both.value.astype(str).to_numpy(),
+                              "n_both": both.n.astype("int64").to_numpy()}),
+    }
 
 
 def _label(kind: str, choice: int) -> str:

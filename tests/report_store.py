@@ -1,0 +1,156 @@
+"""Stores for the report tests, written as real Parquet parts with routeviz.store.write_part:
+a text run (expert, keep, exit per token), an image run (patches with expert, keep, merge
+and a per-example exit) and a DAE-Syn-like run (per-example experts, 4 sites × 8, attribute
+tags), each with hostile strings in token text, tag values and file names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from routeviz import schema
+from routeviz.store import init_store, open_store, write_part
+
+HOSTILE_TOKEN = "</script><script>window.__pwned=1</script>"
+HOSTILE_TAG = "<img src=x onerror=\"window.__pwned=2\">"
+HOSTILE_SOURCE = "../../evil'\"<b>name</b>.txt"
+
+
+def write_table(path, table_name: str, run: str, columns: dict) -> None:
+    arrow_schema = schema.TABLES[table_name]
+    fields = [f for f in arrow_schema if f.name in columns]
+    arrays = []
+    for f in fields:
+        value_type = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        arrays.append(pa.array(columns[f.name], type=value_type).cast(f.type))
+    write_part(path, table_name, run, pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
+
+
+def write_runs_row(path, run: str, n_examples: int, config: dict, model: str) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    write_table(path, "runs", run, {"model": [model], "created": [now], "finished": [now],
+                                    "routeviz_version": ["test"], "n_examples": [n_examples],
+                                    "config": [json.dumps(config)]})
+
+
+def routes_columns(rows: list[tuple]) -> dict:
+    names = ["example", "token", "layer", "site", "kind", "choice", "rank", "weight"]
+    return {n: [r[i] for r in rows] for i, n in enumerate(names)}
+
+
+def text_run(path, run: str = "text", shift: int = 0) -> None:
+    """6 examples × 8 tokens; 2 expert sites (4 experts, top-2), 1 keep site, exits per token.
+    Code examples send tokens to experts 0/1, prose to experts 2/3."""
+    init_store(path)
+    rng = np.random.default_rng(0)
+    code = ["def", "f", "(", "x", ")", ":", "return", HOSTILE_TOKEN]
+    prose = ["the", "cat", "sat", "on", "a", "mat", "'quote\"", "../../x"]
+    tokens, tags, rows, examples = [], [], [], []
+    for ex in range(6):
+        is_code = ex % 2 == 0
+        words = code if is_code else prose
+        examples.append((ex, "text", HOSTILE_SOURCE if ex == 0 else f"doc{ex}.txt", None, None, 8))
+        tags.append((ex, -1, "kind", "code" if is_code else "prose"))
+        for t, word in enumerate(words):
+            tokens.append((ex, t, word))
+            tags.append((ex, t, "token_type", HOSTILE_TAG if word == HOSTILE_TOKEN else
+                         ("punct" if not word.isalnum() else "word")))
+            base = 0 if is_code else 2
+            for layer, site in ((0, "model.layers.0.mlp.gate"), (2, "model.layers.2.mlp.gate")):
+                first = (base + (t % 2) + shift * (t % 3 == 0)) % 4
+                rows.append((ex, t, layer, site, "expert", first, 0, 0.7))
+                rows.append((ex, t, layer, site, "expert", (first + 1) % 4, 1, 0.3))
+            kept = int(t < 6)
+            rows.append((ex, t, 1, "model.layers.1.mod", "keep", kept, 0, float(rng.random())))
+            exit_layer = 1 if is_code else 3
+            rows.append((ex, t, exit_layer, "model.exit", "exit", exit_layer, 0, 0.9))
+    write_runs_row(path, run, 6, {"model": "toy-text", "modality": "text",
+                                  "routing": ["expert", "keep", "exit"], "n_layers": 4,
+                                  "n_experts": 4, "top_k": 2, "inputs": "test texts"}, "toy-text")
+    write_table(path, "routes", run, routes_columns(rows))
+    write_table(path, "tokens", run, dict(zip(["example", "token", "text"], zip(*tokens))))
+    write_table(path, "tags", run, dict(zip(["example", "token", "name", "value"], zip(*tags))))
+    write_table(path, "examples", run, dict(zip(
+        ["example", "modality", "source", "label", "prediction", "n_tokens"], zip(*examples))))
+
+
+def png_bytes(rgb: tuple, size: int = 16) -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", (size, size), rgb)
+    for x in range(0, size, 4):  # a visible pattern so crops differ
+        image.putpixel((x, x), (255 - rgb[0], 255 - rgb[1], 255 - rgb[2]))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_run(path, run: str = "image") -> None:
+    """4 images of 16×16 px, a 4×4 patch grid: an expert site (4 experts, top-1; the left
+    half of each image goes to experts 0/1, the right half to 2/3), a keep site, a merge site
+    and one exit per image."""
+    init_store(path)
+    colors = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
+    rows, tokens, tags, examples = [], [], [], []
+    for ex in range(4):
+        examples.append((ex, "image", HOSTILE_SOURCE if ex == 0 else f"img{ex}.png",
+                         "red green blue yellow".split()[ex], png_bytes(colors[ex]), 4, 4, 4))
+        tags.append((ex, -1, "color", "red green blue yellow".split()[ex]))
+        for p in range(16):
+            row, col = divmod(p, 4)
+            tokens.append((ex, p, f"patch {row},{col}"))
+            tags.append((ex, p, "half", "left" if col < 2 else "right"))
+            expert = (0 if col < 2 else 2) + (ex % 2)
+            rows.append((ex, p, 1, "blocks.1.moe.router", "expert", expert, 0, 0.5 + p / 40))
+            rows.append((ex, p, 0, "blocks.0.prune", "keep", int(row > 0), 0, 0.5))
+            if row == 0 and col > 0:
+                rows.append((ex, p, 0, "blocks.0.merge", "merge", p - 1, 0, 0.8))
+        rows.append((ex, -1, 2 + ex % 2, "head.exit", "exit", 2 + ex % 2, 0, 0.95))
+    write_runs_row(path, run, 4, {"model": "toy-vit", "modality": "image",
+                                  "routing": ["keep", "merge", "expert", "exit"],
+                                  "n_layers": 4, "n_experts": 4, "top_k": 1,
+                                  "inputs": "dataset:test-glyphs"}, "toy-vit")
+    write_table(path, "routes", run, routes_columns(rows))
+    write_table(path, "tokens", run, dict(zip(["example", "token", "text"], zip(*tokens))))
+    write_table(path, "tags", run, dict(zip(["example", "token", "name", "value"], zip(*tags))))
+    write_table(path, "examples", run, dict(zip(
+        ["example", "modality", "source", "label", "image", "grid_h", "grid_w", "patch"],
+        zip(*examples))))
+
+
+def dae_syn_run(path, run: str = "dae", n_examples: int = 32) -> None:
+    """Per-example routes like DAE-Syn: 4 routers × 8 subnetworks, top-1, with tag-aligned
+    routing at router 0 (shape) and random routing elsewhere; tags shape and color."""
+    init_store(path)
+    rng = np.random.default_rng(1)
+    shapes, colors = ["circle", "square", "triangle", HOSTILE_TAG], ["red", "blue"]
+    rows, tags, examples = [], [], []
+    for ex in range(n_examples):
+        shape, color = ex % 4, (ex // 4) % 2
+        examples.append((ex, "image", f"dae/{ex:04d}.png", shapes[shape],
+                         png_bytes((40 * shape, 100, 200 * color)), 1, 1, 16))
+        tags += [(ex, -1, "shape", shapes[shape]), (ex, -1, "color", colors[color])]
+        for router in range(4):
+            expert = shape * 2 + color if router == 0 else int(rng.integers(0, 8))
+            rows.append((ex, -1, router, f"routers.{router}", "expert", expert, 0, 1.0))
+    write_runs_row(path, run, n_examples, {"model": "dae-syn-test", "modality": "image",
+                                           "routing": ["expert"], "n_layers": 4,
+                                           "n_experts": 8, "top_k": 1,
+                                           "inputs": "dataset:dae-syn"}, "dae-syn-test")
+    write_table(path, "routes", run, routes_columns(rows))
+    write_table(path, "tags", run, dict(zip(["example", "token", "name", "value"], zip(*tags))))
+    write_table(path, "examples", run, dict(zip(
+        ["example", "modality", "source", "label", "image", "grid_h", "grid_w", "patch"],
+        zip(*examples))))
+
+
+def all_runs(path):
+    text_run(path)
+    image_run(path)
+    dae_syn_run(path)
+    text_run(path, run="text-b", shift=1)
+    return open_store(path)

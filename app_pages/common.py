@@ -1,0 +1,223 @@
+"""Streamlit glue shared by the pages: the store handle, cached queries, model loading,
+and the one way errors are shown. Everything a test wants to call lives in `routeviz`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from routeviz.errors import RoutevizError
+
+DEFAULT_STORE = "routeviz-store"
+LOCAL_CHECKPOINT = "Local checkpoint directory…"
+MAX_CHIPS = 2000  # token chips drawn at most
+MAX_HEATMAP_TOKENS = 400  # heatmap columns before tokens are binned
+
+
+def default_store_path() -> str:
+    return os.environ.get("ROUTEVIZ_STORE") or str(Path.cwd() / DEFAULT_STORE)
+
+
+@dataclass
+class StoreHandle:
+    """One open Store per path, shared by sessions; views rebuilt when files change."""
+
+    store: object
+    signature: tuple = ()
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def store_signature(path: str) -> tuple:
+    """Changes whenever a run directory of any table gains or loses a file."""
+    sig = []
+    for directory in sorted(Path(path).glob("*/run=*")):
+        try:
+            sig.append((str(directory), directory.stat().st_mtime_ns))
+        except FileNotFoundError:
+            pass
+    return tuple(sig)
+
+
+@st.cache_resource(show_spinner=False)
+def _handle(path: str) -> StoreHandle:
+    from routeviz.store import init_store, open_store
+
+    init_store(path)
+    return StoreHandle(store=open_store(path))
+
+
+def store_path() -> str:
+    return st.session_state.get("store_path") or default_store_path()
+
+
+def get_handle() -> StoreHandle | None:
+    """The store in the sidebar, created on first use; None (with an error shown) if the
+    path cannot be a store."""
+    path = str(Path(store_path()).expanduser().resolve())
+    try:
+        handle = _handle(path)
+    except RoutevizError as exc:
+        st.error(str(exc))
+        return None
+    sig = store_signature(path)
+    if sig != handle.signature:
+        with handle.lock:
+            handle.store.refresh()
+            handle.signature = sig
+    return handle
+
+
+def query(handle: StoreHandle, fn, *args, **kwargs):
+    """Call fn(store, *args) under the handle's lock (one DuckDB connection, many sessions)."""
+    with handle.lock:
+        return fn(handle.store, *args, **kwargs)
+
+
+def cached(fn):
+    """st.cache_data keyed by the store's path and signature, so new runs show at once."""
+
+    @st.cache_data(show_spinner=False, max_entries=256)
+    def _run(path: str, signature: tuple, name: str, args: tuple, kwargs: tuple):
+        return query(_handle(path), fn, *args, **dict(kwargs))
+
+    def wrapper(handle: StoreHandle, *args, **kwargs):
+        path = str(handle.store.path.resolve())
+        return _run(path, handle.signature, fn.__qualname__, args, tuple(sorted(kwargs.items())))
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def show_error(exc: Exception) -> None:
+    """A user-facing error as one line in the page; anything else with its type."""
+    if isinstance(exc, RoutevizError):
+        st.error(str(exc))
+    else:
+        lines = str(exc).strip().splitlines()
+        st.error(f"{type(exc).__name__}: {lines[0] if lines else ''}")
+
+
+# -- runs ---------------------------------------------------------------------------
+def _runs(store) -> pd.DataFrame:
+    return store.runs()
+
+
+runs_frame = cached(_runs)
+
+
+def run_names(handle: StoreHandle) -> list[str]:
+    df = runs_frame(handle)
+    return df["run"].astype(str).tolist() if not df.empty else []
+
+
+def current_run(handle: StoreHandle) -> str | None:
+    """The run chosen in the sidebar, if it exists in the store."""
+    run = st.session_state.get("run")
+    names = run_names(handle)
+    return run if run in names else (names[-1] if names else None)
+
+
+def select_run(run: str) -> None:
+    """Make `run` the sidebar's run on the next script run (widgets can't change mid-run)."""
+    st.session_state["pending_run"] = run
+
+
+def new_run_name(prefix: str) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}-{stamp}-{uuid.uuid4().hex[:4]}"
+
+
+def need_run(handle: StoreHandle | None) -> str | None:
+    """The current run, or None after telling the user how to make one."""
+    if handle is None:
+        return None
+    run = current_run(handle)
+    if run is None:
+        st.info("This store has no runs yet: record one on **Inspect** or trace a dataset on "
+                "**Runs**.")
+    return run
+
+
+def run_config(handle: StoreHandle, run: str) -> dict:
+    return cached_config(handle, run)
+
+
+def _config(store, run):
+    return store.config(run)
+
+
+cached_config = cached(_config)
+
+
+# -- models -------------------------------------------------------------------------
+def sample_model_names() -> list[str]:
+    """Sample models whose code is installed (a registered name may still be on its way)."""
+    from sample_models import REGISTRY
+
+    names = []
+    for name, entry in REGISTRY.items():
+        module = entry.loader.split(":")[0]
+        try:
+            if importlib.util.find_spec(module) is not None:
+                names.append(name)
+        except (ImportError, ValueError):
+            pass
+    return names
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_runner(name_or_dir: str):
+    from routeviz.models import load_model
+
+    return load_model(name_or_dir)
+
+
+def n_experts_for(config: dict, site: str | None = None, fallback: int = 8) -> int:
+    n = config.get("n_experts")
+    if isinstance(n, dict):
+        if site in n:
+            return int(n[site])
+        return int(max(n.values())) if n else fallback
+    return int(n) if n else fallback
+
+
+# -- metrics ------------------------------------------------------------------------
+def _metric(store, name: str, run: str, **kwargs):
+    from routeviz import metrics
+
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
+    return getattr(metrics, name)(store, run, **kwargs)
+
+
+_cached_metric = cached(_metric)
+
+
+def metric(handle: StoreHandle, name: str, run: str, **kwargs):
+    """`routeviz.metrics.<name>(store, run, **kwargs)`, cached; lists passed as tuples."""
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()}
+    return _cached_metric(handle, name, run, **kwargs)
+
+
+def _run_facts(store, run: str) -> dict:
+    kinds = store.query_df("SELECT kind, count(*) AS n FROM routes WHERE run = ? GROUP BY kind "
+                           "ORDER BY kind", [run])
+    tags = store.query_df("SELECT DISTINCT name FROM tags WHERE run = ? ORDER BY name", [run])
+    sites = store.query_df("SELECT site, kind, min(layer) AS layer FROM routes WHERE run = ? "
+                           "GROUP BY site, kind ORDER BY layer, site", [run])
+    modality = store.query_df("SELECT modality, count(*) AS n FROM examples WHERE run = ? "
+                              "GROUP BY modality ORDER BY n DESC", [run])
+    return {"kinds": kinds["kind"].astype(str).tolist(),
+            "tags": tags["name"].astype(str).tolist(),
+            "sites": sites.assign(site=sites["site"].astype(str), kind=sites["kind"].astype(str)),
+            "modality": str(modality["modality"].iloc[0]) if len(modality) else "text"}
+
+
+run_facts = cached(_run_facts)

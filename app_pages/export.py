@@ -1,0 +1,107 @@
+"""Export: the specialization report (or the metrics as CSV/JSON), and any figure as
+HTML, PNG or SVG."""
+
+import importlib.util
+import io
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages.common import cached, get_handle, metric, need_run, query, run_facts, show_error
+from routeviz import figures
+from routeviz.errors import RoutevizError
+from routeviz.figures import catalog
+from routeviz.figures.export import MIME, chromium_path
+
+st.title("Export")
+handle = get_handle()
+run = need_run(handle)
+if run is None:
+    st.stop()
+
+
+def _summary_json(store, run):
+    from routeviz import metrics
+
+    return json.dumps(metrics.summary(store, run), indent=2, default=str)
+
+
+summary_json = cached(_summary_json)
+figure_names = cached(catalog.available)
+report_ready = importlib.util.find_spec("routeviz.report") is not None
+
+st.subheader("Report")
+if report_ready:
+    against = st.selectbox("Compare against (optional)", ["(none)"] + [r for r in
+                           handle.store.run_names() if r != run], key="export_against")
+    if st.button("Build the report", key="export_report"):
+        try:
+            from routeviz.report import write_report
+
+            with tempfile.TemporaryDirectory() as out, st.spinner("Writing the report…"):
+                write_report(handle.store, run, out,
+                             against=None if against == "(none)" else against)
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                    for path in sorted(Path(out).rglob("*")):
+                        if path.is_file():
+                            zf.write(path, path.relative_to(out))
+            st.session_state["export_report_zip"] = (run, buf.getvalue())
+        except Exception as exc:  # noqa: BLE001 — shown in the page
+            show_error(exc)
+    ready = st.session_state.get("export_report_zip")
+    if ready and ready[0] == run:
+        st.download_button("Download report (zip: HTML, Markdown, CSV, JSON)", ready[1],
+                           file_name=f"{run}-report.zip", mime="application/zip",
+                           key="export_report_dl")
+else:
+    st.caption("The full report is not available in this install; the metrics are below.")
+
+st.subheader("Metrics")
+try:
+    st.download_button("metrics.json", summary_json(handle, run), file_name=f"{run}-metrics.json",
+                       mime="application/json", key="export_json")
+    load = metric(handle, "load", run) if "expert" in run_facts(handle, run)["kinds"] else None
+    cols = st.columns(2)
+    try:
+        fc = metric(handle, "focus_cover", run)
+        cols[0].download_button("focus_cover.csv", fc.scores.to_csv(index=False),
+                                file_name=f"{run}-focus_cover.csv", mime="text/csv",
+                                key="export_fc_csv")
+    except RoutevizError as exc:
+        cols[0].caption(f"No Focus/Cover: {exc}")
+    if load is not None and len(load.experts):
+        cols[1].download_button("expert_load.csv", load.experts.to_csv(index=False),
+                                file_name=f"{run}-expert_load.csv", mime="text/csv",
+                                key="export_load_csv")
+except RoutevizError as exc:
+    show_error(exc)
+
+st.subheader("Figures")
+names = figure_names(handle, run)
+if not names:
+    st.info("No figure applies to this run.")
+    st.stop()
+formats = figures.available_formats()
+cols = st.columns([3, 1, 1])
+name = cols[0].selectbox("Figure", names, key="export_figure")
+fmt = cols[1].selectbox("Format", formats, key="export_format", format_func=str.upper)
+if chromium_path() is None:
+    st.info("PNG and SVG need Chromium, which is not installed here: HTML only "
+            "(open it in a browser and use the camera icon for a PNG).")
+if cols[2].button("Prepare", key="export_prepare"):
+    try:
+        fig = query(handle, catalog.build, run, name)
+        with st.spinner(f"Rendering {fmt.upper()}…"):
+            payload = figures.figure_bytes(fig, fmt)
+        st.session_state["export_figure_bytes"] = (run, name, fmt, payload)
+    except Exception as exc:  # noqa: BLE001 — shown in the page
+        show_error(exc)
+ready = st.session_state.get("export_figure_bytes")
+if ready and ready[:3] == (run, name, fmt):
+    safe = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").lower()
+    st.download_button(f"Download {name} ({fmt.upper()})", ready[3],
+                       file_name=f"{run}-{safe}.{fmt}", mime=MIME[fmt], key="export_figure_dl")

@@ -1,0 +1,74 @@
+"""Runs: the runs in the store, tracing a bundled dataset, deleting a run."""
+
+import json
+
+import streamlit as st
+
+from app_pages.common import (get_handle, load_runner, new_run_name, runs_frame,
+                              sample_model_names, select_run, show_error)
+from routeviz.errors import RoutevizError
+from routeviz.record import record
+
+st.title("Runs")
+handle = get_handle()
+if handle is None:
+    st.stop()
+st.caption(f"Store: `{handle.store.path}`")
+
+runs = runs_frame(handle)
+if runs.empty:
+    st.info("No runs yet: trace a bundled dataset below, or record a text on **Inspect**.")
+else:
+    table = runs.copy()
+    table["model"] = table["model"].astype(str)
+    configs = [json.loads(c) if isinstance(c, str) and c else {} for c in table["config"]]
+    table["routing"] = [", ".join(c.get("routing", [])) for c in configs]
+    shown = [c for c in ("run", "model", "routing", "n_examples", "n_routes", "created")
+             if c in table]
+    st.dataframe(table[shown], hide_index=True, key="runs_table")
+
+st.subheader("Trace a bundled dataset")
+from sample_models import REGISTRY  # noqa: E402
+from sample_models.datasets import DATASETS  # noqa: E402
+
+samples = sample_model_names()
+if not samples:
+    st.info("No sample model is installed yet.")
+else:
+    cols = st.columns(4)
+    model = cols[0].selectbox("Model", samples, key="runs_model")
+    suits = list(REGISTRY[model].datasets) or list(DATASETS)
+    dataset = cols[1].selectbox("Dataset", suits, key="runs_dataset",
+                                help="; ".join(f"{k}: {DATASETS[k][1]}" for k in suits if k in DATASETS))
+    limit = cols[2].number_input("Examples", min_value=1, max_value=5000, value=64, step=16,
+                                 key="runs_limit")
+    name = cols[3].text_input("Run name", key="runs_name", placeholder=f"{model}-{dataset}")
+    if st.button("Trace", type="primary", key="runs_trace"):
+        try:
+            from sample_models.datasets import load_dataset
+
+            items = load_dataset(dataset, int(limit))
+            runner = load_runner(model)
+            run = name.strip() or new_run_name(f"{model}-{dataset}")
+            bar = st.progress(0.0, text=f"Tracing {len(items)} examples…")
+            result = record(runner, items, handle.store.path, run, batch_size=16,
+                            progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} examples"))
+            st.success(f"Run {run!r}: {result.n_examples} examples, {result.rows:,} route rows")
+            select_run(run)
+            st.rerun()
+        except Exception as exc:  # noqa: BLE001 — shown in the page, the app keeps running
+            show_error(exc)
+
+st.subheader("Delete a run")
+if not runs.empty:
+    cols = st.columns([3, 2, 1])
+    victim = cols[0].selectbox("Run to delete", runs["run"].astype(str).tolist(), key="runs_delete")
+    sure = cols[1].checkbox("Yes, delete its files", key="runs_delete_sure")
+    if cols[2].button("Delete", key="runs_delete_go", disabled=not sure):
+        try:
+            with handle.lock:
+                handle.store.delete_run(victim)
+            st.session_state["pending_run"] = None
+            st.rerun()
+        except RoutevizError as exc:
+            show_error(exc)

@@ -1,0 +1,91 @@
+"""Specialization: Focus/Cover per site and pooled, and the A_ij matrix behind them."""
+
+import streamlit as st
+
+from app_pages.common import get_handle, metric, need_run, run_facts, show_error
+from routeviz import figures
+from routeviz.errors import RoutevizError
+
+DEFINITION = r"""
+From *Suboptimal routing in conditional computation* (§4.2). For each **tag value** $i$
+(e.g. `token_type=keyword`) and each **subnetwork** $j$ (a site's expert; or kept/dropped;
+or an exit layer):
+
+$$A_{ij} = \mathrm{F1}\big(\text{unit has tag } i,\ \text{subnetwork } j \text{ is active for the unit}\big)$$
+
+(F1 of two empty sets is 0). A unit is a token or an example; "active" means chosen at any
+rank, or only as the top choice with *top-1 only*.
+
+- **Focus** $= \frac{1}{|J|}\sum_j \max_i A_{ij}$: does each subnetwork stand for one tag?
+- **Cover** $= \frac{1}{|I|}\sum_i \max_j A_{ij}$: is each tag handled by some subnetwork?
+
+Pooled over all sites (`*`) it is the paper's definition; per site, only that site's
+subnetworks count. Experts that are never chosen still count (with $\max_i A_{ij}=0$).
+"""
+
+st.title("Specialization")
+handle = get_handle()
+run = need_run(handle)
+if run is None:
+    st.stop()
+
+facts = run_facts(handle, run)
+with st.expander("What Focus and Cover mean"):
+    st.markdown(DEFINITION)
+if not facts["tags"]:
+    st.warning(f"Run {run!r} has no tags, so there is nothing to align experts with. Trace a "
+               "bundled dataset (it carries tags) on **Runs**.")
+    st.stop()
+kinds = [k for k in ("expert", "keep", "exit") if k in facts["kinds"]]
+if not kinds:
+    st.warning(f"Run {run!r} has no expert, keep or exit decisions.")
+    st.stop()
+
+cols = st.columns([3, 2, 2, 1])
+families = cols[0].multiselect("Tag families", facts["tags"], default=facts["tags"],
+                               key="spec_tags", help="Empty = all families, pooled.")
+kind = cols[1].selectbox("Subnetworks", kinds, key="spec_kind",
+                         format_func={"expert": "experts", "keep": "kept / dropped",
+                                      "exit": "exit layers"}.get)
+unit = cols[2].radio("Unit", ["auto", "token", "example"], horizontal=True, key="spec_unit")
+top1 = cols[3].toggle("top-1 only", key="spec_top1")
+
+try:
+    result = metric(handle, "focus_cover", run, tags=tuple(families), kind=kind,
+                    unit=None if unit == "auto" else unit, top1=top1)
+except RoutevizError as exc:
+    show_error(exc)
+    st.stop()
+
+scores = result.scores
+pooled = scores[(scores["site"] == "*") & (scores["tag"] == "*")]
+if pooled.empty:
+    pooled = scores[scores["site"] == "*"].head(1)
+if len(pooled):
+    a, b, c = st.columns(3)
+    a.metric("Focus (pooled)", f"{pooled['focus'].iloc[0]:.3f}")
+    b.metric("Cover (pooled)", f"{pooled['cover'].iloc[0]:.3f}")
+    c.metric("Unit", f"{result.unit}" + (" · top-1" if result.top1 else ""))
+
+tag_choices = sorted(scores["tag"].astype(str).unique(), key=lambda t: (t != "*", t))
+shown_tag = st.selectbox("Scores for tag family", tag_choices, key="spec_score_tag",
+                         format_func=lambda t: "all chosen families, pooled" if t == "*" else t)
+st.plotly_chart(figures.focus_cover_bars(scores[scores["tag"] == shown_tag]),
+                key="spec_focus_cover")
+
+st.subheader("A_ij")
+site_options = ["*"] + list(dict.fromkeys(result.subnetworks["site"].astype(str)))
+left, right = st.columns(2)
+site = left.selectbox("Site", site_options, key="spec_site",
+                      format_func=lambda s: "all sites (pooled)" if s == "*" else s)
+family = right.selectbox("Tag family", ["*"] + list(result.tags), key="spec_matrix_tag",
+                         format_func=lambda t: "all" if t == "*" else t)
+matrix = result.matrix(site, family)
+if matrix.empty:
+    st.info("No cells to draw for this choice.")
+else:
+    st.plotly_chart(figures.alignment_heatmap(matrix), key="spec_matrix")
+if not result.dense:
+    st.caption("Large matrix: only non-zero cells were kept; scores are exact.")
+with st.expander("Scores table"):
+    st.dataframe(scores, hide_index=True)

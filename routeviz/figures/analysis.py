@@ -1,0 +1,134 @@
+"""Analysis views: Focus/Cover bars, the A_ij alignment heatmap, run-vs-run comparison and
+the embedding scatter."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from routeviz.figures.data import short_site
+from routeviz.figures.palette import expert_color
+
+FOCUS_COLOR, COVER_COLOR = "#2E91E5", "#E15F99"
+
+
+def focus_cover_bars(scores: pd.DataFrame, title: str = "") -> go.Figure:
+    """scores columns: site, tag, focus, cover (site "*" = pooled over all sites)."""
+    scores = scores.copy()
+    scores["site"] = scores["site"].astype(str)
+    pooled = scores["site"] == "*"
+    scores = pd.concat([scores[pooled], scores[~pooled]])
+    many_tags = scores["tag"].nunique() > 1
+    labels = [("pooled (*)" if s == "*" else html.escape(short_site(s)))
+              + (f" · {html.escape(str(t))}" if many_tags else "")
+              for s, t in zip(scores["site"], scores["tag"])]
+    fig = go.Figure([
+        go.Bar(x=labels, y=scores["focus"], name="Focus", marker_color=FOCUS_COLOR,
+               hovertemplate="%{x}<br>Focus %{y:.3f}<extra></extra>"),
+        go.Bar(x=labels, y=scores["cover"], name="Cover", marker_color=COVER_COLOR,
+               hovertemplate="%{x}<br>Cover %{y:.3f}<extra></extra>"),
+    ])
+    fig.update_layout(title=title or "Focus and Cover per site (pooled first)", barmode="group",
+                      yaxis_range=[0, 1], height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 96,
+                      title: str = "") -> go.Figure:
+    """matrix: tag values down (index), subnetworks across (columns), A_ij F1 in cells.
+
+    Larger matrices keep the rows and columns with the highest maxima, and say so."""
+    full_shape = matrix.shape
+    if matrix.shape[0] > max_rows:
+        matrix = matrix.loc[matrix.max(axis=1).sort_values(ascending=False).index[:max_rows]]
+    if matrix.shape[1] > max_cols:
+        matrix = matrix[matrix.max(axis=0).sort_values(ascending=False).index[:max_cols]]
+    fig = go.Figure(go.Heatmap(
+        z=matrix.to_numpy(dtype=float), x=[html.escape(str(c)) for c in matrix.columns],
+        y=[html.escape(str(i)) for i in matrix.index], zmin=0, zmax=1, colorscale="Viridis",
+        colorbar=dict(title="A_ij (F1)"),
+        hovertemplate="tag %{y}<br>subnetwork %{x}<br>A = %{z:.3f}<extra></extra>"))
+    title = title or "A_ij: F1 between tag i and subnetwork j"
+    if matrix.shape != full_shape:
+        title += f" (top {matrix.shape[0]}×{matrix.shape[1]} of {full_shape[0]}×{full_shape[1]})"
+    fig.update_layout(title=title, height=max(300, 80 + 18 * matrix.shape[0]),
+                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(tickangle=-60)
+    return fig
+
+
+def compare_bars(table: pd.DataFrame, run_a: str, run_b: str, title: str = "") -> go.Figure:
+    """table columns: metric, a, b — one pair of bars per metric."""
+    fig = go.Figure([
+        go.Bar(x=[html.escape(str(m)) for m in table["metric"]], y=table["a"],
+               name=html.escape(run_a), marker_color=FOCUS_COLOR),
+        go.Bar(x=[html.escape(str(m)) for m in table["metric"]], y=table["b"],
+               name=html.escape(run_b), marker_color=COVER_COLOR),
+    ])
+    fig.update_layout(title=title or "Two runs side by side", barmode="group", height=360,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def embedding_scatter(points: pd.DataFrame, color: str, title: str = "") -> go.Figure:
+    """points columns: x, y, `color`, label (hover text, escaped here)."""
+    fig = go.Figure()
+    values = points[color]
+    categorical = color == "expert" or not pd.api.types.is_numeric_dtype(values) \
+        or values.nunique() <= 24
+    hover = [html.escape(str(t)) for t in points.get("label", pd.Series([""] * len(points)))]
+    if categorical:
+        for i, (value, sub) in enumerate(points.groupby(color, sort=True)):
+            marker_color = expert_color(value) if color == "expert" else expert_color(i)
+            fig.add_trace(go.Scattergl(
+                x=sub["x"], y=sub["y"], mode="markers", name=html.escape(str(value)),
+                marker=dict(size=5, color=marker_color, opacity=0.8),
+                text=[hover[j] for j in np.flatnonzero(values.index.isin(sub.index))],
+                hovertemplate="%{text}<extra>" + html.escape(str(value)) + "</extra>"))
+    else:
+        fig.add_trace(go.Scattergl(x=points["x"], y=points["y"], mode="markers", text=hover,
+                                   marker=dict(size=5, color=values, colorscale="Viridis",
+                                               colorbar=dict(title=color)),
+                                   hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(title=title or f"Token states coloured by {color}", height=560,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def headline(summary: dict) -> dict:
+    """A run's few headline numbers from `routeviz.metrics.summary(...)`: pooled Focus and
+    Cover, mean load CV, starved experts, mean kept fraction, compute saved."""
+    out = {}
+    pooled = [r for r in summary.get("focus_cover") or [] if r.get("site") == "*"]
+    if pooled:
+        out["Focus (pooled)"] = float(pooled[0]["focus"])
+        out["Cover (pooled)"] = float(pooled[0]["cover"])
+    load = summary.get("load") or []
+    if load:
+        out["mean load CV"] = float(np.mean([site["cv"] for site in load]))
+        out["starved experts"] = float(sum(site.get("n_starved", 0) for site in load))
+    keep = summary.get("keep") or {}
+    kept = [site["kept_fraction"] for site in keep.get("sites") or [] if "kept_fraction" in site]
+    if kept:
+        out["mean kept fraction"] = float(np.mean(kept))
+    exits = summary.get("exits") or {}
+    if exits.get("compute_saved") is not None:
+        out["compute saved"] = float(exits["compute_saved"])
+    return out
+
+
+def agreement_bars(sites: pd.DataFrame, title: str = "") -> go.Figure:
+    """Per site, how often two runs agree: sites columns site, top1_agreement, jaccard."""
+    labels = [html.escape(short_site(s)) for s in sites["site"]]
+    fig = go.Figure([
+        go.Bar(x=labels, y=sites["top1_agreement"], name="top-1 agreement",
+               marker_color=FOCUS_COLOR),
+        go.Bar(x=labels, y=sites["jaccard"], name="mean Jaccard of chosen sets",
+               marker_color=COVER_COLOR),
+    ])
+    fig.update_layout(title=title or "Where the two runs route alike", barmode="group",
+                      yaxis_range=[0, 1.05], height=340, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,224 @@
+"""The frames the figures draw, read from a store and shaped (no plotting, no Streamlit).
+
+A "column" of a token × layer grid is one routing site, ordered by (layer, site name); for
+exits it is one layer. Cells are NaN where the token has no decision at that site (it was
+dropped earlier, or the site did not see it).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import numpy as np
+import pandas as pd
+
+GRID_VALUES = {
+    "expert": "top-1 expert",
+    "gate": "top-1 gate weight",
+    "exit": "computed (until its exit layer)",
+    "kept": "kept (1) / dropped (0)",
+}
+
+
+def example_routes(store, run: str, example: int) -> pd.DataFrame:
+    """Every route row of one example, ordered by layer, site, token, rank."""
+    return store.query_df(
+        "SELECT example, token, layer, site, kind, choice, rank, weight FROM routes "
+        "WHERE run = ? AND example = ? ORDER BY layer, site, token, rank", [run, int(example)])
+
+
+def example_tokens(store, run: str, example: int) -> list[str]:
+    df = store.query_df("SELECT token, text FROM tokens WHERE run = ? AND example = ? "
+                        "ORDER BY token", [run, int(example)])
+    return df["text"].astype(str).tolist()
+
+
+def example_info(store, run: str, example: int) -> dict:
+    """The examples row of one example as a dict (image bytes included)."""
+    df = store.query_df("SELECT * FROM examples WHERE run = ? AND example = ?", [run, int(example)])
+    if df.empty:
+        return {}
+    row = df.iloc[0].to_dict()
+    return {k: (None if _is_missing(v) else v) for k, v in row.items()}
+
+
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def sites_of(routes: pd.DataFrame, kind: str) -> list[str]:
+    """Sites of `kind` in model order (layer, then name)."""
+    sub = routes[routes["kind"] == kind]
+    if sub.empty:
+        return []
+    order = sub.groupby("site", observed=True)["layer"].min().reset_index()
+    order = order.sort_values(["layer", "site"])
+    return order["site"].astype(str).tolist()
+
+
+def short_site(site: str) -> str:
+    """`model.layers.3.mlp.gate` -> `3.mlp.gate`: enough to tell sites apart."""
+    parts = str(site).split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[i:])
+    return str(site)
+
+
+def token_grid(routes: pd.DataFrame, n_tokens: int, value: str, n_layers: int | None = None):
+    """A [n_tokens, columns] float array of `value` per token and site, plus column labels.
+
+    value: expert (top-1 expert id), gate (top-1 weight), kept (1/0), exit (1 while the
+    token is still computed, 0 after its exit layer; columns are layers).
+    """
+    if value not in GRID_VALUES:
+        raise ValueError(f"value must be one of {sorted(GRID_VALUES)}")
+    if value == "exit":
+        return _exit_grid(routes, n_tokens, n_layers)
+    kind = "expert" if value in ("expert", "gate") else "keep"
+    sites = sites_of(routes, kind)
+    grid = np.full((n_tokens, len(sites)), np.nan)  # [tokens, sites]
+    sub = routes[(routes["kind"] == kind) & (routes["rank"] == 0) & (routes["token"] >= 0)]
+    sub = sub[sub["token"] < n_tokens]
+    column = {site: j for j, site in enumerate(sites)}
+    cols = sub["site"].astype(str).map(column).to_numpy()
+    field = "weight" if value == "gate" else "choice"
+    grid[sub["token"].to_numpy(), cols] = sub[field].to_numpy(dtype=float)
+    return grid, [short_site(s) for s in sites]
+
+
+def exit_layers(routes: pd.DataFrame, n_tokens: int) -> np.ndarray:
+    """[n_tokens] exit layer of each token (an example-level exit applies to all); NaN if none."""
+    exits = np.full(n_tokens, np.nan)
+    sub = routes[routes["kind"] == "exit"]
+    whole = sub[sub["token"] < 0]
+    if not whole.empty:
+        exits[:] = float(whole["choice"].iloc[0])
+    per_token = sub[(sub["token"] >= 0) & (sub["token"] < n_tokens)]
+    exits[per_token["token"].to_numpy()] = per_token["choice"].to_numpy(dtype=float)
+    return exits
+
+
+def _exit_grid(routes, n_tokens, n_layers):
+    exits = exit_layers(routes, n_tokens)
+    if n_layers is None:
+        known = [routes["layer"].max() if not routes.empty else -1, np.nanmax(exits, initial=-1)]
+        n_layers = int(max(known)) + 1
+    layers = np.arange(max(n_layers, 1))
+    grid = (layers[None, :] <= exits[:, None]).astype(float)  # [tokens, layers]
+    grid[np.isnan(exits)] = np.nan
+    return grid, [f"L{i}" for i in layers]
+
+
+def aggregate_tokens(grid: np.ndarray, max_rows: int, categorical: bool):
+    """Bin rows so at most `max_rows` remain: the most frequent value per bin (categorical)
+    or the mean. Returns (binned grid, start token of each bin)."""
+    n = grid.shape[0]
+    if n <= max_rows:
+        return grid, np.arange(n)
+    size = int(np.ceil(n / max_rows))
+    starts = np.arange(0, n, size)
+    out = np.full((len(starts), grid.shape[1]), np.nan)
+    for i, start in enumerate(starts):
+        block = grid[start:start + size]  # [size, columns]
+        for j in range(grid.shape[1]):
+            col = block[:, j]
+            col = col[~np.isnan(col)]
+            if col.size == 0:
+                continue
+            if categorical:
+                values, counts = np.unique(col, return_counts=True)
+                out[i, j] = values[np.argmax(counts)]
+            else:
+                out[i, j] = col.mean()
+    return out, starts
+
+
+def route_cards(routes: pd.DataFrame, tokens: list[str]) -> list[str]:
+    """Per token, its route through every layer as HTML-escaped text lines joined by <br>."""
+    n = len(tokens)
+    lines = [[f"<b>#{i} {html.escape(show_token(t))}</b>"] for i, t in enumerate(tokens)]
+    whole_exit = routes[(routes["kind"] == "exit") & (routes["token"] < 0)]
+    for row in routes[(routes["token"] >= 0) & (routes["token"] < n)].itertuples(index=False):
+        lines[row.token].append(_describe(row))
+    if not whole_exit.empty:
+        note = _describe(whole_exit.iloc[0]) + " (whole example)"
+        for card in lines:
+            card.append(note)
+    return ["<br>".join(_merge_ranks(card)) for card in lines]
+
+
+def _describe(row) -> str:
+    site, kind = html.escape(short_site(row.site)), row.kind
+    weight = "" if pd.isna(row.weight) else f" ({row.weight:.2f})"
+    if kind == "expert":
+        return f"{site}: e{int(row.choice)}{weight}"
+    if kind == "keep":
+        return f"{site}: {'kept' if int(row.choice) == 1 else 'dropped'}{weight}"
+    if kind == "exit":
+        return f"exit at layer {int(row.choice)}{weight}"
+    return f"{site}: merged into #{int(row.choice)}{weight}"
+
+
+def _merge_ranks(card: list[str]) -> list[str]:
+    """Join consecutive expert lines of one site: `3.mlp.gate: e1 (0.6), e4 (0.3)`."""
+    merged = []
+    for line in card:
+        head, _, rest = line.partition(": e")
+        if merged and rest and merged[-1].startswith(head + ": e"):
+            merged[-1] += f", e{rest}"
+        else:
+            merged.append(line)
+    return merged
+
+
+def show_token(text: str) -> str:
+    """Make whitespace visible: a token that is only spaces or newlines still shows."""
+    text = str(text)
+    return text.replace("\n", "↵").replace("\t", "⇥") if text.strip() else (
+        text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅")
+
+
+def patch_values(values: np.ndarray, grid_h: int, grid_w: int) -> np.ndarray:
+    """[tokens] per-patch values -> [grid_h, grid_w], NaN where a patch has no value."""
+    out = np.full(grid_h * grid_w, np.nan)
+    m = min(len(values), grid_h * grid_w)
+    out[:m] = values[:m]
+    return out.reshape(grid_h, grid_w)
+
+
+def display_image(png_bytes: bytes, max_side: int = 512):
+    """Decode stored image bytes and scale for display: at most `max_side` pixels a side,
+    small images enlarged (nearest) to at least 256 so patches are visible."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png_bytes)).convert("RGB")
+    w, h = image.size
+    scale = min(max_side / max(w, h), 1.0)
+    if max(w, h) < 256:
+        scale = 256 / max(w, h)
+    if scale != 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = image.resize(size, Image.NEAREST if scale > 1 else Image.LANCZOS)
+    return image
+
+
+def patch_crop(png_bytes: bytes, grid_h: int, grid_w: int, token: int, size: int = 56):
+    """The image patch of token `token` (row-major over the grid), scaled to `size` pixels."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png_bytes)).convert("RGB")
+    w, h = image.size
+    row, col = divmod(int(token), int(grid_w))
+    box = (round(col * w / grid_w), round(row * h / grid_h),
+           round((col + 1) * w / grid_w), round((row + 1) * h / grid_h))
+    return image.crop(box).resize((size, size), Image.NEAREST)
+
+
+def context_line(left: str, text: str, right: str) -> str:
+    """`left [token] right` with whitespace made visible in the token, as plain text."""
+    return f"{str(left or '')[-40:]}⟦{show_token(text)}⟧{str(right or '')[:40]}".replace("\n", "↵")

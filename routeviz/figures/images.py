@@ -1,0 +1,79 @@
+"""Image views: the image with a patch grid coloured by expert, kept/dropped patches per
+layer as small multiples, and exit depth per patch."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from routeviz.figures.palette import DROPPED_COLOR, KEPT_COLOR, discrete_colorscale
+
+
+def _data_uri(image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = "",
+                  opacity: float = 0.45) -> go.Figure:
+    """`image` (PIL, display size) under a [grid_h, grid_w] grid of expert ids (NaN = none)."""
+    width, height = image.size
+    grid_h, grid_w = patch_grid.shape
+    dx, dy = width / grid_w, height / grid_h
+    n = max(int(n_experts), 1)
+    fig = go.Figure()
+    fig.add_trace(go.Image(source=_data_uri(image), hoverinfo="skip"))
+    rows, cols = np.indices(patch_grid.shape)
+    fig.add_trace(go.Heatmap(
+        z=patch_grid, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, xgap=1, ygap=1,
+        colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5, hoverongaps=False,
+        customdata=(rows * grid_w + cols), name="patches",
+        hovertemplate="patch %{customdata}: expert %{z}<extra></extra>",
+        colorbar=dict(title="expert", tickvals=list(range(n)))))
+    fig.update_xaxes(visible=False, range=[0, width])
+    fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
+    fig.update_layout(title=title or "Patches coloured by top-1 expert", height=min(640, height + 80),
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels: int = 24,
+                         cols: int = 6) -> go.Figure:
+    """One small [grid_h, grid_w] panel per keep site: green kept, grey dropped there,
+    blank where the patch was already gone."""
+    grids, labels = grids[:max_panels], labels[:max_panels]
+    n = max(len(grids), 1)
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels or ["(no keep decisions)"],
+                        horizontal_spacing=0.02, vertical_spacing=0.08)
+    for i, grid in enumerate(grids):
+        r, c = divmod(i, cols)
+        fig.add_trace(go.Heatmap(z=grid, zmin=0, zmax=1, showscale=False, xgap=1, ygap=1,
+                                 colorscale=[[0, DROPPED_COLOR], [1, KEPT_COLOR]],
+                                 hoverongaps=False,
+                                 hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"),
+                      row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(title="Kept (green) and dropped (grey) patches per layer",
+                      height=60 + 170 * rows, margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def exit_depth_grid(exit_grid: np.ndarray, n_layers: int | None = None) -> go.Figure:
+    """[grid_h, grid_w] exit layer per patch."""
+    top = n_layers - 1 if n_layers else (np.nanmax(exit_grid) if np.isfinite(exit_grid).any() else 1)
+    fig = go.Figure(go.Heatmap(z=exit_grid, zmin=0, zmax=top, colorscale="Blues", xgap=1,
+                               ygap=1, hoverongaps=False, colorbar=dict(title="exit layer"),
+                               hovertemplate="row %{y}, col %{x}: exits at %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    fig.update_xaxes(visible=False)
+    fig.update_layout(title="Exit depth per patch", height=360, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

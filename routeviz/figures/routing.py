@@ -1,0 +1,108 @@
+"""Run-level routing views: expert load per site, the layer-to-layer path Sankey, exit-depth
+histograms, kept fraction per layer."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from routeviz.figures.data import short_site
+from routeviz.figures.palette import KEPT_COLOR, expert_color
+
+STARVED_COLOR = "#D62728"
+
+
+def load_bars(load: pd.DataFrame, max_sites: int = 32) -> go.Figure:
+    """Expert load share per site. load columns: site, expert, share, starved (bool)."""
+    sites = list(dict.fromkeys(load["site"].astype(str)))[:max_sites]
+    fig = go.Figure()
+    for site in sites:
+        sub = load[load["site"].astype(str) == site].sort_values("expert")
+        starved = sub["starved"].astype(bool).tolist() if "starved" in sub else [False] * len(sub)
+        colors = [STARVED_COLOR if s else expert_color(e) for e, s in zip(sub["expert"], starved)]
+        fig.add_trace(go.Bar(
+            x=[f"e{int(e)}" for e in sub["expert"]], y=sub["share"], name=html.escape(short_site(site)),
+            marker=dict(color=colors, line=dict(color=["black" if s else "rgba(0,0,0,0)"
+                                                        for s in starved], width=2)),
+            text=["starved" if s else "" for s in starved], textposition="outside",
+            hovertemplate="%{x}: %{y:.1%}<extra>" + html.escape(short_site(site)) + "</extra>",
+            visible=True if site == sites[0] else "legendonly"))
+    fig.update_layout(title="Expert load share per site (red = starved); pick sites in the legend",
+                      yaxis_tickformat=".0%", barmode="group", height=380,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def load_matrix(load: pd.DataFrame) -> go.Figure:
+    """Sites down, experts across: load share as a heatmap (all sites at once)."""
+    pivot = load.pivot_table(index="site", columns="expert", values="share", aggfunc="sum",
+                             observed=True).fillna(0.0)
+    fig = go.Figure(go.Heatmap(z=pivot.to_numpy(), x=[f"e{int(e)}" for e in pivot.columns],
+                               y=[html.escape(short_site(s)) for s in pivot.index],
+                               colorscale="Blues", colorbar=dict(title="share", tickformat=".0%"),
+                               hovertemplate="%{y} %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_layout(title="Load share, every site", height=max(240, 60 + 22 * len(pivot)),
+                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def path_sankey(transitions: pd.DataFrame, max_links: int = 400) -> go.Figure:
+    """Top-1 expert at one site -> top-1 expert at the next site.
+
+    transitions columns: from_site, from_expert, to_site, to_expert, count
+    (`routeviz.metrics.paths(...).transitions`).
+    """
+    t = transitions.sort_values("count", ascending=False).head(max_links)
+    nodes: dict[tuple, int] = {}
+    src = list(zip(t["from_site"].astype(str), t["from_expert"].astype(int)))
+    dst = list(zip(t["to_site"].astype(str), t["to_expert"].astype(int)))
+    for site, expert in src + dst:
+        nodes.setdefault((str(site), int(expert)), len(nodes))
+    labels = [f"{html.escape(short_site(s))} e{e}" for s, e in nodes]
+    colors = [expert_color(e) for _, e in nodes]
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node=dict(label=labels, color=colors, pad=8, thickness=12),
+        link=dict(source=[nodes[key] for key in src], target=[nodes[key] for key in dst],
+                  value=t["count"].tolist(),
+                  color=[_alpha(expert_color(e)) for _, e in src])))
+    title = "Token paths: top-1 expert, layer to layer"
+    if len(transitions) > max_links:
+        title += f" (the {max_links} largest of {len(transitions)} links)"
+    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def _alpha(hex_color: str, a: float = 0.35) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{a})"
+
+
+def exit_histogram(exits: pd.DataFrame, n_layers: int | None = None) -> go.Figure:
+    """exits columns: layer (the exit layer), count, and optionally unit (token / example)."""
+    fig = go.Figure()
+    groups = exits.groupby("unit") if "unit" in exits else [("units", exits)]
+    for unit, sub in groups:
+        fig.add_trace(go.Bar(x=sub["layer"], y=sub["count"], name=str(unit),
+                             hovertemplate="exit at layer %{x}: %{y}<extra></extra>"))
+    fig.update_layout(title="Exit depth: where units stopped computing", barmode="group",
+                      height=320, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title="exit layer", dtick=1,
+                     range=[-0.5, n_layers - 0.5] if n_layers else None)
+    fig.update_yaxes(title="count")
+    return fig
+
+
+def kept_fraction(keep: pd.DataFrame) -> go.Figure:
+    """keep columns: site, layer, kept_fraction (of the tokens that site saw)."""
+    keep = keep.sort_values(["layer", "site"])
+    fig = go.Figure(go.Scatter(
+        x=[html.escape(short_site(s)) for s in keep["site"]], y=keep["kept_fraction"],
+        mode="lines+markers", line=dict(color=KEPT_COLOR),
+        hovertemplate="%{x}: %{y:.1%} kept<extra></extra>"))
+    fig.update_layout(title="Kept-token fraction per layer", yaxis_tickformat=".0%",
+                      yaxis_range=[0, 1.05], height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,113 @@
+"""Text views: token chips coloured by expert, and the token × layer heatmap.
+
+Token text is user data: every string that reaches HTML goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+
+from routeviz.figures.data import GRID_VALUES, aggregate_tokens, show_token
+from routeviz.figures.palette import (DROPPED_COLOR, KEPT_COLOR, MISSING_COLOR,
+                                      discrete_colorscale, expert_color, text_color_on)
+
+CHIP_STYLE = ("display:inline-block;margin:2px 1px;padding:1px 4px;border-radius:4px;"
+              "font-family:monospace;font-size:13px;white-space:pre;")
+
+
+def chip_color(value, mode: str) -> str:
+    if mode == "kept":
+        if value is None or value != value:
+            return MISSING_COLOR
+        return KEPT_COLOR if int(value) == 1 else DROPPED_COLOR
+    return expert_color(value)
+
+
+def token_chips_html(tokens, values, cards=None, mode: str = "expert", limit: int = 2000) -> str:
+    """A wrapped line of chips, one per token, coloured by `values` (expert id, or 1/0 kept).
+
+    cards: per token, the hover text (HTML lines joined with <br>; shown as a tooltip with
+    tags removed). At most `limit` chips are drawn.
+    """
+    parts = []
+    for i, token in enumerate(tokens[:limit]):
+        value = values[i] if i < len(values) else None
+        color = chip_color(value, mode)
+        title = ""
+        if cards is not None:
+            title = _tooltip(cards[i])
+        label = html.escape(show_token(token))
+        parts.append(f'<span class="rv-chip" data-token="{i}" title="{title}" '
+                     f'style="{CHIP_STYLE}background:{color};color:{text_color_on(color)}">'
+                     f"{label}</span>")
+    return f'<div class="rv-chips" style="line-height:1.9">{"".join(parts)}</div>'
+
+
+def _tooltip(card: str) -> str:
+    """A route card (escaped HTML with <b> and <br>) as plain tooltip text, re-escaped for
+    an attribute."""
+    plain = card.replace("<br>", "\n").replace("<b>", "").replace("</b>", "")
+    plain = html.unescape(plain)
+    return html.escape(plain, quote=True)
+
+
+def legend_html(n_experts: int, mode: str = "expert") -> str:
+    if mode == "kept":
+        items = [("kept", KEPT_COLOR), ("dropped", DROPPED_COLOR), ("not seen", MISSING_COLOR)]
+    else:
+        items = [(f"e{i}", expert_color(i)) for i in range(min(int(n_experts), 64))]
+    spans = [f'<span style="{CHIP_STYLE}background:{c};color:{text_color_on(c)}">'
+             f"{html.escape(name)}</span>" for name, c in items]
+    return f'<div class="rv-legend">{"".join(spans)}</div>'
+
+
+def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value: str,
+                  cards=None, n_experts: int | None = None, max_tokens: int = 400) -> go.Figure:
+    """Tokens across, sites (or layers) down; binned when there are more than `max_tokens`.
+
+    grid: [tokens, columns] from `data.token_grid`.
+    """
+    categorical = value == "expert"
+    binned, starts = aggregate_tokens(grid, max_tokens, categorical=categorical)
+    aggregated = len(starts) < grid.shape[0]
+    z = binned.T  # [columns, tokens]
+    if aggregated:
+        x_labels = [f"{s}–{min(s + starts[1] - starts[0], grid.shape[0]) - 1}" for s in starts]
+        hover = None
+    else:
+        x_labels = [f"{i}:{html.escape(show_token(t))}" for i, t in enumerate(tokens)]
+        hover = [[cards[i] if cards else x_labels[i] for i in range(len(tokens))]
+                 for _ in columns]
+    kwargs = dict(z=z, x=list(range(len(starts))), y=columns, xgap=1, ygap=1,
+                  hoverongaps=False)
+    if hover is not None:
+        kwargs.update(text=hover, hovertemplate="%{text}<extra>%{y}</extra>")
+    else:
+        kwargs.update(customdata=[x_labels] * len(columns),
+                      hovertemplate="tokens %{customdata}<br>%{y}: %{z}<extra></extra>")
+    if categorical:
+        n = int(n_experts or (np.nanmax(grid) + 1 if np.isfinite(grid).any() else 1))
+        kwargs.update(colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
+                      colorbar=dict(title="expert", tickvals=list(range(n))))
+    elif value in ("kept", "exit"):
+        kwargs.update(colorscale=[[0, DROPPED_COLOR], [1, KEPT_COLOR]], zmin=0, zmax=1,
+                      colorbar=dict(title="", tickvals=[0, 1],
+                                    ticktext=["dropped" if value == "kept" else "exited",
+                                              "kept" if value == "kept" else "computed"]))
+    else:
+        kwargs.update(colorscale="Viridis", colorbar=dict(title="weight"))
+    fig = go.Figure(go.Heatmap(**kwargs))
+    title = f"Token × layer: {GRID_VALUES[value]}"
+    if aggregated:
+        title += f" (aggregated: {grid.shape[0]} tokens in {len(starts)} bins)"
+    tickvals = list(range(len(starts)))
+    step = max(1, len(starts) // 60)
+    fig.update_layout(title=title, height=max(220, 40 + 28 * len(columns)),
+                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(tickvals=tickvals[::step], ticktext=x_labels[::step], tickangle=-60,
+                     title="bins of tokens" if aggregated else "token")
+    fig.update_yaxes(autorange="reversed", title="site" if value != "exit" else "layer")
+    return fig

@@ -22,7 +22,7 @@ GROUP BY site, example, token"""
 
 LOGIT_ENTROPY = """
 SELECT site, example, token, 'logits' AS source, count(*) AS k,
-       ln(sum(exp(v - m))) + m - sum(exp(v - m) * v) / sum(exp(v - m)) AS entropy
+       ln(sum(exp(v - m))) + max(m) - sum(exp(v - m) * v) / sum(exp(v - m)) AS entropy
 FROM (SELECT site, example, token, list_max("values") AS m, unnest("values") AS v
       FROM logits WHERE run = $run {where})
 GROUP BY site, example, token"""

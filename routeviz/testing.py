@@ -47,7 +47,10 @@ def save_tiny_checkpoint(config, out_dir, model_class=None, seed: int = 0,
     tokenizer = word_tokenizer(padding_side=padding_side)
     if getattr(config, "vocab_size", 0) < len(tokenizer):
         config.vocab_size = len(tokenizer)
-    model = (model_class or AutoModelForCausalLM).from_config(config)
+    model_class = model_class or AutoModelForCausalLM
+    # Auto* classes build from a config with from_config; concrete model classes are called
+    model = (model_class.from_config(config) if hasattr(model_class, "from_config")
+             else model_class(config))
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -1,0 +1,325 @@
+"""Every built-in tracer family on a tiny random model: the rows routeviz stores equal what the
+router returned (read here with a plain forward hook of the test's own), padding absent."""
+
+import importlib.metadata
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import routeviz
+from routeviz.cli import main
+from routeviz.registry import Registry
+from tests.families import BY_NAME, FAMILIES, check_weights, decisions, hook_routers
+from tests.legacy_moe import LegacyMoE, OpaqueRouter, fuse_layer, opaque_routers
+
+MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # right padding: 8 real tokens
+N_REAL = int(MASK.sum())
+
+
+def _ids(seed=1):
+    ids = torch.randint(4, 60, MASK.shape, generator=torch.Generator().manual_seed(seed))
+    return ids * MASK  # pad id 0
+
+
+def _trace(model, store_dir, run, **options):
+    with routeviz.trace(model, store_dir, run, **options) as tracer:
+        with tracer.batch(examples=[0, 1]), torch.no_grad():
+            model(input_ids=_ids(), attention_mask=MASK)
+    store = routeviz.open_store(store_dir)
+    return store.routes(run), store
+
+
+def _check_expert_rows(family, config, seen, routes):
+    """Rows per site and token equal the hooked router's decisions; returns rows expected."""
+    expected_rows = 0
+    for site, [output] in seen.items():
+        chosen, logits, _ = decisions(family, output, batch_size=2)
+        at_site = routes[(routes.site == site) & (routes.kind == "expert")]
+        for b in range(2):
+            for s in range(MASK.shape[1]):
+                rows = at_site[(at_site.example == b) & (at_site.token == s)].sort_values("rank")
+                if not MASK[b, s]:
+                    assert rows.empty
+                    continue
+                want = {int(e) for e in chosen[b, s] if e >= 0}
+                assert set(rows.choice) == want, (site, b, s)
+                if want:  # rank 0 is the chosen expert with the highest router logit
+                    top = max(want, key=lambda e: float(logits[b, s, e]))
+                    assert rows.choice.iloc[0] == top
+                    assert rows["rank"].tolist() == list(range(len(want)))
+                    check_weights(family, config, logits[b, s], rows.weight.tolist())
+                expected_rows += len(want)
+    return expected_rows
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_family_rows_equal_router_decisions(family, store_dir):
+    model = family.build()
+    seen, handles = hook_routers(model, family.router)
+    try:
+        routes, store = _trace(model, store_dir, family.name)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(seen) == family.moe_layers
+    experts = routes[routes.kind == "expert"]
+    assert len(experts) == _check_expert_rows(family, model.config, seen, routes)
+    assert set(experts.site) == set(seen)
+    if family.name != "switch":  # Switch drops tokens over capacity (checked below)
+        assert len(experts) == N_REAL * family.moe_layers * family.k
+    assert not ((routes.example == 1) & (routes.token >= 3)).any()  # padding absent
+    assert set(routes.token) <= set(range(5))
+    sites_config = store.config(family.name).get("sites", {})
+    assert all(sites_config[site]["n_experts"] == 4 for site in seen)
+
+
+def test_switch_records_capacity_drops_as_keep_rows(store_dir):
+    family = BY_NAME["switch"]
+    model = family.build()
+    seen, handles = hook_routers(model, family.router)
+    routes, store = _trace(model, store_dir, "switch")
+    for handle in handles:
+        handle.remove()
+    keep = routes[routes.kind == "keep"]
+    assert len(keep) == N_REAL * family.moe_layers  # every real token, kept or dropped
+    dropped = 0
+    for site, [output] in seen.items():
+        chosen, _, _ = decisions(family, output, batch_size=2)
+        for row in keep[keep.site == site].itertuples():
+            assert row.choice == int(chosen[row.example, row.token, 0] >= 0)
+        dropped += int((keep[keep.site == site].choice == 0).sum())
+    assert dropped > 0  # capacity 2 for 5 tokens over 4 experts drops some here
+    assert len(routes[routes.kind == "expert"]) == len(keep) - dropped
+    site = next(iter(seen))
+    assert store.config("switch")["sites"][site] == {"n_experts": 4, "top_k": 1,
+                                                     "expert_capacity": 2}
+
+
+def test_qwen2_shared_expert_gate_is_its_own_site(store_dir):
+    model = BY_NAME["qwen2_moe"].build()
+    gates, handles = {}, []
+    for name, module in model.named_modules():
+        if name.endswith("shared_expert_gate"):
+            handles.append(module.register_forward_hook(
+                lambda m, i, o, name=name: gates.__setitem__(name, o.detach().clone())))
+    routes, _ = _trace(model, store_dir, "qwen2")
+    for handle in handles:
+        handle.remove()
+    shared = routes[routes.kind == "keep"]
+    assert set(shared.site) == set(gates) and len(gates) == 2
+    assert len(shared) == N_REAL * 2 and set(shared.choice) == {1}
+    for site, out in gates.items():
+        rows = shared[(shared.site == site) & (shared.example == 1)].sort_values("token")
+        want = torch.sigmoid(out.reshape(2, 5)[1, :3]).tolist()
+        assert rows.weight.tolist() == pytest.approx(want, abs=1e-6)
+
+
+def test_transformers4_linear_gate_takes_k_from_its_block(store_dir):
+    model = LegacyMoE(k=2)
+    logits, handles = {}, []
+    for name, module in model.named_modules():
+        if name.endswith("block_sparse_moe.gate"):
+            handles.append(module.register_forward_hook(
+                lambda m, i, o, name=name: logits.__setitem__(name, o.detach().clone())))
+    routes, store = _trace(model, store_dir, "legacy")
+    for handle in handles:
+        handle.remove()
+    assert set(routes.site) == set(logits) and len(logits) == 2
+    assert len(routes) == N_REAL * 2 * 2
+    for site, site_logits in logits.items():
+        probs = site_logits.reshape(2, 5, -1).softmax(-1)
+        for row in routes[(routes.site == site) & (routes["rank"] == 0)].itertuples():
+            assert row.choice == int(probs[row.example, row.token].argmax())
+    assert routes.groupby(["site", "example", "token"]).weight.sum().tolist() == pytest.approx(
+        [1.0] * (N_REAL * 2), abs=1e-5)
+    assert store.config("legacy")["sites"][next(iter(logits))] == {"n_experts": 4, "top_k": 2}
+
+
+def test_register_linear_gate_opts_in_a_gate_without_block_hints(store_dir):
+    model = LegacyMoE(k=1, hints=False)
+    with pytest.raises(routeviz.errors.NoRoutingModules):
+        routeviz.trace(model, store_dir, "none").__enter__()
+    for block in model.layers:
+        routeviz.register_linear_gate(block.block_sparse_moe.gate, k=3, normalize=False)
+    routes, _ = _trace(model, store_dir, "opted")
+    assert len(routes) == N_REAL * 2 * 3
+    assert (routes.groupby(["site", "example", "token"]).weight.sum() < 1).all()
+
+
+def test_fused_moe_is_read_from_experts_arguments_and_unhandled_one_is_named(store_dir):
+    family = BY_NAME["mixtral"]
+    model = family.build()
+    opaque_routers(model)  # routers no adapter knows: the experts' pre-hook reads them
+    fuse_layer(model, 1)  # layer 1: router and experts fused in one module, nothing to read
+    seen, handles = hook_routers(model, OpaqueRouter.__name__)
+    with pytest.warns(UserWarning, match=r"model\.layers\.1\.mlp \(FusedMoE\)") as record:
+        routes, _ = _trace(model, store_dir, "fused")
+    for handle in handles:
+        handle.remove()
+    assert not any("layers.0" in str(w.message) for w in record)
+    assert set(routes.site) == {"model.layers.0.mlp.experts"}
+    [output] = seen["model.layers.0.mlp.gate"]
+    index = output[2].reshape(2, 5, 2)
+    assert len(routes) == N_REAL * 2
+    for row in routes.itertuples():
+        assert row.choice == int(index[row.example, row.token, row.rank])
+
+
+def test_experts_fallback_yields_to_a_recognised_router():
+    from routeviz.sites import find_sites
+
+    model = BY_NAME["mixtral"].build()
+    names = [s.name for s in find_sites(model)]
+    assert names == ["model.layers.0.mlp.gate", "model.layers.1.mlp.gate"]
+
+
+class ExitHead(torch.nn.Module):
+    """Exit head of block i: two class logits per token, sure of ids divisible by i + 2."""
+
+    def __init__(self, divisor):
+        super().__init__()
+        self.divisor = divisor
+        self.proj = torch.nn.Linear(2, 2)
+
+    def forward(self, input_ids):  # -> [b, s, 2]
+        sure = (input_ids % self.divisor == 0).float() * 10  # [b, s]
+        return torch.stack([sure, torch.zeros_like(sure)], dim=-1)
+
+
+class ExitModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(ExitHead(i + 2) for i in range(3))
+
+    def forward(self, input_ids, attention_mask=None):
+        return [head(input_ids) for head in self.heads]  # every head runs on every token
+
+
+def test_exit_heads_give_one_row_per_token_at_the_first_sure_head(store_dir):
+    model = ExitModel()
+    routeviz.register_exit(ExitHead, threshold=0.9)
+    routeviz.register_exit(model.heads[2], final=True)  # the last head takes the rest
+    routes, _ = _trace(model, store_dir, "exits")
+    ids = _ids()
+    assert len(routes) == N_REAL and (routes.kind == "exit").all()
+    exits = []
+    for row in routes.itertuples():
+        token_id = int(ids[row.example, row.token])
+        first = next((i for i in range(2) if token_id % (i + 2) == 0), 2)
+        assert (row.choice, row.layer) == (first, first)
+        exits.append(first)
+    assert set(exits) == {0, 1, 2}  # the ids exercise every head
+
+
+class DepthRouter(torch.nn.Module):
+    """Mixture-of-depths: picks the `capacity` tokens with the largest first feature."""
+
+    def __init__(self, capacity=2):
+        super().__init__()
+        self.capacity = capacity
+        self.proj = torch.nn.Linear(2, 1)
+
+    def forward(self, h):  # [b, s, d]
+        scores = h[..., 0]  # [b, s]
+        weights, index = scores.topk(self.capacity, dim=-1)  # [b, c]
+        return weights, index
+
+
+def test_selection_router_keeps_its_top_capacity_tokens(store_dir):
+    class MoDModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(64, 2)
+            self.blocks = torch.nn.ModuleList(DepthRouter() for _ in range(2))
+
+        def forward(self, input_ids, attention_mask=None):
+            h = self.embed(input_ids)
+            return [router(h) for router in self.blocks]
+
+    routeviz.register_selection(DepthRouter)
+    model = MoDModel()
+    with torch.no_grad():
+        first = model.embed(_ids())[..., 0]  # [b, s]
+    routes, _ = _trace(model, store_dir, "mod")
+    assert len(routes) == N_REAL * 2 and (routes.kind == "keep").all()
+    top = first.topk(2, dim=-1).indices  # the pad positions can be chosen too
+    for row in routes.itertuples():
+        assert row.choice == int(row.token in top[row.example].tolist())
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_cli_traces_a_saved_checkpoint(family, tmp_path, capsys):
+    import transformers
+
+    from routeviz.testing import save_tiny_checkpoint
+
+    save_class = family.extra.get("save_class", family.model_class)
+    directory = save_tiny_checkpoint(family.make_config(), tmp_path / family.name,
+                                     model_class=getattr(transformers, save_class))
+    store = tmp_path / "store"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["trace", "--model", str(directory), "--text", "the model is a token",
+                     "def x ( ) : return", "--store", str(store), "--run", "cli"])
+    assert code == 0, capsys.readouterr().err
+    routes = routeviz.open_store(store).routes("cli")
+    assert set(routes.layer[routes.kind == "expert"]).__len__() == family.moe_layers
+    assert routes.groupby("example").token.max().tolist() == [4, 5]  # 5 and 6 real tokens
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_example() -> str:
+    section = README.read_text().split("## Custom routers", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_custom_router_example_runs(store_dir):
+    namespace = {}
+    exec(compile(_readme_example(), "README.md", "exec"), namespace)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(64, 16)
+            self.routers = torch.nn.ModuleList(namespace["MyRouter"]() for _ in range(2))
+
+        def forward(self, input_ids, attention_mask=None):
+            h = self.embed(input_ids)
+            return [router(h) for router in self.routers]
+
+    model = Model()
+    with torch.no_grad():
+        want = model.routers[1].proj(model.embed(_ids())).argmax(-1)  # [b, s]
+    routes, _ = _trace(model, store_dir, "custom")
+    assert len(routes) == N_REAL * 2 * 2 and (routes.kind == "expert").all()
+    top = routes[(routes.site == "routers.1") & (routes["rank"] == 0)]
+    assert [int(want[r.example, r.token]) for r in top.itertuples()] == top.choice.tolist()
+
+
+def test_entry_point_plugin_is_loaded_by_a_registry(tmp_path, monkeypatch):
+    (tmp_path / "my_routeviz_plugin.py").write_text(
+        "import torch, routeviz\n"
+        "class PluginRouter(torch.nn.Module):\n"
+        "    pass\n"
+        "def register():\n"
+        "    routeviz.register(PluginRouter, lambda m, i, o: None)\n")
+    dist = tmp_path / "my_routeviz_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-routeviz-plugin\n"
+                                   "Version: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[routeviz.tracers]\nmine = my_routeviz_plugin:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert [ep.name for ep in importlib.metadata.entry_points(group="routeviz.tracers")
+            if ep.name == "mine"] == ["mine"]
+    registry = Registry()
+    registry.load_plugins()
+    plugin = sys.modules["my_routeviz_plugin"]
+    assert registry is not routeviz.registry.REGISTRY
+    assert routeviz.registry.REGISTRY.lookup(plugin.PluginRouter()) is not None

@@ -21,13 +21,16 @@ HOSTILE_SOURCE = "../../evil'\"<b>name</b>.txt"
 
 
 def write_table(path, table_name: str, run: str, columns: dict) -> None:
+    """Write one part with the table's full schema; columns not given are all null."""
     arrow_schema = schema.TABLES[table_name]
-    fields = [f for f in arrow_schema if f.name in columns]
+    n = len(next(iter(columns.values())))
     arrays = []
-    for f in fields:
+    for f in arrow_schema:
         value_type = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
-        arrays.append(pa.array(columns[f.name], type=value_type).cast(f.type))
-    write_part(path, table_name, run, pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
+        data = columns.get(f.name)
+        array = pa.nulls(n, value_type) if data is None else pa.array(data, type=value_type)
+        arrays.append(array.cast(f.type))
+    write_part(path, table_name, run, pa.Table.from_arrays(arrays, schema=arrow_schema))
 
 
 def write_runs_row(path, run: str, n_examples: int, config: dict, model: str) -> None:
@@ -154,3 +157,53 @@ def all_runs(path):
     dae_syn_run(path)
     text_run(path, run="text-b", shift=1)
     return open_store(path)
+
+
+def large_run(path, run: str = "large", n_examples: int = 2000, seq: int = 64,
+              n_sites: int = 8, n_experts: int = 16, top_k: int = 1, seed: int = 0) -> int:
+    """A synthetic run of n_examples × seq tokens × n_sites × top_k expert rows (2000 × 64 ×
+    8 × 1 = 1,024,000 routes by default), tagged by topic (example level, 12 values) and
+    token type (token level, 6 values); experts lean on the topic so A_ij has structure.
+    Returns the number of route rows."""
+    init_store(path)
+    rng = np.random.default_rng(seed)
+    n_tokens = n_examples * seq
+    example = np.repeat(np.arange(n_examples, dtype=np.int64), seq)  # [tokens]
+    token = np.tile(np.arange(seq, dtype=np.int32), n_examples)  # [tokens]
+    topic = example % 12
+    vocab = np.array([f"w{i}" for i in range(500)] + [HOSTILE_TOKEN])
+    word = rng.integers(0, len(vocab), n_tokens)
+    cols = {k: [] for k in ("example", "token", "layer", "site", "kind", "choice", "rank",
+                            "weight")}
+    for s in range(n_sites):
+        lean = (topic + s) % n_experts
+        noise = rng.integers(0, n_experts, n_tokens)
+        first = np.where(rng.random(n_tokens) < 0.6, lean, noise)  # [tokens]
+        for rank in range(top_k):
+            cols["example"].append(example)
+            cols["token"].append(token)
+            cols["layer"].append(np.full(n_tokens, s, np.int16))
+            cols["site"].append(np.full(n_tokens, f"model.layers.{s}.mlp.gate", object))
+            cols["kind"].append(np.full(n_tokens, "expert", object))
+            cols["choice"].append(((first + rank) % n_experts).astype(np.int32))
+            cols["rank"].append(np.full(n_tokens, rank, np.int8))
+            cols["weight"].append(rng.random(n_tokens).astype(np.float32))
+    routes = {k: np.concatenate(v) for k, v in cols.items()}
+    write_runs_row(path, run, n_examples, {"model": "synthetic-large", "modality": "text",
+                                           "routing": ["expert"], "n_layers": n_sites,
+                                           "n_experts": n_experts, "top_k": top_k},
+                   "synthetic-large")
+    write_table(path, "routes", run, routes)
+    write_table(path, "tokens", run, {"example": example, "token": token, "text": vocab[word]})
+    tag_example = np.concatenate([np.arange(n_examples), example])
+    tag_token = np.concatenate([np.full(n_examples, -1, np.int32), token])
+    names = np.concatenate([np.full(n_examples, "topic", object), np.full(n_tokens, "type", object)])
+    values = np.concatenate([np.array([f"topic{t}" for t in range(12)])[np.arange(n_examples) % 12],
+                             np.array([f"type{t}" for t in range(6)])[word % 6]])
+    write_table(path, "tags", run, {"example": tag_example, "token": tag_token, "name": names,
+                                    "value": values})
+    write_table(path, "examples", run, {"example": np.arange(n_examples),
+                                        "modality": np.full(n_examples, "text", object),
+                                        "source": np.array([f"doc{i}.txt" for i in range(n_examples)]),
+                                        "n_tokens": np.full(n_examples, seq, np.int32)})
+    return len(routes["example"])

@@ -58,6 +58,9 @@ def _images(store, run: str, examples: list[int]) -> dict:
     """example -> (PIL image, grid_h, grid_w) for the image examples among `examples`."""
     if not examples:
         return {}
+    columns = {c[0] for c in store.con.execute("DESCRIBE examples").fetchall()}
+    if not {"image", "grid_h", "grid_w"} <= columns:  # a store with no image examples at all
+        return {}
     df = store.query_df(
         "SELECT example, image, grid_h, grid_w FROM examples WHERE run = $run AND "
         "image IS NOT NULL AND list_contains($examples, example)",

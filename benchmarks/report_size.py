@@ -1,0 +1,34 @@
+"""Report size and time for a large run: a synthetic 1,024,000-route text run (2000 examples
+× 64 tokens × 8 expert sites, 16 experts) written with routeviz.store.write_part, then
+`write_report` without static images. Prints JSON; the HTML should stay under ~10 MB."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from routeviz.report import write_report
+from routeviz.store import open_store
+from tests.report_store import large_run
+
+
+def main(n_examples: int = 2000) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        n_routes = large_run(Path(tmp) / "store", n_examples=n_examples)
+        built = time.perf_counter() - start
+        store = open_store(Path(tmp) / "store")
+        start = time.perf_counter()
+        paths = write_report(store, "large", Path(tmp) / "out", images=False)
+        elapsed = time.perf_counter() - start
+        sizes = {p.name: p.stat().st_size for p in paths}
+    return {"benchmark": "report_size", "n_routes": n_routes, "store_build_s": round(built, 2),
+            "report_s": round(elapsed, 2), "html_bytes": sizes["report.html"],
+            "html_mb": round(sizes["report.html"] / 1e6, 2), "files": sizes}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)))

@@ -1,0 +1,211 @@
+"""routeviz.report: every file for a text, an image and a DAE-Syn-like run; the numbers
+in metrics.json and the CSVs are the ones `routeviz metrics --json` prints; user strings
+cannot inject markup or write outside --out."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from routeviz.cli import main
+from routeviz.errors import RoutevizError
+from routeviz.figures.export import chromium_path
+from routeviz.report import build_report_zip, collect, write_report
+from routeviz.report.collect import CONTEXTS_PER_EXPERT, GALLERY_ITEMS
+from routeviz.report.plots import build_plots
+from routeviz.store import open_store
+from tests.report_store import (HOSTILE_SOURCE, HOSTILE_TAG, HOSTILE_TOKEN, all_runs,
+                                large_run)
+
+FILES = {"report.html", "report.md", "metrics.json", "focus_cover.csv", "alignment.csv",
+         "load.csv", "experts.csv", "exits.csv", "keep.csv"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return all_runs(tmp_path_factory.mktemp("report") / "store")
+
+
+@pytest.fixture(scope="module")
+def reports(store, tmp_path_factory):
+    """run -> output folder of its report (no static images; one test below makes them)."""
+    out = {}
+    for run, against in (("text", "text-b"), ("image", None), ("dae", None)):
+        out[run] = tmp_path_factory.mktemp(f"out-{run}")
+        write_report(store, run, out[run], against=against, images=False)
+    return out
+
+
+@pytest.mark.parametrize("run", ["text", "image", "dae"])
+def test_every_file_is_written_and_plotly_js_is_embedded_once(store, reports, run):
+    folder = reports[run]
+    assert {p.name for p in folder.iterdir()} == FILES
+    page = (folder / "report.html").read_text()
+    assert page.count("plotly.js v") == 1  # the library's banner: embedded once, not per figure
+    assert "<script src=" not in page and "<link" not in page  # nothing to fetch
+    n_plots = len(build_plots(collect(store, run, against="text-b" if run == "text" else None)))
+    assert page.count('<figure class="plot"') == n_plots >= 3
+    assert page.count('class="plotly-graph-div" style="height:') == n_plots  # every div has a height
+    assert "Summary" in page and "Focus (pooled, expert)" in page
+    assert "# Routing report" in (folder / "report.md").read_text()
+
+
+def test_text_report_has_token_contexts_and_comparison(reports):
+    page = (reports["text"] / "report.html").read_text()
+    assert 'id="comparison"' in page and "text-b" in page
+    assert "<mark>def</mark>" in page  # a code token in context in expert 0's gallery
+    assert "compute saved by early exit" in page and "25.0%" in page  # exits at 1 and 3 of 4
+
+
+@pytest.mark.parametrize("run", ["image", "dae"])
+def test_image_galleries_show_crops(reports, run):
+    page = (reports[run] / "report.html").read_text()
+    n_crops = page.count('src="data:image/png;base64,')
+    assert n_crops >= 4
+    assert n_crops <= GALLERY_ITEMS
+
+
+def _cli_metrics(store, run, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["metrics", "--store", str(store.path), "--run", run, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("run", ["text", "image", "dae"])
+def test_metrics_json_and_csvs_match_the_cli(store, reports, run, capsys):
+    folder = reports[run]
+    cli = _cli_metrics(store, run, capsys)
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved.pop("routeviz_version")
+    saved.pop("comparison", None)
+    assert saved["config"]["model"] == store.config(run)["model"]
+    assert json.dumps(saved, sort_keys=True) == json.dumps(cli, sort_keys=True)
+
+    focus = pd.read_csv(folder / "focus_cover.csv", keep_default_na=False)
+    expected = pd.DataFrame(cli["focus_cover"])
+    assert len(focus) == len(expected) > 0
+    merged = focus.merge(expected, on=["site", "tag", "kind"], suffixes=("", "_cli"))
+    assert len(merged) == len(expected)
+    assert (merged.focus - merged.focus_cli).abs().max() < 1e-5
+    assert (merged.cover - merged.cover_cli).abs().max() < 1e-5
+
+    # Focus recomputed from the A_ij cells of alignment.csv equals the pooled Focus printed
+    cells = pd.read_csv(folder / "alignment.csv", keep_default_na=False)
+    expert = cells[cells.kind == "expert"]
+    recomputed = expert.groupby("subnetwork").f1.max().mean()
+    pooled = expected[(expected.site == "*") & (expected.kind == "expert")].iloc[0]
+    assert recomputed == pytest.approx(pooled.focus, abs=1e-5)
+
+    load = pd.read_csv(folder / "load.csv")
+    for site in cli["load"]:
+        shares = load[load.site == site["site"]].sort_values("expert").share.tolist()
+        assert shares == pytest.approx(site["shares"], abs=1e-5)
+
+    exits = pd.read_csv(folder / "exits.csv")
+    if cli["exits"] is None:
+        assert exits.empty
+    else:
+        key = "per_token" if cli["exits"]["per_token"] else "per_example"
+        rows = exits[exits.unit == key.split("_")[1]].sort_values("layer")
+        assert rows["count"].tolist() == [r["count"] for r in cli["exits"][key]]
+    experts = pd.read_csv(folder / "experts.csv")
+    assert set(experts.profile) <= {"tag", "token"} and len(experts) > 0
+
+
+def test_hostile_strings_are_escaped_everywhere(reports):
+    for run in ("text", "image", "dae"):
+        page = (reports[run] / "report.html").read_text()
+        assert HOSTILE_TOKEN not in page and HOSTILE_TAG not in page
+        assert "<b>name</b>" not in page  # the hostile file name
+        assert page.count("<script") == page.count("</script>")
+        markdown = (reports[run] / "report.md").read_text()
+        assert "<script" not in markdown and "<img" not in markdown
+    text = (reports["text"] / "report.html").read_text()
+    assert "&lt;/script&gt;&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
+    assert "&#x27;quote&quot;" in text
+    dae = (reports["dae"] / "report.html").read_text()
+    assert "&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;" in dae
+    # every <script> block is plotly's: its JSON writes "<" as \u003c, so no tag hides there
+    for block in text.split("<script")[1:]:
+        body = block.split("</script>")[0]
+        assert "<img" not in body and "<script" not in body
+
+
+def test_run_names_and_out_cannot_escape(store, tmp_path):
+    for bad in ("../text", "text/../../x", "a/b", "..", "<script>"):
+        with pytest.raises(RoutevizError):
+            write_report(store, bad, tmp_path / "out", images=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.html").write_text("keep me")
+    out = tmp_path / "links"
+    out.mkdir()
+    (out / "report.html").symlink_to(outside / "report.html")  # a planted link is replaced
+    written = write_report(store, "dae", out, images=False)
+    assert (outside / "report.html").read_text() == "keep me"
+    assert not (out / "report.html").is_symlink()
+    assert all(p.resolve().parent == out.resolve() for p in written)
+    assert sorted(os.listdir(outside)) == ["report.html"]
+
+    (out / "figures").symlink_to(outside, target_is_directory=True)
+    if chromium_path():
+        with pytest.raises(RoutevizError, match="not a plain folder"):
+            write_report(store, "image", out)
+    assert sorted(os.listdir(outside)) == ["report.html"]
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(RoutevizError, match="is a file"):
+        write_report(store, "dae", a_file, images=False)
+
+
+def test_cli_report_creates_out_and_lists_files(store, tmp_path, capsys):
+    out = tmp_path / "new" / "nested"
+    code = main(["report", "--store", str(store.path), "--run", "text", "--out", str(out),
+                 "--against", "text-b", "--tag", "kind"])
+    printed = capsys.readouterr().out.split()
+    assert code == 0
+    assert {Path(p).name for p in printed} >= FILES
+    focus = pd.read_csv(out / "focus_cover.csv", keep_default_na=False)
+    assert set(focus.tag) == {"kind"}  # --tag restricts the families
+    assert main(["report", "--store", str(store.path), "--run", "nope", "--out", str(out)]) == 2
+    assert "available: dae, image, text, text-b" in capsys.readouterr().err
+
+
+def test_zip_holds_the_same_files(store):
+    data = build_report_zip(store, "dae", images=False)
+    names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    assert names == FILES
+
+
+def test_large_run_keeps_galleries_bounded(tmp_path):
+    n_routes = large_run(tmp_path / "store", n_examples=240, seq=32, n_sites=4, n_experts=64)
+    store = open_store(tmp_path / "store")
+    report = collect(store, "large")
+    assert n_routes == 240 * 32 * 4
+    assert report.gallery.n_items <= GALLERY_ITEMS
+    per_expert = [len(v) for v in report.gallery.items.values()]
+    assert max(per_expert) <= CONTEXTS_PER_EXPERT[1]
+    assert len(report.gallery.items) == 4 * 64  # every expert of every site has a card
+    page_bytes = write_report(store, "large", tmp_path / "out", images=False)[0].stat().st_size
+    assert page_bytes < 8_000_000
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="static figures need Chromium")
+def test_static_figures_beside_the_markdown(store, tmp_path):
+    written = write_report(store, "image", tmp_path, images=True)
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert len(pngs) >= 3
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    markdown = (tmp_path / "report.md").read_text()
+    for p in pngs:
+        assert f"](figures/{p.name})" in markdown
+    assert HOSTILE_SOURCE not in markdown

@@ -13,16 +13,15 @@ import torch
 
 from routeviz.registry import register as register_adapter
 from routeviz.schema import RouteEvent
-from tracers.hf_topk import topk_triple
 
 
 def topk_router(module, inputs, output):
-    """The (logits, weights, index) triple; rows mapped by the `positions` argument if any."""
-    event = topk_triple(module, inputs, output)
+    """The (logits [t,e], weights [t,k], index [t,k]) triple; rows mapped to original
+    positions by the router's `positions` argument [b, s] when it sees a subset."""
+    logits, weights, index = output
     positions = inputs[1] if len(inputs) > 1 else None
-    if event is not None and isinstance(positions, torch.Tensor):
-        event = event._replace(token_index=positions)
-    return event
+    return RouteEvent("expert", choice=index, weight=weights, logits=logits,
+                      token_index=positions if isinstance(positions, torch.Tensor) else None)
 
 
 def depth_router(module, inputs, output):

@@ -1,0 +1,237 @@
+"""Train text-moe from a fixed seed: `python -m sample_models.train text-moe [--steps N]`.
+
+Steps: train a byte-level BPE tokenizer on the training split of the stdlib corpus, train
+the MoE LM on random 128-token windows (code and prose mixed), train a dense baseline of the
+same active parameter count for the same steps, and evaluate held-out perplexity of both
+against a unigram model. Writes config.json, model.safetensors, tokenizer.json,
+metrics.json and train_log.txt into the output folder. One CPU thread throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from sample_models.text_data import stdlib_chunks
+from sample_models.text_moe import WEIGHTS, TextMoE, TextMoEConfig, lm_loss
+
+STEPS = 1500
+BATCH = 16
+LR = 3e-3
+PROSE_SHARE = 0.3  # share of training windows drawn from prose
+SPECIAL = ["<|endoftext|>", "<|pad|>"]
+
+
+def train_tokenizer(texts, vocab_size: int):
+    os.environ.setdefault("RAYON_RS_NUM_CPUS", "1")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+def token_stream(tokenizer, texts, eos_id: int) -> torch.Tensor:
+    """All texts encoded and joined with end-of-text: [n_tokens]."""
+    ids = []
+    for enc in tokenizer.encode_batch(list(texts)):
+        ids.extend(enc.ids)
+        ids.append(eos_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def corpus(split: str, limit: int | None):
+    """{'code': [texts], 'prose': [texts]}: whole modules/topics re-joined from chunks."""
+    items = stdlib_chunks(split, max_chars=100_000)
+    if limit is not None:
+        items = items[:limit]
+    by_kind = {"code": [], "prose": []}
+    for item in items:
+        by_kind[item.tags["kind"]].append(item.text)
+    return by_kind
+
+
+def sample_windows(streams, batch: int, context: int, gen) -> torch.Tensor:
+    """[batch, context] random windows, each from prose with probability PROSE_SHARE."""
+    rows = []
+    for _ in range(batch):
+        kind = "prose" if torch.rand((), generator=gen) < PROSE_SHARE else "code"
+        stream = streams[kind]
+        start = int(torch.randint(0, len(stream) - context, (), generator=gen))
+        rows.append(stream[start:start + context])
+    return torch.stack(rows)
+
+
+def eval_windows(stream, context: int, limit: int) -> torch.Tensor:
+    n = min(limit, (len(stream) - 1) // context)
+    return stream[:n * context].view(n, context)
+
+
+def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> TextMoE:
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = TextMoE(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.95))
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    model.train()
+    bar = tqdm(range(steps), desc=desc, mininterval=2.0)
+    for step in bar:
+        ids = sample_windows(streams, BATCH, cfg.context, gen)
+        out = model(ids, early_exit=False)
+        mask = torch.ones_like(ids, dtype=torch.bool)
+        final = lm_loss(out.layer_logits[-1], ids, mask)
+        inter = sum(lm_loss(lg, ids, mask) for lg in out.layer_logits[:-1]) / max(1, cfg.n_layers - 1)
+        loss = final + cfg.exit_loss_weight * inter + cfg.aux_loss_weight * out.aux_loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 25 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{final.item():.3f}")
+            log(json.dumps({"model": desc, "step": step, "lm_loss": round(final.item(), 4),
+                            "total_loss": round(loss.item(), 4)}))
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def perplexity(model: TextMoE, windows: torch.Tensor, early_exit: bool) -> dict:
+    """Held-out perplexity (full depth or with early exits), mean exit layer, expert use."""
+    nll, count, exit_sum = 0.0, 0, 0.0
+    for batch in windows.split(32):
+        out = model(batch, early_exit=early_exit)
+        mask = torch.ones_like(batch, dtype=torch.bool)
+        n = batch.shape[0] * (batch.shape[1] - 1)
+        nll += lm_loss(out.logits, batch, mask).item() * n
+        count += n
+        exit_sum += out.exit_layer[:, :-1].float().sum().item()
+    return {"perplexity": math.exp(nll / count), "mean_exit_layer": exit_sum / count}
+
+
+def calibrate_threshold(model: TextMoE, windows: torch.Tensor, tolerance: float = 0.03) -> float:
+    """The lowest exit threshold whose early-exit perplexity stays within `tolerance` of
+    full depth (CALM calibrates its threshold against a quality bound the same way)."""
+    full = perplexity(model, windows, early_exit=False)["perplexity"]
+    chosen = 0.99
+    for threshold in (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5):
+        for head in model.exits:
+            head.threshold = threshold
+        if perplexity(model, windows, early_exit=True)["perplexity"] > full * (1 + tolerance):
+            break
+        chosen = threshold
+    for head in model.exits:
+        head.threshold = chosen
+    return chosen
+
+
+def unigram_perplexity(train_ids: torch.Tensor, windows: torch.Tensor, vocab: int) -> float:
+    counts = torch.bincount(train_ids, minlength=vocab).double() + 1.0  # add-one smoothing
+    logp = (counts / counts.sum()).log()
+    targets = windows[:, 1:].reshape(-1)
+    return math.exp(-logp[targets].mean().item())
+
+
+@torch.no_grad()
+def expert_use(model: TextMoE, windows: torch.Tensor) -> list[list[int]]:
+    """Per MoE layer, how many held-out tokens chose each expert (any rank)."""
+    routers = [block.mlp.router for block in model.blocks if hasattr(block.mlp, "router")]
+    use = [torch.zeros(model.cfg.n_experts, dtype=torch.long) for _ in routers]
+
+    def counter(counts):
+        def hook(module, inputs, output):
+            counts.add_(torch.bincount(output[2].reshape(-1), minlength=module.n_experts))
+        return hook
+
+    hooks = [r.register_forward_hook(counter(c)) for r, c in zip(routers, use)]
+    try:
+        for batch in windows.split(32):
+            model(batch)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [u.tolist() for u in use]
+
+
+@torch.no_grad()
+def to_shipped_precision(model) -> None:
+    """Round every weight to float16 (as shipped), so metrics describe the shipped model."""
+    for tensor in model.state_dict().values():
+        tensor.copy_(tensor.half().float())
+
+
+def finalize(model: TextMoE, held: dict, streams: dict, out: Path, log) -> dict:
+    """Round to float16, calibrate the exit threshold, save, and measure the MoE model."""
+    from safetensors.torch import save_file
+
+    cfg = model.cfg
+    to_shipped_precision(model)
+    cfg.exit_threshold = calibrate_threshold(model, torch.cat([held["code"][:50], held["prose"][:50]]))
+    log(json.dumps({"exit_threshold": cfg.exit_threshold}))
+    cfg.to_json(out / "config.json")
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()},
+              out / "model.safetensors")
+    all_held = torch.cat([held["code"], held["prose"]])
+    train_ids = torch.cat([streams["code"], streams["prose"]])
+    return {"context": cfg.context, "params": sum(p.numel() for p in model.parameters()),
+            "exit_threshold": cfg.exit_threshold,
+            "heldout_windows": {k: len(v) for k, v in held.items()},
+            "unigram_perplexity": unigram_perplexity(train_ids, all_held, cfg.vocab_size),
+            "moe_full_depth": perplexity(model, all_held, early_exit=False),
+            "moe_early_exit": perplexity(model, all_held, early_exit=True),
+            "moe_by_kind": {k: perplexity(model, v, early_exit=False)["perplexity"]
+                            for k, v in held.items()},
+            "expert_use_heldout": expert_use(model, all_held)}
+
+
+def train(name: str = "text-moe", out_dir=None, steps=None, seed: int = 0, *,
+          corpus_limit: int | None = None, baseline: bool = True, n_eval: int = 200):
+    """Train and save text-moe into `out_dir` (default: the shipped weights folder).
+
+    corpus_limit: use only the first N modules/topics per split (for quick tests);
+    baseline: also train the dense baseline; n_eval: held-out windows per kind.
+    """
+    torch.set_num_threads(1)
+    out = Path(out_dir) if out_dir else WEIGHTS / "text-moe"
+    out.mkdir(parents=True, exist_ok=True)
+    steps = STEPS if steps is None else steps
+    log_file = (out / "train_log.txt").open("w")
+
+    def log(line):
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    cfg = TextMoEConfig()
+    train_texts, eval_texts = corpus("train", corpus_limit), corpus("eval", corpus_limit)
+    tokenizer = train_tokenizer(train_texts["code"] + train_texts["prose"], cfg.vocab_size)
+    cfg = replace(cfg, vocab_size=tokenizer.get_vocab_size())
+    tokenizer.save(str(out / "tokenizer.json"))
+    streams = {k: token_stream(tokenizer, v, cfg.eos_id) for k, v in train_texts.items()}
+    held = {k: eval_windows(token_stream(tokenizer, v, cfg.eos_id), cfg.context, n_eval)
+            for k, v in eval_texts.items()}
+    model = fit(cfg, streams, steps, seed, log, "text-moe")
+    metrics = {"steps": steps, "seed": seed, "batch": BATCH,
+               **finalize(model, held, streams, out, log)}
+    if baseline:
+        dense_cfg = replace(cfg, dense=True)
+        dense = fit(dense_cfg, streams, steps, seed, log, "dense-baseline")
+        metrics["dense_params"] = sum(p.numel() for p in dense.parameters())
+        metrics["dense_full_depth"] = perplexity(dense, torch.cat([held["code"], held["prose"]]),
+                                                 early_exit=False)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log_file.close()
+    return metrics

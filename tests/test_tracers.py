@@ -77,6 +77,38 @@ def test_family_rows_equal_router_decisions(family, store_dir):
     assert all(sites_config[site]["n_experts"] == 4 for site in seen)
 
 
+class ShuffledTopKRouter(torch.nn.Module):
+    """A `*TopKRouter` whose top-k comes back in reverse order (DeepSeek's top-k is unsorted)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(4, 16))
+
+    def forward(self, h):  # [b, s, d]
+        logits = h.reshape(-1, h.shape[-1]) @ self.weight.T  # [t, e]
+        weights, index = logits.softmax(-1).topk(2, dim=-1)  # [t, k]
+        return logits, weights.flip(-1), index.flip(-1)
+
+
+def test_unsorted_topk_is_ranked_by_router_logit(store_dir):
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(64, 16)
+            self.gate = ShuffledTopKRouter()
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.gate(self.embed(input_ids))
+
+    model = Model()
+    with torch.no_grad():
+        logits = model(_ids())[0].reshape(2, 5, 4)
+    routes, _ = _trace(model, store_dir, "shuffled")
+    assert len(routes) == N_REAL * 2
+    for row in routes.itertuples():
+        assert row.choice == int(logits[row.example, row.token].topk(2).indices[row.rank])
+
+
 def test_switch_records_capacity_drops_as_keep_rows(store_dir):
     family = BY_NAME["switch"]
     model = family.build()

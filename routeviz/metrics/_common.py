@@ -52,7 +52,7 @@ def sites_of(store, run: str, kind: str | None = None) -> pd.DataFrame:
         params.append(kind)
     return store.query_df(
         f"SELECT site, min(layer) AS layer, count(*) AS n_rows FROM routes WHERE {where} "
-        "GROUP BY site ORDER BY min(layer), site", params)
+        "GROUP BY site ORDER BY layer, site", params)
 
 
 def require_site(store, run: str, site: str | None, kind: str | None = None) -> str | None:

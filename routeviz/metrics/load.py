@@ -104,7 +104,7 @@ def keep(store, run: str) -> KeepResult:
     sites = common.df(store, 
         "SELECT site, min(layer) AS layer, count(*) AS n_seen, "
         "count(*) FILTER (WHERE choice = 1) AS n_kept FROM routes "
-        "WHERE run = $run AND kind = 'keep' GROUP BY site ORDER BY min(layer), site", p)
+        "WHERE run = $run AND kind = 'keep' GROUP BY site ORDER BY layer, site", p)
     sites["kept_fraction"] = (sites.n_kept / sites.n_seen).astype("float64")
     n_tokens = int(common.scalar(store, f"SELECT coalesce(sum(n), 0) FROM ({EXAMPLE_LENGTHS})",
                                  p) or 0)

@@ -10,11 +10,11 @@ import transformers as T
 
 K = 2
 E = 4
-COMMON = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-              num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-              pad_token_id=0)
-MLA = dict(kv_lora_rank=8, qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8,
-           moe_intermediate_size=32, n_shared_experts=1, first_k_dense_replace=0)
+COMMON = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+          "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 64,
+          "pad_token_id": 0}
+MLA = {"kv_lora_rank": 8, "qk_rope_head_dim": 4, "qk_nope_head_dim": 4, "v_head_dim": 8,
+       "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 0}
 
 
 @dataclass

@@ -15,7 +15,7 @@ $(PY):
 # torch first: a plain `torch` requirement would otherwise pull a multi-GB CUDA build.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,spark]"  # spark: tests/test_spark.py reads a store with PySpark
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -42,6 +42,8 @@ try:
 except RoutevizError as exc:
     st.info(f"No token-by-token diff: {exc}")
     st.stop()
+for note in result.get("notes", []):
+    st.warning(note)
 a, b, c = st.columns(3)
 a.metric("Units in both", f"{result['n_common_units']:,}")
 b.metric(f"Only in {run_a}", f"{result['n_only_run']:,}")

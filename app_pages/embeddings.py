@@ -37,7 +37,7 @@ source = cols[0].radio("Points", ["states", "routing"] if states else ["routing"
                        format_func={"states": "token states",
                                     "routing": "routing signatures"}.get, key="emb_source")
 method = cols[1].radio("Projection", ["umap", "pca"], format_func=str.upper, key="emb_method")
-limit = cols[2].number_input("Max points", 100, MAX_POINTS, 2000, step=500, key="emb_limit")
+limit = cols[2].number_input("Max points", 10, MAX_POINTS, 2000, step=500, key="emb_limit")
 color_options = (["expert"] if expert_sites else []) + \
     (["tag"] if facts["tags"] else []) + (["exit_layer"] if "exit" in facts["kinds"] else [])
 if not color_options:

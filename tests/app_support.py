@@ -48,7 +48,9 @@ def toy_models(monkeypatch):
 def app_store(tmp_path_factory):
     """A store with a tagged text run (toy-words), a second text run over the same texts
     (for Compare), and an image run of two images."""
-    path = tmp_path_factory.mktemp("app") / "store"
+    path = tmp_path_factory.getbasetemp() / "app-store"  # one per session, whichever module asks
+    if (path / "built").exists():
+        return path
     items = toy_dataset()
     record(load("toy-text"), items, path, "words", batch_size=4)
     record(load("toy-long"), items, path, "words-b", batch_size=8)
@@ -58,6 +60,7 @@ def app_store(tmp_path_factory):
                    source=f"img{s}.png", tags={"shade": "dark" if s else "light"})
               for s in range(2)]
     record(load("toy-image"), images, path, "pictures")
+    (path / "built").touch()
     return path
 
 

@@ -1,0 +1,35 @@
+"""Export page: metrics as JSON/CSV, the report when present, any figure as HTML (PNG/SVG
+when Chromium is there)."""
+
+import json
+
+from routeviz import metrics, open_store
+from tests.app_support import app_store, open_page  # noqa: F401
+
+
+def test_metrics_downloads(app_store):
+    at = open_page(app_store, "export", run="words")
+    assert not at.error
+    labels = [b.label for b in at.download_button]
+    assert "metrics.json" in labels and "focus_cover.csv" in labels
+
+
+def test_figure_as_html(app_store):
+    at = open_page(app_store, "export", run="words")
+    options = at.selectbox(key="export_figure").options
+    assert "Focus/Cover" in options and "Exit histogram" in options and "Path Sankey" in options
+    at.selectbox(key="export_figure").set_value("Focus/Cover")
+    at.selectbox(key="export_format").set_value("html")
+    at.button(key="export_prepare").click().run()
+    assert not at.error and not at.exception
+    name, fmt, payload = at.session_state["export_figure_bytes"][1:]
+    assert (name, fmt) == ("Focus/Cover", "html")
+    assert b"<html" in payload and b"plotly" in payload
+    assert any(b.label.startswith("Download Focus/Cover") for b in at.download_button)
+
+
+def test_summary_json_is_the_metrics_summary(app_store):
+    from app_pages.export import _summary_json  # noqa: F401  (the page's own builder)
+
+    summary = json.loads(json.dumps(metrics.summary(open_store(app_store), "words"), default=str))
+    assert summary["run"] == "words" and summary["focus_cover"]

@@ -1,0 +1,30 @@
+"""Load & depth page: load per site with starved experts, path Sankey, kept fraction, exits."""
+
+from routeviz import metrics, open_store
+from tests.app_support import app_store, open_page, plotly_specs  # noqa: F401
+
+
+def test_text_run_shows_every_section(app_store):
+    at = open_page(app_store, "load_depth", run="words")
+    assert not at.error
+    kinds = [fig["data"][0]["type"] for fig in plotly_specs(at)]
+    assert kinds == ["bar", "heatmap", "sankey", "scatter", "bar"]
+    store = open_store(app_store)
+    load = metrics.load(store, "words")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Expert sites"] == "2"
+    assert shown["Starved experts"] == str(int(load.sites.n_starved.sum()))
+    ex = metrics.exits(store, "words")
+    assert shown["Compute saved"] == f"{ex.compute_saved:.1%}"
+    bars = plotly_specs(at)[0]["data"]
+    assert len(bars) == 2 and bars[0]["x"] == ["e0", "e1", "e2", "e3"]
+    first_site = load.experts[load.experts.site == load.sites.site.iloc[0]].sort_values("expert")
+    assert [round(v, 6) for v in bars[0]["y"]] == [round(v, 6) for v in first_site.share]
+
+
+def test_image_run_has_per_example_exits(app_store):
+    at = open_page(app_store, "load_depth", run="pictures")
+    assert not at.error
+    exits = plotly_specs(at)[-1]
+    assert exits["layout"]["title"]["text"].startswith("Exit depth")
+    assert sum(sum(t["y"]) for t in exits["data"] if t["name"] == "examples") == 2

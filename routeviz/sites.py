@@ -38,6 +38,22 @@ class Site:
         return dict(describe(self.module) or {}) if describe is not None else {}
 
 
+def site_config(sites: list[Site], config: dict) -> dict:
+    """What the sites' adapters say about their modules, for the run's config: `sites`
+    ({name: {n_experts, top_k, expert_capacity ...}}), and `n_experts` / `top_k` where the
+    given config lacks them ({site: n} when sites differ, else the one value)."""
+    described = {s.name: s.describe() for s in sites}
+    described = {name: info for name, info in described.items() if info}
+    if not described:
+        return {}
+    out = {"sites": config.get("sites") or described}
+    for key in ("n_experts", "top_k"):
+        values = {name: info[key] for name, info in described.items() if key in info}
+        if config.get(key) is None and values:
+            out[key] = values.popitem()[1] if len(set(values.values())) == 1 else values
+    return out
+
+
 def layer_of(name: str, fallback: int = 0) -> int:
     match = _LAYER.search(name)
     return int(match.group(1)) if match else fallback

@@ -30,7 +30,8 @@ from routeviz.distributed import detect_ranks, next_free_example, rank_example_i
 from routeviz.errors import RoutevizError, RunExists
 from routeviz.exits import resolve_exits
 from routeviz.rows import expand_batch
-from routeviz.sites import Site, find_sites, layer_of, unhandled_moe_modules  # noqa: F401
+from routeviz.sites import (Site, find_sites, layer_of, site_config,  # noqa: F401
+                            unhandled_moe_modules)
 from routeviz.store import (discard_partition, init_store, promote_partition, replace_file,
                             run_exists, staging_partition)
 from routeviz.writer import Writer
@@ -112,9 +113,7 @@ class Tracer:
             shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
             warnings.warn(f"routeviz: no adapter handled these MoE-looking modules: {shown}; "
                           "their routing is not recorded (add one with routeviz.register)")
-        described = {s.name: s.describe() for s in self.sites}
-        if any(described.values()):
-            self.config.setdefault("sites", {k: v for k, v in described.items() if v})
+        self.config.update(site_config(self.sites, self.config))
         try:
             self._write_run_row(finished=False)
             self.writer = Writer(self.store_path, self.run, partition=self._partition,

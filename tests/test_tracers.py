@@ -73,8 +73,9 @@ def test_family_rows_equal_router_decisions(family, store_dir):
         assert len(experts) == N_REAL * family.moe_layers * family.k
     assert not ((routes.example == 1) & (routes.token >= 3)).any()  # padding absent
     assert set(routes.token) <= set(range(5))
-    sites_config = store.config(family.name).get("sites", {})
-    assert all(sites_config[site]["n_experts"] == 4 for site in seen)
+    config = store.config(family.name)
+    assert all(config["sites"][site]["n_experts"] == 4 for site in seen)
+    assert (config["n_experts"], config["top_k"]) == (4, family.k)  # filled in from the sites
 
 
 class ShuffledTopKRouter(torch.nn.Module):

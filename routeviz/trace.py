@@ -36,6 +36,7 @@ from routeviz.store import (discard_partition, init_store, promote_partition, re
                             run_exists, staging_partition)
 from routeviz.writer import Writer
 
+
 @dataclass
 class Batch:
     """The rows of one forward pass: example ids, token strings, tags and per-example meta."""

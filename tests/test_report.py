@@ -156,9 +156,8 @@ def test_run_names_and_out_cannot_escape(store, tmp_path):
     assert sorted(os.listdir(outside)) == ["report.html"]
 
     (out / "figures").symlink_to(outside, target_is_directory=True)
-    if chromium_path():
-        with pytest.raises(RoutevizError, match="not a plain folder"):
-            write_report(store, "image", out)
+    with pytest.raises(RoutevizError, match="not a plain folder"):
+        write_report(store, "image", out)
     assert sorted(os.listdir(outside)) == ["report.html"]
 
     a_file = tmp_path / "a-file"
@@ -169,13 +168,14 @@ def test_run_names_and_out_cannot_escape(store, tmp_path):
 
 def test_cli_report_creates_out_and_lists_files(store, tmp_path, capsys):
     out = tmp_path / "new" / "nested"
-    code = main(["report", "--store", str(store.path), "--run", "text", "--out", str(out),
-                 "--against", "text-b", "--tag", "kind"])
+    code = main(["report", "--store", str(store.path), "--run", "dae", "--out", str(out),
+                 "--against", "image", "--tag", "shape"])
     printed = capsys.readouterr().out.split()
     assert code == 0
     assert {Path(p).name for p in printed} >= FILES
     focus = pd.read_csv(out / "focus_cover.csv", keep_default_na=False)
-    assert set(focus.tag) == {"kind"}  # --tag restricts the families
+    assert set(focus.tag) == {"shape"}  # --tag restricts the families
+    assert 'id="comparison"' in (out / "report.html").read_text()
     assert main(["report", "--store", str(store.path), "--run", "nope", "--out", str(out)]) == 2
     assert "available: dae, image, text, text-b" in capsys.readouterr().err
 

@@ -72,6 +72,7 @@ def _add_gallery_sheets(report: Report, files: dict, image_paths: dict) -> None:
 def write_report(store, run: str, out_dir, against: str | None = None, tags=None,
                  images: bool = True) -> list[Path]:
     """Write the report's files into `out_dir` (created if missing); return their paths."""
+    prepare_out(out_dir, images)  # fail before the work, not after it
     files = build_report_files(store, run, against=against, tags=tags, images=images)
     return write_files(out_dir, files)
 
@@ -93,14 +94,24 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def write_files(out_dir, files: dict[str, bytes]) -> list[Path]:
-    """Write each file under `out_dir` by a temporary name and a rename; never follow a
-    symlink out of `out_dir` (a linked file is replaced, a linked folder is refused)."""
+def prepare_out(out_dir, images: bool = True) -> Path:
+    """Create `out_dir` if missing and return it resolved; refuse a file, or a figures
+    folder that is a link or a file."""
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise RoutevizError(f"--out {str(out)!r} is a file, not a directory")
+    folder = out / FIGURES_DIR
+    if images and (folder.is_symlink() or (folder.exists() and not folder.is_dir())):
+        raise RoutevizError(f"{str(folder)!r} is not a plain folder; "
+                            "remove it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    root = out.resolve()
+    return out.resolve()
+
+
+def write_files(out_dir, files: dict[str, bytes]) -> list[Path]:
+    """Write each file under `out_dir` by a temporary name and a rename; never follow a
+    symlink out of `out_dir` (a linked file is replaced, a linked folder is refused)."""
+    root = prepare_out(out_dir, images=any("/" in name for name in files))
     written = []
     for name, data in files.items():
         target = root / _checked_name(name)

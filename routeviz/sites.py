@@ -19,6 +19,7 @@ from routeviz.registry import REGISTRY
 
 _LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
 _MOE_LOOKING = re.compile(r"moe|expert|router|gate", re.IGNORECASE)
+_ROUTER_LOOKING = re.compile(r"router|gate", re.IGNORECASE)
 
 
 @dataclass
@@ -121,17 +122,31 @@ def _included(name, module, include) -> bool:
     return False
 
 
+def looks_like_moe(name: str, module: nn.Module) -> bool:
+    """Named or classed like routing (moe/expert/router/gate) and built like it: fused 3-D
+    expert weights, a list of experts, or a router/gate of its own. Gated-MLP projections
+    (`gate_proj`) and dense MLPs that merely live in an MoE model (`Qwen2MoeMLP`) are not."""
+    words = f"{name.rsplit('.', 1)[-1]} {type(module).__name__}"
+    if not _MOE_LOOKING.search(words) or name.endswith("_proj"):
+        return False
+    params = list(module.parameters())
+    if not params:
+        return False
+    return (any(p.dim() >= 3 for p in params)
+            or any(isinstance(m, (nn.ModuleList, nn.ModuleDict)) and len(m) > 1
+                   for m in module.modules())
+            or bool(_ROUTER_LOOKING.search(words)))
+
+
 def unhandled_moe_modules(model: nn.Module, sites: list[Site]) -> list[str]:
-    """MoE-looking modules (by name or class) with no traced site in, under or beside them.
+    """MoE-looking modules with no traced site in, under or beside them.
 
     Only the outermost such module is named (not each expert inside it).
     """
     traced = [s.name for s in sites]
     missed, reported = [], []
     for name, module in model.named_modules():
-        if not name or not _MOE_LOOKING.search(f"{name} {type(module).__name__}"):
-            continue
-        if next(module.parameters(), None) is None:
+        if not name or not looks_like_moe(name, module):
             continue
         if any(name.startswith(r + ".") for r in reported):
             continue

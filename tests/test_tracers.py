@@ -406,3 +406,20 @@ def test_adapters_never_wait_for_the_gpu(family):
             assert adapter(module, inputs, output) is not None
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("name, dense", [("qwen2_moe", {"mlp_only_layers": [0]}),
+                                         ("deepseek_v3", {"first_k_dense_replace": 1})])
+def test_dense_layers_of_moe_models_are_not_reported_as_unhandled(name, dense, store_dir):
+    from routeviz.sites import find_sites, unhandled_moe_modules
+
+    family = BY_NAME[name]
+    config = family.make_config()
+    for key, value in dense.items():
+        setattr(config, key, value)
+    model = getattr(__import__("transformers"), family.model_class).from_config(config)
+    sites = find_sites(model)
+    assert {s.layer for s in sites} == {1}
+    assert unhandled_moe_modules(model, sites) == []
+    fuse_layer(model, 0)  # and a real unhandled MoE in the dense layer's place is named
+    assert unhandled_moe_modules(model, find_sites(model)) == ["model.layers.0.mlp (FusedMoE)"]

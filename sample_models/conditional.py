@@ -135,43 +135,58 @@ class ExpertRouter(nn.Module):
 
 
 class MoEFFN(nn.Module):
-    """A dense FFN (fc1 -> act -> fc2) cut into experts that run only for their tokens."""
+    """A dense FFN (fc1 -> act -> fc2) cut into experts that run only for their tokens.
 
-    def __init__(self, w1, b1, w2, b2, act, n_experts: int):
+    `fc1`/`fc2` are the pretrained layers (shared, not copied); `w1`, `b1`, `w2` hold the
+    same weights regrouped by expert. When every expert is chosen the FFN runs as the
+    original layers do, so the dense setting reproduces the original output bit for bit.
+    """
+
+    def __init__(self, fc1: nn.Linear, fc2: nn.Linear, act, labels: torch.Tensor,
+                 n_experts: int):
         super().__init__()
+        from sample_models.moefication import expert_order, split_ffn
+
         self.n_experts = n_experts
-        self.w1 = nn.Parameter(w1, requires_grad=False)  # [e, m, d]
-        self.b1 = nn.Parameter(b1, requires_grad=False)  # [e, m]
-        self.w2 = nn.Parameter(w2, requires_grad=False)  # [e, d, m]
-        self.b2 = nn.Parameter(b2, requires_grad=False)  # [d]
-        self.register_buffer("centroid_w", w1.mean(1).clone(), persistent=False)  # [e, d]
-        self.register_buffer("centroid_b", b1.mean(1).clone(), persistent=False)  # [e]
-        self.act = act
+        self.fc1, self.fc2, self.act = fc1, fc2, act
+        w1, b1, w2 = split_ffn(fc1.weight.detach(), fc1.bias.detach(), fc2.weight.detach(),
+                               labels, n_experts)
+        self.register_buffer("order", expert_order(labels), persistent=False)  # [n]
+        self.register_buffer("w1", w1, persistent=False)  # [e, m, d]
+        self.register_buffer("b1", b1, persistent=False)  # [e, m]
+        self.register_buffer("w2", w2, persistent=False)  # [e, d, m]
+        self.register_buffer("centroid_w", w1.mean(1), persistent=False)  # [e, d]
+        self.register_buffer("centroid_b", b1.mean(1), persistent=False)  # [e]
         self.router = ExpertRouter()
 
     def forward(self, x: torch.Tensor, active: Active, knobs: Knobs) -> torch.Tensor:
         tokens = x[active.valid]  # [n, d]
         e, m, d = self.w1.shape
-        hidden = None
-        if knobs.router == "norm":
-            pre = tokens @ self.w1.reshape(e * m, d).T + self.b1.reshape(-1)
-            hidden = self.act(pre).reshape(-1, e, m)  # [n, e, m]
+        k = min(knobs.top_k, e)
+        hidden = None  # [n, e, m] activations grouped by expert
+        if knobs.router == "norm" or k == e:
+            full = self.act(self.fc1(tokens))  # [n, e*m] in the original neuron order
+            hidden = full[:, self.order].reshape(-1, e, m)
             scores = hidden.norm(dim=-1)  # [n, e]
         else:
             scores = tokens @ self.centroid_w.T + self.centroid_b  # [n, e]
-        index = self.router(scores, min(knobs.top_k, e), active).index  # [n, k]
-        out = torch.zeros_like(tokens)
-        for expert in range(e):
-            picked = (index == expert).any(-1).nonzero().squeeze(1)  # [n_e]
-            if picked.numel() == 0:
-                continue
-            if hidden is not None:
-                h = hidden[picked, expert]  # [n_e, m]
-            else:
-                h = self.act(tokens[picked] @ self.w1[expert].T + self.b1[expert])
-            out.index_add_(0, picked, h @ self.w2[expert].T)
+        index = self.router(scores, k, active).index  # [n, k]
+        if k == e:
+            out = self.fc2(full)
+        else:
+            out = torch.zeros_like(tokens)
+            for expert in range(e):
+                picked = (index == expert).any(-1).nonzero().squeeze(1)  # [n_e]
+                if picked.numel() == 0:
+                    continue
+                if hidden is not None:
+                    h = hidden[picked, expert]  # [n_e, m]
+                else:
+                    h = self.act(tokens[picked] @ self.w1[expert].T + self.b1[expert])
+                out.index_add_(0, picked, h @ self.w2[expert].T)
+            out = out + self.fc2.bias
         result = torch.zeros_like(x)
-        result[active.valid] = out + self.b2
+        result[active.valid] = out
         return result
 
     def macs_per_token(self, knobs: Knobs) -> float:

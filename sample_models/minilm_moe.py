@@ -26,8 +26,8 @@ from sample_models.text_tags import looks_like_code, token_tags
 NAME = "minilm-moe"
 N_EXPERTS = 16
 MAX_TOKENS = 256  # the sentence-transformers model's max_seq_length
-DEFAULT_KNOBS = Knobs(top_k=8, router="norm", keep_ratio=0.7, prune_layers=(1, 3),
-                      merge_count=2, merge_layers=(2,), exit_threshold=0.97, exit_patience=1)
+DEFAULT_KNOBS = Knobs(top_k=12, router="norm", keep_ratio=0.7, prune_layers=(3,),
+                      merge_count=2, merge_layers=(2,), exit_threshold=0.95, exit_patience=2)
 
 
 def model_dir():

@@ -12,7 +12,6 @@ from safetensors.torch import load_file, save_file
 
 from routeviz.errors import RoutevizError
 from sample_models.conditional import Knobs, MoEFFN
-from sample_models.moefication import split_ffn
 from sample_models.pretrained_encoder import Attention, Block, ConditionalEncoder
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -42,16 +41,10 @@ def load_expert_split(name: str, n_layers: int) -> tuple[list[torch.Tensor], dic
     return labels, info
 
 
-def moe_from_linear(fc1: torch.nn.Linear, fc2: torch.nn.Linear, act, labels, n_experts):
-    w1, b1, w2 = split_ffn(fc1.weight.detach(), fc1.bias.detach(), fc2.weight.detach(),
-                           labels, n_experts)
-    return MoEFFN(w1, b1, w2, fc2.bias.detach().clone(), act, n_experts)
-
-
 def make_block(layer: int, q, k, v, o, n_heads, norm1, norm2, fc1, fc2, act, labels,
                n_experts, pre_norm, scale1=None, scale2=None) -> Block:
     return Block(layer, Attention(q, k, v, o, n_heads), norm1, norm2,
-                 moe_from_linear(fc1, fc2, act, labels, n_experts), pre_norm, scale1, scale2)
+                 MoEFFN(fc1, fc2, act, labels, n_experts), pre_norm, scale1, scale2)
 
 
 class KnobsMixin:

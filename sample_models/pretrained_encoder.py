@@ -40,7 +40,7 @@ class Attention(nn.Module):
             return t.view(b, s, h, d // h).transpose(1, 2)
 
         q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
-        logits = (q @ k.transpose(-1, -2)) / (d // h) ** 0.5  # [b, h, s, s]
+        logits = (q @ k.transpose(-1, -2)) * (d // h) ** -0.5  # [b, h, s, s]
         bias = torch.where(active.valid, active.size.log(), float("-inf"))  # [b, s]
         probs = torch.softmax(logits + bias[:, None, None, :], dim=-1)
         context = (probs @ v).transpose(1, 2).reshape(b, s, d)

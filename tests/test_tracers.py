@@ -248,6 +248,33 @@ def test_exit_heads_give_one_row_per_token_at_the_first_sure_head(store_dir):
     assert set(exits) == {0, 1, 2}  # the ids exercise every head
 
 
+class ImageExitHead(torch.nn.Module):
+    """Per-image exit head: class logits [b, c]; sure of images whose third id is even."""
+
+    def forward(self, input_ids):
+        sure = (input_ids[:, 2] % 2 == 0).float() * 10  # [b]
+        return torch.stack([sure, torch.zeros_like(sure)], dim=-1)  # [b, 2]
+
+
+def test_per_example_exit_heads(store_dir):
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(ImageExitHead() for _ in range(2))
+
+        def forward(self, input_ids, attention_mask=None):
+            return [block(input_ids) for block in self.blocks]
+
+    model = Model()
+    routeviz.register_exit(model.blocks[0], threshold=0.9)
+    routeviz.register_exit(model.blocks[1], final=True)
+    routes, _ = _trace(model, store_dir, "image-exits")
+    even = (_ids()[:, 2] % 2 == 0).tolist()
+    assert even == [True, False]  # one image exits at the first head, one at the last
+    assert routes.token.tolist() == [-1, -1]
+    assert routes.sort_values("example").choice.tolist() == [0, 1]
+
+
 class DepthRouter(torch.nn.Module):
     """Mixture-of-depths: picks the `capacity` tokens with the largest first feature."""
 
@@ -262,26 +289,38 @@ class DepthRouter(torch.nn.Module):
         return weights, index
 
 
-def test_selection_router_keeps_its_top_capacity_tokens(store_dir):
-    class MoDModel(torch.nn.Module):
+class TokenPruner(DepthRouter):
+    """Token pruning: returns the kept tokens [b, c, d] and their positions [b, c]."""
+
+    def forward(self, h):
+        index = h[..., 0].topk(self.capacity, dim=-1).indices  # [b, c]
+        kept = h.gather(1, index.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [b, c, d]
+        return kept, index
+
+
+@pytest.mark.parametrize("selector", [DepthRouter, TokenPruner], ids=["mod", "pruning"])
+def test_selection_keeps_the_tokens_a_module_returns(selector, store_dir):
+    class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.embed = torch.nn.Embedding(64, 2)
-            self.blocks = torch.nn.ModuleList(DepthRouter() for _ in range(2))
+            self.blocks = torch.nn.ModuleList(selector() for _ in range(2))
 
         def forward(self, input_ids, attention_mask=None):
             h = self.embed(input_ids)
-            return [router(h) for router in self.blocks]
+            return [block(h) for block in self.blocks]
 
-    routeviz.register_selection(DepthRouter)
-    model = MoDModel()
+    routeviz.register_selection(selector)
+    model = Model()
     with torch.no_grad():
         first = model.embed(_ids())[..., 0]  # [b, s]
-    routes, _ = _trace(model, store_dir, "mod")
+    routes, _ = _trace(model, store_dir, "selected")
     assert len(routes) == N_REAL * 2 and (routes.kind == "keep").all()
     top = first.topk(2, dim=-1).indices  # the pad positions can be chosen too
     for row in routes.itertuples():
         assert row.choice == int(row.token in top[row.example].tolist())
+    kept_weights = routes[routes.choice == 1].weight
+    assert kept_weights.notna().all() == (selector is DepthRouter)
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)

@@ -175,7 +175,8 @@ def test_cli_report_creates_out_and_lists_files(store, tmp_path, capsys):
     assert {Path(p).name for p in printed} >= FILES
     focus = pd.read_csv(out / "focus_cover.csv", keep_default_na=False)
     assert set(focus.tag) == {"shape"}  # --tag restricts the families
-    assert 'id="comparison"' in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert 'id="comparison"' in page and "share no routed tokens" in page  # diff's reason
     assert main(["report", "--store", str(store.path), "--run", "nope", "--out", str(out)]) == 2
     assert "available: dae, image, text, text-b" in capsys.readouterr().err
 

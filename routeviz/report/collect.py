@@ -199,5 +199,8 @@ def compare(store, run: str, against: str, mine: dict, tags) -> Comparison:
     theirs = overview(store, against, other)
     headline = pd.DataFrame([{"metric": label, "a": mine.get(key), "b": theirs.get(key)}
                              for key, label in HEADLINE])
-    diff = metrics.diff(store, run, against)
+    try:
+        diff = metrics.diff(store, run, against)
+    except RoutevizError as exc:  # e.g. no example in common: the headline still compares
+        diff = {"run": run, "against": against, "note": str(exc)}
     return Comparison(against=against, diff=diff, headline=headline)

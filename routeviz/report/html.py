@@ -214,6 +214,8 @@ def _comparison(report: Report, plots: list[Plot], state: dict) -> str:
              f'{esc(fmt.number(c.diff.get("n_only_run")))} only in <code>{esc(report.run)}</code>, '
              f'{esc(fmt.number(c.diff.get("n_only_against")))} only in '
              f"<code>{esc(c.against)}</code>.</p>"]
+    if c.diff.get("note"):
+        parts.append(f'<div class="notes">{esc(c.diff["note"])}</div>')
     parts.append(table(c.headline, ["metric", "a", "b"], ["metric", report.run, c.against]))
     parts += [_figure(p, state) for p in plots]
     sites = fmt.diff_sites(report)

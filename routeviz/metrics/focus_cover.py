@@ -4,7 +4,7 @@ A_ij = F1("unit has tag i", "subnetwork j is active for the unit")
      = 2·|tag_i ∧ active_j| / (|tag_i| + |active_j|)      (0 when both sets are empty)
 Focus = mean over subnetworks j of max_i A_ij;  Cover = mean over tag values i of max_j A_ij.
 
-The three counts are computed in DuckDB (GROUP BY over the views), so only one row per
+The three counts are computed in DuckDB (`unit_counts.py`), so only one row per
 (subnetwork, tag value) pair that co-occurs ever reaches Python, never the route rows.
 """
 
@@ -16,6 +16,7 @@ import pandas as pd
 
 from routeviz.errors import RoutevizError, choose
 from routeviz.metrics import _common as common
+from routeviz.metrics.unit_counts import unit_counts
 
 # Above this many (subnetwork, tag value) cells the alignment frame keeps only the non-zero
 # cells (every score stays exact; a figure then fills the zeros or aggregates).
@@ -68,15 +69,15 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
     kind = common.require_kind(store, run, kind)
     families = common.require_tags(store, run, tags)
     site = common.require_site(store, run, site, kind)
-    per_example_routes = _has(store, "routes", run, "kind = $kind AND token = -1", kind=kind)
     per_token_routes = _has(store, "routes", run, "kind = $kind AND token >= 0", kind=kind)
     if unit is None:
         unit = "token" if per_token_routes else "example"
     choose("unit", unit, ["token", "example"])
 
-    counts = _counts(store, run, kind, families, unit, top1, site, per_example_routes)
+    tag_values = all_tag_values(store, run, families)
+    counts = unit_counts(store, run, kind, tag_values, unit, top1, site)
     subnetworks = _subnetworks(store, run, kind, site, counts["active"])
-    tag_values = _tag_values(store, run, families, counts["tag"])
+    tag_values = _with_counts(tag_values, counts["tag"])
     alignment, dense = _alignment(counts["both"], subnetworks, tag_values)
     scores = _scores(alignment, subnetworks, tag_values, families, unit, kind)
     return FocusCoverResult(scores=scores, alignment=alignment, unit=unit, kind=kind,
@@ -87,70 +88,6 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
 def _has(store, table: str, run: str, where: str, **params) -> bool:
     q = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE run = $run AND {where})"
     return bool(store.con.execute(q, {"run": run, **params}).fetchone()[0])
-
-
-def _counts(store, run, kind, families, unit, top1, site, per_example_routes) -> dict:
-    """|active_j|, |tag_i| and |tag_i ∧ active_j| per the unit, as three small frames, from
-    one DuckDB query (materialised CTEs: the unit sets are built once, never leave DuckDB)."""
-    params = {"run": run, "kind": kind, "names": families}
-    route_filter = "run = $run AND kind = $kind"
-    if top1:
-        route_filter += " AND rank = 0"
-    if site is not None:
-        route_filter += " AND site = $site"
-        params["site"] = site
-    tag_filter = "run = $run AND list_contains($names, name)"
-    ctes = []
-    if unit == "example":
-        ctes.append(f"active AS MATERIALIZED (SELECT DISTINCT site, choice, example "
-                    f"FROM routes WHERE {route_filter})")
-        ctes.append(f"tagged AS MATERIALIZED (SELECT DISTINCT name, value, example "
-                    f"FROM tags WHERE {tag_filter})")
-        key = "example"
-    else:
-        example_tags = _has(store, "tags", run, "token = -1 AND list_contains($names, name)",
-                            names=families)
-        if example_tags or per_example_routes:
-            # tokens of each example: the tokens table, plus any token seen in a route
-            ctes.append("universe AS MATERIALIZED ("
-                        "SELECT example, token FROM tokens WHERE run = $run AND token >= 0 "
-                        "UNION SELECT DISTINCT example, token FROM routes "
-                        "WHERE run = $run AND token >= 0)")
-        inherit_route = (" UNION SELECT DISTINCT r.site, r.choice, u.example, u.token "
-                         f"FROM (SELECT * FROM routes WHERE {route_filter} AND token = -1) r "
-                         "JOIN universe u USING (example)") if per_example_routes else ""
-        ctes.append(f"active AS MATERIALIZED (SELECT DISTINCT site, choice, example, token "
-                    f"FROM routes WHERE {route_filter} AND token >= 0{inherit_route})")
-        inherit_tag = (" UNION SELECT DISTINCT t.name, t.value, u.example, u.token "
-                       f"FROM (SELECT * FROM tags WHERE {tag_filter} AND token = -1) t "
-                       "JOIN universe u USING (example)") if example_tags else ""
-        ctes.append(f"tagged AS MATERIALIZED (SELECT DISTINCT name, value, example, token "
-                    f"FROM tags WHERE {tag_filter} AND token >= 0{inherit_tag})")
-        key = "example, token"
-    query = (
-        "WITH " + ", ".join(ctes) + " "
-        "SELECT 'active' AS part, site, choice, NULL AS name, NULL AS value, count(*) AS n "
-        "FROM active GROUP BY site, choice "
-        "UNION ALL SELECT 'tag', NULL, NULL, name, value, count(*) FROM tagged GROUP BY name, value "
-        "UNION ALL SELECT 'both', a.site, a.choice, t.name, t.value, count(*) "
-        f"FROM active a JOIN tagged t USING ({key}) GROUP BY a.site, a.choice, t.name, t.value")
-    parts = common.df(store, query, params)
-    active = parts[parts.part == "active"]
-    tagged = parts[parts.part == "tag"]
-    both = parts[parts.part == "both"]
-    return {
-        "active": pd.DataFrame({"site": active.site.astype(str).to_numpy(),
-                                "choice": active.choice.astype("int64").to_numpy(),
-                                "n_active": active.n.astype("int64").to_numpy()}),
-        "tag": pd.DataFrame({"name": tagged.name.astype(str).to_numpy(),
-                             "value": tagged.value.astype(str).to_numpy(),
-                             "n_tag": tagged.n.astype("int64").to_numpy()}),
-        "both": pd.DataFrame({"site": both.site.astype(str).to_numpy(),
-                              "choice": both.choice.astype("int64").to_numpy(),
-                              "name": both.name.astype(str).to_numpy(),
-                              "value": both.value.astype(str).to_numpy(),
-                              "n_both": both.n.astype("int64").to_numpy()}),
-    }
 
 
 def _label(kind: str, choice: int) -> str:
@@ -183,11 +120,15 @@ def _subnetworks(store, run, kind, site, active: pd.DataFrame) -> pd.DataFrame:
     return subs
 
 
-def _tag_values(store, run, families, tag_counts: pd.DataFrame) -> pd.DataFrame:
-    """Every tag value i of the families (also one no unit carries), with |tag_i|."""
-    values = common.df(store, "SELECT DISTINCT name, value FROM tags WHERE run = $run AND "
-                            "list_contains($names, name) ORDER BY name, value",
-                            {"run": run, "names": families})
+def all_tag_values(store, run, families) -> pd.DataFrame:
+    """Every tag value of the families (name, value), sorted: row i is tag id i."""
+    return common.df(store, "SELECT DISTINCT name, value FROM tags WHERE run = $run AND "
+                     "list_contains($names, name) ORDER BY name, value",
+                     {"run": run, "names": families})
+
+
+def _with_counts(values: pd.DataFrame, tag_counts: pd.DataFrame) -> pd.DataFrame:
+    """Tag values with |tag_i| (0 for a value no unit carries) and the label "name=value"."""
     values = values.merge(tag_counts, on=["name", "value"], how="left")
     values["n_tag"] = values.n_tag.fillna(0).astype("int64")
     values["tag"] = values.name + "=" + values.value

@@ -10,17 +10,9 @@ import pandas as pd
 
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
+from routeviz.metrics.unit_counts import example_lengths_sql
 
 STARVED = 0.01  # an expert chosen for fewer than 1% of its site's tokens is starved
-
-# tokens per example: the most of the tokens table, examples.n_tokens and the routes
-EXAMPLE_LENGTHS = """
-SELECT example, max(n) AS n FROM (
-    SELECT example, count(*) AS n FROM tokens WHERE run = $run AND token >= 0 GROUP BY example
-    UNION ALL SELECT example, n_tokens FROM examples WHERE run = $run AND n_tokens IS NOT NULL
-    UNION ALL SELECT example, max(token) + 1 FROM routes WHERE run = $run GROUP BY example
-) GROUP BY example"""
-
 
 @dataclass
 class LoadResult:
@@ -42,18 +34,17 @@ def load(store, run: str) -> LoadResult:
     p = {"run": run}
     sites = common.sites_of(store, run, "expert")
     n_experts = common.n_experts_by_site(store, run, sites.site)
-    counts = common.df(store, 
-        "SELECT site, choice AS expert, count(*) AS count FROM routes "
-        "WHERE run = $run AND kind = 'expert' GROUP BY site, choice", p)
-    units = common.df(store, 
-        "SELECT site, count(*) AS n_tokens, bool_and(token = -1) AS per_example FROM "
-        "(SELECT DISTINCT site, example, token FROM routes WHERE run = $run AND kind = 'expert') "
-        "GROUP BY site", p)
-    expected = common.df(store, 
-        f"WITH lengths AS ({EXAMPLE_LENGTHS}) "
+    counts = common.df(store,
+        "SELECT site, choice AS expert, count(*) AS count, "
+        "count(*) FILTER (WHERE rank = 0) AS n_top, bool_and(token = -1) AS per_example "
+        "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice", p)
+    units = counts.groupby("site").agg(n_tokens=("n_top", "sum"),
+                                       per_example=("per_example", "all")).reset_index()
+    expected = common.df(store,
+        f"WITH lengths AS ({example_lengths_sql(store, run)}) "
         "SELECT s.site, count(*) AS n_examples, sum(l.n) AS n_expected FROM "
-        "(SELECT DISTINCT site, example FROM routes WHERE run = $run AND kind = 'expert') s "
-        "JOIN lengths l USING (example) GROUP BY s.site", p)
+        "(SELECT site, example FROM routes WHERE run = $run AND kind = 'expert' "
+        " GROUP BY site, example) s JOIN lengths l USING (example) GROUP BY s.site", p)
     n_run_examples = common.scalar(
         store, "SELECT count(DISTINCT example) FROM routes WHERE run = ?", [run]) or 0
 
@@ -106,7 +97,8 @@ def keep(store, run: str) -> KeepResult:
         "count(*) FILTER (WHERE choice = 1) AS n_kept FROM routes "
         "WHERE run = $run AND kind = 'keep' GROUP BY site ORDER BY layer, site", p)
     sites["kept_fraction"] = (sites.n_kept / sites.n_seen).astype("float64")
-    n_tokens = int(common.scalar(store, f"SELECT coalesce(sum(n), 0) FROM ({EXAMPLE_LENGTHS})",
+    n_tokens = int(common.scalar(store, f"SELECT coalesce(sum(n), 0) FROM "
+                                        f"({example_lengths_sql(store, run)})",
                                  p) or 0)
     discarded = int(common.scalar(
         store, "SELECT count(*) FROM (SELECT DISTINCT example, token FROM routes WHERE run = ? "

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from routeviz.metrics import _common as common
-from routeviz.metrics.focus_cover import _counts, _has
-from routeviz.metrics.load import EXAMPLE_LENGTHS
+from routeviz.metrics.focus_cover import _has, all_tag_values
+from routeviz.metrics.unit_counts import example_lengths_sql, unit_counts
 
 
 @dataclass
@@ -32,8 +32,7 @@ def expert_profiles(store, run: str, site: str | None = None, tag=None, top: int
     site = common.require_site(store, run, site, "expert")
     per_token = _has(store, "routes", run, "kind = 'expert' AND token >= 0")
     unit = "token" if per_token else "example"
-    per_example = _has(store, "routes", run, "kind = 'expert' AND token = -1")
-    tags = _tag_profiles(store, run, site, tag, unit, per_example, top, min_count)
+    tags = _tag_profiles(store, run, site, tag, unit, top, min_count)
     tokens = _token_profiles(store, run, site, top, min_count) if per_token else pd.DataFrame(
         columns=["site", "expert", "text", "count", "n_expert", "n_text", "lift"])
     examples = _contexts(store, run, site, contexts, window)
@@ -45,7 +44,7 @@ def _top_per_expert(df: pd.DataFrame, top: int) -> pd.DataFrame:
     return df.groupby(["site", "expert"], sort=False).head(top).reset_index(drop=True)
 
 
-def _tag_profiles(store, run, site, tag, unit, per_example, top, min_count) -> pd.DataFrame:
+def _tag_profiles(store, run, site, tag, unit, top, min_count) -> pd.DataFrame:
     columns = ["site", "expert", "name", "value", "count", "n_expert", "n_tag", "lift",
                "precision"]
     families = common.tag_names(store, run)
@@ -53,9 +52,11 @@ def _tag_profiles(store, run, site, tag, unit, per_example, top, min_count) -> p
         families = common.require_tags(store, run, tag)
     if not families:
         return pd.DataFrame(columns=columns)
-    counts = _counts(store, run, "expert", families, unit, False, site, per_example)
+    counts = unit_counts(store, run, "expert", all_tag_values(store, run, families), unit,
+                         site=site)
     if unit == "token":
-        n_units = common.scalar(store, f"SELECT sum(n) FROM ({EXAMPLE_LENGTHS})", {"run": run})
+        n_units = common.scalar(store, f"SELECT sum(n) FROM ({example_lengths_sql(store, run)})",
+                                {"run": run})
     else:
         n_units = common.scalar(store, "SELECT count(DISTINCT example) FROM routes "
                                        "WHERE run = $run", {"run": run})

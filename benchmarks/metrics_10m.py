@@ -1,0 +1,176 @@
+"""`routeviz metrics` at scale: a store of ~10 million route rows (synthetic, deterministic),
+and the time and peak memory of focus_cover, load and exits over it.
+
+    python -m benchmarks.metrics_10m [--store DIR] [--examples N]
+
+The store is written straight as Parquet parts (routeviz.store.write_part) in a child
+process, so the parent's peak RSS measures the analyses alone: DuckDB streams the rows, and
+only per-(subnetwork, tag) counts reach Python. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+SEQ = 64  # tokens per example
+LAYERS = 4  # expert sites
+EXPERTS = 8
+TOP_K = 2
+POS = 12  # values of the token-level tag family "pos"
+DOMAINS = 5  # values of the example-level tag family "domain"
+CHUNK = 2000  # examples per part file
+
+
+def _routes_chunk(rng, first: int, n: int) -> tuple[pa.Table, np.ndarray]:
+    from routeviz import schema
+
+    t = n * SEQ
+    example = np.repeat(np.arange(first, first + n, dtype=np.int64), SEQ)  # [t]
+    token = np.tile(np.arange(SEQ, dtype=np.int32), n)  # [t]
+    pos = rng.integers(0, POS, t)  # [t] the token-level tag each token carries
+    cols = {k: [] for k in ("example", "token", "layer", "site", "kind", "choice", "rank",
+                            "weight")}
+    for layer in range(LAYERS):
+        # top-1 follows the tag 70% of the time, so Focus/Cover land strictly inside (0, 1)
+        follow = rng.random(t) < 0.7
+        top1 = np.where(follow, (pos + layer) % EXPERTS, rng.integers(0, EXPERTS, t))
+        top2 = (top1 + rng.integers(1, EXPERTS, t)) % EXPERTS  # never equal to top1
+        w1 = rng.uniform(0.5, 0.9, t).astype(np.float32)
+        choice = np.stack([top1, top2], 1).reshape(-1)  # [t*k]
+        weight = np.stack([w1, 1 - w1], 1).reshape(-1)
+        cols["example"].append(np.repeat(example, TOP_K))
+        cols["token"].append(np.repeat(token, TOP_K))
+        cols["layer"].append(np.full(t * TOP_K, layer, np.int16))
+        cols["site"].append(np.full(t * TOP_K, f"model.layers.{layer}.mlp.gate"))
+        cols["kind"].append(np.full(t * TOP_K, "expert"))
+        cols["choice"].append(choice.astype(np.int32))
+        cols["rank"].append(np.tile(np.arange(TOP_K, dtype=np.int8), t))
+        cols["weight"].append(weight)
+    exit_layer = rng.integers(1, LAYERS, t).astype(np.int32)  # one exit row per token
+    cols["example"].append(example)
+    cols["token"].append(token)
+    cols["layer"].append(exit_layer.astype(np.int16))
+    cols["site"].append(np.full(t, "exit_head"))
+    cols["kind"].append(np.full(t, "exit"))
+    cols["choice"].append(exit_layer)
+    cols["rank"].append(np.zeros(t, np.int8))
+    cols["weight"].append(rng.uniform(0.5, 1.0, t).astype(np.float32))
+    arrays = {k: np.concatenate(v) for k, v in cols.items()}
+    table = pa.table({
+        "example": arrays["example"], "token": arrays["token"], "layer": arrays["layer"],
+        "site": pa.array(arrays["site"]).dictionary_encode(),
+        "kind": pa.array(arrays["kind"]).dictionary_encode().cast(
+            pa.dictionary(pa.int8(), pa.string())),
+        "choice": arrays["choice"], "rank": arrays["rank"],
+        "weight": arrays["weight"].astype(np.float32)}).cast(schema.ROUTES)
+    return table, pos
+
+
+def build(store: str, n_examples: int) -> int:
+    """Write the synthetic run `bench` into `store`; returns the number of route rows."""
+    from routeviz import schema
+    from routeviz.store import init_store, write_part
+
+    init_store(store)
+    rng = np.random.default_rng(0)
+    now = dt.datetime.now(dt.timezone.utc)
+    config = {"model": "synthetic", "n_layers": LAYERS, "n_experts": EXPERTS, "top_k": TOP_K}
+    write_part(store, "runs", "bench", pa.table(
+        {"model": ["synthetic"], "created": [now], "finished": [now],
+         "routeviz_version": ["bench"], "n_examples": [n_examples],
+         "config": [json.dumps(config)]}, schema=schema.RUNS))
+    rows = 0
+    for first in range(0, n_examples, CHUNK):
+        n = min(CHUNK, n_examples - first)
+        routes, pos = _routes_chunk(rng, first, n)
+        write_part(store, "routes", "bench", routes)
+        rows += routes.num_rows
+        example = np.repeat(np.arange(first, first + n, dtype=np.int64), SEQ)
+        token = np.tile(np.arange(SEQ, dtype=np.int32), n)
+        ex_ids = np.arange(first, first + n, dtype=np.int64)
+        tags = pa.table({
+            "example": np.concatenate([example, ex_ids]),
+            "token": np.concatenate([token, np.full(n, -1, np.int32)]),
+            "name": ["pos"] * len(example) + ["domain"] * n,
+            "value": [f"p{v}" for v in pos] + [f"d{e % DOMAINS}" for e in ex_ids]},
+            schema=schema.TAGS)
+        write_part(store, "tags", "bench", tags)
+        write_part(store, "tokens", "bench", pa.table(
+            {"example": example, "token": token, "text": [f"w{v}" for v in pos]},
+            schema=schema.TOKENS))
+    return rows
+
+
+def _timed(fn):
+    from benchmarks.common import peak_rss_mb
+
+    start = time.perf_counter()
+    result = fn()
+    return result, round(time.perf_counter() - start, 3), round(peak_rss_mb(), 1)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="reuse or create this store (default: a temp dir)")
+    parser.add_argument("--examples", type=int, default=18_000,
+                        help="examples of 64 tokens; 18,000 gives ~10.4 M route rows")
+    args = parser.parse_args(argv)
+    tmp = None
+    store_path = args.store
+    if store_path is None:
+        tmp = tempfile.mkdtemp(prefix="routeviz-bench-")
+        store_path = str(Path(tmp) / "store")
+    try:
+        build_seconds = None
+        if not (Path(store_path) / "routes" / "run=bench").is_dir():
+            start = time.perf_counter()
+            ctx = multiprocessing.get_context("spawn")  # keep the parent's RSS for the analyses
+            with ctx.Pool(1) as pool:
+                pool.apply(build, (store_path, args.examples))
+            build_seconds = round(time.perf_counter() - start, 2)
+        from benchmarks.common import peak_rss_mb
+        from routeviz import metrics, open_store
+
+        store = open_store(store_path)
+        baseline = round(peak_rss_mb(), 1)
+        n_rows = store.con.execute("SELECT count(*) FROM routes WHERE run = 'bench'").fetchone()[0]
+        fc, fc_s, fc_rss = _timed(lambda: metrics.focus_cover(store, "bench"))
+        fc1, fc1_s, _ = _timed(lambda: metrics.focus_cover(store, "bench", tags=["pos"],
+                                                           unit="example", top1=True))
+        ld, ld_s, ld_rss = _timed(lambda: metrics.load(store, "bench"))
+        ex, ex_s, ex_rss = _timed(lambda: metrics.exits(store, "bench"))
+        pooled = fc.scores[(fc.scores.site == "*") & (fc.scores.tag == "*")].iloc[0]
+        out = {
+            "benchmark": "metrics_10m", "route_rows": int(n_rows),
+            "examples": args.examples, "tokens": args.examples * SEQ,
+            "build_seconds": build_seconds,
+            "seconds": {"focus_cover_token_all_tags": fc_s, "focus_cover_example_top1": fc1_s,
+                        "load": ld_s, "exits": ex_s},
+            "peak_rss_mb": {"after_open": baseline, "after_focus_cover": fc_rss,
+                            "after_load": ld_rss, "after_exits": ex_rss},
+            "focus": round(float(pooled.focus), 4), "cover": round(float(pooled.cover), 4),
+            "compute_saved": round(ex.compute_saved, 4),
+            "alignment_cells": len(fc.alignment),
+        }
+        from benchmarks.common import machine
+
+        out["machine"] = machine()
+        print(json.dumps(out))
+        return out
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

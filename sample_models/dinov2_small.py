@@ -21,7 +21,11 @@ from routeviz.errors import RoutevizError
 from routeviz.models import Encoded, ModelRunner
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
-    KnobsMixin, describe_compute, load_expert_split, make_block)
+    KnobsMixin,
+    describe_compute,
+    load_expert_split,
+    make_block,
+)
 from sample_models.pretrained_encoder import ConditionalEncoder
 
 NAME = "dinov2-small"
@@ -113,7 +117,7 @@ def resample_patch_list(values: list, grid: int = GRID) -> list | None:
     """A per-patch tag list on a square grid of another size -> this grid (nearest
     centre), so e.g. the glyph dataset's 6×6 `region` tags follow the image; None if the
     list is not a square grid."""
-    side = int(round(len(values) ** 0.5))
+    side = round(len(values) ** 0.5)
     if side * side != len(values) or side == 0:
         return None
     out = []

@@ -19,7 +19,11 @@ from routeviz.errors import RoutevizError
 from routeviz.models import Encoded, ModelRunner
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
-    KnobsMixin, describe_compute, load_expert_split, make_block)
+    KnobsMixin,
+    describe_compute,
+    load_expert_split,
+    make_block,
+)
 from sample_models.pretrained_encoder import ConditionalEncoder
 from sample_models.text_tags import looks_like_code, token_tags
 

@@ -19,8 +19,16 @@ import torch
 from torch import nn
 
 from sample_models.conditional import (
-    Active, ExitGate, Knobs, MoEFFN, TokenMerger, TokenPruner, attention_macs, compact,
-    merge_rows)
+    Active,
+    ExitGate,
+    Knobs,
+    MoEFFN,
+    TokenMerger,
+    TokenPruner,
+    attention_macs,
+    compact,
+    merge_rows,
+)
 
 
 class Attention(nn.Module):

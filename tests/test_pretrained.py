@@ -113,7 +113,8 @@ def test_minilm_token_tags(minilm):
     assert by_token["the"]["token_class"] == "stopword"
     assert by_token["42"]["token_class"] == "number"
     assert by_token[","]["token_class"] == "punctuation"
-    assert any(tags["piece"][i] == "continuation" for i, t in enumerate(tokens) if t.startswith("##"))
+    pieces = [tags["piece"][i] for i, t in enumerate(tokens) if t.startswith("##")]
+    assert pieces and set(pieces) == {"continuation"}
     assert "py_token" not in tags and tags["input"] == "prose"
     code_tags = encoded.tags[1]
     py = dict(zip(encoded.tokens[1], code_tags["py_token"]))

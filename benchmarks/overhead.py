@@ -1,0 +1,254 @@
+"""Tracing overhead on CPU: untraced vs routeviz vs hand-written `.cpu()` hooks vs nnsight.
+
+All variants run side by side in one process on copies of one model (same weights),
+alternating in rotated order each round; times are medians. Two figures per variant:
+  forward_ratio - median time of one forward (with routeviz: inside `tracer.batch()`,
+                  the tracer open), over untraced;
+  block_ratio   - median time of a block of forwards including everything the variant does
+                  to keep its records (routeviz: opening the trace, the background writer,
+                  the Parquet files, closing), over untraced.
+Peak memory: each variant again alone in a child process (peak RSS minus the RSS after the
+model was built), so variants do not share one high-water mark.
+
+usage: python -m benchmarks.overhead [--model mixtral|text-moe] [--shape 8x128] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import median, peak_rss_mb, rss_mb
+
+DEPS = Path(__file__).resolve().parent / ".deps"  # nnsight lives here, not in the runtime env
+VARIANTS = ("untraced", "routeviz", "cpu_hooks", "nnsight")
+
+
+def tiny_mixtral():
+    """4 layers x 8 experts, hidden 256 (as in FIELD-NOTES), random weights."""
+    from transformers import AutoModelForCausalLM
+
+    from routeviz.testing import tiny_mixtral_config
+
+    torch.manual_seed(0)
+    config = tiny_mixtral_config(hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                                 num_local_experts=8, max_position_embeddings=512)
+    return AutoModelForCausalLM.from_config(config).eval(), config.vocab_size
+
+
+def text_moe():
+    from routeviz.models import load_model
+
+    runner = load_model("text-moe")
+    module = runner.module.eval()
+    vocab = getattr(getattr(module, "config", None), "vocab_size", None) or 64
+    return module, vocab
+
+
+def load(name):
+    if name == "mixtral":
+        return tiny_mixtral()
+    return text_moe()
+
+
+def site_names(model) -> list[str]:
+    from routeviz.sites import find_sites
+
+    return [s.name for s in find_sites(model)]
+
+
+def submodule(root, name: str):
+    for part in name.split("."):
+        root = root[int(part)] if part.isdigit() else getattr(root, part)
+    return root
+
+
+def to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, (tuple, list)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+class Untraced:
+    def __init__(self, model, sites, store):
+        self.model = model
+
+    def block(self, inputs, n, times):
+        for _ in range(n):
+            start = time.perf_counter()
+            self.model(inputs)
+            times.append(time.perf_counter() - start)
+
+
+class RouteViz:
+    def __init__(self, model, sites, store):
+        self.model, self.store, self.runs = model, store, 0
+
+    def block(self, inputs, n, times):
+        import routeviz
+
+        self.runs += 1
+        with routeviz.trace(self.model, self.store, f"b{self.runs}") as tracer:
+            for _ in range(n):
+                start = time.perf_counter()
+                with tracer.batch():
+                    self.model(inputs)
+                times.append(time.perf_counter() - start)
+
+
+class CpuHooks:
+    """What people write by hand: a forward hook per router that copies its output to host."""
+
+    def __init__(self, model, sites, store):
+        self.model, self.sites = model, sites
+
+    def block(self, inputs, n, times):
+        saved = []
+        handles = [submodule(self.model, s).register_forward_hook(
+            lambda m, i, o: saved.append(to_cpu(o))) for s in self.sites]
+        try:
+            for _ in range(n):
+                start = time.perf_counter()
+                self.model(inputs)
+                times.append(time.perf_counter() - start)
+        finally:
+            for h in handles:
+                h.remove()
+        return saved
+
+
+class NNsightSave:
+    """nnsight saving the same router outputs (on its own deepcopy: it rewrites forwards)."""
+
+    def __init__(self, model, sites, store):
+        sys.path.insert(0, str(DEPS))
+        import nnsight
+
+        self.nnsight = nnsight
+        self.wrapped = nnsight.NNsight(model)
+        self.sites = sites
+
+    def block(self, inputs, n, times):
+        kept = []
+        for _ in range(n):
+            start = time.perf_counter()
+            with self.wrapped.trace(inputs):
+                saved = self.nnsight.save([submodule(self.wrapped, s).output for s in self.sites])
+            times.append(time.perf_counter() - start)
+            kept.append(saved)
+        return kept
+
+
+MAKERS = {"untraced": Untraced, "routeviz": RouteViz, "cpu_hooks": CpuHooks,
+          "nnsight": NNsightSave}
+
+
+def nnsight_status() -> str | None:
+    """None when nnsight imports from benchmarks/.deps, else why not."""
+    if not (DEPS / "nnsight").is_dir():
+        return f"nnsight is not installed in {DEPS} (benchmarks.run_all installs it there)"
+    try:
+        sys.path.insert(0, str(DEPS))
+        import nnsight  # noqa: F401
+    except Exception as exc:  # record why, do not fail the benchmark
+        return f"nnsight does not import beside torch {torch.__version__}: {exc}"
+    return None
+
+
+def compare(model_name, shape, rounds, per_block, variants):
+    model, vocab = load(model_name)
+    sites = site_names(model)
+    b, s = shape
+    inputs = torch.randint(1, vocab, (b, s))
+    store = Path(tempfile.mkdtemp(prefix="routeviz-overhead-"))
+    runners = {v: MAKERS[v](copy.deepcopy(model), sites, store / "store") for v in variants}
+    forward = {v: [] for v in variants}
+    blocks = {v: [] for v in variants}
+    try:
+        with torch.no_grad():
+            for v in variants:  # warm-up, not timed
+                runners[v].block(inputs, 1, [])
+            for r in range(rounds):
+                order = variants[r % len(variants):] + variants[:r % len(variants)]
+                for v in order:
+                    start = time.perf_counter()
+                    runners[v].block(inputs, per_block, forward[v])
+                    blocks[v].append(time.perf_counter() - start)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    base_f, base_b = median(forward["untraced"]), median(blocks["untraced"])
+    return {v: {"forward_ms": 1e3 * median(forward[v]),
+                "forward_ratio": median(forward[v]) / base_f,
+                "block_ratio": median(blocks[v]) / base_b} for v in variants}, len(sites)
+
+
+def peak_memory(model_name, shape, variant, per_block) -> dict:
+    """Run one variant alone in a child process; its peak RSS over the model's RSS."""
+    cmd = [sys.executable, "-m", "benchmarks.overhead", "--model", model_name, "--shape",
+           f"{shape[0]}x{shape[1]}", "--memory-of", variant, "--per-block", str(per_block)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def memory_child(model_name, shape, variant, per_block) -> dict:
+    model, vocab = load(model_name)
+    sites = site_names(model)
+    inputs = torch.randint(1, vocab, (shape[0], shape[1]))
+    store = Path(tempfile.mkdtemp(prefix="routeviz-mem-"))
+    try:
+        runner = MAKERS[variant](model, sites, store / "store")
+        base = rss_mb()
+        with torch.no_grad():
+            runner.block(inputs, per_block, [])
+        return {"peak_rss_mb": peak_rss_mb(), "peak_over_model_mb": peak_rss_mb() - base}
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="mixtral", choices=["mixtral", "text-moe"])
+    parser.add_argument("--shape", action="append", help="BxS, repeatable (default 8x128, 32x512)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-block", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-of", choices=VARIANTS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(x) for x in s.split("x")) for s in (args.shape or ["8x128", "32x512"])]
+    if args.memory_of:
+        return memory_child(args.model, shapes[0], args.memory_of, args.per_block)
+    why_not = nnsight_status()
+    variants = [v for v in VARIANTS if v != "nnsight" or why_not is None]
+    result = {"benchmark": "overhead", "model": args.model, "torch_threads": args.threads,
+              "rounds": args.rounds, "per_block": args.per_block, "nnsight": why_not or "ok",
+              "shapes": {}}
+    for shape in shapes:
+        per_block = max(1, args.per_block if shape[0] * shape[1] <= 4096 else args.per_block // 4)
+        figures, n_sites = compare(args.model, shape, args.rounds, per_block, variants)
+        if not args.no_memory:
+            for v in variants:
+                figures[v].update(peak_memory(args.model, shape, v, per_block))
+        result["shapes"][f"{shape[0]}x{shape[1]}"] = {"per_block": per_block, "sites": n_sites,
+                                                      **figures}
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))

@@ -1,0 +1,74 @@
+"""Run every benchmark (each in its own process) and write benchmarks/results.json.
+
+    python -m benchmarks.run_all            # `make bench`
+
+Each benchmark prints one JSON object; a benchmark that fails or is skipped is recorded
+with the reason instead of stopping the others. nnsight, a comparison point only, is
+installed into benchmarks/.deps (never into the runtime environment) when missing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import machine
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NNSIGHT = ["nnsight==0.8.1", "httpcore", "httpx", "websocket-client", "zstandard"]
+
+
+def ensure_nnsight() -> str:
+    if (HERE / ".deps" / "nnsight").is_dir():
+        return "present"
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+           str(HERE / ".deps"), *NNSIGHT]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return "pip install timed out"
+    if done.returncode:
+        return "pip install failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    return "installed"
+
+
+def run(module: str, *args: str, timeout: float = 600) -> dict:
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", *args]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    seconds = round(time.perf_counter() - start, 1)
+    lines = [ln for ln in done.stdout.strip().splitlines() if ln.startswith("{")]
+    if done.returncode or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {done.returncode}: {tail}", "seconds": seconds}
+    result = json.loads(lines[-1])
+    result["seconds"] = seconds
+    return result
+
+
+def main() -> dict:
+    start = time.perf_counter()
+    results = {"machine": machine(), "nnsight_setup": ensure_nnsight()}
+    results["store_write"] = run("store_write")
+    results["overhead_mixtral"] = run("overhead", "--model", "mixtral")
+    if (ROOT / "sample_models" / "weights" / "text-moe").is_dir():
+        results["overhead_text_moe"] = run("overhead", "--model", "text-moe")
+    else:
+        results["overhead_text_moe"] = {"skipped": "sample_models/weights/text-moe not trained"}
+    results["streaming"] = run("streaming")
+    if (HERE / "metrics_10m.py").exists():
+        results["metrics_10m"] = run("metrics_10m")
+    results["total_seconds"] = round(time.perf_counter() - start, 1)
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))

@@ -55,7 +55,7 @@ def overview_plots(report: Report) -> list[Plot]:
     if expert is not None:
         plots.append(Plot("alignment-pooled", "overview",
                           "A_ij over every expert site (the paper's pooled alignment)",
-                          figures.alignment_heatmap(expert.matrix("*", "*"))))
+                          figures.alignment_heatmap(expert.matrix("*", "*").round(3))))
     if report.load is not None and len(report.load.experts):
         plots.append(Plot("load-all-sites", "overview", "Expert load share at every site",
                           figures.load_matrix(report.load.experts)))
@@ -89,7 +89,7 @@ def site_plots(report: Report, site: str, number: int) -> list[Plot]:
             continue
         plots.append(Plot(f"site-{number:02d}-alignment-{kind}", section,
                           f"A_ij ({kind} routing) at this site",
-                          figures.alignment_heatmap(result.matrix(site, "*"),
+                          figures.alignment_heatmap(result.matrix(site, "*").round(3),
                                                     title=f"A_ij: tag i × {kind} subnetwork j")))
     if report.load is not None:
         experts = report.load.experts[report.load.experts.site == site]

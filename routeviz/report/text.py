@@ -44,7 +44,8 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     sites = ", ".join(f"{n} {kind}" for kind, n in sorted(o["sites"].items())) or "none"
     rows = [("model", str(o.get("model") or "–")), ("modality", str(o.get("modality") or "–")),
             ("data", str(o.get("data") or "–")), ("examples", number(o["n_examples"])),
-            ("tokens", number(o["n_tokens"])), ("route rows", number(o["n_routes"])),
+            ("tokens", number(o["n_tokens"]) if o["n_tokens"] else "– (decisions per example)"),
+            ("route rows", number(o["n_routes"])),
             ("routing sites", sites)]
     if o.get("focus_kind"):
         rows += [(f"Focus (pooled, {o['focus_kind']})", number(o["focus"])),

@@ -92,6 +92,7 @@ class SparkStore:
         self.spark = spark
         self.path = str(path).rstrip("/")
         self.con = _SparkConnection(spark)
+        self.unreadable: dict[str, str] = {}  # table -> why its view is empty on Spark
         # run=001 must stay the string "001", not become the integer 1
         spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         self.refresh()
@@ -106,10 +107,16 @@ class SparkStore:
         try:
             # files whose names start with "." (being written, staged overwrites) are skipped
             frame = self.spark.read.option("mergeSchema", "true").parquet(f"{self.path}/{table}")
-        except Exception as exc:  # no such directory yet: an empty view of the right shape
-            if "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
+        except Exception as exc:
+            if "FLOAT16" in str(exc):  # Spark 4 cannot read Parquet's FLOAT16 type
+                if table == "routes":
+                    raise RoutevizError(
+                        "this store has route weights in float16 (weight_dtype='float16'), "
+                        "which Spark cannot read; trace with float32 weights for Spark") from exc
+                self.unreadable[table] = "float16 values (Spark cannot read Parquet FLOAT16)"
+            elif "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
                 raise
-            return self.spark.createDataFrame([], ddl)
+            return self.spark.createDataFrame([], ddl)  # an empty view of the right shape
         wanted = [f.name for f in arrow_schema] + ["run"]
         cols = [c if c in frame.columns else f"CAST(NULL AS {_spark_type(arrow_schema.field(c).type)}) AS {c}"
                 for c in wanted]

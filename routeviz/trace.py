@@ -27,7 +27,7 @@ from torch import nn
 
 from routeviz import schema
 from routeviz.distributed import detect_ranks, next_free_example, rank_example_ids
-from routeviz.errors import RoutevizError, RunExists
+from routeviz.errors import RoutevizError, RunExists, choose
 from routeviz.exits import resolve_exits
 from routeviz.rows import expand_batch
 from routeviz.sites import (Site, find_sites, layer_of, site_config,  # noqa: F401
@@ -61,6 +61,7 @@ class Tracer:
                  flush_rows=1 << 20, flush_seconds=2.0, write_run=True, distributed=None):
         if overwrite and append:
             raise RoutevizError("choose overwrite or append, not both")
+        choose("weight_dtype", weight_dtype, ["float32", "float16"])
         self.model = model
         self.store_path = Path(store)
         self.run = schema.check_run_name(run)
@@ -388,6 +389,9 @@ def trace(model: nn.Module, store, run: str, **options) -> Tracer:
     Options: include (module names, globs, classes or instances to restrict tracing to),
     overwrite / append (for an existing run), logits (also record router logits),
     model_name, config (a JSON-able dict saved with the run), weight_dtype
-    ("float32" or "float16" for very large traces).
+    ("float32", lossless, ~3.5 bytes per route row; or "float16", ~1.6 bytes, for very
+    large traces: DuckDB reads it, Spark does not), distributed (None: under torchrun
+    with an initialised process group, all ranks write one run; False: this process
+    alone; see README "Scale").
     """
     return Tracer(model, store, run, **options)

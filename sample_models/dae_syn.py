@@ -95,7 +95,8 @@ class DAERouter(nn.Module):
             choice = torch.multinomial(probs, 1)[:, 0]
             return RouterDecision(probs, choice, _picked(probs, choice), ones)
         if self.training and self.strategy == "st-gumbel":
-            gumbel = -torch.log(-torch.log(torch.rand_like(probs).clamp_min(1e-9)).clamp_min(1e-9))
+            uniform = torch.rand_like(probs).clamp(1e-9, 1 - 1e-7)
+            gumbel = -torch.log(-torch.log(uniform))  # [b, e] Gumbel(0, 1) noise
             relaxed = F.softmax((torch.log(probs.clamp_min(1e-9)) + gumbel) / tau, dim=-1)
             choice = relaxed.argmax(dim=-1)
             picked = _picked(relaxed, choice)

@@ -116,8 +116,8 @@ def train(name: str, out_dir=None, steps=None, seed: int = 0) -> dict:
         loss.backward()
         optimizer.step()
         if step % LOG_EVERY == 0 or step == cfg.steps - 1:
-            log.append((step, float(loss), mse))
-            bar.set_postfix(loss=f"{float(loss):.4f}", mse=f"{mse:.4f}")
+            log.append((step, float(loss.detach()), mse))
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", mse=f"{mse:.4f}")
     seconds = time.perf_counter() - start
     final = evaluate(model, images, tag_ids)
     save(model, out_dir)

@@ -138,6 +138,9 @@ class GlyphViT(nn.Module):
 
     def forward(self, pixels, early_exit: bool = True) -> ViTOutput:
         b = pixels.shape[0]
+        # subtract each image's per-channel median (its background color): letters are
+        # then the same signal on any background
+        pixels = pixels - pixels.flatten(2).median(-1).values[..., None, None]
         tokens = self.patch_embed(self.patches(pixels))  # [b, n, d]
         x = torch.cat([self.cls.expand(b, -1, -1), tokens], 1) + self.pos
         n = tokens.shape[1]

@@ -20,6 +20,7 @@ LETTERS = "ABCDEFGHKM"
 LOCATIONS = {"top-left": (0, 0), "top-right": (24, 0), "bottom-left": (0, 24), "bottom-right": (24, 24)}
 COLORS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 70, 220), "yellow": (235, 210, 40),
           "white": (245, 245, 245), "black": (15, 15, 15), "purple": (150, 60, 190), "gray": (128, 128, 128)}
+STROKE = 1  # extra stroke width in pixels, so strokes span more than one pixel
 NOISE_STD = 12.0  # pixel noise (0-255 scale)
 MIN_GLYPH_PIXELS = 4  # a patch is `glyph` if the letter covers at least this many pixels of it
 
@@ -40,10 +41,11 @@ def draw_glyph(letter: str, location: str, fg: str, bg: str, rng: np.random.Gene
     font = ImageFont.load_default(size=22)
     mask_img = Image.new("L", (SIZE, SIZE), 0)
     left, top = LOCATIONS[location]
-    box = ImageDraw.Draw(mask_img).textbbox((0, 0), letter, font=font)
+    box = ImageDraw.Draw(mask_img).textbbox((0, 0), letter, font=font, stroke_width=STROKE)
     x = left + (24 - (box[2] - box[0])) // 2 - box[0] + int(rng.integers(-2, 3))
     y = top + (24 - (box[3] - box[1])) // 2 - box[1] + int(rng.integers(-2, 3))
-    ImageDraw.Draw(mask_img).text((x, y), letter, fill=255, font=font)
+    ImageDraw.Draw(mask_img).text((x, y), letter, fill=255, font=font, stroke_width=STROKE,
+                                  stroke_fill=255)
     alpha = np.asarray(mask_img, dtype=np.float32)[..., None] / 255.0  # [h, w, 1]
     pixels = alpha * np.array(COLORS[fg], np.float32) + (1 - alpha) * np.array(COLORS[bg], np.float32)
     pixels += rng.normal(0.0, NOISE_STD, pixels.shape)

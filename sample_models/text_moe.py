@@ -57,7 +57,7 @@ class TextMoEConfig:
 
 class LMOutput(NamedTuple):
     logits: torch.Tensor  # [b, s, v] the prediction each token used (its exit layer's)
-    layer_logits: list  # per layer [b, s, v]
+    hidden: list  # per layer [b, s, d] residual stream after the block
     exit_layer: torch.Tensor  # [b, s] last layer computed per token
     aux_loss: torch.Tensor  # scalar: load balancing + MoD predictor BCE
 
@@ -103,13 +103,14 @@ class Block(nn.Module):
         ffn = self.mlp(self.norm2(h), positions, positions >= 0)
         return h + ffn.hidden - x, ffn.aux_loss
 
-    def forward(self, x, mask, active):  # -> (new x [b, s, d], aux loss)
-        # mask [b, s]: real tokens (attention keys); active [b, s]: tokens not yet exited
+    def forward(self, x, mask, active, causal_routing: bool = False):  # -> (x [b, s, d], aux)
+        # mask [b, s]: real tokens (attention keys); active [b, s]: tokens not yet exited;
+        # causal_routing: MoD picks tokens by its causal predictor (sampling), not top-k
         positions = torch.where(active, torch.arange(x.shape[1], device=x.device), -1)  # [b, s]
         if self.mod is None:
             update, aux = self.delta(x, mask, positions)
             return x + update, aux
-        route = self.mod(x, active, positions)
+        route = self.mod(x, active, positions, use_predictor=causal_routing)
         sub = layers.gather_tokens(x, route.index)  # [b, c, d]
         sub_positions = torch.where(route.slot_valid, route.index, torch.full_like(route.index, -1))
         update, aux = self.delta(sub, route.slot_valid, sub_positions)
@@ -136,29 +137,42 @@ class TextMoE(nn.Module):
     def head(self, h):  # shared output head, tied to the embedding: [b, s, d] -> [b, s, v]
         return self.norm(h) @ self.embed.weight.T
 
-    def forward(self, input_ids, attention_mask=None, early_exit: bool = True) -> LMOutput:
+    def forward(self, input_ids, attention_mask=None, early_exit: bool = True,
+                causal_routing: bool = False) -> LMOutput:
         b, s = input_ids.shape
         mask = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
                 else attention_mask.bool())
         h = self.embed(input_ids) + self.pos(torch.arange(s, device=input_ids.device))
         exited = torch.zeros_like(mask)
         exit_layer = torch.full((b, s), self.cfg.n_layers - 1, dtype=torch.long, device=h.device)
-        final = None
-        layer_logits, aux = [], h.new_zeros(())
+        final, hidden, aux = None, [], h.new_zeros(())
         for i, block in enumerate(self.blocks):
-            new_h, block_aux = block(h, mask, mask & ~exited)
+            new_h, block_aux = block(h, mask, mask & ~exited, causal_routing)
             aux = aux + block_aux
             h = torch.where(exited[..., None], h, new_h) if early_exit else new_h
+            hidden.append(h)
+            if not early_exit:  # full depth: no exit decisions, one output head at the end
+                continue
             logits = self.head(h)  # [b, s, v]
-            layer_logits.append(logits)
             decision = self.exits[i](logits, exited, mask)
             exit_layer = torch.where(decision.exit_now, i, exit_layer)
             final = logits if final is None else torch.where(decision.exit_now[..., None], logits, final)
-            if early_exit:
-                exited = exited | decision.exit_now
+            exited = exited | decision.exit_now
         if not early_exit:
-            final = layer_logits[-1]
-        return LMOutput(final, layer_logits, exit_layer, aux)
+            final = self.head(h)
+        return LMOutput(final, hidden, exit_layer, aux)
+
+
+@torch.no_grad()
+def generate(model: TextMoE, input_ids, n_new: int) -> torch.Tensor:
+    """Greedy sampling: mixture-of-depths routing by the causal predictor (top-k would need
+    future tokens), early exit on. input_ids [1, s] -> [1, s + n_new]."""
+    ids = input_ids
+    for _ in range(n_new):
+        window = ids[:, -model.cfg.context:]
+        logits = model(window, causal_routing=True).logits[:, -1]  # [1, v]
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    return ids
 
 
 def lm_loss(logits, input_ids, mask):

@@ -16,15 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from sample_models.text_data import stdlib_chunks
 from sample_models.text_moe import WEIGHTS, TextMoE, TextMoEConfig, lm_loss
 
-STEPS = 1500
+STEPS = 600
 BATCH = 16
 LR = 3e-3
 PROSE_SHARE = 0.3  # share of training windows drawn from prose
 SPECIAL = ["<|endoftext|>", "<|pad|>"]
+EXIT_LOSS_POSITIONS = 32  # positions per row that train each intermediate exit
 
 
 def train_tokenizer(texts, vocab_size: int):
@@ -77,6 +79,16 @@ def eval_windows(stream, context: int, limit: int) -> torch.Tensor:
     return stream[:n * context].view(n, context)
 
 
+def sampled_lm_loss(model: TextMoE, hidden, ids, gen, n: int = EXIT_LOSS_POSITIONS):
+    """Next-token loss of an intermediate layer at `n` random positions per row (the exit
+    heads share the output head; sampling positions keeps its cost down)."""
+    b, s, _ = hidden.shape
+    pos = torch.randint(0, s - 1, (b, n), generator=gen)  # [b, n]
+    h = torch.gather(hidden, 1, pos[..., None].expand(-1, -1, hidden.shape[-1]))
+    target = torch.gather(ids, 1, pos + 1)
+    return F.cross_entropy(model.head(h).flatten(0, 1), target.flatten())
+
+
 def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> TextMoE:
     from tqdm import tqdm
 
@@ -93,8 +105,8 @@ def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> T
         ids = sample_windows(streams, BATCH, cfg.context, gen)
         out = model(ids, early_exit=False)
         mask = torch.ones_like(ids, dtype=torch.bool)
-        final = lm_loss(out.layer_logits[-1], ids, mask)
-        inter = sum(lm_loss(lg, ids, mask) for lg in out.layer_logits[:-1]) / max(1, cfg.n_layers - 1)
+        final = lm_loss(out.logits, ids, mask)
+        inter = sum(sampled_lm_loss(model, h, ids, gen) for h in out.hidden[:-1]) / max(1, cfg.n_layers - 1)
         loss = final + cfg.exit_loss_weight * inter + cfg.aux_loss_weight * out.aux_loss
         opt.zero_grad()
         loss.backward()
@@ -110,11 +122,12 @@ def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> T
 
 
 @torch.no_grad()
-def perplexity(model: TextMoE, windows: torch.Tensor, early_exit: bool) -> dict:
-    """Held-out perplexity (full depth or with early exits), mean exit layer, expert use."""
+def perplexity(model: TextMoE, windows: torch.Tensor, early_exit: bool,
+               causal_routing: bool = False) -> dict:
+    """Held-out perplexity (full depth or with early exits) and mean exit layer."""
     nll, count, exit_sum = 0.0, 0, 0.0
     for batch in windows.split(32):
-        out = model(batch, early_exit=early_exit)
+        out = model(batch, early_exit=early_exit, causal_routing=causal_routing)
         mask = torch.ones_like(batch, dtype=torch.bool)
         n = batch.shape[0] * (batch.shape[1] - 1)
         nll += lm_loss(out.logits, batch, mask).item() * n
@@ -144,6 +157,28 @@ def unigram_perplexity(train_ids: torch.Tensor, windows: torch.Tensor, vocab: in
     logp = (counts / counts.sum()).log()
     targets = windows[:, 1:].reshape(-1)
     return math.exp(-logp[targets].mean().item())
+
+
+@torch.no_grad()
+def predictor_agreement(model: TextMoE, windows: torch.Tensor) -> dict:
+    """Per MoD block, how often the causal predictor agrees with top-k selection."""
+    routers = {i: b.mod for i, b in enumerate(model.blocks) if b.mod is not None}
+    agree = {i: [0, 0] for i in routers}
+
+    def counter(layer):
+        def hook(module, inputs, route):
+            agree[layer][0] += int(((route.predictor_logits > 0) == route.selected).sum())
+            agree[layer][1] += route.selected.numel()
+        return hook
+
+    hooks = [r.register_forward_hook(counter(i)) for i, r in routers.items()]
+    try:
+        for batch in windows.split(32):
+            model(batch, early_exit=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {str(i): a / max(n, 1) for i, (a, n) in agree.items()}
 
 
 @torch.no_grad()
@@ -195,6 +230,8 @@ def finalize(model: TextMoE, held: dict, streams: dict, out: Path, log) -> dict:
             "moe_early_exit": perplexity(model, all_held, early_exit=True),
             "moe_by_kind": {k: perplexity(model, v, early_exit=False)["perplexity"]
                             for k, v in held.items()},
+            "moe_causal_routing": perplexity(model, all_held, early_exit=True, causal_routing=True),
+            "mod_predictor_agreement": predictor_agreement(model, all_held),
             "expert_use_heldout": expert_use(model, all_held)}
 
 

@@ -35,7 +35,7 @@ nav ul{columns:3;font-size:14px}
 .ctx{font-family:monospace;margin:4px 0;padding-left:18px} .ctx mark{background:#ffe08a}
 .crops img{width:56px;height:56px;object-fit:contain;image-rendering:pixelated;
 border:1px solid #ccc;margin:1px}
-.muted{color:#888}
+.muted{color:#888} .summary{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 """
 
 
@@ -80,13 +80,18 @@ def _nav(report: Report) -> str:
 
 
 def _summary(report: Report) -> str:
-    rows = "".join(f"<tr><th>{esc(label)}</th><td>{esc(value)}</td></tr>"
-                   for label, value in fmt.summary_rows(report))
+    lines = fmt.summary_rows(report)
+    half = (len(lines) + 1) // 2
+    rows = "".join(
+        "<table>" + "".join(f"<tr><th>{esc(label)}</th><td>{esc(value)}</td></tr>"
+                            for label, value in part) + "</table>"
+        for part in (lines[:half], lines[half:]) if part)
     notes = ""
     if report.notes:
         notes = '<div class="notes"><ul>' + "".join(
             f"<li>{esc(n)}</li>" for n in report.notes) + "</ul></div>"
-    return f'<section id="summary"><h2>Summary</h2><table>{rows}</table>{notes}</section>'
+    return (f'<section id="summary"><h2>Summary</h2><div class="summary">{rows}</div>'
+            f"{notes}</section>")
 
 
 def _figure(plot: Plot, state: dict) -> str:

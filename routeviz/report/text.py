@@ -13,6 +13,8 @@ from routeviz.report.collect import Report
 def number(value, digits: int = 3) -> str:
     if value is None:
         return "–"
+    if isinstance(value, str):  # already formatted, or text
+        return value
     try:
         if pd.isna(value):
             return "–"

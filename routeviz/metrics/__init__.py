@@ -70,8 +70,8 @@ Diff (`diff.py`)
 Summary (`summary.py`)
     summary(store, run, tags=None, unit=None, kind=None, top1=False) -> dict (JSON-able; the
         `routeviz metrics --json` object): run, model, config, kinds, n_routes, focus_cover
-        (list of {site, tag, unit, kind, focus, cover, n_subnetworks, n_tags}), load, keep,
-        exits, entropy, notes.
+        (list of {site, tag, unit, kind, focus, cover, n_subnetworks, n_tags}), load (list per
+        expert site, with `counts` and `shares` per expert id), keep, exits, notes.
 """
 
 from routeviz.metrics.depth import ExitResult, exits

@@ -13,20 +13,37 @@ import uuid
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 
+# Chosen sets as 64-bit masks (bit c = choice c) when every choice is in 0..63, so Jaccard
+# is two popcounts; otherwise as lists. Units keyed by one integer (example · 2^24 + token).
+MASK = "bit_or(CAST(1 AS UBIGINT) << CAST(choice AS INTEGER))"
+MASK_JACCARD = ("CAST(bit_count(a.chosen & b.chosen) AS DOUBLE) "
+                "/ bit_count(a.chosen | b.chosen)")
+LIST = "list_distinct(list(choice))"
+LIST_JACCARD = ("CAST(len(list_intersect(a.chosen, b.chosen)) AS DOUBLE) "
+                "/ len(list_distinct(list_concat(a.chosen, b.chosen)))")
+
 SETS = """
 {name} AS (
-  SELECT CASE WHEN kind = 'exit' THEN '*' ELSE site END AS site, kind, example, token,
-         arg_min(choice, rank) AS top1, list_distinct(list(choice)) AS chosen
+  SELECT CASE WHEN kind = 'exit' THEN '*' ELSE site END AS site, kind,
+         example * 16777216 + token AS u, arg_min(choice, rank) AS top1, {chosen} AS chosen
   FROM routes WHERE run = ${name}_run AND kind IN ('expert', 'keep', 'exit')
   GROUP BY ALL)"""
 
-JOINED = ("WITH " + SETS.format(name="a") + ", " + SETS.format(name="b") + """,
+JOINED = """WITH {a}, {b},
 joined AS (
-  SELECT site, kind, example, token, a.top1 AS top1_a, b.top1 AS top1_b,
-         a.top1 IS NOT NULL AS in_a, b.top1 IS NOT NULL AS in_b,
-         CAST(len(list_intersect(a.chosen, b.chosen)) AS DOUBLE)
-           / len(list_distinct(list_concat(a.chosen, b.chosen))) AS jaccard
-  FROM a FULL OUTER JOIN b USING (site, kind, example, token))""")
+  SELECT site, kind, u, a.top1 AS top1_a, b.top1 AS top1_b,
+         a.top1 IS NOT NULL AS in_a, b.top1 IS NOT NULL AS in_b, {jaccard} AS jaccard
+  FROM a FULL OUTER JOIN b USING (site, kind, u))"""
+
+
+def _joined_sql(store, params) -> str:
+    low, high = store.con.execute(
+        "SELECT min(choice), max(choice) FROM routes WHERE run IN ($a_run, $b_run) "
+        "AND kind IN ('expert', 'keep', 'exit')", params).fetchone()
+    masks = low is not None and low >= 0 and high < 64
+    chosen, jaccard = (MASK, MASK_JACCARD) if masks else (LIST, LIST_JACCARD)
+    return JOINED.format(a=SETS.format(name="a", chosen=chosen),
+                         b=SETS.format(name="b", chosen=chosen), jaccard=jaccard)
 
 
 def diff(store, run: str, against: str, top: int = 20) -> dict:
@@ -38,7 +55,8 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
     con = store.con
     table = f"diff_units_{uuid.uuid4().hex}"  # a private temp table, dropped below
     try:
-        con.execute(f"CREATE TEMP TABLE {table} AS {JOINED} SELECT * FROM joined", params)
+        con.execute(f"CREATE TEMP TABLE {table} AS {_joined_sql(store, params)} "
+                    "SELECT * FROM joined", params)
         sites = con.execute(
             "SELECT site, kind, count(*) AS n_units, "
             "avg(CAST(top1_a = top1_b AS DOUBLE)) AS top1_agreement, "
@@ -52,12 +70,13 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
             f"top1_agreement, avg(jaccard) AS jaccard FROM {table} WHERE in_a AND in_b "
             "GROUP BY kind ORDER BY kind").df()
         changed = con.execute(
-            "SELECT u.example, u.token, t.text, count(*) AS n_sites, "
+            "SELECT any_value(x.u // 16777216) AS example, any_value(x.u % 16777216) AS token, "
+            "any_value(t.text) AS text, count(*) AS n_sites, "
             "count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped, avg(jaccard) AS mean_jaccard "
-            f"FROM {table} u LEFT JOIN (SELECT example, token, text FROM tokens "
-            "WHERE run = $a_run) t USING (example, token) WHERE in_a AND in_b "
-            "GROUP BY ALL HAVING n_flipped > 0 OR mean_jaccard < 1 "
-            f"ORDER BY n_flipped DESC, mean_jaccard, u.example, u.token LIMIT {int(top)}",
+            f"FROM {table} x LEFT JOIN (SELECT example * 16777216 + token AS u, text FROM tokens "
+            "WHERE run = $a_run) t USING (u) WHERE in_a AND in_b "
+            "GROUP BY x.u HAVING n_flipped > 0 OR mean_jaccard < 1 "
+            f"ORDER BY n_flipped DESC, mean_jaccard, x.u LIMIT {int(top)}",
             {"a_run": run}).df()
         mismatched = con.execute(
             "SELECT count(*) FROM (SELECT example, token, text FROM tokens WHERE run = $a_run) x "

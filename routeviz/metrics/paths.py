@@ -10,11 +10,15 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 
+# top-1 expert per unit and expert site; sites numbered 0.. in model order (idx), units keyed
+# by one integer (example · 2^24 + token) so the joins and GROUP BYs hash integers
 TOP1 = """
-top1 AS (SELECT site, example, token, choice FROM routes
-         WHERE run = $run AND kind = 'expert' AND rank = 0),
-ordered AS (SELECT site, min(layer) AS layer, row_number() OVER (ORDER BY min(layer), site) AS idx
-            FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site)"""
+ordered AS (SELECT site, min(layer) AS layer,
+                   CAST(row_number() OVER (ORDER BY min(layer), site) - 1 AS INTEGER) AS idx
+            FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site),
+top1 AS MATERIALIZED (SELECT o.idx, r.choice, r.example * 16777216 + r.token AS u
+         FROM routes r JOIN ordered o USING (site)
+         WHERE r.run = $run AND r.kind = 'expert' AND r.rank = 0)"""
 
 
 @dataclass
@@ -30,22 +34,29 @@ def paths(store, run: str, top: int = 20) -> PathResult:
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
-    transitions = common.df(store, 
+    counts = common.df(store,
         f"WITH {TOP1} "
-        "SELECT sa.site AS from_site, sa.layer AS from_layer, sb.site AS to_site, "
-        "sb.layer AS to_layer, a.choice AS from_expert, b.choice AS to_expert, count(*) AS count "
-        "FROM top1 a JOIN ordered sa ON a.site = sa.site "
-        "JOIN ordered sb ON sb.idx = sa.idx + 1 "
-        "JOIN top1 b ON b.site = sb.site AND b.example = a.example AND b.token = a.token "
-        "GROUP BY ALL ORDER BY from_layer, from_site, from_expert, to_expert", p)
+        "SELECT a.idx, a.choice AS from_expert, b.choice AS to_expert, count(*) AS count "
+        "FROM top1 a JOIN top1 b ON b.u = a.u AND b.idx = a.idx + 1 "
+        "GROUP BY ALL ORDER BY a.idx, from_expert, to_expert", p)
+    ordered = common.df(store, f"WITH {TOP1} SELECT idx, site, layer FROM ordered", p)
+    site_of = dict(zip(ordered.idx, ordered.site))
+    layer_of = dict(zip(ordered.idx, ordered.layer))
+    transitions = pd.DataFrame({
+        "from_site": counts.idx.map(site_of), "from_layer": counts.idx.map(layer_of),
+        "to_site": (counts.idx + 1).map(site_of), "to_layer": (counts.idx + 1).map(layer_of),
+        "from_expert": counts.from_expert, "to_expert": counts.to_expert,
+        "count": counts["count"]})
     row_total = transitions.groupby(["from_site", "from_expert"])["count"].transform("sum")
     transitions["fraction"] = transitions["count"] / row_total
-    per_unit = (f"WITH {TOP1} SELECT string_agg(CAST(t.choice AS VARCHAR), '>' ORDER BY o.idx) "
-                "AS path FROM top1 t JOIN ordered o USING (site) GROUP BY t.example, t.token")
-    n_tokens = int(common.scalar(store, f"SELECT count(*) FROM ({per_unit})", p) or 0)
-    top_paths = common.df(store, 
-        f"SELECT path, count(*) AS count FROM ({per_unit}) GROUP BY path "
-        f"ORDER BY count DESC, path LIMIT {int(top)}", p)
+    per_unit = (f"WITH {TOP1} SELECT list(choice ORDER BY idx) AS path FROM top1 GROUP BY u")
+    top_paths = common.df(store,
+        f"SELECT path, count(*) AS count, sum(count(*)) OVER () AS n_units FROM ({per_unit}) "
+        f"GROUP BY path ORDER BY count DESC, path LIMIT {int(top)}", p)
+    n_tokens = int(top_paths.n_units.iloc[0]) if len(top_paths) else 0
+    top_paths = pd.DataFrame({"path": [">".join(str(int(c)) for c in path)
+                                       for path in top_paths.path],
+                              "count": top_paths["count"].astype("int64")})
     top_paths["fraction"] = top_paths["count"] / n_tokens if n_tokens else 0.0
     sites = common.sites_of(store, run, "expert").site.tolist()
     return PathResult(transitions=transitions, top_paths=top_paths, n_tokens=n_tokens,

@@ -77,21 +77,25 @@ def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
         site_filter = " AND r.site = $site"
         params["site"] = site
     return common.df(store, 
-        "WITH tok AS (SELECT example, token, text FROM tokens WHERE run = $run), "
-        "text_n AS (SELECT text, count(*) AS n_text FROM tok GROUP BY text), "
+        # texts get integer ids and units one integer key, so the big join hashes integers
+        "WITH tok AS MATERIALIZED (SELECT example * 16777216 + token AS u, text, "
+        "  CAST(dense_rank() OVER (ORDER BY text) AS INTEGER) AS text_id "
+        "  FROM tokens WHERE run = $run), "
+        "text_n AS (SELECT text_id, any_value(text) AS text, count(*) AS n_text FROM tok "
+        "  GROUP BY text_id), "
         "total AS (SELECT count(*) AS n FROM tok), "
-        "routed AS (SELECT r.site, r.choice AS expert, t.text FROM routes r "
-        "  JOIN tok t USING (example, token) "
+        "routed AS (SELECT r.site, r.choice AS expert, t.text_id FROM routes r "
+        "  JOIN tok t ON t.u = r.example * 16777216 + r.token "
         f"  WHERE r.run = $run AND r.kind = 'expert'{site_filter}), "
         "per_expert AS (SELECT site, expert, count(*) AS n_expert FROM routed GROUP BY ALL), "
-        "cell AS (SELECT site, expert, text, count(*) AS count FROM routed GROUP BY ALL) "
-        "SELECT c.site, c.expert, c.text, c.count, e.n_expert, n.n_text, "
+        "cell AS (SELECT site, expert, text_id, count(*) AS count FROM routed GROUP BY ALL) "
+        "SELECT c.site, c.expert, n.text, c.count, e.n_expert, n.n_text, "
         "  (c.count / e.n_expert) / (n.n_text / total.n) AS lift "
-        "FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text), total "
+        "FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text_id), total "
         "WHERE c.count >= $min_count "
         "QUALIFY row_number() OVER (PARTITION BY c.site, c.expert "
-        "  ORDER BY lift DESC, c.count DESC, c.text) <= $top "
-        "ORDER BY c.site, c.expert, lift DESC, c.count DESC", params)
+        "  ORDER BY lift DESC, c.count DESC, n.text) <= $top "
+        "ORDER BY c.site, c.expert, lift DESC, c.count DESC, n.text", params)
 
 
 def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
@@ -101,12 +105,14 @@ def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
     if site is not None:
         site_filter = " AND site = $site"
         params["site"] = site
-    picks = common.df(store, 
-        "SELECT site, choice AS expert, example, token, weight FROM routes "
-        f"WHERE run = $run AND kind = 'expert'{site_filter} "
-        "QUALIFY row_number() OVER (PARTITION BY site, choice "
-        "  ORDER BY weight DESC NULLS LAST, example, token) <= $n "
-        "ORDER BY site, expert, weight DESC", params)
+    # arg_max(..., n) keeps n rows per group while streaming: no sort of every route row
+    picks = common.df(store,
+        "SELECT site, expert, pick[1] AS example, pick[2] AS token, pick_weight AS weight FROM ("
+        "  SELECT site, choice AS expert, "
+        "    unnest(arg_max([example, token], coalesce(weight, 0), $n)) AS pick, "
+        "    unnest(max(coalesce(weight, 0), $n)) AS pick_weight "
+        f"  FROM routes WHERE run = $run AND kind = 'expert'{site_filter} GROUP BY site, choice"
+        ") ORDER BY site, expert, weight DESC, example, token", params)
     examples = sorted(set(int(e) for e in picks.example))
     text = common.df(store, 
         "SELECT example, token, text FROM tokens WHERE run = $run AND "

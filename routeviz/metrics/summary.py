@@ -5,7 +5,6 @@ from __future__ import annotations
 from routeviz.errors import choose
 from routeviz.metrics import _common as common
 from routeviz.metrics.depth import exits
-from routeviz.metrics.entropy import entropy
 from routeviz.metrics.focus_cover import focus_cover
 from routeviz.metrics.load import keep, load
 
@@ -16,7 +15,8 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     kind, focus, cover, n_subnetworks, n_tags}), load (list, one per expert site, with
     `shares` and `counts` per expert id), keep ({sites, tokens, merges} or None), exits
     ({per_token, per_example, n_layers, mean_exit_layer, compute_saved, unit} or None),
-    entropy (list per site and source), notes (list of strings)."""
+    notes (list of strings). Entropy, paths and profiles are separate calls: each needs a
+    pass over every unit, and `routeviz metrics` stays a few seconds at 10 M rows."""
     run = common.require_run(store, run)
     recorded = common.kinds_recorded(store, run)
     if kind is not None:
@@ -44,8 +44,6 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     result["load"] = _load_json(store, run) if "expert" in recorded else []
     result["keep"] = _keep_json(store, run) if {"keep", "merge"} & set(recorded) else None
     result["exits"] = _exits_json(store, run) if "exit" in recorded else None
-    result["entropy"] = (common.records(entropy(store, run, limit=0).sites)
-                         if "expert" in recorded else [])
     result["notes"] = notes
     return result
 

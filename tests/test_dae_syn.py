@@ -169,3 +169,14 @@ def test_cli_traces_the_dae_syn_dataset(tmp_path, capsys):
     assert (tags["token"] == -1).all()
     images = opened.examples("tag64")["image"]
     assert images.map(lambda b: bytes(b[:8]) == b"\x89PNG\r\n\x1a\n").all()
+
+
+def test_tag_routing_is_perfectly_specialised_by_focus_cover(sample, tmp_path):
+    """Oracle routing is the paper's reference point: Focus = Cover = 1 (pooled, per example)."""
+    from routeviz.metrics import focus_cover
+
+    trace_items(load("dae-syn-tag"), sample, tmp_path / "store", "tag")
+    scores = focus_cover(routeviz.open_store(tmp_path / "store"), "tag", unit="example").scores
+    pooled = scores[(scores["site"] == "*") & (scores["tag"] == "*")].iloc[0]
+    assert pooled["focus"] == pytest.approx(1.0) and pooled["cover"] == pytest.approx(1.0)
+    assert (pooled["n_subnetworks"], pooled["n_tags"]) == (32, 32)

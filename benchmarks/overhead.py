@@ -7,6 +7,9 @@ alternating in rotated order each round; times are medians. Two figures per vari
   block_ratio   - median time of a block of forwards including everything the variant does
                   to keep its records (routeviz: opening the trace, the background writer,
                   the Parquet files, closing), over untraced.
+Each is also given in CPU time (`*_cpu_ratio`: the main thread's CPU time per forward; the
+whole process's, writer thread included, per block), which other programs sharing the
+cores do not inflate: on a busy machine those are the figures to trust.
 Peak memory: each variant again alone in a child process (peak RSS minus the RSS after the
 model was built), so variants do not share one high-water mark.
 
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -81,15 +85,22 @@ def to_cpu(value):
     return value
 
 
+@contextmanager
+def timed(times: list):
+    """Append (wall seconds, this thread's CPU seconds) of the block to `times`."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    yield
+    times.append((time.perf_counter() - wall, time.thread_time() - cpu))
+
+
 class Untraced:
     def __init__(self, model, sites, store):
         self.model = model
 
     def block(self, inputs, n, times):
         for _ in range(n):
-            start = time.perf_counter()
-            self.model(inputs)
-            times.append(time.perf_counter() - start)
+            with timed(times):
+                self.model(inputs)
 
 
 class RouteViz:
@@ -102,10 +113,8 @@ class RouteViz:
         self.runs += 1
         with routeviz.trace(self.model, self.store, f"b{self.runs}") as tracer:
             for _ in range(n):
-                start = time.perf_counter()
-                with tracer.batch():
+                with timed(times), tracer.batch():
                     self.model(inputs)
-                times.append(time.perf_counter() - start)
 
 
 class CpuHooks:
@@ -120,9 +129,8 @@ class CpuHooks:
             lambda m, i, o: saved.append(to_cpu(o))) for s in self.sites]
         try:
             for _ in range(n):
-                start = time.perf_counter()
-                self.model(inputs)
-                times.append(time.perf_counter() - start)
+                with timed(times):
+                    self.model(inputs)
         finally:
             for h in handles:
                 h.remove()
@@ -143,10 +151,8 @@ class NNsightSave:
     def block(self, inputs, n, times):
         kept = []
         for _ in range(n):
-            start = time.perf_counter()
-            with self.wrapped.trace(inputs):
+            with timed(times), self.wrapped.trace(inputs):
                 saved = self.nnsight.save([submodule(self.wrapped, s).output for s in self.sites])
-            times.append(time.perf_counter() - start)
             kept.append(saved)
         return kept
 
@@ -183,15 +189,24 @@ def compare(model_name, shape, rounds, per_block, variants):
             for r in range(rounds):
                 order = variants[r % len(variants):] + variants[:r % len(variants)]
                 for v in order:
-                    start = time.perf_counter()
+                    wall, cpu = time.perf_counter(), time.process_time()
                     runners[v].block(inputs, per_block, forward[v])
-                    blocks[v].append(time.perf_counter() - start)
+                    blocks[v].append((time.perf_counter() - wall, time.process_time() - cpu))
     finally:
         shutil.rmtree(store, ignore_errors=True)
-    base_f, base_b = median(forward["untraced"]), median(blocks["untraced"])
-    return {v: {"forward_ms": 1e3 * median(forward[v]),
-                "forward_ratio": median(forward[v]) / base_f,
-                "block_ratio": median(blocks[v]) / base_b} for v in variants}, len(sites)
+
+    def med(samples, i):
+        return median([x[i] for x in samples])
+
+    out = {}
+    for v in variants:
+        out[v] = {"forward_ms": 1e3 * med(forward[v], 0),
+                  "forward_ratio": med(forward[v], 0) / med(forward["untraced"], 0),
+                  "block_ratio": med(blocks[v], 0) / med(blocks["untraced"], 0),
+                  "forward_cpu_ms": 1e3 * med(forward[v], 1),
+                  "forward_cpu_ratio": med(forward[v], 1) / med(forward["untraced"], 1),
+                  "block_cpu_ratio": med(blocks[v], 1) / med(blocks["untraced"], 1)}
+    return out, len(sites)
 
 
 def peak_memory(model_name, shape, variant, per_block) -> dict:

@@ -149,15 +149,17 @@ def main(argv=None) -> dict:
                                                            unit="example", top1=True))
         ld, ld_s, ld_rss = _timed(lambda: metrics.load(store, "bench"))
         ex, ex_s, ex_rss = _timed(lambda: metrics.exits(store, "bench"))
+        _, sm_s, sm_rss = _timed(lambda: metrics.summary(store, "bench"))  # `routeviz metrics`
         pooled = fc.scores[(fc.scores.site == "*") & (fc.scores.tag == "*")].iloc[0]
         out = {
             "benchmark": "metrics_10m", "route_rows": int(n_rows),
             "examples": args.examples, "tokens": args.examples * SEQ,
             "build_seconds": build_seconds,
             "seconds": {"focus_cover_token_all_tags": fc_s, "focus_cover_example_top1": fc1_s,
-                        "load": ld_s, "exits": ex_s},
+                        "load": ld_s, "exits": ex_s, "summary_all_kinds": sm_s},
             "peak_rss_mb": {"after_open": baseline, "after_focus_cover": fc_rss,
-                            "after_load": ld_rss, "after_exits": ex_rss},
+                            "after_load": ld_rss, "after_exits": ex_rss,
+                            "after_summary": sm_rss},
             "focus": round(float(pooled.focus), 4), "cover": round(float(pooled.cover), 4),
             "compute_saved": round(ex.compute_saved, 4),
             "alignment_cells": len(fc.alignment),

@@ -54,9 +54,12 @@ def text_moe():
     from routeviz.models import load_model
 
     runner = load_model("text-moe")
-    module = runner.module.eval()
-    vocab = getattr(getattr(module, "config", None), "vocab_size", None) or 64
-    return module, vocab
+    return runner.module.eval(), runner.cfg.vocab_size
+
+
+def default_shapes(model_name) -> list[str]:
+    # text-moe has learned positions for 128 tokens: its larger batch is 32 x 128
+    return ["8x128", "32x512"] if model_name == "mixtral" else ["8x128", "32x128"]
 
 
 def load(name):
@@ -238,7 +241,7 @@ def memory_child(model_name, shape, variant, per_block) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="mixtral", choices=["mixtral", "text-moe"])
-    parser.add_argument("--shape", action="append", help="BxS, repeatable (default 8x128, 32x512)")
+    parser.add_argument("--shape", action="append", help="BxS, repeatable (default 8x128 and 32x512; text-moe 32x128)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-block", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
@@ -246,7 +249,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--memory-of", choices=VARIANTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    shapes = [tuple(int(x) for x in s.split("x")) for s in (args.shape or ["8x128", "32x512"])]
+    shapes = [tuple(int(x) for x in s.split("x")) for s in (args.shape or default_shapes(args.model))]
     if args.memory_of:
         return memory_child(args.model, shapes[0], args.memory_of, args.per_block)
     why_not = nnsight_status()

@@ -58,7 +58,7 @@ def main() -> dict:
     results = {"machine": machine(), "nnsight_setup": ensure_nnsight()}
     results["store_write"] = run("store_write")
     results["overhead_mixtral"] = run("overhead", "--model", "mixtral")
-    if (ROOT / "sample_models" / "weights" / "text-moe").is_dir():
+    if (ROOT / "sample_models" / "weights" / "text-moe" / "model.safetensors").exists():
         results["overhead_text_moe"] = run("overhead", "--model", "text-moe")
     else:
         results["overhead_text_moe"] = {"skipped": "sample_models/weights/text-moe not trained"}

@@ -212,3 +212,55 @@ def test_static_figures_beside_the_markdown(store, tmp_path):
     for p in pngs:
         assert f"](figures/{p.name})" in markdown
     assert HOSTILE_SOURCE not in markdown
+
+
+SAMPLES = [("glyph-vit", "glyphs"), ("dae-syn-top-k", "dae-syn"), ("text-moe", "stdlib")]
+
+
+@pytest.mark.parametrize("model,dataset", SAMPLES)
+def test_report_of_a_real_sample_model(model, dataset, tmp_path):
+    """A few examples through the shipped sample model, then every report file."""
+    weights = Path(__file__).resolve().parents[1] / "sample_models" / "weights" / model
+    if not (weights / "model.safetensors").exists():
+        pytest.skip(f"{model} weights are not in sample_models/weights yet")
+    from routeviz.models import load_model
+    from routeviz.record import record
+    from sample_models.datasets import load_dataset
+
+    import torch
+
+    torch.set_num_threads(1)
+    runner = load_model(model)
+    record(runner, load_dataset(dataset, limit=12), tmp_path / "store", "sample", batch_size=12)
+    store = open_store(tmp_path / "store")
+    written = write_report(store, "sample", tmp_path / "out", images=False)
+    assert {p.name for p in written} == FILES
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("plotly.js v") == 1 and page.count('<figure class="plot"') >= 3
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["model"] == model
+    if runner.modality == "image":
+        assert 'src="data:image/png;base64,' in page  # gallery crops from the stored images
+
+
+def test_report_of_a_traced_run_without_tags(tmp_path):
+    """routeviz.trace on the hand-built toy MoE, no tags: Focus/Cover is skipped with a note,
+    load and galleries are still there (token id i goes to expert i % 4 first)."""
+    import torch
+
+    import routeviz
+    from tests.toy import ToyMoE, register_toy
+
+    register_toy()
+    ids = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7]])
+    model = ToyMoE()
+    with routeviz.trace(model, store=tmp_path / "store", run="toy") as tracer:
+        with tracer.batch(tokens=[[f"t{i}" for i in range(8)]]):
+            model(ids)
+    store = open_store(tmp_path / "store")
+    write_report(store, "toy", tmp_path / "out", images=False)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "no tags" in page
+    assert pd.read_csv(tmp_path / "out" / "focus_cover.csv").empty
+    load = pd.read_csv(tmp_path / "out" / "load.csv")
+    assert set(load.expert) == {0, 1, 2, 3} and (load["count"] > 0).all()
+    assert "<mark>t0</mark>" in page or "<mark>t4</mark>" in page  # expert 0's top tokens

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from routeviz.cli import main as routeviz_cli  # noqa: E402
-from routeviz.record import record  # noqa: E402
-from sample_models.dae_syn import STRATEGIES, load, weights_dir  # noqa: E402
-from sample_models.datasets import load_dataset  # noqa: E402
+from routeviz.cli import main as routeviz_cli
+from routeviz.record import record
+from sample_models.dae_syn import STRATEGIES, load, weights_dir
+from sample_models.datasets import load_dataset
 
 # Table 1 of the suboptimal-routing paper, DAE-Syn column (final L2 loss, lower is better)
 PAPER_TABLE1 = {"tag": 0.2, "hash": 1587.2, "monolithic": 1018.6, "top-k": 0.7,

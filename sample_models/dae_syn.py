@@ -53,7 +53,7 @@ class DAEConfig:
     hash_seed: int = 1234  # seed of the fixed pixel hash (hash routing)
 
     @classmethod
-    def for_strategy(cls, strategy: str, **overrides) -> "DAEConfig":
+    def for_strategy(cls, strategy: str, **overrides) -> DAEConfig:
         choose("routing strategy", strategy, STRATEGIES)
         n_experts = 1 if strategy == "monolithic" else 8
         return cls(strategy=strategy, n_experts=n_experts, **overrides)

@@ -17,8 +17,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sample_models.dae_syn import (DAEConfig, DiscreteAutoencoder, STRATEGIES, per_image_sse,
-                                   save, weights_dir)
+from sample_models.dae_syn import (
+    STRATEGIES,
+    DAEConfig,
+    DiscreteAutoencoder,
+    per_image_sse,
+    save,
+    weights_dir,
+)
 
 
 @dataclass

@@ -101,8 +101,8 @@ def image_run(path, run: str = "image") -> None:
     rows, tokens, tags, examples = [], [], [], []
     for ex in range(4):
         examples.append((ex, "image", HOSTILE_SOURCE if ex == 0 else f"img{ex}.png",
-                         "red green blue yellow".split()[ex], png_bytes(colors[ex]), 4, 4, 4))
-        tags.append((ex, -1, "color", "red green blue yellow".split()[ex]))
+                         ["red", "green", "blue", "yellow"][ex], png_bytes(colors[ex]), 4, 4, 4))
+        tags.append((ex, -1, "color", ["red", "green", "blue", "yellow"][ex]))
         for p in range(16):
             row, col = divmod(p, 4)
             tokens.append((ex, p, f"patch {row},{col}"))

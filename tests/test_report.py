@@ -19,8 +19,7 @@ from routeviz.figures.export import chromium_path
 from routeviz.report import build_report_zip, collect, write_report
 from routeviz.report.collect import CONTEXTS_PER_EXPERT, GALLERY_ITEMS
 from routeviz.store import open_store
-from tests.report_store import (HOSTILE_SOURCE, HOSTILE_TAG, HOSTILE_TOKEN, all_runs,
-                                large_run)
+from tests.report_store import HOSTILE_SOURCE, HOSTILE_TAG, HOSTILE_TOKEN, all_runs, large_run
 
 # overview (Focus/Cover per kind, pooled A_ij, load, kept fraction, exit depth) + per site
 # (A_ij per kind there, load at expert sites) + the comparison; merge sites have no figure
@@ -223,11 +222,11 @@ def test_report_of_a_real_sample_model(model, dataset, tmp_path):
     weights = Path(__file__).resolve().parents[1] / "sample_models" / "weights" / model
     if not (weights / "model.safetensors").exists():
         pytest.skip(f"{model} weights are not in sample_models/weights yet")
+    import torch
+
     from routeviz.models import load_model
     from routeviz.record import record
     from sample_models.datasets import load_dataset
-
-    import torch
 
     torch.set_num_threads(1)
     runner = load_model(model)
@@ -253,9 +252,9 @@ def test_report_of_a_traced_run_without_tags(tmp_path):
     register_toy()
     ids = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7]])
     model = ToyMoE()
-    with routeviz.trace(model, store=tmp_path / "store", run="toy") as tracer:
-        with tracer.batch(tokens=[[f"t{i}" for i in range(8)]]):
-            model(ids)
+    with routeviz.trace(model, store=tmp_path / "store", run="toy") as tracer, \
+            tracer.batch(tokens=[[f"t{i}" for i in range(8)]]):
+        model(ids)
     store = open_store(tmp_path / "store")
     write_report(store, "toy", tmp_path / "out", images=False)
     page = (tmp_path / "out" / "report.html").read_text()

@@ -39,7 +39,7 @@ def build_gallery(store, run: str, contexts: pd.DataFrame, sites: set, limit: in
     first per expert), from `metrics.expert_profiles(...).examples`. Only `sites` are kept,
     and at most `limit` items in all."""
     contexts = contexts[contexts.site.isin(sites)].head(limit)
-    images = _images(store, run, sorted(set(int(e) for e in contexts.example)))
+    images = _images(store, run, sorted({int(e) for e in contexts.example}))
     gallery = Gallery(modality="image" if images else "text")
     for rec in contexts.itertuples(index=False):
         png = None
@@ -82,7 +82,7 @@ def _decode(data):
 
     try:
         return load_image(bytes(data))
-    except Exception:  # a damaged image shows as text in the gallery, not as a failed report
+    except Exception:  # noqa: BLE001 — a damaged image shows as text, not as a failed report
         return None
 
 

@@ -126,9 +126,9 @@ def table(df: pd.DataFrame, columns: list[str], headers: list[str] | None = None
 
 def _site(report: Report, site: str, number: int, plots: list[Plot], state: dict) -> str:
     kinds = ", ".join(fmt.site_kinds(report, site))
-    parts = [f'<section id="site-{number:02d}" class="site">'
-             f"<h2>Site <code>{esc(site)}</code></h2>"
-             f'<p class="muted">layer {fmt.site_layer(report, site)} · {esc(kinds)}</p>']
+    parts = [(f'<section id="site-{number:02d}" class="site">'
+              f"<h2>Site <code>{esc(site)}</code></h2>"
+              f'<p class="muted">layer {fmt.site_layer(report, site)} · {esc(kinds)}</p>')]
     scores = fmt.site_scores(report, site)
     if len(scores):
         parts.append("<h3>Focus and Cover</h3>" + table(
@@ -215,10 +215,10 @@ def _depth_tables(report: Report) -> str:
 def _comparison(report: Report, plots: list[Plot], state: dict) -> str:
     c = report.comparison
     parts = [f'<section id="comparison"><h2>Comparison with <code>{esc(c.against)}</code></h2>',
-             f'<p>{esc(fmt.number(c.diff.get("n_common_units")))} units in both runs; '
-             f'{esc(fmt.number(c.diff.get("n_only_run")))} only in <code>{esc(report.run)}</code>, '
-             f'{esc(fmt.number(c.diff.get("n_only_against")))} only in '
-             f"<code>{esc(c.against)}</code>.</p>"]
+             (f'<p>{esc(fmt.number(c.diff.get("n_common_units")))} units in both runs; '
+              f'{esc(fmt.number(c.diff.get("n_only_run")))} only in <code>{esc(report.run)}</code>, '
+              f'{esc(fmt.number(c.diff.get("n_only_against")))} only in '
+              f"<code>{esc(c.against)}</code>.</p>")]
     if c.diff.get("note"):
         parts.append(f'<div class="notes">{esc(c.diff["note"])}</div>')
     parts.append(table(c.headline, ["metric", "a", "b"], ["metric", report.run, c.against]))

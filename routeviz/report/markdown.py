@@ -45,8 +45,8 @@ def render_markdown(report: Report, plots: list[Plot], images: dict[str, str],
     for plot in plots:
         by_section.setdefault(plot.section, []).append(plot)
     out = [f"# Routing report: {md(report.run)}\n",
-           "Open `report.html` for the interactive version; the numbers are also in "
-           "`metrics.json` and the CSV files.\n", "## Summary\n",
+           ("Open `report.html` for the interactive version; the numbers are also in "
+            "`metrics.json` and the CSV files.\n"), "## Summary\n",
            md_table(pd.DataFrame(fmt.summary_rows(report), columns=["what", "value"]),
                     ["what", "value"], ["", ""])]
     if report.notes:

@@ -33,7 +33,7 @@ def export_pngs(plots) -> tuple[dict[str, bytes], str | None]:
     except concurrent.futures.TimeoutError:
         pool.shutdown(wait=False, cancel_futures=True)
         return {}, f"static figures skipped: export took over {EXPORT_TIMEOUT_S} s"
-    except Exception as exc:  # kaleido or the browser failed: the HTML report still has them
+    except Exception as exc:  # noqa: BLE001 — kaleido or Chromium failed; the HTML has them
         pool.shutdown(wait=False)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return {}, f"static figures skipped: export failed ({first[:200]})"
@@ -52,7 +52,7 @@ async def _render_all(plots) -> dict[str, bytes]:
             opts = {"format": "png", "width": WIDTH, "height": plot.height}
             try:
                 out[plot.key] = shrink_png(await k.calc_fig(plot.figure, opts=opts))
-            except Exception:  # one bad figure: skip it, keep the others
+            except Exception:  # noqa: BLE001, S112 — one bad figure is left out, not the rest
                 continue
     return out
 

@@ -4,7 +4,8 @@
 
 Each benchmark prints one JSON object; a benchmark that fails or is skipped is recorded
 with the reason instead of stopping the others. nnsight, a comparison point only, is
-installed into benchmarks/.deps (never into the runtime environment) when missing.
+installed into benchmarks/.deps (never into the runtime environment) when missing, and so is
+py-spy, which profiles where tracing time goes.
 """
 
 from __future__ import annotations
@@ -22,18 +23,21 @@ ROOT = HERE.parent
 NNSIGHT = ["nnsight==0.8.1", "httpcore", "httpx", "websocket-client", "zstandard"]
 
 
-def ensure_nnsight() -> str:
-    if (HERE / ".deps" / "nnsight").is_dir():
+def ensure_tools() -> str:
+    """nnsight (a comparison point) and py-spy (the profiler) in benchmarks/.deps only."""
+    wanted = [] if (HERE / ".deps" / "nnsight").is_dir() else NNSIGHT
+    wanted += [] if (HERE / ".deps" / "bin" / "py-spy").exists() else ["py-spy"]
+    if not wanted:
         return "present"
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-           str(HERE / ".deps"), *NNSIGHT]
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target",
+           str(HERE / ".deps"), *wanted]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return "pip install timed out"
     if done.returncode:
         return "pip install failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
-    return "installed"
+    return "installed " + " ".join(wanted)
 
 
 def run(module: str, *args: str, timeout: float = 600) -> dict:
@@ -55,7 +59,7 @@ def run(module: str, *args: str, timeout: float = 600) -> dict:
 
 def main() -> dict:
     start = time.perf_counter()
-    results = {"machine": machine(), "nnsight_setup": ensure_nnsight()}
+    results = {"machine": machine(), "tools_setup": ensure_tools()}
     results["store_write"] = run("store_write")
     results["overhead_mixtral"] = run("overhead", "--model", "mixtral")
     if (ROOT / "sample_models" / "weights" / "text-moe" / "model.safetensors").exists():
@@ -63,6 +67,7 @@ def main() -> dict:
     else:
         results["overhead_text_moe"] = {"skipped": "sample_models/weights/text-moe not trained"}
     results["streaming"] = run("streaming")
+    results["profile_trace"] = run("profile_trace")
     if (HERE / "metrics_10m.py").exists():
         results["metrics_10m"] = run("metrics_10m")
     results["total_seconds"] = round(time.perf_counter() - start, 1)

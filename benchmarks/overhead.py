@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -171,7 +170,7 @@ def nnsight_status() -> str | None:
     try:
         sys.path.insert(0, str(DEPS))
         import nnsight  # noqa: F401
-    except Exception as exc:  # record why, do not fail the benchmark
+    except Exception as exc:  # noqa: BLE001 - record why, do not fail the benchmark
         return f"nnsight does not import beside torch {torch.__version__}: {exc}"
     return None
 
@@ -216,7 +215,7 @@ def peak_memory(model_name, shape, variant, per_block) -> dict:
     """Run one variant alone in a child process; its peak RSS over the model's RSS."""
     cmd = [sys.executable, "-m", "benchmarks.overhead", "--model", model_name, "--shape",
            f"{shape[0]}x{shape[1]}", "--memory-of", variant, "--per-block", str(per_block)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600,
                           cwd=Path(__file__).resolve().parent.parent)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}

@@ -69,7 +69,7 @@ def main() -> dict:
         script.write_text(TARGET)
         cmd = [str(PY_SPY), "record", "--threads", "--format", "raw", "-r", "200", "-o",
                str(out), "--", sys.executable, str(script)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
         if done.returncode or not out.exists():
             return {"benchmark": "profile_trace",
                     "error": (done.stderr.strip().splitlines() or ["py-spy failed"])[-1]}

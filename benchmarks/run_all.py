@@ -32,7 +32,7 @@ def ensure_tools() -> str:
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target",
            str(HERE / ".deps"), *wanted]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return "pip install timed out"
     if done.returncode:
@@ -44,7 +44,7 @@ def run(module: str, *args: str, timeout: float = 600) -> dict:
     cmd = [sys.executable, "-m", f"benchmarks.{module}", *args]
     start = time.perf_counter()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     seconds = round(time.perf_counter() - start, 1)

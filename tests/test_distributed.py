@@ -26,7 +26,7 @@ def traced(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [str(torchrun) if torchrun.exists() else shutil.which("torchrun"), "--standalone",
            "--nproc_per_node", "2", str(ROOT / "tests" / "distributed_trace.py"), str(root)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, env=env, check=False, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root
 
@@ -77,11 +77,10 @@ def test_launcher_without_process_group_is_refused(store_dir, monkeypatch):
     register_toy()
     model = ToyMoE()
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(routeviz.errors.RoutevizError, match="init_process_group"):
-        with routeviz.trace(model, store_dir, "alone"):
-            pass
+    with pytest.raises(routeviz.errors.RoutevizError, match="init_process_group"), \
+            routeviz.trace(model, store_dir, "alone"):
+        pass
     # distributed=False: this process traces alone, into a run of its own
-    with routeviz.trace(model, store_dir, "alone", distributed=False) as tracer:
-        with tracer.batch():
-            model(torch.zeros(1, 3, dtype=torch.long))
+    with routeviz.trace(model, store_dir, "alone", distributed=False) as tracer, tracer.batch():
+        model(torch.zeros(1, 3, dtype=torch.long))
     assert len(routeviz.open_store(store_dir).routes("alone")) == 3 * 2 * 2

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import routeviz
-import routeviz.metrics as metrics
+from routeviz import metrics
 from tests.toy import ToyMoE, register_toy
 
 pyspark = pytest.importorskip("pyspark")

@@ -4,21 +4,24 @@ The sidebar holds what every page shares: the store (a directory, created on fir
 and the run being looked at. Each page in app_pages/ reads them from st.session_state.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from app_pages.common import current_run, default_store_path, get_handle, run_names
 
 st.set_page_config(page_title="routeviz", layout="wide")
 
+HERE = Path(__file__).resolve().parent
 PAGES = [
-    st.Page("app_pages/inspect.py", title="Inspect", icon="🔎", default=True),
-    st.Page("app_pages/experts.py", title="Experts", icon="🧩"),
-    st.Page("app_pages/specialization.py", title="Specialization", icon="🎯"),
-    st.Page("app_pages/load_depth.py", title="Load & depth", icon="⚖️"),
-    st.Page("app_pages/embeddings.py", title="Embeddings", icon="🗺️"),
-    st.Page("app_pages/compare.py", title="Compare", icon="↔️"),
-    st.Page("app_pages/runs.py", title="Runs", icon="🗂️"),
-    st.Page("app_pages/export.py", title="Export", icon="📤"),
+    st.Page(HERE / "app_pages/inspect.py", title="Inspect", icon=":material/search:", default=True),
+    st.Page(HERE / "app_pages/experts.py", title="Experts", icon=":material/groups:"),
+    st.Page(HERE / "app_pages/specialization.py", title="Specialization", icon=":material/center_focus_strong:"),
+    st.Page(HERE / "app_pages/load_depth.py", title="Load & depth", icon=":material/balance:"),
+    st.Page(HERE / "app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page(HERE / "app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page(HERE / "app_pages/runs.py", title="Runs", icon=":material/folder_open:"),
+    st.Page(HERE / "app_pages/export.py", title="Export", icon=":material/download:"),
 ]
 
 page = st.navigation(PAGES)

@@ -70,7 +70,7 @@ if handle is not None:
             st.info(note)
         if len(examples) > 1:
             example = st.selectbox(
-                "Example", examples["example"].tolist(), key="inspect_example",
+                "Example", examples["example"].tolist(), key=f"inspect_example_{run}",
                 format_func=lambda e: f"{e}: {examples.set_index('example').loc[e, 'source']}")
         else:
             example = int(examples["example"].iloc[0]) if len(examples) else 0

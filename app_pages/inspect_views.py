@@ -104,8 +104,14 @@ def show_text(tokens: list[str], routes, config: dict) -> None:
 def show_image(info: dict, routes, config: dict) -> None:
     image_bytes = info.get("image")
     grid_h, grid_w = info.get("grid_h"), info.get("grid_w")
-    if image_bytes is None or not grid_h or not grid_w:
-        st.warning("This example has no stored image or patch grid to draw.")
+    if image_bytes is None:
+        st.warning("This example has no stored image to draw.")
+        _whole_example_routes(routes)
+        return
+    if not grid_h or not grid_w:  # routed per image, not per patch (e.g. DAE-Syn)
+        image = data.display_image(bytes(image_bytes))
+        st.image(image, caption=f"shown at {image.size[0]}×{image.size[1]}", width=image.size[0])
+        _whole_example_routes(routes)
         return
     grid_h, grid_w = int(grid_h), int(grid_w)
     image = data.display_image(bytes(image_bytes))
@@ -125,7 +131,8 @@ def show_image(info: dict, routes, config: dict) -> None:
     if keep_sites:
         grid, labels = data.token_grid(routes, n_patches, "kept")
         panels = [data.patch_values(grid[:, j], grid_h, grid_w) for j in range(grid.shape[1])]
-        st.plotly_chart(figures.kept_small_multiples(panels, labels), key="inspect_kept")
+        st.plotly_chart(figures.kept_small_multiples(panels, labels), key="inspect_kept",
+                        width="content")
         if len(keep_sites) > 24:
             st.caption(f"Showing 24 of {len(keep_sites)} keep sites.")
     exits = data.exit_layers(routes, n_patches)
@@ -139,3 +146,15 @@ def show_image(info: dict, routes, config: dict) -> None:
     elif np.isfinite(exits).any():
         st.plotly_chart(figures.exit_depth_grid(data.patch_values(exits, grid_h, grid_w), n_layers),
                         key="inspect_exit")
+
+
+def _whole_example_routes(routes) -> None:
+    """Decisions made once for the whole example (token = -1), as a table."""
+    whole = routes[routes["token"] < 0]
+    if whole.empty:
+        st.caption("No per-example decisions in this run.")
+        return
+    st.subheader("Routing of the whole example")
+    table = whole.assign(site=whole["site"].astype(str), kind=whole["kind"].astype(str))
+    st.dataframe(table[["layer", "site", "kind", "rank", "choice", "weight"]], hide_index=True,
+                 key="inspect_whole_routes")

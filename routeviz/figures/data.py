@@ -60,12 +60,18 @@ def sites_of(routes: pd.DataFrame, kind: str) -> list[str]:
     return order["site"].astype(str).tolist()
 
 
+CONTAINERS = {"layers", "layer", "blocks", "block", "h", "encoder", "decoder", "model",
+              "transformer"}
+
+
 def short_site(site: str) -> str:
-    """`model.layers.3.mlp.gate` -> `3.mlp.gate`: enough to tell sites apart."""
+    """Enough of a site name to tell sites apart: `model.layers.3.mlp.gate` -> `3.mlp.gate`,
+    `blocks.2.moe.router` -> `2.moe.router`, `prune.0` stays `prune.0`."""
     parts = str(site).split(".")
     for i, part in enumerate(parts):
         if part.isdigit():
-            return ".".join(parts[i:])
+            start = i - 1 if i > 0 and parts[i - 1] not in CONTAINERS else i
+            return ".".join(parts[start:])
     return str(site)
 
 

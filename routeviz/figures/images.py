@@ -36,6 +36,13 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
         customdata=(rows * grid_w + cols), name="patches",
         hovertemplate="patch %{customdata}: expert %{z}<extra></extra>",
         colorbar=dict(title="expert", tickvals=list(range(n)))))
+    if grid_h <= 64 and grid_w <= 64:  # patch borders
+        line = dict(color="rgba(255,255,255,0.7)", width=1)
+        shapes = [dict(type="line", x0=c * dx, x1=c * dx, y0=0, y1=height, line=line)
+                  for c in range(1, grid_w)]
+        shapes += [dict(type="line", x0=0, x1=width, y0=r * dy, y1=r * dy, line=line)
+                   for r in range(1, grid_h)]
+        fig.update_layout(shapes=shapes)
     fig.update_xaxes(visible=False, range=[0, width])
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
     fig.update_layout(title=title or "Patches coloured by top-1 expert", height=min(640, height + 80),
@@ -44,7 +51,7 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
 
 
 def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels: int = 24,
-                         cols: int = 6) -> go.Figure:
+                         cols: int = 6, panel_px: int = 170) -> go.Figure:
     """One small [grid_h, grid_w] panel per keep site: green kept, grey dropped there,
     blank where the patch was already gone."""
     grids, labels = grids[:max_panels], labels[:max_panels]
@@ -60,10 +67,14 @@ def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels:
                                  hoverongaps=False,
                                  hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"),
                       row=r + 1, col=c + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    for i in range(len(grids)):  # square cells: each y axis follows its x axis
+        suffix = "" if i == 0 else str(i + 1)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
     fig.update_layout(title="Kept (green) and dropped (grey) patches per layer",
-                      height=60 + 170 * rows, margin=dict(l=10, r=10, t=60, b=10))
+                      height=70 + panel_px * rows, width=20 + panel_px * cols,
+                      margin=dict(l=10, r=10, t=70, b=10))
     return fig
 
 

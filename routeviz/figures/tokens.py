@@ -91,7 +91,8 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     if categorical:
         n = int(n_experts or (np.nanmax(grid) + 1 if np.isfinite(grid).any() else 1))
         kwargs.update(colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
-                      colorbar=dict(title="expert", tickvals=list(range(n))))
+                      colorbar=dict(title="expert", tickvals=list(range(n)), lenmode="pixels",
+                                    len=max(120, min(18 * n, 400))))
     elif value in ("kept", "exit"):
         kwargs.update(colorscale=[[0, DROPPED_COLOR], [1, KEPT_COLOR]], zmin=0, zmax=1,
                       colorbar=dict(title="", tickvals=[0, 1],
@@ -105,7 +106,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
         title += f" (aggregated: {grid.shape[0]} tokens in {len(starts)} bins)"
     tickvals = list(range(len(starts)))
     step = max(1, len(starts) // 60)
-    fig.update_layout(title=title, height=max(220, 40 + 28 * len(columns)),
+    fig.update_layout(title=title, height=max(260, 120 + 28 * len(columns)),
                       margin=dict(l=10, r=10, t=40, b=10))
     fig.update_xaxes(tickvals=tickvals[::step], ticktext=x_labels[::step], tickangle=-60,
                      title="bins of tokens" if aggregated else "token")

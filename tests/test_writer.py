@@ -45,7 +45,7 @@ def test_float32_weights_read_back_bit_equal(store_dir):
 
 
 def test_rows_are_site_major_and_encoded_compactly(store_dir):
-    _trace(store_dir, "order")
+    _trace(store_dir, "order", flush_seconds=600)  # one part file, flushed at the end
     files = list((store_dir / "routes").rglob("part-*.parquet"))
     assert len(files) == 1
     table = pq.read_table(files[0])

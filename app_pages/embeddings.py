@@ -1,68 +1,89 @@
-"""Embeddings: a 2-D map (UMAP or PCA) of tokens coloured by expert, tag or exit layer."""
+"""Embeddings: a UMAP map of tokens (routing vectors or recorded hidden states) coloured by
+expert, tag or exit layer; the point count is capped and stated."""
+
+import threading
 
 import streamlit as st
 
 from app_pages.common import cached, get_handle, need_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
-from routeviz.figures import data, projection
+from routeviz.figures import data
 
 MAX_POINTS = 5000
 
 
-def _points(store, run, source, method, limit, expert_site, tag):
-    if source == "states":
-        matrix, points = projection.token_states(store, run, limit=limit)
-    else:
-        matrix, points = projection.routing_signatures(store, run, limit=limit)
-    xy = projection.project(matrix, method)
-    labelled = projection.label_points(store, run, points, expert_site, tag)
-    labelled["x"], labelled["y"] = xy[:, 0], xy[:, 1]
-    return labelled, projection.count_units(store, run, source)
+def _embed(store, run, source, site, limit):
+    from routeviz.embeddings import embed
+
+    return embed(store, run, source=source, site=site, limit=limit)
 
 
-points_for = cached(_points)
+embed_points = cached(_embed)
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_umap() -> threading.Thread:
+    """Compile UMAP's numba kernels in the background once per process (15-30 s)."""
+    from routeviz.embeddings import warm_umap
+
+    thread = threading.Thread(target=warm_umap, name="routeviz-warm-umap", daemon=True)
+    thread.start()
+    return thread
+
+
+def _has_states(store, run):
+    return store.con.execute("SELECT count(*) FROM embeddings WHERE run = ?", [run]).fetchone()[0] > 0
+
+
+has_states = cached(_has_states)
 
 st.title("Embeddings")
 handle = get_handle()
 run = need_run(handle)
 if run is None:
     st.stop()
+warming = _warm_umap()
 facts = run_facts(handle, run)
-states = projection.has_states(handle.store, run)
 expert_sites = facts["sites"][facts["sites"]["kind"] == "expert"]["site"].tolist()
+states = has_states(handle, run)
+sources = (["routing"] if expert_sites else []) + (["hidden"] if states else [])
+if not sources:
+    st.info(f"Run {run!r} has neither expert routes nor recorded hidden states to map.")
+    st.stop()
 
-cols = st.columns(4)
-source = cols[0].radio("Points", ["states", "routing"] if states else ["routing"],
-                       format_func={"states": "token states",
-                                    "routing": "routing signatures"}.get, key="emb_source")
-method = cols[1].radio("Projection", ["umap", "pca"], format_func=str.upper, key="emb_method")
+cols = st.columns([2, 3, 2])
+source = cols[0].radio("Points", sources, key="emb_source",
+                       format_func={"routing": "routing vectors", "hidden": "hidden states"}.get)
+site = None
+if expert_sites:
+    site = cols[1].selectbox("Expert site", expert_sites, index=len(expert_sites) - 1,
+                             key="emb_site", format_func=data.short_site,
+                             help="Routing vectors are taken here; points are coloured by "
+                                  "their top-1 expert here.")
 limit = cols[2].number_input("Max points", 10, MAX_POINTS, 2000, step=500, key="emb_limit")
 color_options = (["expert"] if expert_sites else []) + \
-    (["tag"] if facts["tags"] else []) + (["exit_layer"] if "exit" in facts["kinds"] else [])
-if not color_options:
-    st.info(f"Run {run!r} has nothing to colour tokens by.")
-    st.stop()
-color = cols[3].selectbox("Colour by", color_options, key="emb_color")
-site = tag = None
-if expert_sites:
-    site = st.selectbox("Expert site", expert_sites, key="emb_site", format_func=data.short_site)
-if color == "tag":
-    tag = st.selectbox("Tag family", facts["tags"], key="emb_tag")
-if not states:
-    st.caption("This run recorded no token states (the `embeddings` table), so each token is "
-               "placed by its routing signature: its gate weights at every expert site, its "
-               "kept flags and its exit depth.")
+    (["exit_layer"] if "exit" in facts["kinds"] else []) + [f"tag:{t}" for t in facts["tags"]]
+color = st.radio("Colour by", color_options, horizontal=True, key="emb_color",
+                 format_func=lambda c: c.replace("_", " "))
+if source == "routing":
+    st.caption("Each token is placed by its routing-probability vector at the chosen site (the "
+               "softmax of its router logits when recorded, else its top-k gate weights).")
 
-if st.button("Draw the map", type="primary", key="emb_go") or st.session_state.get("emb_drawn") == run:
-    st.session_state["emb_drawn"] = run
+drawn = st.session_state.get("emb_drawn") == (run, source, site, int(limit))
+if st.button("Draw the map", type="primary", key="emb_go") or drawn:
+    st.session_state["emb_drawn"] = (run, source, site, int(limit))
     try:
-        with st.spinner(f"{method.upper()} of up to {int(limit):,} tokens…"):
-            points, total = points_for(handle, run, source, method, int(limit), site, tag)
-    except (RoutevizError, ValueError) as exc:
+        with st.spinner("UMAP (the first map in a fresh app compiles its kernels: ~20 s)…"):
+            warming.join()
+            result = embed_points(handle, run, source, site, int(limit))
+    except RoutevizError as exc:
         show_error(exc)
         st.stop()
-    st.caption(f"Showing {len(points):,} of {total:,} tokens (a fixed hash sample; cap "
-               f"{int(limit):,}).")
-    shown = points.dropna(subset=[color])
-    st.plotly_chart(figures.embedding_scatter(shown, color), key="emb_scatter")
+    st.caption(f"{result.note}; at most {int(limit):,} points are drawn.")
+    shown = result.points.assign(label=result.points.get("text", ""))
+    if color not in shown or shown[color].isna().all():
+        st.info(f"No {color.replace('_', ' ')} values for these points.")
+    else:
+        st.plotly_chart(figures.embedding_scatter(shown.dropna(subset=[color]), color),
+                        key="emb_scatter")

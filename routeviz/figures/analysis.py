@@ -77,12 +77,15 @@ def embedding_scatter(points: pd.DataFrame, color: str, title: str = "") -> go.F
     """points columns: x, y, `color`, label (hover text, escaped here)."""
     fig = go.Figure()
     values = points[color]
+    if pd.api.types.is_float_dtype(values) and np.allclose(values.dropna() % 1, 0):
+        values = values.astype("Int64")  # expert ids and layers read as 3, not 3.0
+        points = points.assign(**{color: values})
     categorical = color == "expert" or not pd.api.types.is_numeric_dtype(values) \
         or values.nunique() <= 24
     hover = [html.escape(str(t)) for t in points.get("label", pd.Series([""] * len(points)))]
     if categorical:
         for i, (value, sub) in enumerate(points.groupby(color, sort=True)):
-            marker_color = expert_color(value) if color == "expert" else expert_color(i)
+            marker_color = expert_color(int(value)) if color == "expert" else expert_color(i)
             fig.add_trace(go.Scattergl(
                 x=sub["x"], y=sub["y"], mode="markers", name=html.escape(str(value)),
                 marker=dict(size=5, color=marker_color, opacity=0.8),

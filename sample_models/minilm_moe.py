@@ -134,7 +134,9 @@ class MiniLMRunner(KnobsMixin, ModelRunner):
                          "label": item.label})
             full = len(self.tokenizer(item.text)["input_ids"])
             if full > n:
-                notes.append(f"{item.source or 'text'}: truncated to {n} of {full} tokens")
+                name = item.source or item.text
+                name = name if len(name) <= 40 else name[:37] + "..."
+                notes.append(f"{name}: truncated to {n} of {full} tokens")
         inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
         return Encoded(inputs=inputs, tokens=tokens, tags=tags, meta=meta, notes=notes)
 

@@ -13,7 +13,7 @@ import html
 import pandas as pd
 
 from routeviz.report import text as fmt
-from routeviz.report.collect import Report
+from routeviz.report.collect import GALLERY_ITEMS, Report
 from routeviz.report.plots import Plot
 
 CSS = """
@@ -171,16 +171,19 @@ def _gallery(report: Report, site: str) -> str:
             body.append(f"<div>top tags: {tags}</div>")
         if tokens:
             body.append(f"<div>top tokens: {tokens}</div>")
-        body.append(_items(report.gallery.of(site, expert) if report.gallery else []))
+        body.append(_items(report.gallery.of(site, expert) if report.gallery else [],
+                           int(rec.count)))
         cards.append(f'<div class="card{starved}">{"".join(body)}</div>')
     note = ('<p class="muted">Each card: the expert\'s share, the tags and tokens most '
             "over-represented among its units (lift), and the units it weighted highest.</p>")
     return f'<h3>Expert gallery</h3>{note}<div class="cards">{"".join(cards)}</div>'
 
 
-def _items(items) -> str:
+def _items(items, count: int) -> str:
     if not items:
-        return '<div class="muted">never chosen</div>'
+        return ('<div class="muted">never chosen</div>' if count == 0 else
+                '<div class="muted">(no examples shown: the gallery holds '
+                f"{GALLERY_ITEMS} entries in all)</div>")
     if any(item.png for item in items):
         imgs = []
         for item in items:

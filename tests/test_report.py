@@ -263,3 +263,13 @@ def test_report_of_a_traced_run_without_tags(tmp_path):
     load = pd.read_csv(tmp_path / "out" / "load.csv")
     assert set(load.expert) == {0, 1, 2, 3} and (load["count"] > 0).all()
     assert "<mark>t0</mark>" in page or "<mark>t4</mark>" in page  # expert 0's top tokens
+
+
+def test_a_failing_static_export_does_not_fail_the_report(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-browser"))  # kaleido's browser
+    written = write_report(store, "dae", tmp_path / "out", images=True)
+    assert {p.name for p in written if "/" not in p.relative_to(tmp_path / "out").as_posix()} \
+        == FILES
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "static figures skipped" in markdown
+    assert "(in report.html)" in markdown  # each figure points to the HTML instead

@@ -90,8 +90,10 @@ def token_grid(routes: pd.DataFrame, n_tokens: int, value: str, n_layers: int | 
     grid = np.full((n_tokens, len(sites)), np.nan)  # [tokens, sites]
     sub = routes[(routes["kind"] == kind) & (routes["rank"] == 0) & (routes["token"] >= 0)]
     sub = sub[sub["token"] < n_tokens]
+    if sub.empty:
+        return grid, [short_site(s) for s in sites]
     column = {site: j for j, site in enumerate(sites)}
-    cols = sub["site"].astype(str).map(column).to_numpy()
+    cols = sub["site"].astype(str).map(column).to_numpy(dtype=int)
     field = "weight" if value == "gate" else "choice"
     grid[sub["token"].to_numpy(), cols] = sub[field].to_numpy(dtype=float)
     return grid, [short_site(s) for s in sites]

@@ -145,9 +145,9 @@ def main(argv=None) -> dict:
         baseline = round(peak_rss_mb(), 1)
         n_rows = store.con.execute("SELECT count(*) FROM routes WHERE run = 'bench'").fetchone()[0]
         fc, fc_s, fc_rss = _timed(lambda: metrics.focus_cover(store, "bench"))
-        fc1, fc1_s, _ = _timed(lambda: metrics.focus_cover(store, "bench", tags=["pos"],
+        _fc1, fc1_s, _ = _timed(lambda: metrics.focus_cover(store, "bench", tags=["pos"],
                                                            unit="example", top1=True))
-        ld, ld_s, ld_rss = _timed(lambda: metrics.load(store, "bench"))
+        _ld, ld_s, ld_rss = _timed(lambda: metrics.load(store, "bench"))
         ex, ex_s, ex_rss = _timed(lambda: metrics.exits(store, "bench"))
         _, sm_s, sm_rss = _timed(lambda: metrics.summary(store, "bench"))  # `routeviz metrics`
         pooled = fc.scores[(fc.scores.site == "*") & (fc.scores.tag == "*")].iloc[0]

@@ -22,10 +22,11 @@ Specialization (`focus_cover.py`, seed suboptimal-routing-paper §4.2)
 
 Load and input sparsity (`load.py`)
     load(store, run) -> LoadResult(.sites, .experts)
-        .sites: site, layer, n_experts, n_tokens, n_assignments, cv (std/mean of per-expert
-                counts), max_over_mean, n_starved, starved (expert ids, < 1% of the site's
-                tokens), dropped_tokens (tokens of the site's examples with no expert row
-                there: capacity drops or pruned earlier), dropped_fraction
+        .sites: site, layer, n_experts, n_tokens (units with a top choice at the site),
+                n_assignments, cv (std/mean of per-expert counts, idle experts included),
+                max_over_mean, n_starved, starved (expert ids chosen for < 1% of the site's
+                tokens), dropped_tokens (tokens of the site's examples without a top choice
+                there: capacity drops, or pruned earlier), dropped_fraction
         .experts: site, layer, expert, count, share (of assignments), token_fraction,
                   starved — one row per expert 0..n_experts-1, never-chosen ones with 0;
                   the tokens-per-expert curve across layers is this frame by layer.
@@ -41,7 +42,7 @@ Depth (`depth.py`)
         deepest exit among its tokens. compute_saved = 1 - mean((exit + 1) / n_layers), with
         n_layers from runs.config.
 
-Entropy (`entropy.py`)
+Entropy (`entropy.py`; not in `summary`: it needs a pass over every unit)
     entropy(store, run, site=None, example=None, limit=100_000) -> EntropyResult(.sites, .tokens)
         From recorded weights (the top-k weights renormalised), and from the logits table
         (softmax over all experts) when it was recorded; .sites: site, source, mean, median,

@@ -113,7 +113,7 @@ def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
         "    unnest(max(coalesce(weight, 0), $n)) AS pick_weight "
         f"  FROM routes WHERE run = $run AND kind = 'expert'{site_filter} GROUP BY site, choice"
         ") ORDER BY site, expert, weight DESC, example, token", params)
-    examples = sorted(set(int(e) for e in picks.example))
+    examples = sorted({int(e) for e in picks.example})
     text = common.df(store, 
         "SELECT example, token, text FROM tokens WHERE run = $run AND "
         "list_contains($examples, example) ORDER BY example, token",

@@ -25,8 +25,8 @@ UNIT_KEY = 16_777_216  # 2^24 token positions per example
 
 def example_lengths_sql(store, run: str) -> str:
     """SQL (uses $run) giving (example, n): the token count of every example of `run`."""
-    parts = ["SELECT example, count(*) AS n FROM tokens WHERE run = $run AND token >= 0 "
-             "GROUP BY example",
+    parts = [("SELECT example, count(*) AS n FROM tokens WHERE run = $run AND token >= 0 "
+             "GROUP BY example"),
              "SELECT example, n_tokens FROM examples WHERE run = $run AND n_tokens IS NOT NULL"]
     recorded = common.scalar(store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run) OR "
                              "EXISTS (SELECT 1 FROM examples WHERE run = $run AND n_tokens "
@@ -52,8 +52,8 @@ def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
     if site is not None:
         route_filter += " AND site = $site"
         params["site"] = site
-    ctes = ["tv AS (SELECT unnest($tv_name) AS name, unnest($tv_value) AS value, "
-            "unnest($tv_id) AS tid)"]
+    ctes = [("tv AS (SELECT unnest($tv_name) AS name, unnest($tv_value) AS value, "
+            "unnest($tv_id) AS tid)")]
     if unit == "example":
         ctes.append("tagged AS MATERIALIZED (SELECT DISTINCT t.example AS u, tv.tid FROM tags t "
                     "JOIN tv USING (name, value) WHERE t.run = $run)")

@@ -2,15 +2,12 @@
 HTML, PNG or SVG."""
 
 import importlib.util
-import io
 import json
-import tempfile
-import zipfile
-from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import cached, get_handle, metric, need_run, query, run_facts, show_error
+from app_pages.common import (cached, get_handle, metric, need_run, query, run_facts,
+                              run_names, show_error)
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import catalog
@@ -35,21 +32,22 @@ report_ready = importlib.util.find_spec("routeviz.report") is not None
 
 st.subheader("Report")
 if report_ready:
-    against = st.selectbox("Compare against (optional)", ["(none)"] + [r for r in
-                           handle.store.run_names() if r != run], key="export_against")
+    cols = st.columns([3, 2])
+    against = cols[0].selectbox("Compare against (optional)",
+                                ["(none)"] + [r for r in run_names(handle) if r != run],
+                                key="export_against")
+    images = cols[1].checkbox("Static PNG figures too", value=chromium_path() is not None,
+                              disabled=chromium_path() is None, key="export_images",
+                              help="Needs Chromium; the HTML report is interactive either way.")
     if st.button("Build the report", key="export_report"):
         try:
-            from routeviz.report import write_report
+            from routeviz.report import build_report_zip
 
-            with tempfile.TemporaryDirectory() as out, st.spinner("Writing the report…"):
-                write_report(handle.store, run, out,
-                             against=None if against == "(none)" else against)
-                buf = io.BytesIO()
-                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                    for path in sorted(Path(out).rglob("*")):
-                        if path.is_file():
-                            zf.write(path, path.relative_to(out))
-            st.session_state["export_report_zip"] = (run, buf.getvalue())
+            with st.spinner("Writing the report…"):
+                payload = query(handle, build_report_zip, run,
+                                against=None if against == "(none)" else against,
+                                images=bool(images))
+            st.session_state["export_report_zip"] = (run, payload)
         except Exception as exc:  # noqa: BLE001 — shown in the page
             show_error(exc)
     ready = st.session_state.get("export_report_zip")

@@ -33,3 +33,18 @@ def test_summary_json_is_the_metrics_summary(app_store):
 
     summary = json.loads(json.dumps(metrics.summary(open_store(app_store), "words"), default=str))
     assert summary["run"] == "words" and summary["focus_cover"]
+
+
+def test_report_zip(app_store):
+    import io
+    import zipfile
+
+    at = open_page(app_store, "export", run="words")
+    at.checkbox(key="export_images").uncheck()
+    at.selectbox(key="export_against").set_value("words-b")
+    at.button(key="export_report").click().run()
+    assert not at.error and not at.exception
+    run, payload = at.session_state["export_report_zip"]
+    names = zipfile.ZipFile(io.BytesIO(payload)).namelist()
+    assert run == "words" and "report.html" in names and "metrics.json" in names
+    assert any(b.label.startswith("Download report") for b in at.download_button)

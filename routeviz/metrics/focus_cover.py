@@ -152,32 +152,33 @@ def _alignment(both: pd.DataFrame, subs: pd.DataFrame, tag_values: pd.DataFrame)
     return cells[columns].reset_index(drop=True), dense
 
 
-def _mean_best(cells: pd.DataFrame, by: str, universe) -> float:
-    """Mean over `universe` of the best f1 per `by` value (0 where there is no cell)."""
-    if len(universe) == 0:
-        return float("nan")
-    best = cells.groupby(by).f1.max() if len(cells) else pd.Series(dtype="float64")
-    return float(best.reindex(list(universe)).fillna(0.0).mean())
-
-
 def _scores(alignment, subs, tag_values, families, unit, kind) -> pd.DataFrame:
-    site_choices = ["*"] + list(dict.fromkeys(subs.site))
-    family_choices = ["*"] + (families if len(families) > 1 else [])
+    """Focus and Cover for every (site or "*") × (tag family or "*") from two small tables:
+    best[j, family] = max over the family's values of A_ij, and best[i, site] = max over the
+    site's subnetworks of A_ij (0 where no cell), so each score is one mean."""
+    if subs.empty or tag_values.empty:
+        raise RoutevizError("no subnetworks or no tag values to score")
+    sites = list(dict.fromkeys(subs.site))
+    per_sub = alignment.pivot_table(index="subnetwork", columns="name", values="f1",
+                                    aggfunc="max")
+    per_sub = per_sub.reindex(index=list(subs.subnetwork), columns=families).fillna(0.0)
+    per_tag = alignment.pivot_table(index="tag", columns="site", values="f1", aggfunc="max")
+    per_tag = per_tag.reindex(index=list(tag_values.tag), columns=sites).fillna(0.0)
     rows = []
-    for site in site_choices:
-        site_subs = subs if site == "*" else subs[subs.site == site]
-        for family in family_choices:
-            fam_tags = tag_values if family == "*" else tag_values[tag_values.name == family]
-            cells = alignment[alignment.subnetwork.isin(site_subs.subnetwork)
-                              & alignment.tag.isin(fam_tags.tag)]
+    for site in ["*"] + sites:
+        site_subs = list(subs.subnetwork if site == "*" else subs.subnetwork[subs.site == site])
+        for family in ["*"] + (families if len(families) > 1 else []):
+            tags = list(tag_values.tag if family == "*"
+                        else tag_values.tag[tag_values.name == family])
+            best_per_sub = (per_sub.loc[site_subs].max(axis=1) if family == "*"
+                            else per_sub.loc[site_subs, family])
+            best_per_tag = (per_tag.loc[tags].max(axis=1) if site == "*"
+                            else per_tag.loc[tags, site])
             rows.append({
-                "site": site, "tag": family if family != "*" else ("*" if len(families) > 1
-                                                                  else families[0]),
+                "site": site,
+                "tag": family if family != "*" or len(families) > 1 else families[0],
                 "unit": unit, "kind": kind,
-                "focus": _mean_best(cells, "subnetwork", site_subs.subnetwork),
-                "cover": _mean_best(cells, "tag", fam_tags.tag),
-                "n_subnetworks": len(site_subs), "n_tags": len(fam_tags),
+                "focus": float(best_per_sub.mean()), "cover": float(best_per_tag.mean()),
+                "n_subnetworks": len(site_subs), "n_tags": len(tags),
             })
-    if not rows:
-        raise RoutevizError("no subnetworks to score")
     return pd.DataFrame(rows)

@@ -60,6 +60,8 @@ def test_every_file_is_written_and_plotly_js_is_embedded_once(store, reports, ru
 def test_text_report_has_token_contexts_and_comparison(reports):
     page = (reports["text"] / "report.html").read_text()
     assert 'id="comparison"' in page and "text-b" in page
+    comparison = page.split('id="comparison"')[1]
+    assert "units in both runs" in comparison and "<th>flip_rate</th>" in comparison
     assert "<mark>def</mark>" in page  # a code token in context in expert 0's gallery
     assert "compute saved by early exit" in page and "25.0%" in page  # exits at 1 and 3 of 4
 

@@ -217,13 +217,15 @@ def _depth_tables(report: Report) -> str:
 
 def _comparison(report: Report, plots: list[Plot], state: dict) -> str:
     c = report.comparison
-    parts = [f'<section id="comparison"><h2>Comparison with <code>{esc(c.against)}</code></h2>',
-             (f'<p>{esc(fmt.number(c.diff.get("n_common_units")))} units in both runs; '
-              f'{esc(fmt.number(c.diff.get("n_only_run")))} only in <code>{esc(report.run)}</code>, '
-              f'{esc(fmt.number(c.diff.get("n_only_against")))} only in '
-              f"<code>{esc(c.against)}</code>.</p>")]
+    parts = [f'<section id="comparison"><h2>Comparison with <code>{esc(c.against)}</code></h2>']
     if c.diff.get("note"):
         parts.append(f'<div class="notes">{esc(c.diff["note"])}</div>')
+    else:
+        parts.append(
+            f'<p>{esc(fmt.number(c.diff.get("n_common_units")))} units in both runs; '
+            f'{esc(fmt.number(c.diff.get("n_only_run")))} only in <code>{esc(report.run)}</code>, '
+            f'{esc(fmt.number(c.diff.get("n_only_against")))} only in '
+            f"<code>{esc(c.against)}</code>.</p>")
     parts.append(table(c.headline, ["metric", "a", "b"], ["metric", report.run, c.against]))
     parts += [_figure(p, state) for p in plots]
     sites = fmt.diff_sites(report)

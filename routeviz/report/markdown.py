@@ -135,8 +135,8 @@ def _depth(report: Report) -> str:
 def _comparison(report: Report, plots: list[Plot], images: dict[str, str]) -> str:
     c = report.comparison
     out = [f"## Comparison with {md(c.against)}\n",
+           f"_{md(c.diff['note'])}_\n" if c.diff.get("note") else
            f"{fmt.number(c.diff.get('n_common_units'))} units in both runs.\n",
-           f"_{md(c.diff['note'])}_\n" if c.diff.get("note") else "",
            md_table(c.headline, ["metric", "a", "b"], ["metric", report.run, c.against])]
     out += [_figure(p, images) for p in plots]
     sites = fmt.diff_sites(report)

@@ -164,6 +164,7 @@ def current_run(pg) -> str:
 
 def screenshot(pg, name):
     """Full page: the main area scrolls, so grow the viewport to its height first."""
+    pg.evaluate("() => document.activeElement && document.activeElement.blur()")
     height = pg.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     pg.set_viewport_size({"width": 1400, "height": int(min(max(height, 900), 6000))})
     time.sleep(1.0)
@@ -241,7 +242,8 @@ def test_specialization_shows_focus_and_cover(page, store):
 def test_long_text_is_truncated_and_says_so(page, models):
     open_page(page)
     started = time.time()
-    run_model(page, models["text"], text=" ".join(f"word{i % 300}" for i in range(20_000)))
+    lines = [f"the router sends word{i} to an expert and the expert returns it ." for i in range(1540)]
+    run_model(page, models["text"], text="\n".join(lines))  # 20,020 words
     page.locator(".rv-chip").first.wait_for()
     notes = " ".join(page.locator("[data-testid=stAlertContentInfo]").all_inner_texts())
     assert "truncated to" in notes

@@ -134,7 +134,8 @@ def dae_syn_run(path, run: str = "dae", n_examples: int = 32) -> None:
     rows, tags, examples = [], [], []
     for ex in range(n_examples):
         shape, color = ex % 4, (ex // 4) % 2
-        examples.append((ex, "image", f"dae/{ex:04d}.png", shapes[shape],
+        examples.append((ex, "image", HOSTILE_SOURCE if ex == 0 else f"dae/{ex:04d}.png",
+                         shapes[shape],
                          png_bytes((40 * shape, 100, 200 * color)), 1, 1, 16))
         tags += [(ex, -1, "shape", shapes[shape]), (ex, -1, "color", colors[color])]
         for router in range(4):

@@ -134,6 +134,7 @@ def test_hostile_strings_are_escaped_everywhere(reports):
     assert "&#x27;quote&quot;" in text
     dae = (reports["dae"] / "report.html").read_text()
     assert "&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;" in dae
+    assert "../../evil&#x27;&quot;&lt;b&gt;name&lt;/b&gt;.txt (example 0)" in dae  # a crop's title
     # every <script> block is plotly's: its JSON writes "<" as \u003c, so no tag hides there
     for block in text.split("<script")[1:]:
         body = block.split("</script>")[0]

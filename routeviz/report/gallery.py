@@ -22,6 +22,7 @@ class GalleryItem:
     left: str = ""
     right: str = ""
     png: bytes | None = None  # a crop or thumbnail, for images
+    source: str = ""  # the example's file name or first characters
 
 
 @dataclass
@@ -37,9 +38,13 @@ class Gallery:
 def build_gallery(store, run: str, contexts: pd.DataFrame, sites: set, limit: int) -> Gallery:
     """contexts: site, expert, example, token, text, left, right, weight (highest weight
     first per expert), from `metrics.expert_profiles(...).examples`. Only `sites` are kept,
-    and at most `limit` items in all."""
-    contexts = contexts[contexts.site.isin(sites)].head(limit)
-    images = _images(store, run, sorted({int(e) for e in contexts.example}))
+    and at most `limit` items in all: every expert's best unit before any expert's second."""
+    contexts = contexts[contexts.site.isin(sites)]
+    order = contexts.groupby(["site", "expert"], sort=False).cumcount()  # 0 = best of its expert
+    contexts = contexts.iloc[order.argsort(kind="stable")].head(limit)
+    examples = sorted({int(e) for e in contexts.example})
+    images = _images(store, run, examples)
+    sources = _sources(store, run, examples)
     gallery = Gallery(modality="image" if images else "text")
     for rec in contexts.itertuples(index=False):
         png = None
@@ -48,10 +53,19 @@ def build_gallery(store, run: str, contexts: pd.DataFrame, sites: set, limit: in
         item = GalleryItem(example=int(rec.example), token=int(rec.token),
                            weight=float(rec.weight) if pd.notna(rec.weight) else float("nan"),
                            text=str(rec.text or ""), left=str(rec.left or ""),
-                           right=str(rec.right or ""), png=png)
+                           right=str(rec.right or ""), png=png,
+                           source=sources.get(int(rec.example), ""))
         gallery.items.setdefault((str(rec.site), int(rec.expert)), []).append(item)
         gallery.n_items += 1
     return gallery
+
+
+def _sources(store, run: str, examples: list[int]) -> dict:
+    if not examples:
+        return {}
+    df = store.query_df("SELECT example, source FROM examples WHERE run = $run AND "
+                        "list_contains($examples, example)", {"run": run, "examples": examples})
+    return {int(e): str(s) for e, s in zip(df.example, df.source) if isinstance(s, str)}
 
 
 def _images(store, run: str, examples: list[int]) -> dict:

@@ -188,12 +188,14 @@ def _items(items, count: int) -> str:
         imgs = []
         for item in items:
             where = "whole image" if item.token < 0 else f"patch {item.token}"
-            title = esc(f"example {item.example}, {where}, weight {fmt.number(item.weight)}")
+            title = esc(f"{item.source or 'example'} (example {item.example}), {where}, "
+                        f"weight {fmt.number(item.weight)}")
             if item.png:
                 data = base64.b64encode(item.png).decode("ascii")
                 imgs.append(f'<img alt="{title}" title="{title}" src="data:image/png;base64,{data}">')
         return f'<div class="crops">{"".join(imgs)}</div>'
-    lines = [f"<li>{esc(item.left)} <mark>{esc(item.text)}</mark> {esc(item.right)} "
+    lines = [f'<li title="{esc(item.source)}">{esc(item.left)} <mark>{esc(item.text)}</mark> '
+             f"{esc(item.right)} "
              f'<span class="muted">({esc(fmt.number(item.weight, 2))})</span></li>'
              for item in items]
     return f'<ol class="ctx">{"".join(lines)}</ol>'

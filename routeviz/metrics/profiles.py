@@ -40,7 +40,8 @@ def expert_profiles(store, run: str, site: str | None = None, tag=None, top: int
 
 
 def _top_per_expert(df: pd.DataFrame, top: int) -> pd.DataFrame:
-    df = df.sort_values(["site", "expert", "lift", "count"], ascending=[True, True, False, False])
+    df = df.sort_values(["site", "expert", "lift", "count", "name", "value"],  # ties: by name
+                        ascending=[True, True, False, False, True, True])
     return df.groupby(["site", "expert"], sort=False).head(top).reset_index(drop=True)
 
 

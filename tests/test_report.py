@@ -276,3 +276,13 @@ def test_a_failing_static_export_does_not_fail_the_report(store, tmp_path, monke
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "static figures skipped" in markdown
     assert "(in report.html)" in markdown  # each figure points to the HTML instead
+
+
+def test_the_same_run_gives_the_same_files(store):
+    """Fixed figure ids and tie-broken profiles: a report can be committed and diffed."""
+    from routeviz.report import build_report_files
+
+    first = build_report_files(store, "text", images=False)
+    second = build_report_files(store, "text", images=False)
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []

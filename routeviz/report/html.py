@@ -97,6 +97,7 @@ def _summary(report: Report) -> str:
 def _figure(plot: Plot, state: dict) -> str:
     div = plot.figure.to_html(full_html=False, include_plotlyjs=state["first"],
                               default_height=f"{plot.height}px", default_width="100%",
+                              div_id=f"plot-{plot.key}",  # fixed ids: the same run, the same file
                               config={"displaylogo": False, "responsive": True})
     state["first"] = False
     return (f'<figure class="plot" data-key="{esc(plot.key)}">{div}'

@@ -127,14 +127,13 @@ def show_image(info: dict, routes, config: dict) -> None:
         st.plotly_chart(fig, key="inspect_overlay")
     else:
         st.image(image, caption="No expert decisions in this run")
-    keep_sites = data.sites_of(routes, "keep")
-    if keep_sites:
-        grid, labels = data.token_grid(routes, n_patches, "kept")
-        panels = [data.patch_values(grid[:, j], grid_h, grid_w) for j in range(grid.shape[1])]
+    fate, labels = data.token_fate(routes, n_patches)
+    if labels:
+        panels = [data.patch_values(fate[:, j], grid_h, grid_w) for j in range(fate.shape[1])]
         st.plotly_chart(figures.kept_small_multiples(panels, labels), key="inspect_kept",
                         width="content")
-        if len(keep_sites) > 24:
-            st.caption(f"Showing 24 of {len(keep_sites)} keep sites.")
+        if len(labels) > 24:
+            st.caption(f"Showing 24 of {len(labels)} keep/merge sites.")
     exits = data.exit_layers(routes, n_patches)
     whole = routes[(routes["kind"] == "exit") & (routes["token"] < 0)]
     n_layers = config.get("n_layers")

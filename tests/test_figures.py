@@ -156,3 +156,17 @@ def test_export_html_always_png_svg_with_chromium(app_store):
             export.figure_bytes(fig, "png")
         return
     assert export.figure_bytes(fig, "png", width=400, height=300)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_token_fate_follows_tokens_through_drops_and_merges():
+    routes = pd.DataFrame({
+        "token": [0, 1, 2, 3, 1, 0, 2],
+        "layer": [0, 0, 0, 0, 1, 2, 2],
+        "site": ["b.0.drop"] * 4 + ["b.1.merge"] + ["b.2.drop"] * 2,
+        "kind": ["keep"] * 4 + ["merge"] + ["keep"] * 2,
+        "choice": [1, 1, 1, 0, 0, 1, 0], "rank": [0] * 7, "weight": [1.0] * 7})
+    fate, labels = data.token_fate(routes, 4)
+    assert labels == ["b.0.drop", "b.1.merge", "b.2.drop"]
+    assert fate[:, 0].tolist() == [1, 1, 1, 0]  # token 3 dropped at the first site
+    assert fate[:3, 1].tolist() == [1, 0.5, 1] and np.isnan(fate[3, 1])  # 1 merged into 0
+    assert fate[[0, 2], 2].tolist() == [1, 0] and np.isnan(fate[[1, 3], 2]).all()

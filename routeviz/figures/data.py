@@ -99,6 +99,33 @@ def token_grid(routes: pd.DataFrame, n_tokens: int, value: str, n_layers: int | 
     return grid, [short_site(s) for s in sites]
 
 
+def token_fate(routes: pd.DataFrame, n_tokens: int):
+    """Per keep or merge site in model order, what happened to each token there:
+    1 still in (kept, or not merged), 0 dropped here, 0.5 merged away here, NaN gone before.
+    Returns ([n_tokens, sites] array, short site labels)."""
+    sub = routes[routes["kind"].isin(["keep", "merge"]) & (routes["token"] >= 0)
+                 & (routes["token"] < n_tokens)]
+    order = (sub.groupby("site", observed=True)["layer"].min().reset_index()
+             .sort_values(["layer", "site"])) if len(sub) else pd.DataFrame(columns=["site"])
+    sites = order["site"].astype(str).tolist()
+    grid = np.full((n_tokens, len(sites)), np.nan)  # [tokens, sites]
+    alive = np.ones(n_tokens, dtype=bool)
+    for j, site in enumerate(sites):
+        rows = sub[sub["site"].astype(str) == site]
+        tokens = rows["token"].to_numpy()
+        if (rows["kind"] == "keep").all():
+            grid[tokens, j] = rows["choice"].to_numpy(dtype=float)
+            seen = np.zeros(n_tokens, dtype=bool)
+            seen[tokens] = True
+            alive &= seen
+            alive[tokens[rows["choice"].to_numpy() == 0]] = False
+        else:  # merge: rows are the tokens merged away here
+            grid[alive, j] = 1.0
+            grid[tokens, j] = 0.5
+            alive[tokens] = False
+    return grid, [short_site(s) for s in sites]
+
+
 def exit_layers(routes: pd.DataFrame, n_tokens: int) -> np.ndarray:
     """[n_tokens] exit layer of each token (an example-level exit applies to all); NaN if none."""
     exits = np.full(n_tokens, np.nan)

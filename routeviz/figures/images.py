@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from routeviz.figures.palette import DROPPED_COLOR, KEPT_COLOR, discrete_colorscale
+from routeviz.figures.palette import DROPPED_COLOR, KEPT_COLOR, MERGED_COLOR, discrete_colorscale
 
 
 def _data_uri(image) -> str:
@@ -52,8 +52,9 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
 
 def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels: int = 24,
                          cols: int = 6, panel_px: int = 170) -> go.Figure:
-    """One small [grid_h, grid_w] panel per keep site: green kept, grey dropped there,
-    blank where the patch was already gone."""
+    """One small [grid_h, grid_w] panel per keep or merge site (values from
+    `data.token_fate`): green still in, grey dropped there, amber merged there, blank where
+    the patch was already gone."""
     grids, labels = grids[:max_panels], labels[:max_panels]
     n = max(len(grids), 1)
     cols = min(cols, n)
@@ -63,7 +64,8 @@ def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels:
     for i, grid in enumerate(grids):
         r, c = divmod(i, cols)
         fig.add_trace(go.Heatmap(z=grid, zmin=0, zmax=1, showscale=False, xgap=1, ygap=1,
-                                 colorscale=[[0, DROPPED_COLOR], [1, KEPT_COLOR]],
+                                 colorscale=[[0, DROPPED_COLOR], [0.5, MERGED_COLOR],
+                                             [1, KEPT_COLOR]],
                                  hoverongaps=False,
                                  hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"),
                       row=r + 1, col=c + 1)
@@ -72,8 +74,9 @@ def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels:
     for i in range(len(grids)):  # square cells: each y axis follows its x axis
         suffix = "" if i == 0 else str(i + 1)
         fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_layout(title="Kept (green) and dropped (grey) patches per layer",
-                      height=70 + panel_px * rows, width=20 + panel_px * cols,
+    fig.update_layout(title="Patches kept (green), dropped (grey) or merged (amber), per layer",
+                      title_font_size=14, height=70 + panel_px * rows,
+                      width=max(460, 20 + panel_px * cols),
                       margin=dict(l=10, r=10, t=70, b=10))
     return fig
 

@@ -63,7 +63,7 @@ def show_text(tokens: list[str], routes, config: dict) -> None:
     n = len(tokens)
     st.subheader(f"Tokens ({n:,})")
     expert_sites = data.sites_of(routes, "expert")
-    keep_sites = data.sites_of(routes, "keep")
+    keep_sites = data.sites_of(routes, ("keep", "merge"))
     mode = "expert" if expert_sites else "kept"
     site = _layer_picker(expert_sites or keep_sites, key="inspect_layer")
     shown = tokens[:MAX_CHIPS]
@@ -72,11 +72,14 @@ def show_text(tokens: list[str], routes, config: dict) -> None:
                 f"heatmap below aggregates all {n:,}.")
     cards = data.route_cards(routes[routes["token"] < MAX_CHIPS], shown)
     if site is not None:
-        grid, _ = data.token_grid(routes[routes["site"] == site], len(shown),
-                                  "expert" if mode == "expert" else "kept")
-        values = grid[:, 0] if grid.shape[1] else np.full(len(shown), np.nan)
+        if mode == "expert":
+            grid, _ = data.token_grid(routes[routes["site"] == site], len(shown), "expert")
+            values = grid[:, 0] if grid.shape[1] else np.full(len(shown), np.nan)
+        else:  # fate at this site depends on the sites before it
+            fate, labels = data.token_fate(routes, len(shown))
+            values = fate[:, labels.index(data.short_site(site))]
         n_exp = n_experts_for(config, site, fallback=int(np.nanmax(values, initial=0)) + 1)
-        st.caption(f"Coloured by {'top-1 expert' if mode == 'expert' else 'kept / dropped'} at "
+        st.caption(f"Coloured by {'top-1 expert' if mode == 'expert' else 'kept / dropped / merged'} at "
                    f"`{data.short_site(site)}`; hover a chip for its route through every layer.")
         st.html(figures.legend_html(n_exp, mode))
     else:

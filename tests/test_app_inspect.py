@@ -47,7 +47,7 @@ def test_heatmap_modes_cover_every_routing_kind(tmp_path, toy_models):
     at = open_page(tmp_path / "store", "inspect")
     run_text(at, "a b c d e f")
     box = at.selectbox(key="inspect_heatmap_value")
-    assert box.options == ["top-1 expert", "top-1 gate weight", "kept (1) / dropped (0)",
+    assert box.options == ["top-1 expert", "top-1 gate weight", "kept / dropped / merged",
                            "computed (until its exit layer)"]
     box.set_value("kept").run()
     heat = plotly_specs(at)[0]["data"][0]

@@ -17,7 +17,7 @@ GRID_VALUES = {
     "expert": "top-1 expert",
     "gate": "top-1 gate weight",
     "exit": "computed (until its exit layer)",
-    "kept": "kept (1) / dropped (0)",
+    "kept": "kept / dropped / merged",
 }
 
 
@@ -50,9 +50,10 @@ def _is_missing(value) -> bool:
         return False
 
 
-def sites_of(routes: pd.DataFrame, kind: str) -> list[str]:
-    """Sites of `kind` in model order (layer, then name)."""
-    sub = routes[routes["kind"] == kind]
+def sites_of(routes: pd.DataFrame, kind) -> list[str]:
+    """Sites of `kind` (a kind or a tuple of kinds) in model order (layer, then name)."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    sub = routes[routes["kind"].isin(kinds)]
     if sub.empty:
         return []
     order = sub.groupby("site", observed=True)["layer"].min().reset_index()
@@ -78,14 +79,17 @@ def short_site(site: str) -> str:
 def token_grid(routes: pd.DataFrame, n_tokens: int, value: str, n_layers: int | None = None):
     """A [n_tokens, columns] float array of `value` per token and site, plus column labels.
 
-    value: expert (top-1 expert id), gate (top-1 weight), kept (1/0), exit (1 while the
-    token is still computed, 0 after its exit layer; columns are layers).
+    value: expert (top-1 expert id), gate (top-1 weight), kept (`token_fate`: 1 in, 0
+    dropped, 0.5 merged), exit (1 while the token is still computed, 0 after its exit
+    layer; columns are layers).
     """
     if value not in GRID_VALUES:
         raise ValueError(f"value must be one of {sorted(GRID_VALUES)}")
     if value == "exit":
         return _exit_grid(routes, n_tokens, n_layers)
-    kind = "expert" if value in ("expert", "gate") else "keep"
+    if value == "kept":
+        return token_fate(routes, n_tokens)
+    kind = "expert"
     sites = sites_of(routes, kind)
     grid = np.full((n_tokens, len(sites)), np.nan)  # [tokens, sites]
     sub = routes[(routes["kind"] == kind) & (routes["rank"] == 0) & (routes["token"] >= 0)]

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from routeviz.figures.data import GRID_VALUES, aggregate_tokens, show_token
-from routeviz.figures.palette import (DROPPED_COLOR, KEPT_COLOR, MISSING_COLOR,
+from routeviz.figures.palette import (DROPPED_COLOR, KEPT_COLOR, MERGED_COLOR, MISSING_COLOR,
                                       discrete_colorscale, expert_color, text_color_on)
 
 CHIP_STYLE = ("display:inline-block;margin:2px 1px;padding:1px 4px;border-radius:4px;"
@@ -22,7 +22,7 @@ def chip_color(value, mode: str) -> str:
     if mode == "kept":
         if value is None or value != value:
             return MISSING_COLOR
-        return KEPT_COLOR if int(value) == 1 else DROPPED_COLOR
+        return {1.0: KEPT_COLOR, 0.5: MERGED_COLOR}.get(float(value), DROPPED_COLOR)
     return expert_color(value)
 
 
@@ -56,7 +56,8 @@ def _tooltip(card: str) -> str:
 
 def legend_html(n_experts: int, mode: str = "expert") -> str:
     if mode == "kept":
-        items = [("kept", KEPT_COLOR), ("dropped", DROPPED_COLOR), ("not seen", MISSING_COLOR)]
+        items = [("kept", KEPT_COLOR), ("dropped", DROPPED_COLOR), ("merged", MERGED_COLOR),
+                 ("gone earlier", MISSING_COLOR)]
     else:
         items = [(f"e{i}", expert_color(i)) for i in range(min(int(n_experts), 64))]
     spans = [f'<span style="{CHIP_STYLE}background:{c};color:{text_color_on(c)}">'
@@ -93,11 +94,13 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
         kwargs.update(colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
                       colorbar=dict(title="expert", tickvals=list(range(n)), lenmode="pixels",
                                     len=max(120, min(18 * n, 400))))
-    elif value in ("kept", "exit"):
+    elif value == "kept":
+        kwargs.update(colorscale=[[0, DROPPED_COLOR], [0.5, MERGED_COLOR], [1, KEPT_COLOR]],
+                      zmin=0, zmax=1, colorbar=dict(title="", tickvals=[0, 0.5, 1],
+                                                    ticktext=["dropped", "merged", "kept"]))
+    elif value == "exit":
         kwargs.update(colorscale=[[0, DROPPED_COLOR], [1, KEPT_COLOR]], zmin=0, zmax=1,
-                      colorbar=dict(title="", tickvals=[0, 1],
-                                    ticktext=["dropped" if value == "kept" else "exited",
-                                              "kept" if value == "kept" else "computed"]))
+                      colorbar=dict(title="", tickvals=[0, 1], ticktext=["exited", "computed"]))
     else:
         kwargs.update(colorscale="Viridis", colorbar=dict(title="weight"))
     fig = go.Figure(go.Heatmap(**kwargs))

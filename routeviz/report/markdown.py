@@ -104,7 +104,8 @@ def _experts(report: Report, site: str) -> str:
         items = report.gallery.of(site, expert) if report.gallery else []
         examples = "; ".join(
             (f"{i.left} «{i.text}» {i.right}".strip() if i.png is None else
-             f"example {i.example} " + ("whole image" if i.token < 0 else f"patch {i.token}"))
+             (i.source or f"example {i.example}")
+             + (" (whole image)" if i.token < 0 else f" patch {i.token}"))
             for i in items[:3])
         rows.append({"expert": expert, "share": rec.share, "count": int(rec.count),
                      "starved": bool(rec.starved),

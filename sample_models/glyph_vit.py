@@ -50,7 +50,7 @@ class GlyphViTConfig:
     aux_loss_weight: float = 0.01  # load-balancing loss weight
 
     @classmethod
-    def from_json(cls, path: Path) -> "GlyphViTConfig":
+    def from_json(cls, path: Path) -> GlyphViTConfig:
         return cls(**json.loads(Path(path).read_text()))
 
     def to_json(self, path: Path) -> None:

@@ -22,7 +22,7 @@ k - top-k, c - capacity slots, r - merges, v - vocabulary.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +118,7 @@ class DepthRoute(NamedTuple):
     index: torch.Tensor  # [b, c] positions of the selected tokens, ascending (0 where empty)
     slot_valid: torch.Tensor  # [b, c] bool: slot holds a selected token
     predictor_logits: torch.Tensor  # [b, s] causal predictor: "is this token in the top-k?"
-    positions: Optional[torch.Tensor]  # [b, s] original positions of the rows, or None
+    positions: torch.Tensor | None  # [b, s] original positions of the rows, or None
 
 
 class MixtureOfDepthsRouter(nn.Module):
@@ -179,7 +179,7 @@ class TokenExit(NamedTuple):
     exit_now: torch.Tensor  # [b, s] bool: token exits at this layer (first confident layer)
     confidence: torch.Tensor  # [b, s] softmax max probability of this layer's prediction
     layer: int
-    positions: Optional[torch.Tensor] = None  # [b, s] original positions, if a subset
+    positions: torch.Tensor | None = None  # [b, s] original positions, if a subset
 
 
 class TokenExitHead(nn.Module):
@@ -245,7 +245,7 @@ class EViTPruner(nn.Module):
         self.keep_rate = keep_rate
 
     def forward(self, hidden, cls_attention, positions) -> Pruned:
-        b, n1, d = hidden.shape
+        b, n1, _ = hidden.shape
         n = n1 - 1
         n_keep = max(1, math.ceil(n * self.keep_rate))
         top = cls_attention.topk(n_keep, dim=1).indices.sort(dim=1).values  # [b, n_keep]
@@ -275,7 +275,7 @@ class ToMeMerger(nn.Module):
 
     def forward(self, hidden, metric, positions, sizes) -> Merged:
         # hidden [b, 1+n, d], metric [b, n, m] (tokens only), positions [b, n], sizes [b, 1+n]
-        b, n1, d = hidden.shape
+        n1, d = hidden.shape[1], hidden.shape[2]
         tokens, tok_sizes = hidden[:, 1:], sizes[:, 1:]
         r = min(self.r, (n1 - 1) // 2)
         metric = F.normalize(metric, dim=-1)

@@ -48,7 +48,7 @@ class TextMoEConfig:
     pad_id: int = 1
 
     @classmethod
-    def from_json(cls, path: Path) -> "TextMoEConfig":
+    def from_json(cls, path: Path) -> TextMoEConfig:
         return cls(**json.loads(Path(path).read_text()))
 
     def to_json(self, path: Path) -> None:

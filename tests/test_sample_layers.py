@@ -79,9 +79,9 @@ def test_trace_records_every_kind_with_original_positions(tmp_path):
     model = TinyText()
     ids = torch.randint(0, 32, (2, 6))
     mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
-    with routeviz.trace(model, tmp_path, "tiny") as tracer:
-        with tracer.batch(examples=[0, 1], attention_mask=mask):
-            model(ids, mask)
+    with routeviz.trace(model, tmp_path, "tiny") as tracer, \
+            tracer.batch(examples=[0, 1], attention_mask=mask):
+        model(ids, mask)
     store = routeviz.open_store(tmp_path)
     routes = store.routes("tiny")
     keep = routes[routes.kind == "keep"]

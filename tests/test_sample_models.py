@@ -66,7 +66,7 @@ def test_text_moe_records_experts_depth_routing_and_one_exit_per_token(text_run)
 
 
 def test_text_moe_routes_vary_across_inputs(text_run):
-    _, store, _, _ = text_run
+    store = text_run[1]
     routes = store.routes("text")
     top1 = routes[(routes.kind == "expert") & (routes["rank"] == 0) & (routes.layer == 0)]
     per_example = top1.groupby("example").choice.agg(lambda c: np.bincount(c, minlength=8).argmax())
@@ -94,7 +94,7 @@ def test_every_expert_of_every_moe_layer_is_used_on_heldout_text(text_run):
 
 
 def test_text_moe_config_is_complete(text_run):
-    runner, store, _, _ = text_run
+    store = text_run[1]
     config = store.config("text")
     assert config["n_layers"] == 4 and config["n_experts"] == 8 and config["top_k"] == 2
     assert config["routing"] == ["expert", "keep", "exit"]
@@ -102,7 +102,7 @@ def test_text_moe_config_is_complete(text_run):
 
 # --- glyph-vit -----------------------------------------------------------------------------
 def test_glyph_vit_records_drops_merges_experts_and_image_exits(glyph_run):
-    runner, store, items, result = glyph_run
+    runner, store, items, _ = glyph_run
     cfg = runner.cfg
     routes = store.routes("glyphs")
     assert set(routes.kind) == {"keep", "merge", "expert", "exit"}

@@ -82,6 +82,8 @@ def submodule(root, name: str):
 def to_cpu(value):
     if isinstance(value, torch.Tensor):
         return value.cpu()
+    if hasattr(value, "_fields"):  # a NamedTuple output
+        return type(value)(*(to_cpu(v) for v in value))
     if isinstance(value, (tuple, list)):
         return type(value)(to_cpu(v) for v in value)
     return value
@@ -257,7 +259,7 @@ def main(argv=None) -> dict:
               "rounds": args.rounds, "per_block": args.per_block, "nnsight": why_not or "ok",
               "shapes": {}}
     for shape in shapes:
-        per_block = max(1, args.per_block if shape[0] * shape[1] <= 4096 else args.per_block // 4)
+        per_block = max(1, args.per_block if shape[0] * shape[1] <= 4096 else args.per_block // 8)
         figures, n_sites = compare(args.model, shape, args.rounds, per_block, variants)
         if not args.no_memory:
             for v in variants:

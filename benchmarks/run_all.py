@@ -51,9 +51,9 @@ def run(module: str, *args: str, timeout: float = 600) -> dict:
     lines = [ln for ln in done.stdout.strip().splitlines() if ln.startswith("{")]
     if done.returncode or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit {done.returncode}: {tail}", "seconds": seconds}
+        return {"error": f"exit {done.returncode}: {tail}", "wall_seconds": seconds}
     result = json.loads(lines[-1])
-    result["seconds"] = seconds
+    result["wall_seconds"] = seconds
     return result
 
 
@@ -61,11 +61,16 @@ def main() -> dict:
     start = time.perf_counter()
     results = {"machine": machine(), "tools_setup": ensure_tools()}
     results["store_write"] = run("store_write")
-    results["overhead_mixtral"] = run("overhead", "--model", "mixtral")
-    if (ROOT / "sample_models" / "weights" / "text-moe" / "model.safetensors").exists():
-        results["overhead_text_moe"] = run("overhead", "--model", "text-moe")
-    else:
-        results["overhead_text_moe"] = {"skipped": "sample_models/weights/text-moe not trained"}
+    # one process per model and shape, so a slow one cannot take the others' figures along
+    for shape in ("8x128", "32x512"):
+        results[f"overhead_mixtral_{shape}"] = run("overhead", "--model", "mixtral",
+                                                   "--shape", shape)
+    for shape in ("8x128", "32x128"):
+        key = f"overhead_text_moe_{shape}"
+        if (ROOT / "sample_models" / "weights" / "text-moe" / "model.safetensors").exists():
+            results[key] = run("overhead", "--model", "text-moe", "--shape", shape)
+        else:
+            results[key] = {"skipped": "sample_models/weights/text-moe not trained"}
     results["streaming"] = run("streaming")
     results["profile_trace"] = run("profile_trace")
     if (HERE / "metrics_10m.py").exists():

@@ -32,7 +32,8 @@ def expand_batch(batch, packed, site_codes, with_logits):
     host_events, mask = packed
     examples = np.asarray(batch.examples, dtype=np.int64)
     b = len(examples)
-    cols = {n: [] for n in RouteColumns.__slots__}
+    cols = {n: [] for n in RouteColumns.COLUMNS}
+    bounds = [0]  # row offsets between events: each event is one (layer, site) segment
     logit_rows = []
     for (site, event), (choice, weight, token_index, logits), code in zip(
             batch.events, host_events, site_codes):
@@ -79,9 +80,11 @@ def expand_batch(batch, packed, site_codes, with_logits):
         cols["choice"].append(choice[keep].astype(np.int32))
         cols["rank"].append(rank[keep])
         cols["weight"].append(weight[keep].astype(np.float32))
+        bounds.append(bounds[-1] + n)
     routes = None
     if cols["example"]:
-        routes = RouteColumns(**{n: np.concatenate(v) for n, v in cols.items()})
+        routes = RouteColumns(segments=list(zip(bounds[:-1], bounds[1:])),
+                              **{n: np.concatenate(v) for n, v in cols.items()})
     tables = side_tables(batch, mask)
     if logit_rows:
         tables["logits"] = pa.concat_tables(logit_rows)

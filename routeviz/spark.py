@@ -8,7 +8,8 @@
 `SparkStore` offers the read side of `routeviz.store.Store` that the analyses use (`con`,
 `query_df`, `run_names`, `require_run`, `config`): temp views with the same names and
 columns, and a `con.execute` that runs routeviz's SQL on Spark after translating the few
-DuckDB spellings it uses ($name and ? parameters, MATERIALIZED CTEs, list_contains).
+DuckDB spellings it uses ($name parameters, MATERIALIZED CTEs, list_contains, unnest of
+parameter lists and of range(n)). tests/test_spark.py keeps the two engines in step.
 Small results come back as pandas frames; the route rows stay in Spark.
 """
 
@@ -24,13 +25,32 @@ from routeviz.errors import RoutevizError, choose
 
 _NAMED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DUCKDB_TO_SPARK = (
-    (re.compile(r"\bAS\s+MATERIALIZED\s*\(", re.IGNORECASE), "AS ("),
+    # CTE materialisation hints: Spark plans CTEs itself
+    (re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.IGNORECASE), "AS ("),
     (re.compile(r"\blist_contains\s*\(", re.IGNORECASE), "array_contains("),
+    # unnest(range(n)) -> 0 .. n-1 (sequence(0, -1) would count down, so slice instead)
+    (re.compile(r"\bunnest\(range\(([^()]+)\)\)", re.IGNORECASE),
+     r"explode(slice(sequence(0, \1), 1, \1))"),
 )
+# SELECT unnest($a) AS x, unnest($b) AS y ...: DuckDB unnests lists side by side; Spark
+# allows one generator per SELECT, so zip them into structs and inline those.
+_PARALLEL_UNNEST = re.compile(
+    r"SELECT\s+((?:unnest\(\$\w+\)\s+AS\s+\w+\s*,\s*)+unnest\(\$\w+\)\s+AS\s+\w+)",
+    re.IGNORECASE)
+_UNNEST_ITEM = re.compile(r"unnest\(\$(\w+)\)\s+AS\s+(\w+)", re.IGNORECASE)
+
+
+def _zip_unnests(match: re.Match) -> str:
+    items = _UNNEST_ITEM.findall(match.group(1))  # [(param, alias)]
+    first = f":{items[0][0]}"
+    fields = ", ".join(f"'{alias}', element_at(:{param}, i + 1)" for param, alias in items)
+    return (f"SELECT inline(transform(slice(sequence(0, size({first})), 1, size({first})), "
+            f"i -> named_struct({fields})))")
 
 
 def spark_sql(query: str) -> str:
     """routeviz's DuckDB SQL in Spark's dialect ($name -> :name; see the module docstring)."""
+    query = _PARALLEL_UNNEST.sub(_zip_unnests, query)
     query = _NAMED.sub(r":\1", query)
     for pattern, replacement in _DUCKDB_TO_SPARK:
         query = pattern.sub(replacement, query)

@@ -32,8 +32,9 @@ STALE_TMP_SECONDS = 3600
 def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
     """Parquet options per table; timestamps in microseconds (Spark refuses nanoseconds).
 
-    Route rows (measured in benchmarks/store_write.py): dictionary/RLE for the id columns,
-    which site-major row order turns into long runs; float32 weights byte-stream-split
+    Route rows (measured in benchmarks/store_write.py): dictionary/RLE for site, kind,
+    layer, rank and choice, which site-major row order turns into long runs; delta-packed
+    example and token ids; float32 weights byte-stream-split
     (~3.5 bytes/row in all, lossless); float16 weights stay PLAIN, because DuckDB reads
     BYTE_STREAM_SPLIT only for 4- and 8-byte types, with a higher zstd level (~1.6).
     """
@@ -41,8 +42,10 @@ def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
     if table_name == "routes":
         floats = [f.name for f in arrow_schema
                   if pa.types.is_floating(f.type) and f.type != pa.float16()]
-        opts["use_dictionary"] = ["site", "kind", "example", "token", "layer", "rank", "choice"]
+        opts["use_dictionary"] = ["site", "kind", "layer", "rank", "choice"]
         opts["column_encoding"] = {name: "BYTE_STREAM_SPLIT" for name in floats}
+        # ids climb by 0 or 1 from row to row in site-major order: delta-pack them
+        opts["column_encoding"].update(example="DELTA_BINARY_PACKED", token="DELTA_BINARY_PACKED")
         if any(f.type == pa.float16() for f in arrow_schema):
             opts["compression_level"] = 6
     return opts

@@ -23,13 +23,20 @@ _STOP = object()
 
 
 class RouteColumns:
-    """Columns of route rows as numpy arrays; sites and kinds as codes into writer dicts."""
+    """Columns of route rows as numpy arrays; sites and kinds as codes into writer dicts.
 
-    __slots__ = ("example", "token", "layer", "site", "kind", "choice", "rank", "weight")
+    segments: (start, stop) row ranges that each hold one event's rows (one layer and
+    site), in arrival order, or None if unknown; they let the writer put rows in site-major
+    order by moving whole ranges instead of sorting rows.
+    """
 
-    def __init__(self, **cols):
-        for name in self.__slots__:
+    COLUMNS = ("example", "token", "layer", "site", "kind", "choice", "rank", "weight")
+    __slots__ = (*COLUMNS, "segments")
+
+    def __init__(self, segments=None, **cols):
+        for name in self.COLUMNS:
             setattr(self, name, cols[name])
+        self.segments = segments
 
     def __len__(self):
         return len(self.example)
@@ -144,8 +151,7 @@ class Writer:
         self._last_flush = time.monotonic()
 
     def _routes_table(self, chunks: list[RouteColumns]) -> pa.Table:
-        cols = {n: np.concatenate([getattr(c, n) for c in chunks]) for n in RouteColumns.__slots__}
-        cols = {n: v[site_major_order(cols["layer"], cols["site"])] for n, v in cols.items()}
+        cols = site_major_columns(chunks)
         site = pa.DictionaryArray.from_arrays(
             pa.array(cols["site"], pa.int32()), pa.array(self.sites, pa.string())
         )
@@ -165,6 +171,23 @@ class Writer:
                 "weight": pa.array(cols["weight"].astype(weight_type.to_pandas_dtype()), weight_type),
             }
         )
+
+
+def site_major_columns(chunks: list[RouteColumns]) -> dict[str, np.ndarray]:
+    """The chunks' rows as one array per column, grouped by (layer, site) in arrival order.
+
+    With segments, whole per-event ranges are moved (one copy per column); otherwise one
+    stable sort of the rows.
+    """
+    if all(c.segments is not None for c in chunks):
+        pieces = [(int(c.layer[a]), int(c.site[a]), i, a, b)
+                  for i, c in enumerate(chunks) for a, b in c.segments if b > a]
+        pieces.sort(key=lambda p: (p[0], p[1]))  # stable: arrival order within a site
+        return {n: np.concatenate([getattr(chunks[i], n)[a:b] for _, _, i, a, b in pieces])
+                for n in RouteColumns.COLUMNS}
+    cols = {n: np.concatenate([getattr(c, n) for c in chunks]) for n in RouteColumns.COLUMNS}
+    order = site_major_order(cols["layer"], cols["site"])
+    return {n: v[order] for n, v in cols.items()}
 
 
 def site_major_order(layer: np.ndarray, site: np.ndarray) -> np.ndarray:

@@ -85,3 +85,13 @@ def test_duckdb_dialect_becomes_spark_sql():
              "list_contains($names, name)) SELECT count(*) FROM a")
     assert spark_sql(query) == ("WITH a AS (SELECT * FROM tags WHERE run = :run AND "
                                 "array_contains(:names, name)) SELECT count(*) FROM a")
+
+
+def test_duckdb_unnests_run_on_spark(spark):
+    from routeviz.spark import spark_sql
+
+    rows = spark.sql(spark_sql("SELECT unnest($a) AS name, unnest($b) AS tid"),
+                     args={"a": ["x", "y"], "b": [7, 8]}).collect()
+    assert [tuple(r) for r in rows] == [("x", 7), ("y", 8)]
+    query = "SELECT n, unnest(range(n)) AS pos FROM VALUES (0), (3) AS t(n)"
+    assert [tuple(r) for r in spark.sql(spark_sql(query)).collect()] == [(3, 0), (3, 1), (3, 2)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -83,7 +84,7 @@ def expand_batch(batch, packed, site_codes, with_logits):
         bounds.append(bounds[-1] + n)
     routes = None
     if cols["example"]:
-        routes = RouteColumns(segments=list(zip(bounds[:-1], bounds[1:])),
+        routes = RouteColumns(segments=list(itertools.pairwise(bounds)),
                               **{n: np.concatenate(v) for n, v in cols.items()})
     tables = side_tables(batch, mask)
     if logit_rows:

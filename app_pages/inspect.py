@@ -2,8 +2,16 @@
 
 import streamlit as st
 
-from app_pages.common import (LOCAL_CHECKPOINT, current_run, get_handle, load_runner,
-                              new_run_name, sample_model_names, select_run, show_error)
+from app_pages.common import (
+    LOCAL_CHECKPOINT,
+    current_run,
+    get_handle,
+    load_runner,
+    new_run_name,
+    sample_model_names,
+    select_run,
+    show_error,
+)
 from app_pages.inspect_views import example_list, show_example
 from routeviz.errors import RoutevizError
 from routeviz.record import record
@@ -55,9 +63,7 @@ if st.button("Run the model", type="primary", key="inspect_go", disabled=handle 
         st.session_state["inspect_notes"] = {run: notes}
         select_run(run)
         st.rerun()
-    except RoutevizError as exc:
-        show_error(exc)
-    except Exception as exc:  # a model that fails on this input: say so, keep the app up
+    except Exception as exc:  # noqa: BLE001 — a bad input or a model that fails on it: say so
         show_error(exc)
 
 if handle is not None:

@@ -4,10 +4,19 @@ import json
 
 import streamlit as st
 
-from app_pages.common import (get_handle, load_runner, new_run_name, runs_frame,
-                              sample_model_names, select_run, show_error)
+from app_pages.common import (
+    get_handle,
+    load_runner,
+    new_run_name,
+    runs_frame,
+    sample_model_names,
+    select_run,
+    show_error,
+)
 from routeviz.errors import RoutevizError
 from routeviz.record import record
+from sample_models import REGISTRY
+from sample_models.datasets import DATASETS, load_dataset
 
 st.title("Runs")
 handle = get_handle()
@@ -28,9 +37,6 @@ else:
     st.dataframe(table[shown], hide_index=True, key="runs_table")
 
 st.subheader("Trace a bundled dataset")
-from sample_models import REGISTRY  # noqa: E402
-from sample_models.datasets import DATASETS  # noqa: E402
-
 samples = sample_model_names()
 if not samples:
     st.info("No sample model is installed yet.")
@@ -45,8 +51,6 @@ else:
     name = cols[3].text_input("Run name", key="runs_name", placeholder=f"{model}-{dataset}")
     if st.button("Trace", type="primary", key="runs_trace"):
         try:
-            from sample_models.datasets import load_dataset
-
             items = load_dataset(dataset, int(limit))
             runner = load_runner(model)
             run = name.strip() or new_run_name(f"{model}-{dataset}")

@@ -1,7 +1,10 @@
 """Compare page: two runs side by side, per-site agreement, most-changed tokens."""
 
 from routeviz import metrics, open_store
-from tests.app_support import app_store, open_page, plotly_specs  # noqa: F401
+from tests import app_support
+from tests.app_support import open_page, plotly_specs
+
+app_store = app_support.app_store  # shared fixture
 
 
 def test_two_runs_side_by_side(app_store):

@@ -1,7 +1,10 @@
 """Embeddings page: a capped UMAP map (routeviz.embeddings) coloured by expert, tag or exit."""
 
 from routeviz import open_store
-from tests.app_support import app_store, open_page, plotly_specs  # noqa: F401
+from tests import app_support
+from tests.app_support import open_page, plotly_specs
+
+app_store = app_support.app_store  # shared fixture
 
 
 def n_units(store, run, site):

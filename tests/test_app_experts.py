@@ -1,7 +1,10 @@
 """Experts page: a gallery per site with typical tokens, contexts, tag profile, load share."""
 
 from routeviz import metrics, open_store
-from tests.app_support import app_store, open_page  # noqa: F401
+from tests import app_support
+from tests.app_support import open_page
+
+app_store = app_support.app_store  # shared fixture
 
 
 def test_text_gallery_lists_every_expert_with_its_load(app_store):

@@ -4,7 +4,10 @@ when Chromium is there)."""
 import json
 
 from routeviz import metrics, open_store
-from tests.app_support import app_store, open_page  # noqa: F401
+from tests import app_support
+from tests.app_support import open_page
+
+app_store = app_support.app_store  # shared fixture
 
 
 def test_metrics_downloads(app_store):

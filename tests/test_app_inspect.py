@@ -2,7 +2,10 @@
 
 import re
 
-from tests.app_support import htmls, open_page, plotly_specs, png_bytes, toy_models, values  # noqa: F401
+from tests import app_support
+from tests.app_support import htmls, open_page, plotly_specs, png_bytes, values
+
+toy_models = app_support.toy_models  # shared fixture
 
 SCRIPT = "<script>alert(1)</script>"
 

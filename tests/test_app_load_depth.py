@@ -1,7 +1,10 @@
 """Load & depth page: load per site with starved experts, path Sankey, kept fraction, exits."""
 
 from routeviz import metrics, open_store
-from tests.app_support import app_store, open_page, plotly_specs  # noqa: F401
+from tests import app_support
+from tests.app_support import open_page, plotly_specs
+
+app_store = app_support.app_store  # shared fixture
 
 
 def test_text_run_shows_every_section(app_store):

@@ -1,9 +1,12 @@
 """Runs page: list runs, trace a bundled dataset with a progress bar, delete a run."""
 
 from routeviz import open_store
-from tests.app_support import open_page, toy_models  # noqa: F401
-from tests.app_toys import load, toy_dataset
 from routeviz.record import record
+from tests import app_support
+from tests.app_support import open_page
+from tests.app_toys import load, toy_dataset
+
+toy_models = app_support.toy_models  # shared fixture
 
 
 def test_trace_dataset_then_delete(tmp_path, toy_models):

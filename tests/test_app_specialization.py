@@ -3,7 +3,10 @@
 import pytest
 
 from routeviz import metrics, open_store
-from tests.app_support import app_store, open_page, plotly_specs  # noqa: F401
+from tests import app_support
+from tests.app_support import open_page, plotly_specs
+
+app_store = app_support.app_store  # shared fixture
 
 
 def test_focus_cover_matches_metrics_and_matrix_is_drawn(app_store):

@@ -9,8 +9,10 @@ import torch
 
 import routeviz
 from routeviz.figures import analysis, catalog, data, export, images, routing, tokens
-from tests.app_support import app_store  # noqa: F401
+from tests import app_support
 from tests.toy import ToyMoE, expected_experts, register_toy
+
+app_store = app_support.app_store  # shared fixture
 
 
 @pytest.fixture
@@ -20,14 +22,14 @@ def toy_run(store_dir):
     model = ToyMoE(layers=2, k=2)
     ids = torch.tensor([[3, 1, 2, 7, 5, 6]])
     strings = ["<script>", "a", "b&c", '"q"', " ", "\n"]
-    with routeviz.trace(model, store_dir, "toy") as tracer:
-        with tracer.batch(examples=[0], tokens=[strings]):
-            model(ids)
+    with routeviz.trace(model, store_dir, "toy") as tracer, \
+            tracer.batch(examples=[0], tokens=[strings]):
+        model(ids)
     return routeviz.open_store(store_dir), ids[0].tolist(), strings
 
 
 def test_token_grid_holds_the_known_top1_experts_and_weights(toy_run):
-    store, ids, strings = toy_run
+    store, ids, _ = toy_run
     routes = data.example_routes(store, "toy", 0)
     grid, columns = data.token_grid(routes, len(ids), "expert")
     assert columns == ["routers.0", "routers.1"]

@@ -28,7 +28,7 @@ def test_every_image_type_becomes_rgb(name, fmt, mode):
 
 @pytest.mark.parametrize("name", ["a.txt", "b.py", "c.MD"])
 def test_text_types(name):
-    item = item_from_upload(name, "héllo <b>x</b>\n".encode("utf-8"))
+    item = item_from_upload(name, "héllo <b>x</b>\n".encode())
     assert item.modality == "text" and item.text == "héllo <b>x</b>\n"
 
 

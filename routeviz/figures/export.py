@@ -43,6 +43,6 @@ def figure_bytes(fig, fmt: str, width: int | None = None, height: int | None = N
             "height": height or fig.layout.height or 500}
     try:
         return kaleido.calc_fig_sync(fig, opts=opts, kopts={"mathjax": False})
-    except Exception as exc:  # a browser that fails to start, a render error
+    except Exception as exc:  # noqa: BLE001 — a browser that fails to start, a render error
         text = str(exc).strip().splitlines()
         raise RoutevizError(f"{fmt.upper()} export failed: {text[0] if text else type(exc).__name__}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 # 24 distinguishable colours (plotly Dark24 order, reordered so neighbours differ).
 EXPERT_COLORS = (
     "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B",
@@ -16,7 +18,7 @@ MISSING_COLOR = "#F4F4F4"
 
 def expert_color(expert) -> str:
     """The colour of expert `expert` (cycles after 24); grey for none."""
-    if expert is None or expert != expert or int(expert) < 0:  # None / NaN / negative
+    if expert is None or math.isnan(float(expert)) or int(expert) < 0:
         return MISSING_COLOR
     return EXPERT_COLORS[int(expert) % len(EXPERT_COLORS)]
 

@@ -11,8 +11,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from routeviz.figures.data import GRID_VALUES, aggregate_tokens, show_token
-from routeviz.figures.palette import (DROPPED_COLOR, KEPT_COLOR, MERGED_COLOR, MISSING_COLOR,
-                                      discrete_colorscale, expert_color, text_color_on)
+from routeviz.figures.palette import (
+    DROPPED_COLOR,
+    KEPT_COLOR,
+    MERGED_COLOR,
+    MISSING_COLOR,
+    discrete_colorscale,
+    expert_color,
+    text_color_on,
+)
 
 CHIP_STYLE = ("display:inline-block;margin:2px 1px;padding:1px 4px;border-radius:4px;"
               "font-family:monospace;font-size:13px;white-space:pre;")
@@ -20,7 +27,7 @@ CHIP_STYLE = ("display:inline-block;margin:2px 1px;padding:1px 4px;border-radius
 
 def chip_color(value, mode: str) -> str:
     if mode == "kept":
-        if value is None or value != value:
+        if value is None or np.isnan(float(value)):
             return MISSING_COLOR
         return {1.0: KEPT_COLOR, 0.5: MERGED_COLOR}.get(float(value), DROPPED_COLOR)
     return expert_color(value)

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import sample_models  # noqa: E402
-from sample_models import SampleEntry  # noqa: E402
-from tests.app_support import TOY_MODELS  # noqa: E402
+import sample_models
+from sample_models import SampleEntry
+from tests.app_support import TOY_MODELS
 
 for name, (modality, routing, datasets) in TOY_MODELS.items():
     sample_models.REGISTRY.setdefault(name, SampleEntry(

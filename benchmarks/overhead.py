@@ -67,10 +67,22 @@ def load(name):
     return text_moe()
 
 
-def site_names(model) -> list[str]:
+def site_names(model, inputs) -> list[str]:
+    """Routing sites in the order a forward pass calls them (nnsight needs that order)."""
     from routeviz.sites import find_sites
 
-    return [s.name for s in find_sites(model)]
+    sites = [s.name for s in find_sites(model)]
+    called = []
+    handles = [submodule(model, s).register_forward_hook(
+        lambda m, i, o, name=s: called.append(name)) for s in sites]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    first = {name: n for n, name in reversed(list(enumerate(called)))}
+    return sorted((s for s in sites if s in first), key=first.get)
 
 
 def submodule(root, name: str):
@@ -179,17 +191,24 @@ def nnsight_status() -> str | None:
 
 def compare(model_name, shape, rounds, per_block, variants):
     model, vocab = load(model_name)
-    sites = site_names(model)
     b, s = shape
     inputs = torch.randint(1, vocab, (b, s))
+    sites = site_names(model, inputs)
     store = Path(tempfile.mkdtemp(prefix="routeviz-overhead-"))
-    runners = {v: MAKERS[v](copy.deepcopy(model), sites, store / "store") for v in variants}
+    runners, failed = {}, {}
+    with torch.no_grad():
+        for v in variants:  # build and warm up, not timed; a variant that fails is reported
+            try:
+                runners[v] = MAKERS[v](copy.deepcopy(model), sites, store / "store")
+                runners[v].block(inputs, 1, [])
+            except Exception as exc:  # noqa: BLE001
+                runners.pop(v, None)
+                failed[v] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    variants = [v for v in variants if v in runners]
     forward = {v: [] for v in variants}
     blocks = {v: [] for v in variants}
     try:
         with torch.no_grad():
-            for v in variants:  # warm-up, not timed
-                runners[v].block(inputs, 1, [])
             for r in range(rounds):
                 order = variants[r % len(variants):] + variants[:r % len(variants)]
                 for v in order:
@@ -210,7 +229,7 @@ def compare(model_name, shape, rounds, per_block, variants):
                   "forward_cpu_ms": 1e3 * med(forward[v], 1),
                   "forward_cpu_ratio": med(forward[v], 1) / med(forward["untraced"], 1),
                   "block_cpu_ratio": med(blocks[v], 1) / med(blocks["untraced"], 1)}
-    return out, len(sites)
+    return {**out, **failed}, len(sites)
 
 
 def peak_memory(model_name, shape, variant, per_block) -> dict:
@@ -226,8 +245,8 @@ def peak_memory(model_name, shape, variant, per_block) -> dict:
 
 def memory_child(model_name, shape, variant, per_block) -> dict:
     model, vocab = load(model_name)
-    sites = site_names(model)
     inputs = torch.randint(1, vocab, (shape[0], shape[1]))
+    sites = site_names(model, inputs)
     store = Path(tempfile.mkdtemp(prefix="routeviz-mem-"))
     try:
         runner = MAKERS[variant](model, sites, store / "store")
@@ -262,7 +281,7 @@ def main(argv=None) -> dict:
         per_block = max(1, args.per_block if shape[0] * shape[1] <= 4096 else args.per_block // 8)
         figures, n_sites = compare(args.model, shape, args.rounds, per_block, variants)
         if not args.no_memory:
-            for v in variants:
+            for v in [v for v in variants if "error" not in figures[v]]:
                 figures[v].update(peak_memory(args.model, shape, v, per_block))
         result["shapes"][f"{shape[0]}x{shape[1]}"] = {"per_block": per_block, "sites": n_sites,
                                                       **figures}

@@ -46,7 +46,7 @@ class GlyphViTConfig:
     # token reduction after each block: ["evit", keep rate] / ["tome", merges] / ["none", 0]
     reductions: list = field(default_factory=lambda: [["evit", 0.75], ["tome", 6], ["evit", 0.75], ["none", 0]])
     classes: str = LETTERS  # class i is classes[i]
-    exit_threshold: float = 0.9  # per-image confidence (max softmax prob) to exit early
+    exit_threshold: float = 0.999  # per-image confidence (max softmax prob) to exit early
     aux_loss_weight: float = 0.01  # load-balancing loss weight
 
     @classmethod

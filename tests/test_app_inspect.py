@@ -129,3 +129,14 @@ def test_unknown_checkpoint_and_wrong_modality(tmp_path, toy_models):
     assert "unknown model" in at.error[0].value
     upload(at, "photo.png", png_bytes(), "image/png", "toy-text")
     assert "takes text input" in at.error[0].value
+
+
+def test_local_checkpoint_directory(tmp_path, mixtral_dir):
+    at = open_page(tmp_path / "store", "inspect")
+    at.selectbox(key="inspect_model").set_value("Local checkpoint directory…").run()
+    at.text_input(key="inspect_checkpoint").set_value(str(mixtral_dir))
+    at.text_area(key="inspect_text").set_value("the model is a token")
+    at.button(key="inspect_go").click().run()
+    assert not at.error and not at.exception
+    assert chips(at) == ["the", "model", "is", "a", "token"]
+    assert at.code[0].value.startswith("next token:")

@@ -47,7 +47,7 @@ def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 
     if matrix.shape[1] > max_cols:
         matrix = matrix[matrix.max(axis=0).sort_values(ascending=False).index[:max_cols]]
     fig = go.Figure(go.Heatmap(
-        z=matrix.to_numpy(dtype=float), x=[html.escape(str(c)) for c in matrix.columns],
+        z=matrix.to_numpy(dtype=float), x=[html.escape(_short_subnetwork(c)) for c in matrix.columns],
         y=[html.escape(str(i)) for i in matrix.index], zmin=0, zmax=1, colorscale="Viridis",
         colorbar=dict(title="A_ij (F1)"),
         hovertemplate="tag %{y}<br>subnetwork %{x}<br>A = %{z:.3f}<extra></extra>"))
@@ -58,6 +58,12 @@ def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 
                       margin=dict(l=10, r=10, t=40, b=10))
     fig.update_xaxes(tickangle=-60)
     return fig
+
+
+def _short_subnetwork(label) -> str:
+    """`model.layers.3.mlp.gate · expert 5` -> `3.mlp.gate · expert 5`."""
+    site, sep, rest = str(label).partition(" · ")
+    return short_site(site) + sep + rest
 
 
 def compare_bars(table: pd.DataFrame, run_a: str, run_b: str, title: str = "") -> go.Figure:

@@ -23,6 +23,8 @@ from routeviz.figures.palette import (
 
 CHIP_STYLE = ("display:inline-block;margin:2px 1px;padding:1px 4px;border-radius:4px;"
               "font-family:monospace;font-size:13px;white-space:pre;")
+# one rule for every chip, so each of 2,000 chips carries only its colours
+CHIP_CSS = f"<style>.rv-chip{{{CHIP_STYLE}}}</style>"
 
 
 def chip_color(value, mode: str) -> str:
@@ -47,10 +49,9 @@ def token_chips_html(tokens, values, cards=None, mode: str = "expert", limit: in
         if cards is not None:
             title = _tooltip(cards[i])
         label = html.escape(show_token(token))
-        parts.append(f'<span class="rv-chip" data-token="{i}" title="{title}" '
-                     f'style="{CHIP_STYLE}background:{color};color:{text_color_on(color)}">'
-                     f"{label}</span>")
-    return f'<div class="rv-chips" style="line-height:1.9">{"".join(parts)}</div>'
+        parts.append(f'<span class="rv-chip" title="{title}" '
+                     f'style="background:{color};color:{text_color_on(color)}">{label}</span>')
+    return f'{CHIP_CSS}<div class="rv-chips" style="line-height:1.9">{"".join(parts)}</div>'
 
 
 def _tooltip(card: str) -> str:
@@ -67,9 +68,9 @@ def legend_html(n_experts: int, mode: str = "expert") -> str:
                  ("gone earlier", MISSING_COLOR)]
     else:
         items = [(f"e{i}", expert_color(i)) for i in range(min(int(n_experts), 64))]
-    spans = [f'<span style="{CHIP_STYLE}background:{c};color:{text_color_on(c)}">'
+    spans = [f'<span class="rv-chip" style="background:{c};color:{text_color_on(c)}">'
              f"{html.escape(name)}</span>" for name, c in items]
-    return f'<div class="rv-legend">{"".join(spans)}</div>'
+    return f'{CHIP_CSS}<div class="rv-legend">{"".join(spans)}</div>'
 
 
 def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value: str,

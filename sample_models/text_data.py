@@ -9,6 +9,7 @@ computed per character here, then aligned with a model's token offsets (`token_t
 from __future__ import annotations
 
 import ast
+import re
 import io
 import keyword
 import os
@@ -112,10 +113,19 @@ TOKEN_TYPES = ("keyword", "name", "operator", "number", "string", "comment", "wh
 
 
 def looks_like_code(text: str) -> bool:
-    """Guess for texts without a `kind` tag: Python that parses and has some structure."""
+    """Guess for texts without a `kind` tag: Python that parses and has some structure.
+
+    Only the first ~20k characters are parsed, cut before the last unindented line (so a
+    block is not split): the model reads far less, and CPython's parser can run out of
+    memory on a huge single line.
+    """
+    head = text
+    if len(text) > 20_000:
+        cuts = [m.start() + 1 for m in re.finditer(r"\n(?=[^\s])", text[:20_000])]
+        head = text[: cuts[-1]] if cuts else text[:20_000]
     try:
-        ast.parse(text)
-    except (SyntaxError, ValueError):
+        ast.parse(head)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
     return any(ch in text for ch in "()=:[]") or "\n" in text.strip()
 

@@ -3,13 +3,11 @@ the embedding scatter."""
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from routeviz.figures.data import short_site
+from routeviz.figures.data import plot_text, short_site
 from routeviz.figures.palette import expert_color
 
 FOCUS_COLOR, COVER_COLOR = "#2E91E5", "#E15F99"
@@ -22,8 +20,8 @@ def focus_cover_bars(scores: pd.DataFrame, title: str = "") -> go.Figure:
     pooled = scores["site"] == "*"
     scores = pd.concat([scores[pooled], scores[~pooled]])
     many_tags = scores["tag"].nunique() > 1
-    labels = [("pooled (*)" if s == "*" else html.escape(short_site(s)))
-              + (f" · {html.escape(str(t))}" if many_tags else "")
+    labels = [("pooled (*)" if s == "*" else plot_text(short_site(s)))
+              + (f" · {plot_text(str(t))}" if many_tags else "")
               for s, t in zip(scores["site"], scores["tag"])]
     fig = go.Figure([
         go.Bar(x=labels, y=scores["focus"], name="Focus", marker_color=FOCUS_COLOR,
@@ -47,8 +45,8 @@ def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 
     if matrix.shape[1] > max_cols:
         matrix = matrix[matrix.max(axis=0).sort_values(ascending=False).index[:max_cols]]
     fig = go.Figure(go.Heatmap(
-        z=matrix.to_numpy(dtype=float), x=[html.escape(_short_subnetwork(c)) for c in matrix.columns],
-        y=[html.escape(str(i)) for i in matrix.index], zmin=0, zmax=1, colorscale="Viridis",
+        z=matrix.to_numpy(dtype=float), x=[plot_text(_short_subnetwork(c)) for c in matrix.columns],
+        y=[plot_text(str(i)) for i in matrix.index], zmin=0, zmax=1, colorscale="Viridis",
         colorbar=dict(title="A_ij (F1)"),
         hovertemplate="tag %{y}<br>subnetwork %{x}<br>A = %{z:.3f}<extra></extra>"))
     title = title or "A_ij: F1 between tag i and subnetwork j"
@@ -69,10 +67,10 @@ def _short_subnetwork(label) -> str:
 def compare_bars(table: pd.DataFrame, run_a: str, run_b: str, title: str = "") -> go.Figure:
     """table columns: metric, a, b — one pair of bars per metric."""
     fig = go.Figure([
-        go.Bar(x=[html.escape(str(m)) for m in table["metric"]], y=table["a"],
-               name=html.escape(run_a), marker_color=FOCUS_COLOR),
-        go.Bar(x=[html.escape(str(m)) for m in table["metric"]], y=table["b"],
-               name=html.escape(run_b), marker_color=COVER_COLOR),
+        go.Bar(x=[plot_text(str(m)) for m in table["metric"]], y=table["a"],
+               name=plot_text(run_a), marker_color=FOCUS_COLOR),
+        go.Bar(x=[plot_text(str(m)) for m in table["metric"]], y=table["b"],
+               name=plot_text(run_b), marker_color=COVER_COLOR),
     ])
     fig.update_layout(title=title or "Two runs side by side", barmode="group", height=360,
                       margin=dict(l=10, r=10, t=40, b=10))
@@ -88,15 +86,15 @@ def embedding_scatter(points: pd.DataFrame, color: str, title: str = "") -> go.F
         points = points.assign(**{color: values})
     categorical = color == "expert" or not pd.api.types.is_numeric_dtype(values) \
         or values.nunique() <= 24
-    hover = [html.escape(str(t)) for t in points.get("label", pd.Series([""] * len(points)))]
+    hover = [plot_text(str(t)) for t in points.get("label", pd.Series([""] * len(points)))]
     if categorical:
         for i, (value, sub) in enumerate(points.groupby(color, sort=True)):
             marker_color = expert_color(int(value)) if color == "expert" else expert_color(i)
             fig.add_trace(go.Scattergl(
-                x=sub["x"], y=sub["y"], mode="markers", name=html.escape(str(value)),
+                x=sub["x"], y=sub["y"], mode="markers", name=plot_text(str(value)),
                 marker=dict(size=5, color=marker_color, opacity=0.8),
                 text=[hover[j] for j in np.flatnonzero(values.index.isin(sub.index))],
-                hovertemplate="%{text}<extra>" + html.escape(str(value)) + "</extra>"))
+                hovertemplate="%{text}<extra>" + plot_text(str(value)) + "</extra>"))
     else:
         fig.add_trace(go.Scattergl(x=points["x"], y=points["y"], mode="markers", text=hover,
                                    marker=dict(size=5, color=values, colorscale="Viridis",
@@ -131,7 +129,7 @@ def headline(summary: dict) -> dict:
 
 def agreement_bars(sites: pd.DataFrame, title: str = "") -> go.Figure:
     """Per site, how often two runs agree: sites columns site, top1_agreement, jaccard."""
-    labels = [html.escape(short_site(s)) for s in sites["site"]]
+    labels = [plot_text(short_site(s)) for s in sites["site"]]
     fig = go.Figure([
         go.Bar(x=labels, y=sites["top1_agreement"], name="top-1 agreement",
                marker_color=FOCUS_COLOR),

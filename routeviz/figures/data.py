@@ -13,6 +13,12 @@ import io
 import numpy as np
 import pandas as pd
 
+
+def plot_text(value) -> str:
+    """User text for a plotly label or hover: `<`, `>` and `&` escaped (plotly reads its text
+    as a small HTML dialect), quotes left alone (plotly would show `&quot;` literally)."""
+    return html.escape(str(value), quote=False)
+
 GRID_VALUES = {
     "expert": "top-1 expert",
     "gate": "top-1 gate weight",
@@ -180,7 +186,7 @@ def aggregate_tokens(grid: np.ndarray, max_rows: int, categorical: bool):
 def route_cards(routes: pd.DataFrame, tokens: list[str]) -> list[str]:
     """Per token, its route through every layer as HTML-escaped text lines joined by <br>."""
     n = len(tokens)
-    lines = [[f"<b>#{i} {html.escape(show_token(t))}</b>"] for i, t in enumerate(tokens)]
+    lines = [[f"<b>#{i} {plot_text(show_token(t))}</b>"] for i, t in enumerate(tokens)]
     whole_exit = routes[(routes["kind"] == "exit") & (routes["token"] < 0)]
     for row in routes[(routes["token"] >= 0) & (routes["token"] < n)].itertuples(index=False):
         lines[row.token].append(_describe(row))
@@ -192,7 +198,7 @@ def route_cards(routes: pd.DataFrame, tokens: list[str]) -> list[str]:
 
 
 def _describe(row) -> str:
-    site, kind = html.escape(short_site(row.site)), row.kind
+    site, kind = plot_text(short_site(row.site)), row.kind
     weight = "" if pd.isna(row.weight) else f" ({row.weight:.2f})"
     if kind == "expert":
         return f"{site}: e{int(row.choice)}{weight}"

@@ -3,12 +3,10 @@ histograms, kept fraction per layer."""
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 import plotly.graph_objects as go
 
-from routeviz.figures.data import short_site
+from routeviz.figures.data import plot_text, short_site
 from routeviz.figures.palette import KEPT_COLOR, expert_color
 
 STARVED_COLOR = "#D62728"
@@ -23,11 +21,11 @@ def load_bars(load: pd.DataFrame, max_sites: int = 32) -> go.Figure:
         starved = sub["starved"].astype(bool).tolist() if "starved" in sub else [False] * len(sub)
         colors = [STARVED_COLOR if s else expert_color(e) for e, s in zip(sub["expert"], starved)]
         fig.add_trace(go.Bar(
-            x=[f"e{int(e)}" for e in sub["expert"]], y=sub["share"], name=html.escape(short_site(site)),
+            x=[f"e{int(e)}" for e in sub["expert"]], y=sub["share"], name=plot_text(short_site(site)),
             marker=dict(color=colors, line=dict(color=["black" if s else "rgba(0,0,0,0)"
                                                         for s in starved], width=2)),
             text=["starved" if s else "" for s in starved], textposition="outside",
-            hovertemplate="%{x}: %{y:.1%}<extra>" + html.escape(short_site(site)) + "</extra>",
+            hovertemplate="%{x}: %{y:.1%}<extra>" + plot_text(short_site(site)) + "</extra>",
             visible=True if site == sites[0] else "legendonly"))
     fig.update_layout(title="Expert load share per site (red = starved); pick sites in the legend",
                       yaxis_tickformat=".0%", barmode="group", height=380,
@@ -40,7 +38,7 @@ def load_matrix(load: pd.DataFrame) -> go.Figure:
     pivot = load.pivot_table(index="site", columns="expert", values="share", aggfunc="sum",
                              observed=True).fillna(0.0)
     fig = go.Figure(go.Heatmap(z=pivot.to_numpy(), x=[f"e{int(e)}" for e in pivot.columns],
-                               y=[html.escape(short_site(s)) for s in pivot.index],
+                               y=[plot_text(short_site(s)) for s in pivot.index],
                                colorscale="Blues", colorbar=dict(title="share", tickformat=".0%"),
                                hovertemplate="%{y} %{x}: %{z:.1%}<extra></extra>"))
     fig.update_layout(title="Load share, every site", height=max(240, 60 + 22 * len(pivot)),
@@ -72,13 +70,13 @@ def path_sankey(transitions: pd.DataFrame, max_links: int = 400) -> go.Figure:
         arrangement="snap",
         node=dict(label=[f"e{e}" for _, e in nodes], color=[expert_color(e) for _, e in nodes],
                   x=xs, y=ys, pad=6, thickness=14,
-                  customdata=[html.escape(short_site(s)) for s, _ in nodes],
+                  customdata=[plot_text(short_site(s)) for s, _ in nodes],
                   hovertemplate="%{customdata} %{label}: %{value} tokens<extra></extra>"),
         link=dict(source=[nodes[key] for key in src], target=[nodes[key] for key in dst],
                   value=t["count"].tolist(), color=[_alpha(expert_color(e)) for _, e in src])))
     for site in sites:
         fig.add_annotation(x=column[site] / span, y=1.06, xref="paper", yref="paper",
-                           text=html.escape(short_site(site)), showarrow=False,
+                           text=plot_text(short_site(site)), showarrow=False,
                            font=dict(size=12))
     title = "Token paths: top-1 expert, site to site"
     if len(transitions) > max_links:
@@ -134,7 +132,7 @@ def kept_fraction(keep: pd.DataFrame) -> go.Figure:
     """keep columns: site, layer, kept_fraction (of the tokens that site saw)."""
     keep = keep.sort_values(["layer", "site"])
     fig = go.Figure(go.Scatter(
-        x=[html.escape(short_site(s)) for s in keep["site"]], y=keep["kept_fraction"],
+        x=[plot_text(short_site(s)) for s in keep["site"]], y=keep["kept_fraction"],
         mode="lines+markers", line=dict(color=KEPT_COLOR),
         hovertemplate="%{x}: %{y:.1%} kept<extra></extra>"))
     fig.update_layout(title="Kept-token fraction per layer", yaxis_tickformat=".0%",

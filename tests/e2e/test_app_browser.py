@@ -148,6 +148,7 @@ def run_model(pg, model, text=None, upload=None):
         pg.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(
             {"name": name, "mimeType": mime, "buffer": data})
         pg.get_by_text(name).first.wait_for()
+        idle(pg)  # the upload reruns the script; clicking before it ends races the upload
     before = current_run(pg)
     pg.get_by_role("button", name="Run the model").click()
     # done when the sidebar shows a new run, or an error is on the page
@@ -262,6 +263,7 @@ def test_big_photo_is_downscaled_and_says_so(page, models):
     run_model(page, models["image"], upload=("photo.jpg", image_bytes(4000, 3000, "JPEG"),
                                               "image/jpeg"))
     # the page names the photo's size and what it draws (waits until it is there)
+    assert not errors(page), errors(page)
     page.locator("[data-testid=stAlertContentInfo]").filter(has_text="4000×3000").wait_for()
     page.locator("[data-testid=stPlotlyChart]").first.wait_for()
     assert not errors(page)

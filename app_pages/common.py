@@ -72,6 +72,9 @@ def get_handle() -> StoreHandle | None:
         with handle.lock:
             handle.store.refresh()
             handle.signature = sig
+    if handle.store.damaged:
+        names = ", ".join("/".join(Path(p).parts[-3:]) for p in handle.store.damaged)
+        st.warning(f"Skipped damaged part file(s), the rest of the store reads: {names}")
     return handle
 
 

@@ -1,0 +1,102 @@
+"""The dashboard under hostile input: every bad upload is one st.error and the app keeps
+running with the store's files untouched; odd-but-valid uploads are traced; a damaged part
+file is named in a warning; hostile run names, tags and file names are shown escaped."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import routeviz
+from routeviz.record import record
+from tests import app_support
+from tests.app_support import htmls, open_page
+from tests.app_toys import load, toy_dataset
+from tests.test_security import bad_files, listing, odd_files
+
+toy_models = app_support.toy_models  # shared fixture
+
+MIME = {"txt": "text/plain", "png": "image/png", "jpg": "image/jpeg", "gif": "image/gif"}
+
+
+def upload(at, name, data, model):
+    at.selectbox(key="inspect_model").set_value(model)
+    at.text_input(key="inspect_run_name").set_value("")
+    at.file_uploader(key="inspect_upload").set_value((name, data, MIME[name.rsplit(".", 1)[1]]))
+    return at.button(key="inspect_go").click().run()
+
+
+def seeded_store(path):
+    record(load("toy-text"), toy_dataset()[:4], path, "kept", batch_size=2)
+    return path
+
+
+def test_every_bad_upload_is_one_error_and_the_store_is_unchanged(tmp_path, toy_models):
+    store = seeded_store(tmp_path / "store")
+    at = open_page(store, "inspect")
+    before = listing(store)
+    for case, (name, data, words) in bad_files().items():
+        model = "toy-image" if name.endswith((".png", ".jpg")) else "toy-text"
+        upload(at, name, data, model)
+        assert not at.exception, (case, [e.value for e in at.exception])
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1, (case, errors)
+        assert name in errors[0] and words.lower() in errors[0].lower(), (case, errors)
+        assert "\n" not in errors[0] and "Traceback" not in errors[0]
+        assert listing(store) == before, case
+    assert routeviz.open_store(store).run_names() == ["kept"]
+
+
+def test_odd_but_valid_uploads_are_traced(tmp_path, toy_models):
+    store = seeded_store(tmp_path / "store")
+    at = open_page(store, "inspect")
+    before = listing(store)
+    for case, (name, _, model) in odd_files().items():
+        data = odd_files()[case][1]
+        upload(at, name, data, model)
+        assert not at.exception and not at.error, (case, [e.value for e in at.error])
+        assert "· 1 example" in " ".join(m.value for m in at.markdown), case
+    after = {p: (s, m) for p, s, m in listing(store)}
+    assert all(after.get(p) == (s, m) for p, s, m in before)  # the old run untouched
+    opened = routeviz.open_store(store)
+    sources = opened.query_df("SELECT source FROM examples ORDER BY source").source.tolist()
+    assert sources == sorted([n for n, _, _ in odd_files().values()]
+                             + opened.examples("kept").source.tolist())
+    assert len(opened.run_names()) == 1 + len(odd_files())
+
+
+@pytest.mark.filterwarnings("ignore:routeviz: skipped damaged")
+def test_damaged_part_file_is_named_in_a_warning(tmp_path):
+    store = seeded_store(tmp_path / "store")
+    record(load("toy-text"), toy_dataset()[4:8], store, "other", batch_size=2)
+    bad = min((store / "routes" / "run=kept").glob("part-*.parquet"))
+    bad.write_bytes(b"PAR1 garbage PAR1")
+    before = listing(store)
+    at = open_page(store, "runs")
+    warnings = [w.value for w in at.warning]
+    assert any(bad.name in w and "damaged" in w for w in warnings), warnings
+    assert not at.exception and not at.error
+    page = " ".join(str(getattr(el, "value", "")) for el in at.main)
+    assert "other" in page  # the healthy run is still listed
+    assert listing(store) == before
+
+
+SCRIPT = "<script>window.__pwned=1</script>"
+IMG = "<img src=x onerror=window.__pwned=1>"
+
+
+def test_hostile_tags_and_sources_are_escaped_on_inspect(tmp_path, toy_models):
+    from routeviz.inputs import Item
+
+    store = tmp_path / "store"
+    items = [Item(text=f"alpha {SCRIPT} beta {IMG}", source=f"../../{IMG}.txt",
+                  tags={"topic": SCRIPT, IMG: "value"})]
+    record(load("toy-text"), items, store, "hostile")
+    at = open_page(store, "inspect", run="hostile")
+    assert not at.exception
+    for body in htmls(at):
+        assert "<script>" not in body and "<img src=x" not in body, body[:400]
+    joined = " ".join(htmls(at))
+    assert "&lt;script&gt;" in joined or "&lt;img" in joined
+    assert not re.search(r"<img[^>]*onerror", joined)

@@ -66,7 +66,7 @@ def test_odd_but_valid_uploads_are_traced(tmp_path, toy_models):
     assert len(opened.run_names()) == 1 + len(odd_files())
 
 
-@pytest.mark.filterwarnings("ignore:routeviz: skipped damaged")
+@pytest.mark.filterwarnings("ignore:.*skipped damaged part:UserWarning")
 def test_damaged_part_file_is_named_in_a_warning(tmp_path):
     store = seeded_store(tmp_path / "store")
     record(load("toy-text"), toy_dataset()[4:8], store, "other", batch_size=2)

@@ -100,3 +100,26 @@ def test_hostile_tags_and_sources_are_escaped_on_inspect(tmp_path, toy_models):
     joined = " ".join(htmls(at))
     assert "&lt;script&gt;" in joined or "&lt;img" in joined
     assert not re.search(r"<img[^>]*onerror", joined)
+
+
+def test_hostile_run_names_in_the_app_are_refused(tmp_path, toy_models):
+    store = seeded_store(tmp_path / "store")
+    before = listing(store)
+    at = open_page(store, "inspect")
+    for bad in ("../evil", "a/b", "x;rm -rf ~", "$(id)"):
+        at.selectbox(key="inspect_model").set_value("toy-text")
+        at.text_area(key="inspect_text").set_value("some words")
+        at.text_input(key="inspect_run_name").set_value(bad)
+        at.button(key="inspect_go").click().run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and "invalid run name" in errors[0], (bad, errors)
+        assert listing(store) == before
+    at = open_page(store, "runs")
+    at.selectbox(key="runs_model").set_value("toy-text")
+    at.text_input(key="runs_name").set_value("../escape")
+    at.button(key="runs_trace").click().run()
+    assert not at.exception
+    assert any("invalid run name" in e.value for e in at.error), [e.value for e in at.error]
+    assert listing(store) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

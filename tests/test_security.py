@@ -227,3 +227,68 @@ def test_no_pickle_and_torch_load_only_with_weights_only():
             offenders.append(f"{path}: trust_remote_code=True hard-coded")
     assert len(sources()) > 20
     assert offenders == []
+
+
+# -- markup in figures and names in reports --------------------------------------------------
+
+PAYLOADS = ("<script>alert(1)</script>", "<img/src=x/onerror=alert(2)>")
+
+
+@pytest.fixture(scope="module")
+def hostile_store(tmp_path_factory):
+    from routeviz.inputs import Item
+
+    items = [Item(text=f"alpha {PAYLOADS[0]} beta {PAYLOADS[1]} {i}", source=f"{PAYLOADS[1]}.txt",
+                  tags={"kind": PAYLOADS[i % 2], "topic": PAYLOADS[0]}) for i in range(6)]
+    store = tmp_path_factory.mktemp("hostile") / "store"
+    record(load("toy-text"), items, store, "hostile", batch_size=3)
+    return routeviz.open_store(store)
+
+
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from strings(v)
+
+
+def test_every_catalog_figure_escapes_labels_and_hover(hostile_store):
+    from routeviz.figures import catalog
+
+    names = catalog.available(hostile_store, "hostile")
+    assert len(names) >= 4
+    escaped = 0
+    for name in names:
+        fig = catalog.build(hostile_store, "hostile", name)
+        texts = list(strings(fig.to_plotly_json()))
+        raw = [t for t in texts if "<script" in t or "<img" in t]
+        assert raw == [], (name, raw[:3])
+        escaped += sum("&lt;script&gt;" in t or "&lt;img" in t for t in texts)
+    assert escaped > 0  # the payloads are there, as text
+
+
+@pytest.mark.parametrize("run", ["../hostile", "a/b", "x;rm -rf ~", "$(touch pwned)", "..",
+                                 "<script>"])
+def test_report_run_names_are_refused(hostile_store, run, tmp_path, capsys):
+    before = listing(hostile_store.path)
+    out = tmp_path / "out"
+    code = main(["report", "--store", str(hostile_store.path), "--run", run, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "run" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["out"])
+    assert not out.exists() or not any(out.iterdir())
+    assert listing(hostile_store.path) == before
+
+
+def test_report_out_with_shell_metacharacters_stays_inside(hostile_store, tmp_path):
+    from routeviz.report import write_report
+
+    out = tmp_path / "out;$(touch pwned)`id` & x"
+    written = write_report(hostile_store, "hostile", out, images=False)
+    assert written and all(p.resolve().is_relative_to(out.resolve()) for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # nothing else appeared
+    assert not (ROOT / "pwned").exists()

@@ -52,8 +52,7 @@ def test_odd_but_valid_uploads_are_traced(tmp_path, toy_models):
     store = seeded_store(tmp_path / "store")
     at = open_page(store, "inspect")
     before = listing(store)
-    for case, (name, _, model) in odd_files().items():
-        data = odd_files()[case][1]
+    for case, (name, data, model) in odd_files().items():
         upload(at, name, data, model)
         assert not at.exception and not at.error, (case, [e.value for e in at.error])
         assert "· 1 example" in " ".join(m.value for m in at.markdown), case

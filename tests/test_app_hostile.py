@@ -122,3 +122,29 @@ def test_hostile_run_names_in_the_app_are_refused(tmp_path, toy_models):
     assert any("invalid run name" in e.value for e in at.error), [e.value for e in at.error]
     assert listing(store) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_checkpoint_with_custom_code_is_refused_in_the_app(tmp_path, mixtral_dir):
+    import json
+    import shutil
+
+    ckpt = tmp_path / "custom"
+    shutil.copytree(mixtral_dir, ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
+    (ckpt / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "executed"
+    (ckpt / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    store = seeded_store(tmp_path / "store")
+    before = listing(store)
+    at = open_page(store, "inspect")
+    at.selectbox(key="inspect_model").set_value("Local checkpoint directory…")
+    at.run()
+    at.text_input(key="inspect_checkpoint").set_value(str(ckpt))
+    at.text_area(key="inspect_text").set_value("the model")
+    at.button(key="inspect_go").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "trust-remote-code" in errors[0], errors
+    assert not marker.exists()  # its Python never ran
+    assert listing(store) == before

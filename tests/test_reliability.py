@@ -98,11 +98,19 @@ def test_remote_code_checkpoint_is_refused(mixtral_dir, tmp_path, capsys):
     config = json.loads((ckpt / "config.json").read_text())
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
     (ckpt / "config.json").write_text(json.dumps(config))
-    (ckpt / "modeling_evil.py").write_text("raise SystemExit('executed remote code')\n")
-    code = main(["trace", "--model", str(ckpt), "--text", "the", "--store",
-                 str(tmp_path / "s"), "--run", "r"])
+    (ckpt / "modeling_evil.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('RAN').write_text('x')\n")
+    store_dir = tmp_path / "s"
+    assert main(["trace", "--model", str(mixtral_dir), "--text", "the", "--store",
+                 str(store_dir), "--run", "r"]) == 0
+    before = sorted((p, p.stat().st_size, p.stat().st_mtime_ns) for p in store_dir.rglob("*"))
+    capsys.readouterr()
+    code = main(["trace", "--model", str(ckpt), "--text", "the", "--store", str(store_dir),
+                 "--run", "r", "--overwrite"])
     assert code == 2
     assert "--trust-remote-code" in capsys.readouterr().err
+    assert not (ckpt / "RAN").exists()
+    assert sorted((p, p.stat().st_size, p.stat().st_mtime_ns) for p in store_dir.rglob("*")) == before
 
 
 def test_failed_trace_leaves_other_runs_unchanged(tmp_path, mixtral_dir):

@@ -43,7 +43,8 @@ _add(SampleEntry("glyph-vit", "image", ("keep", "merge", "expert", "exit"), ("gl
                  "sample_models.glyph_vit:load"))
 for _strategy in ("tag", "hash", "monolithic", "top-k", "st-gumbel", "reinforce"):
     _add(SampleEntry(f"dae-syn-{_strategy}", "image", ("expert",), ("dae-syn",),
-                     f"DAE-Syn discrete autoencoder, 4 routers x 8 subnetworks, {_strategy} routing",
+                     f"DAE-Syn discrete autoencoder, 4 routers x "
+                     f"{1 if _strategy == 'monolithic' else 8} subnetwork(s), {_strategy} routing",
                      "sample_models.dae_syn:load"))
 _add(SampleEntry("minilm-moe", "text", ("expert", "keep", "merge", "exit"), ("stdlib",),
                  "pretrained all-MiniLM-L6-v2 with FFN experts, token pruning, early exit",

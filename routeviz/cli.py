@@ -114,8 +114,10 @@ def cmd_trace(args):
                         config={"inputs": "dataset:" + args.dataset if args.dataset else None})
     finally:
         bar.close()
-    for note in result.notes[:20]:
+    for note in result.notes[:3]:
         print(f"note: {note}", file=sys.stderr)
+    if len(result.notes) > 3:
+        print(f"note: ... and {len(result.notes) - 3} more like these", file=sys.stderr)
     summary = {"run": result.run, "model": runner.name, "examples": result.n_examples,
                "routes": result.rows, "store": str(args.store)}
     if args.json:

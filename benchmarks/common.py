@@ -49,6 +49,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window for this process (Linux: clear_refs 5); False if refused."""
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def window_peak_rss_mb() -> float:
+    """Peak resident memory since the last `reset_peak_rss` (VmHWM, MB)."""
+    with open(f"/proc/{os.getpid()}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
 def rss_mb() -> float:
     """Current resident memory of this process (MB), from /proc."""
     with open(f"/proc/{os.getpid()}/statm") as fh:

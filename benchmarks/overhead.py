@@ -10,8 +10,9 @@ alternating in rotated order each round; times are medians. Two figures per vari
 Each is also given in CPU time (`*_cpu_ratio`: the main thread's CPU time per forward; the
 whole process's, writer thread included, per block), which other programs sharing the
 cores do not inflate: on a busy machine those are the figures to trust.
-Peak memory: each variant again alone in a child process (peak RSS minus the RSS after the
-model was built), so variants do not share one high-water mark.
+Peak memory: each variant again alone in a child process, after one plain forward (to find
+the sites' call order): the peak RSS of the variant's block (Linux clear_refs window) minus
+the RSS just before it, so variants do not share one high-water mark.
 
 usage: python -m benchmarks.overhead [--model mixtral|text-moe] [--shape 8x128] ...
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import shutil
 import subprocess
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import median, peak_rss_mb, rss_mb
+from benchmarks.common import median, peak_rss_mb, reset_peak_rss, rss_mb, window_peak_rss_mb
 
 DEPS = Path(__file__).resolve().parent / ".deps"  # nnsight lives here, not in the runtime env
 VARIANTS = ("untraced", "routeviz", "cpu_hooks", "nnsight")
@@ -250,10 +252,13 @@ def memory_child(model_name, shape, variant, per_block) -> dict:
     store = Path(tempfile.mkdtemp(prefix="routeviz-mem-"))
     try:
         runner = MAKERS[variant](model, sites, store / "store")
+        gc.collect()
+        windowed = reset_peak_rss()  # the peak of the variant's block alone
         base = rss_mb()
         with torch.no_grad():
             runner.block(inputs, per_block, [])
-        return {"peak_rss_mb": peak_rss_mb(), "peak_over_model_mb": peak_rss_mb() - base}
+        peak = window_peak_rss_mb() if windowed else peak_rss_mb()
+        return {"peak_rss_mb": peak, "peak_over_model_mb": peak - base}
     finally:
         shutil.rmtree(store, ignore_errors=True)
 

@@ -8,19 +8,15 @@ weights do not load, it serves tests/e2e/toy_app.py (app.py plus the tests' toy 
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.e2e.streamlit_server import ROOT, streamlit_app
+
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -63,40 +59,13 @@ def store(tmp_path_factory, models):
     return path, ("stdlib-24" if models["text"] == "text-moe" else "toy-words")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(store, models):
     """`streamlit run app.py`; the toy wrapper only when a sample model's weights are missing."""
     real = models == {"text": "text-moe", "image": "glyph-vit"}
     script = ROOT / ("app.py" if real else "tests/e2e/toy_app.py")
-    port = free_port()
-    env = {**os.environ, "ROUTEVIZ_STORE": str(store[0]), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script),
-         "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={port}",
-         "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.5)
+    with streamlit_app(script, store[0]) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

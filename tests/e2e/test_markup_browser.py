@@ -7,14 +7,12 @@ Run names cannot carry markup at all: `check_run_name` refuses them (asserted be
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from tests.e2e.test_app_browser import ARGS, CHROMIUM, ROOT, TIMEOUT_MS, free_port, idle
+from tests.e2e.streamlit_server import ROOT, streamlit_app
+from tests.e2e.test_app_browser import ARGS, CHROMIUM, TIMEOUT_MS, idle
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")]
@@ -48,29 +46,8 @@ def hostile_store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(hostile_store):
-    port = free_port()
-    env = {**os.environ, "ROUTEVIZ_STORE": str(hostile_store), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "tests/e2e/toy_app.py"),
-         "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={port}",
-         "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.5)
+    with streamlit_app(ROOT / "tests/e2e/toy_app.py", hostile_store) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 INJECTED = """() => ({

@@ -8,13 +8,13 @@ Writes config.json, model.safetensors, metrics.json and train_log.txt. One CPU t
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sample_models import training
 from sample_models.glyph_vit import WEIGHTS, GlyphViT, GlyphViTConfig
 from sample_models.glyphs import EVAL_SEED, glyph_batch
 
@@ -41,8 +41,7 @@ def fit(cfg: GlyphViTConfig, pixels, labels, steps: int, seed: int, log) -> Glyp
     model = GlyphViT(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.05)
     warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    sched = training.warmup_cosine(opt, warmup, steps)
     model.train()
     bar = tqdm(range(steps), desc="glyph-vit", mininterval=2.0)
     for step in bar:
@@ -50,11 +49,7 @@ def fit(cfg: GlyphViTConfig, pixels, labels, steps: int, seed: int, log) -> Glyp
         out = model(pixels[idx], early_exit=False)
         losses = [F.cross_entropy(lg, labels[idx]) for lg in out.layer_logits]
         loss = sum(w * l for w, l in zip(EXIT_WEIGHTS, losses)) + cfg.aux_loss_weight * out.aux_loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        training.step(model, opt, sched, loss)
         if step % 25 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{losses[-1].item():.3f}")
             log(json.dumps({"step": step, "final_loss": round(losses[-1].item(), 4),

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from sample_models import training
 from sample_models.text_data import stdlib_chunks
 from sample_models.text_moe import WEIGHTS, TextMoE, TextMoEConfig, lm_loss
 
@@ -97,8 +98,7 @@ def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> T
     model = TextMoE(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.95))
     warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    sched = training.warmup_cosine(opt, warmup, steps)
     model.train()
     bar = tqdm(range(steps), desc=desc, mininterval=2.0)
     for step in bar:
@@ -108,11 +108,7 @@ def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> T
         final = lm_loss(out.logits, ids, mask)
         inter = sum(sampled_lm_loss(model, h, ids, gen) for h in out.hidden[:-1]) / max(1, cfg.n_layers - 1)
         loss = final + cfg.exit_loss_weight * inter + cfg.aux_loss_weight * out.aux_loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        training.step(model, opt, sched, loss)
         if step % 25 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{final.item():.3f}")
             log(json.dumps({"model": desc, "step": step, "lm_loss": round(final.item(), 4),

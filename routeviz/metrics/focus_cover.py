@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from routeviz.errors import RoutevizError, choose
@@ -135,6 +136,15 @@ def _with_counts(values: pd.DataFrame, tag_counts: pd.DataFrame) -> pd.DataFrame
     return values[["name", "value", "tag", "n_tag"]]
 
 
+def f1(n_both, n_tag, n_active) -> np.ndarray:
+    """A_ij from its three counts (arrays that broadcast): 2·n_both / (n_tag + n_active),
+    0 where both sets are empty."""
+    denominator = np.asarray(n_tag + n_active, dtype="float64")
+    return np.divide(2.0 * np.asarray(n_both, dtype="float64"), denominator,
+                     out=np.zeros(np.broadcast(n_both, denominator).shape),
+                     where=denominator > 0)
+
+
 def _alignment(both: pd.DataFrame, subs: pd.DataFrame, tag_values: pd.DataFrame):
     cells = both.merge(subs[["site", "choice", "subnetwork", "label", "n_active"]],
                        on=["site", "choice"]).merge(tag_values, on=["name", "value"])
@@ -145,8 +155,7 @@ def _alignment(both: pd.DataFrame, subs: pd.DataFrame, tag_values: pd.DataFrame)
         cells = grid.merge(cells[["site", "choice", "name", "value", "n_both"]],
                            on=["site", "choice", "name", "value"], how="left")
         cells["n_both"] = cells.n_both.fillna(0).astype("int64")
-    denominator = (cells.n_tag + cells.n_active).astype("float64")
-    cells["f1"] = (2.0 * cells.n_both / denominator.where(denominator > 0)).fillna(0.0)
+    cells["f1"] = f1(cells.n_both.to_numpy(), cells.n_tag.to_numpy(), cells.n_active.to_numpy())
     columns = ["site", "choice", "subnetwork", "label", "name", "value", "tag", "f1",
                "n_both", "n_tag", "n_active"]
     return cells[columns].reset_index(drop=True), dense

@@ -46,17 +46,35 @@ def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
                 top1: bool = False, site: str | None = None) -> dict:
     """tag_values: name, value (row i is tag id i). Returns frames `active` (site, choice,
     n_active), `tag` (name, value, n_tag) and `both` (site, choice, name, value, n_both)."""
+    ctes, params = unit_sets(store, run, kind, tag_values, unit, top1, site)
+    query = (
+        "WITH " + ", ".join(ctes) + " "
+        "SELECT 'active' AS part, site, choice, NULL::INTEGER AS tid, count(*) AS n "
+        "FROM active GROUP BY site, choice "
+        "UNION ALL SELECT 'tag', NULL, NULL, tid, count(*) FROM tagged GROUP BY tid "
+        "UNION ALL SELECT 'both', a.site, a.choice, t.tid, count(*) "
+        "FROM active a JOIN tagged t USING (u) GROUP BY a.site, a.choice, t.tid")
+    parts = common.df(store, query, params)
+    return _split(parts, tag_values)
+
+
+def unit_sets(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
+              top1: bool = False, site: str | None = None, sample: str = "") -> tuple:
+    """The CTEs `tagged` (u, tid) and `active` (site, choice, u) behind `unit_counts`, with
+    their parameters. `sample`: an extra SQL condition on `example` (e.g. a hash sample)."""
     params = {"run": run, "kind": kind, "tv_name": list(tag_values.name),
               "tv_value": list(tag_values.value), "tv_id": list(range(len(tag_values)))}
     route_filter = "run = $run AND kind = $kind" + (" AND rank = 0" if top1 else "")
     if site is not None:
         route_filter += " AND site = $site"
         params["site"] = site
+    sample = f" AND ({sample})" if sample else ""
+    route_filter += sample
     ctes = [("tv AS (SELECT unnest($tv_name) AS name, unnest($tv_value) AS value, "
             "unnest($tv_id) AS tid)")]
     if unit == "example":
         ctes.append("tagged AS MATERIALIZED (SELECT DISTINCT t.example AS u, tv.tid FROM tags t "
-                    "JOIN tv USING (name, value) WHERE t.run = $run)")
+                    "JOIN tv USING (name, value) WHERE t.run = $run" + sample + ")")
         ctes.append("active AS MATERIALIZED (SELECT DISTINCT site, choice, example AS u "
                     f"FROM routes WHERE {route_filter})")
     else:
@@ -68,10 +86,10 @@ def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
             " UNION ALL SELECT example * $key + pos AS u, tid FROM ("
             "SELECT t.example, tv.tid, unnest(range(l.n)) AS pos FROM tags t "
             "JOIN tv USING (name, value) JOIN lengths l USING (example) "
-            "WHERE t.run = $run AND t.token = -1)") if example_tags else ""
+            f"WHERE t.run = $run AND t.token = -1{sample})") if example_tags else ""
         ctes.append("tagged AS MATERIALIZED (SELECT DISTINCT u, tid FROM ("
                     "SELECT t.example * $key + t.token AS u, tv.tid FROM tags t "
-                    "JOIN tv USING (name, value) WHERE t.run = $run AND t.token >= 0"
+                    "JOIN tv USING (name, value) WHERE t.run = $run AND t.token >= 0" + sample +
                     f"{inherited_tags}))")
         inherited_routes = (
             " UNION ALL SELECT site, choice, example * $key + pos AS u FROM ("
@@ -81,15 +99,7 @@ def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
         ctes.append("active AS NOT MATERIALIZED (SELECT site, choice, example * $key + token AS u "
                     f"FROM routes WHERE {route_filter} AND token >= 0{inherited_routes})")
         params["key"] = UNIT_KEY
-    query = (
-        "WITH " + ", ".join(ctes) + " "
-        "SELECT 'active' AS part, site, choice, NULL::INTEGER AS tid, count(*) AS n "
-        "FROM active GROUP BY site, choice "
-        "UNION ALL SELECT 'tag', NULL, NULL, tid, count(*) FROM tagged GROUP BY tid "
-        "UNION ALL SELECT 'both', a.site, a.choice, t.tid, count(*) "
-        "FROM active a JOIN tagged t USING (u) GROUP BY a.site, a.choice, t.tid")
-    parts = common.df(store, query, params)
-    return _split(parts, tag_values)
+    return ctes, params
 
 
 def _split(parts: pd.DataFrame, tag_values: pd.DataFrame) -> dict:

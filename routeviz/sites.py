@@ -60,17 +60,19 @@ def layer_of(name: str, fallback: int = 0) -> int:
     return int(match.group(1)) if match else fallback
 
 
-def find_sites(model: nn.Module, include=None) -> list[Site]:
-    """Every module a registered adapter recognises (restricted to `include` if given)."""
+def find_sites(model: nn.Module, include=None, registry=None) -> list[Site]:
+    """Every module a registered adapter recognises (restricted to `include` if given), in
+    `registry` (default: the process-wide one)."""
+    registry = REGISTRY if registry is None else registry
     adapters = {}  # qualified name -> (module, adapter), in model order
     for name, module in model.named_modules():
-        adapter = REGISTRY.lookup(module)
+        adapter = registry.lookup(module)
         if adapter is not None:
             adapters[name] = (module, adapter)
-        for child_name, child_adapter in REGISTRY.children(module).items():
+        for child_name, child_adapter in registry.children(module).items():
             child = module.get_submodule(child_name)
             qualified = f"{name}.{child_name}" if name else child_name
-            if REGISTRY.lookup(child) is None:
+            if registry.lookup(child) is None:
                 adapters[qualified] = (child, child_adapter)
     sites = []
     for name, module in model.named_modules():
@@ -91,7 +93,7 @@ def find_sites(model: nn.Module, include=None) -> list[Site]:
         shown = ", ".join(classes[:25]) + (" ..." if len(classes) > 25 else "")
         raise NoRoutingModules(
             f"no routing module found in {type(model).__name__}; searched for "
-            f"{', '.join(REGISTRY.describe())}; the model has: {shown}"
+            f"{', '.join(registry.describe())}; the model has: {shown}"
         )
     return sites
 

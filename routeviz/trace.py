@@ -58,7 +58,8 @@ class Batch:
 class Tracer:
     def __init__(self, model, store, run, *, include=None, overwrite=False, append=False,
                  logits=False, model_name=None, config=None, weight_dtype="float32",
-                 flush_rows=1 << 20, flush_seconds=2.0, write_run=True, distributed=None):
+                 flush_rows=1 << 20, flush_seconds=2.0, write_run=True, distributed=None,
+                 registry=None):
         if overwrite and append:
             raise RoutevizError("choose overwrite or append, not both")
         choose("weight_dtype", weight_dtype, ["float32", "float16"])
@@ -66,6 +67,7 @@ class Tracer:
         self.store_path = Path(store)
         self.run = schema.check_run_name(run)
         self.include = include
+        self.registry = registry  # a routeviz.registry.Registry; None: the default one
         self.overwrite = overwrite
         self.append = append
         self.logits = logits
@@ -92,7 +94,7 @@ class Tracer:
 
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self):
-        self.sites = find_sites(self.model, self.include)
+        self.sites = find_sites(self.model, self.include, registry=self.registry)
         self.ranks = detect_ranks(self.distributed)
         decided = None
         if self.ranks is None or self.ranks.leader:
@@ -392,6 +394,7 @@ def trace(model: nn.Module, store, run: str, **options) -> Tracer:
     ("float32", lossless, ~3.5 bytes per route row; or "float16", ~1.6 bytes, for very
     large traces: DuckDB reads it, Spark does not), distributed (None: under torchrun
     with an initialised process group, all ranks write one run; False: this process
-    alone; see README "Scale").
+    alone; see README "Scale"), registry (a `routeviz.registry.Registry` to look adapters
+    up in, e.g. a fresh one in a test; default: the process-wide one).
     """
     return Tracer(model, store, run, **options)

@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("trace", help="run a model on inputs and record its routing")
-    s.add_argument("--model", required=True, help="sample-model name or checkpoint directory")
+    s.add_argument("--model", required=True, nargs="+", help="sample-model name or checkpoint "
+                   "directory; with --series, several checkpoint directories")
+    s.add_argument("--series", help="trace each --model checkpoint as one run of this series")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", nargs="+", metavar="T", help="texts, one example each")
     src.add_argument("--file", nargs="+", metavar="PATH", help="text or image files")
@@ -29,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--lines", action="store_true", help="each non-empty line is one example")
     s.add_argument("--limit", type=int, help="at most N examples of the dataset")
     s.add_argument("--store", required=True)
-    s.add_argument("--run", required=True)
+    s.add_argument("--run")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--overwrite", action="store_true", help="replace an existing run")
     s.add_argument("--logits", action="store_true", help="also record router logits")
@@ -43,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("metrics", help="specialization, load, keep and exit analyses")
     s.add_argument("--store", required=True)
-    s.add_argument("--run", required=True)
+    s.add_argument("--run")
+    s.add_argument("--series", help="every step of a series, plus saturation")
     s.add_argument("--tag", action="append", metavar="NAME", help="tag family (repeatable)")
     s.add_argument("--unit", choices=["token", "example"], default=None)
     s.add_argument("--kind", choices=["expert", "keep", "exit"], default=None)
@@ -58,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="write a specialization report (HTML, Markdown, CSV, JSON)")
     s.add_argument("--store", required=True)
-    s.add_argument("--run", required=True)
+    s.add_argument("--run")
+    s.add_argument("--series", help="a report over every step of a series")
     s.add_argument("--out", required=True)
     s.add_argument("--against", help="add a comparison with this run")
     s.add_argument("--tag", action="append", metavar="NAME")
@@ -79,7 +83,6 @@ def cmd_models(args):
 def cmd_trace(args):
     from tqdm import tqdm
 
-    from routeviz.inputs import Item, check_text, read_file
     from routeviz.models import load_model
     from routeviz.record import record
     from routeviz.schema import check_run_name
@@ -90,17 +93,7 @@ def cmd_trace(args):
     if run_exists(args.store, args.run) and not args.overwrite:
         raise RoutevizError(f"run {args.run!r} already exists in {args.store!r}; "
                             "pass --overwrite to replace it")
-    if args.text is not None:
-        items = [Item(text=check_text(t, f"--text #{i + 1}"), source=t[:200])
-                 for i, t in enumerate(args.text)]
-    elif args.file is not None:
-        items = [item for path in args.file for item in read_file(path, lines=args.lines)]
-    else:
-        from sample_models.datasets import load_dataset
-
-        items = load_dataset(args.dataset, limit=args.limit)
-    if args.limit is not None:
-        items = items[: max(args.limit, 0)]
+    items = trace_items(args)
     runner = load_model(args.model, trust_remote_code=args.trust_remote_code)
     bar = tqdm(total=len(items), unit="ex", desc=f"tracing {args.run}", disable=None,
                file=sys.stderr)
@@ -125,6 +118,24 @@ def cmd_trace(args):
     else:
         print(f"recorded {result.rows} routes for {result.n_examples} example(s) "
               f"as run {result.run!r} in {args.store}")
+
+
+def trace_items(args) -> list:
+    """The inputs `trace` was given: --text, --file or --dataset, cut to --limit."""
+    from routeviz.inputs import Item, check_text, read_file
+
+    if args.text is not None:
+        items = [Item(text=check_text(t, f"--text #{i + 1}"), source=t[:200])
+                 for i, t in enumerate(args.text)]
+    elif args.file is not None:
+        items = [item for path in args.file for item in read_file(path, lines=args.lines)]
+    else:
+        from sample_models.datasets import load_dataset
+
+        items = load_dataset(args.dataset, limit=args.limit)
+    if args.limit is not None:
+        items = items[: max(args.limit, 0)]
+    return items
 
 
 def cmd_runs(args):
@@ -209,7 +220,9 @@ def main(argv=None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        COMMANDS[args.command](args)
+        from routeviz.series import command_for
+
+        (command_for(args) or COMMANDS[args.command])(args)
     except RoutevizError as exc:
         if args.debug:
             raise

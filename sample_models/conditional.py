@@ -1,8 +1,9 @@
 """Training-free routing modules for pretrained encoders (minilm-moe, dinov2-small).
 
-Each module computes one kind of decision and returns it with a `Decision` record, already
-laid out over the whole batch ([B, s, k], examples that exited earlier marked invalid), so
-the adapter in `tracers/pretrained.py` only renames fields.
+Each module computes one kind of decision with the shared algorithms of
+`sample_models.routing` and returns it with a `Decision` record, already laid out over the
+whole batch ([B, s, k], examples that exited earlier marked invalid), so the adapter in
+`tracers/sample_layers.py` only renames fields.
 
 - `MoEFFN` + `ExpertRouter`: an FFN split into experts (see moefication.py); each token runs
   its top-k experts, ranked by the norm of their activation ("norm") or by MoEfication's
@@ -22,6 +23,8 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from sample_models import routing
 
 SKIP = -(2**31)  # routeviz.schema.SKIP: an entry not to record
 
@@ -105,16 +108,6 @@ def per_row(values: torch.Tensor, valid: torch.Tensor, fill) -> torch.Tensor:
     return out
 
 
-def compact(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row order [b, s'] that moves kept rows to the front (original order), and which of
-    the s' = max kept rows are real [b, s']."""
-    counts = keep.sum(1)  # [b]
-    width = int(counts.max()) if keep.numel() else 0
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width]
-    real = torch.arange(width, device=keep.device)[None, :] < counts[:, None]
-    return order, real
-
-
 class ExpertChoice(NamedTuple):
     index: torch.Tensor  # [n, k] expert ids, best first
     decision: Decision
@@ -124,8 +117,7 @@ class ExpertRouter(nn.Module):
     """Top-k of expert scores; records expert id and its share of the score mass."""
 
     def forward(self, scores: torch.Tensor, top_k: int, active: Active) -> ExpertChoice:
-        top, index = scores.topk(top_k, dim=-1)  # [n, k]
-        share = top.clamp(min=0) / scores.clamp(min=0).sum(-1, keepdim=True).clamp(min=1e-9)
+        share, index = routing.top_k_route(scores, top_k, weighting="share")  # [n, k]
         valid = active.valid
         choice = full_batch(per_row(index.to(torch.int32), valid, SKIP), active.rows,
                             active.batch_size, SKIP)  # [B, s, k]
@@ -212,11 +204,8 @@ class TokenPruner(nn.Module):
         valid = active.valid  # [b, s]
         is_cls = valid & (active.pos == 0)
         candidates = valid & ~is_cls
-        n_keep = torch.ceil(candidates.sum(1) * keep_ratio).clamp(min=1)  # [b]
-        score = cls_attn.masked_fill(~candidates, float("-inf"))
-        rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)  # [b, s]
-        kept = (candidates & (rank < n_keep[:, None])) | is_cls
-        index, real = compact(kept)
+        kept = routing.top_fraction(cls_attn, candidates, keep_ratio) | is_cls  # [b, s]
+        index, real = routing.compact(kept)
         choice = full_batch(per_row(kept[valid].to(torch.int32)[:, None], valid, SKIP),
                             active.rows, active.batch_size, SKIP)  # [B, s, 1]
         weight = full_batch(cls_attn[..., None], active.rows, active.batch_size, 0.0)
@@ -236,19 +225,9 @@ class TokenMerger(nn.Module):
     pairs per example merge, A into B."""
 
     def forward(self, x: torch.Tensor, active: Active, r: int) -> MergeOutput:
-        b, s, _ = x.shape
-        valid = active.valid
-        rows = torch.arange(s, device=x.device)
-        in_a = valid & (rows % 2 == 1)[None, :] & (active.pos != 0)  # [b, s]
-        in_b = valid & (rows % 2 == 0)[None, :] & (active.pos != 0)
-        metric = nn.functional.normalize(x, dim=-1)
-        sim = metric @ metric.transpose(1, 2)  # [b, s, s]
-        sim = sim.masked_fill(~(in_a[:, :, None] & in_b[:, None, :]), float("-inf"))
-        best, target = sim.max(-1)  # [b, s]
-        n_merge = torch.minimum(in_a.sum(1), in_b.sum(1)).clamp(max=r)  # [b]
-        rank = best.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-        merged = in_a & (rank < n_merge[:, None]) & torch.isfinite(best)
-        target = torch.where(merged, target, rows[None, :].expand(b, s))
+        # set A: odd rows, set B: even rows, CLS (row 0) in neither
+        in_a, in_b = routing.alternate_sets(active.valid & (active.pos != 0), first=1)
+        merged, target, best = routing.bipartite_soft_matching(x, r, in_a, in_b)
         to_pos = active.pos.gather(1, target) - active.token_offset
         choice = full_batch(torch.where(merged, to_pos, SKIP)[..., None].to(torch.int32),
                             active.rows, active.batch_size, SKIP)  # [B, s, 1]
@@ -256,15 +235,6 @@ class TokenMerger(nn.Module):
                             active.batch_size, 0.0)
         decision = Decision("merge", choice, weight, choice != SKIP, active.token_index())
         return MergeOutput(merged, target, decision)
-
-
-def merge_rows(x: torch.Tensor, size: torch.Tensor, merged, target) -> torch.Tensor:
-    """Size-weighted average of each target row with the rows merged into it [b, s, d]."""
-    weighted = x * size[..., None]
-    total = weighted.masked_fill(merged[..., None], 0).scatter_add(
-        1, target[..., None].expand_as(x), weighted.masked_fill(~merged[..., None], 0))
-    mass = size.masked_fill(merged, 0).scatter_add(1, target, size.masked_fill(~merged, 0))
-    return total / mass.clamp(min=1e-9)[..., None], mass
 
 
 class ExitOutput(NamedTuple):
@@ -289,7 +259,7 @@ class ExitGate(nn.Module):
             streak = torch.zeros_like(streak)
         else:
             streak = torch.where(cosine >= knobs.exit_threshold, streak + 1, 0)
-        exiting = (streak >= max(knobs.exit_patience, 1)) | last
+        exiting = routing.exits_now(streak >= max(knobs.exit_patience, 1), last=last)
         choice = full_batch(torch.full_like(streak, self.layer, dtype=torch.int32)[:, None],
                             active.rows, active.batch_size, SKIP)  # [B, 1]
         valid = full_batch(exiting[:, None], active.rows, active.batch_size, False)

@@ -1,7 +1,8 @@
-"""Reusable routing layers for the sample models, each returning its decision in its output.
+"""Routing modules of the sample models (text-moe, glyph-vit), each returning its decision.
 
-Every module here is small and pure (no state between calls) and returns a NamedTuple, so
-an adapter in `tracers/sample_layers.py` can read the decision from a forward hook:
+The algorithms live in `sample_models.routing` (pure tensor functions shared with the
+pretrained models); these modules hold the parameters, call them, and return a NamedTuple,
+so an adapter in `tracers/sample_layers.py` can read the decision from a forward hook:
 
 - `SampleTopKRouter` / `MoEFeedForward`: top-k mixture-of-experts FFN (token choice) with
   the transformers-5 router triple and a Switch-style load-balancing loss.
@@ -21,12 +22,14 @@ k - top-k, c - capacity slots, r - merges, v - vocabulary.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sample_models import routing
+from sample_models.routing import gather_tokens, scatter_add_tokens  # noqa: F401 (re-exported)
 
 
 # --- mixture of experts ------------------------------------------------------------------
@@ -41,8 +44,7 @@ class SampleTopKRouter(nn.Module):
 
     def forward(self, x, positions=None):  # x [t, d]; positions [b, s] (read by the adapter)
         router_logits = F.linear(x, self.weight)  # [t, e]
-        top_logits, top_k_index = router_logits.topk(self.top_k, dim=-1)  # [t, k]
-        top_k_weights = top_logits.softmax(dim=-1)  # [t, k]
+        top_k_weights, top_k_index = routing.top_k_route(router_logits, self.top_k)  # [t, k]
         return router_logits, top_k_weights, top_k_index
 
 
@@ -143,10 +145,7 @@ class MixtureOfDepthsRouter(nn.Module):
         if use_predictor:
             selected = (predictor_logits > 0) & token_mask
         else:
-            cap = torch.ceil(token_mask.sum(1).float() * self.capacity).long().clamp(min=1)  # [b]
-            ranked = scores.masked_fill(~token_mask, float("-inf")).argsort(dim=1, descending=True)
-            rank = ranked.argsort(dim=1)  # [b, s] rank of each position
-            selected = (rank < cap[:, None]) & token_mask
+            selected = routing.top_fraction(scores, token_mask, self.capacity)  # [b, s]
         c = max(int(selected.sum(1).max()), 1)
         # selected positions first, in ascending position order (keeps attention causal)
         order = torch.where(selected, torch.arange(s, device=x.device), s + torch.arange(s, device=x.device))
@@ -163,15 +162,6 @@ def predictor_loss(route: DepthRoute, token_mask=None):
     if token_mask is None:
         return loss.mean()
     return (loss * token_mask).sum() / token_mask.sum().clamp(min=1)
-
-
-def gather_tokens(x, index):  # x [b, s, d], index [b, c] -> [b, c, d]
-    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
-
-
-def scatter_add_tokens(x, index, update, slot_valid):  # adds update [b, c, d] at index
-    update = update * slot_valid[..., None]
-    return x.scatter_add(1, index[..., None].expand(-1, -1, x.shape[-1]), update)
 
 
 # --- early exit --------------------------------------------------------------------------
@@ -194,9 +184,8 @@ class TokenExitHead(nn.Module):
 
     def forward(self, logits, exited, token_mask=None, positions=None) -> TokenExit:
         # logits [b, s, v], exited [b, s] bool (already exited), token_mask [b, s] bool
-        confidence = logits.float().softmax(-1).amax(-1)  # [b, s]
-        confident = torch.ones_like(exited) if self.last else confidence >= self.threshold
-        exit_now = confident & ~exited
+        confidence = routing.max_prob_confidence(logits)  # [b, s]
+        exit_now = routing.exits_now(confidence >= self.threshold, exited, self.last)
         if token_mask is not None:
             exit_now = exit_now & token_mask
         return TokenExit(exit_now, confidence, self.layer, positions)
@@ -221,9 +210,9 @@ class ImageExitHead(nn.Module):
 
     def forward(self, cls, exited) -> ImageExit:  # cls [b, d], exited [b] bool
         logits = self.classify(self.norm(cls))  # [b, classes]
-        confidence = logits.softmax(-1).amax(-1)  # [b]
-        confident = torch.ones_like(exited) if self.last else confidence >= self.threshold
-        return ImageExit(logits, confident & ~exited, confidence, self.layer)
+        confidence = routing.max_prob_confidence(logits)  # [b]
+        exit_now = routing.exits_now(confidence >= self.threshold, exited, self.last)
+        return ImageExit(logits, exit_now, confidence, self.layer)
 
 
 # --- token pruning and merging (tokens [b, 1 + n, d], CLS first) -------------------------
@@ -245,11 +234,9 @@ class EViTPruner(nn.Module):
         self.keep_rate = keep_rate
 
     def forward(self, hidden, cls_attention, positions) -> Pruned:
-        b, n1, _ = hidden.shape
-        n = n1 - 1
-        n_keep = max(1, math.ceil(n * self.keep_rate))
-        top = cls_attention.topk(n_keep, dim=1).indices.sort(dim=1).values  # [b, n_keep]
-        kept = torch.zeros(b, n, dtype=torch.bool, device=hidden.device).scatter(1, top, True)
+        every = torch.ones_like(cls_attention, dtype=torch.bool)  # [b, n]
+        kept = routing.top_fraction(cls_attention, every, self.keep_rate)  # [b, n]
+        top, _ = routing.compact(kept)  # [b, n_keep] ascending (same count in every row)
         tokens = gather_tokens(hidden[:, 1:], top)  # [b, n_keep, d]
         return Pruned(torch.cat([hidden[:, :1], tokens], 1), torch.gather(positions, 1, top),
                       kept, cls_attention, positions, top)
@@ -275,26 +262,20 @@ class ToMeMerger(nn.Module):
 
     def forward(self, hidden, metric, positions, sizes) -> Merged:
         # hidden [b, 1+n, d], metric [b, n, m] (tokens only), positions [b, n], sizes [b, 1+n]
-        n1, d = hidden.shape[1], hidden.shape[2]
-        tokens, tok_sizes = hidden[:, 1:], sizes[:, 1:]
-        r = min(self.r, (n1 - 1) // 2)
-        metric = F.normalize(metric, dim=-1)
-        a, bb = metric[:, ::2], metric[:, 1::2]  # [b, na, m], [b, nb, m]
-        sim = a @ bb.transpose(1, 2)  # [b, na, nb]
-        best_sim, best_b = sim.max(dim=-1)  # [b, na]
-        order = best_sim.argsort(dim=-1, descending=True)
-        merged_a, kept_a = order[:, :r], order[:, r:].sort(dim=-1).values  # [b, r], [b, na-r]
-        dst = torch.gather(best_b, 1, merged_a)  # [b, r] index into B
-        tok_a, tok_b = tokens[:, ::2], tokens[:, 1::2]
-        size_a, size_b = tok_sizes[:, ::2], tok_sizes[:, 1::2]
-        pos_a, pos_b = positions[:, ::2], positions[:, 1::2]
-        src_x = gather_tokens(tok_a * size_a[..., None], merged_a)  # [b, r, d] size-weighted
-        src_size = torch.gather(size_a, 1, merged_a)  # [b, r]
-        sum_b = (tok_b * size_b[..., None]).scatter_add(1, dst[..., None].expand(-1, -1, d), src_x)
-        new_size_b = size_b.scatter_add(1, dst, src_size)
-        new_b = sum_b / new_size_b[..., None]
-        hidden_out = torch.cat([hidden[:, :1], gather_tokens(tok_a, kept_a), new_b], 1)
-        sizes_out = torch.cat([sizes[:, :1], torch.gather(size_a, 1, kept_a), new_size_b], 1)
-        positions_out = torch.cat([torch.gather(pos_a, 1, kept_a), pos_b], 1)
-        return Merged(hidden_out, positions_out, sizes_out, torch.gather(pos_a, 1, merged_a),
-                      torch.gather(pos_b, 1, dst), torch.gather(best_sim, 1, merged_a))
+        in_a, in_b = routing.alternate_sets(torch.ones_like(positions, dtype=torch.bool))
+        match = routing.bipartite_soft_matching(metric, self.r, in_a, in_b)
+        tokens, tok_sizes = routing.merge_rows(hidden[:, 1:], sizes[:, 1:], match.merged,
+                                               match.target)
+        r = int(match.merged.sum(1).max())  # the same in every row
+        # ToMe's layout: CLS, the unmerged A tokens, then every B token, each in order
+        group = torch.where(in_b, 1, torch.where(match.merged, 2, 0))  # [b, n]
+        rest = group.argsort(dim=1, stable=True)[:, :group.shape[1] - r]  # [b, n - r]
+        # the merges, strongest first
+        strength = match.similarity.masked_fill(~match.merged, float("-inf"))
+        src = strength.argsort(dim=1, descending=True, stable=True)[:, :r]  # [b, r]
+        return Merged(torch.cat([hidden[:, :1], gather_tokens(tokens, rest)], 1),
+                      torch.gather(positions, 1, rest),
+                      torch.cat([sizes[:, :1], torch.gather(tok_sizes, 1, rest)], 1),
+                      torch.gather(positions, 1, src),
+                      torch.gather(positions, 1, torch.gather(match.target, 1, src)),
+                      torch.gather(match.similarity, 1, src))

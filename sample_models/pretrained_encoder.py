@@ -26,9 +26,8 @@ from sample_models.conditional import (
     TokenMerger,
     TokenPruner,
     attention_macs,
-    compact,
-    merge_rows,
 )
+from sample_models.routing import compact, merge_rows
 
 
 class Attention(nn.Module):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from routeviz.models import Encoded, ModelRunner
-from sample_models import layers
+from sample_models import layers, routing
 from sample_models.text_data import looks_like_code, token_types
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -111,11 +111,11 @@ class Block(nn.Module):
             update, aux = self.delta(x, mask, positions)
             return x + update, aux
         route = self.mod(x, active, positions, use_predictor=causal_routing)
-        sub = layers.gather_tokens(x, route.index)  # [b, c, d]
+        sub = routing.gather_tokens(x, route.index)  # [b, c, d]
         sub_positions = torch.where(route.slot_valid, route.index, torch.full_like(route.index, -1))
         update, aux = self.delta(sub, route.slot_valid, sub_positions)
         gate = torch.sigmoid(torch.gather(route.scores, 1, route.index))[..., None]  # [b, c, 1]
-        out = layers.scatter_add_tokens(x, route.index, update * gate, route.slot_valid)
+        out = routing.scatter_add_tokens(x, route.index, update * gate, route.slot_valid)
         return out, aux + layers.predictor_loss(route, active.float())
 
 

@@ -16,8 +16,7 @@ def router_decision(module, inputs, output) -> RouteEvent:
                       per_example=True)
 
 
-def register() -> None:
-    from routeviz.registry import register
+def register(registry) -> None:
     from sample_models.dae_syn import DAERouter
 
-    register(DAERouter, router_decision)
+    registry.register(DAERouter, router_decision)

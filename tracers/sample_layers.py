@@ -1,4 +1,7 @@
-"""Adapters for `sample_models.layers`: MoE routers, mixture-of-depths, exits, pruning, merging.
+"""Adapters for the sample models' routing modules: `sample_models.layers` (text-moe,
+glyph-vit: MoE routers, mixture-of-depths, exit heads, pruning, merging) and
+`sample_models.conditional` (minilm-moe, dinov2-small). Both call the algorithms of
+`sample_models.routing`; they differ only in how they lay out their decision.
 
 Conventions (ARCHITECTURE.md): `keep` records every token the module saw (1 kept, 0
 dropped/skipped); `exit` records one row per unit at the layer it exited (choice = that
@@ -11,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from routeviz.registry import register as register_adapter
 from routeviz.schema import RouteEvent
 
 
+# --- sample_models.layers: decisions over the rows the module saw -------------------------
 def topk_router(module, inputs, output):
     """The (logits [t,e], weights [t,k], index [t,k]) triple; rows mapped to original
     positions by the router's `positions` argument [b, s] when it sees a subset."""
@@ -52,12 +55,22 @@ def tome_merger(module, inputs, output):
                       weight=output.similarity[..., None], token_index=output.source)
 
 
-def register() -> None:
-    from sample_models import layers
+# --- sample_models.conditional: a `Decision` already laid out over the whole batch --------
+def decision_event(module, inputs, output) -> RouteEvent:
+    d = output.decision
+    return RouteEvent(d.kind, d.choice, d.weight, valid=d.valid, token_index=d.token_index,
+                      per_example=d.per_example)
 
-    register_adapter(layers.SampleTopKRouter, topk_router)
-    register_adapter(layers.MixtureOfDepthsRouter, depth_router)
-    register_adapter(layers.TokenExitHead, token_exit)
-    register_adapter(layers.ImageExitHead, image_exit)
-    register_adapter(layers.EViTPruner, evit_pruner)
-    register_adapter(layers.ToMeMerger, tome_merger)
+
+def register(registry) -> None:
+    from sample_models import conditional, layers
+
+    registry.register(layers.SampleTopKRouter, topk_router)
+    registry.register(layers.MixtureOfDepthsRouter, depth_router)
+    registry.register(layers.TokenExitHead, token_exit)
+    registry.register(layers.ImageExitHead, image_exit)
+    registry.register(layers.EViTPruner, evit_pruner)
+    registry.register(layers.ToMeMerger, tome_merger)
+    for cls in (conditional.ExpertRouter, conditional.TokenPruner, conditional.TokenMerger,
+                conditional.ExitGate):
+        registry.register(cls, decision_event)

@@ -68,13 +68,38 @@ Diff (`diff.py`)
         {site, kind, n_units, top1_agreement, flip_rate, jaccard}), changed_tokens (list of
         {example, token, text, n_sites, n_flipped, mean_jaccard}), overall {...}.
 
+Chance (one module each; every score beside the value chance would give it)
+    focus_cover_baseline(store, run, tags=None, unit=None, kind="expert", top1=False,
+        site=None, permutations=50, resamples=50, seed=0, max_units=20_000, level=0.95,
+        result=None) -> BaselineResult(.scores, .alignment, n_units, n_units_total, sampled)
+        (`baseline.py`) tags shuffled across units (counts kept) -> Focus/Cover mean and
+        band; units resampled -> bias-shifted bootstrap ci; .alignment: A_ij per cell with
+        its band (subnetwork, tag, f1, mean, lo, hi). Above max_units: an example sample.
+    coactivation(store, run) -> CoactivationResult(.within, .across, .sites)
+        (`coactivation.py`) P(b|a) at one site (any rank) and from a site to the next, with
+        the chance value from the load; .sites: top_conditional vs chance per site (pair).
+    vocab_specialization(store, run, min_count=5, limit=50) -> VocabResult(.sites, .tokens)
+        (`vocab.py`) per token text, share routed to its most frequent expert (topk: any
+        rank, OLMoE's; top1), chance k/E and 1/E, corrected (p - c) / (1 - c).
+    consecutive(store, run) -> frame (`consecutive.py`): same expert for tokens t, t+1,
+        top1_rate vs sum of squared load shares, topk_rate vs sum q_e^2 / k.
+    confidence(store, run) -> {"experts", "keep"} (`confidence.py`): mean top-1 weight,
+        tokens no expert processed (dropped or zero weight), tokens a keep site skipped.
+
 Summary (`summary.py`)
-    summary(store, run, tags=None, unit=None, kind=None, top1=False) -> dict (JSON-able; the
+    summary(store, run, tags=None, unit=None, kind=None, top1=False, permutations=50,
+            resamples=50, seed=0, max_units=20_000) -> dict (JSON-able; the
         `routeviz metrics --json` object): run, model, config, kinds, n_routes, focus_cover
         (list of {site, tag, unit, kind, focus, cover, n_subnetworks, n_tags}), load (list per
-        expert site, with `counts` and `shares` per expert id), keep, exits, notes.
+        expert site, with `counts` and `shares` per expert id), keep, exits, notes; from
+        `chance_json.py`: `baseline` and `ci` in each focus_cover entry, coactivation,
+        vocab_specialization, consecutive, confidence.
 """
 
+from routeviz.metrics.baseline import BaselineResult, focus_cover_baseline
+from routeviz.metrics.coactivation import CoactivationResult, coactivation
+from routeviz.metrics.confidence import confidence
+from routeviz.metrics.consecutive import consecutive
 from routeviz.metrics.depth import ExitResult, exits
 from routeviz.metrics.diff import diff
 from routeviz.metrics.entropy import EntropyResult, entropy
@@ -83,9 +108,11 @@ from routeviz.metrics.load import KeepResult, LoadResult, keep, load
 from routeviz.metrics.paths import PathResult, paths
 from routeviz.metrics.profiles import ProfileResult, expert_profiles
 from routeviz.metrics.summary import summary
+from routeviz.metrics.vocab import VocabResult, vocab_specialization
 
 __all__ = [
-    "EntropyResult", "ExitResult", "FocusCoverResult", "KeepResult", "LoadResult",
-    "PathResult", "ProfileResult", "diff", "entropy", "exits", "expert_profiles",
-    "focus_cover", "keep", "load", "paths", "summary",
+    "BaselineResult", "CoactivationResult", "EntropyResult", "ExitResult", "FocusCoverResult",
+    "KeepResult", "LoadResult", "PathResult", "ProfileResult", "VocabResult", "coactivation",
+    "confidence", "consecutive", "diff", "entropy", "exits", "expert_profiles", "focus_cover",
+    "focus_cover_baseline", "keep", "load", "paths", "summary", "vocab_specialization",
 ]

@@ -1,0 +1,180 @@
+"""Focus/Cover and A_ij against chance: a permutation baseline and bootstrap intervals.
+
+One SQL fetch (the `tagged` and `active` sets of `unit_counts.unit_sets`) gives two sparse
+indicator matrices, unit × tag value (T) and unit × subnetwork (S); everything else is
+numpy/scipy:
+  permutation  the rows of T are shuffled across units (each unit keeps a whole tag set, so
+               every tag count and every tag co-occurrence is preserved; routing and load
+               are untouched) and Focus/Cover recomputed, `permutations` times;
+               baseline = mean and the central `level` band of those scores;
+  bootstrap    units resampled with replacement (`resamples` times), Focus/Cover recomputed;
+               ci = the central `level` percentile interval shifted by the bootstrap bias
+               (mean of the resampled scores − the observed one): duplicated units inflate
+               a max of F1 scores, so the raw percentile interval sits above the estimate.
+The units are those with a tag or an active subnetwork. Above `max_units` units, a seeded
+hash sample of whole examples holding about `max_units` units is used, and the result says
+so (`sampled`, `n_units`, `n_units_total`); `observed` is then the scores on that sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from routeviz.metrics import _common as common
+from routeviz.metrics.focus_cover import f1, focus_cover
+from routeviz.metrics.unit_counts import example_lengths_sql, tag_ids, unit_sets
+
+_PRIME = 4_294_967_291  # largest prime below 2^32: (example + seed) · 2654435761 mod it
+
+
+@dataclass
+class BaselineResult:
+    scores: pd.DataFrame  # site, tag, focus, cover (on the units used), focus_mean, focus_lo,
+    #   focus_hi, cover_mean, cover_lo, cover_hi (permutation), focus_ci_lo, focus_ci_hi,
+    #   cover_ci_lo, cover_ci_hi (bootstrap) — one row per row of focus_cover's scores
+    alignment: pd.DataFrame | None  # subnetwork, tag, f1, mean, lo, hi (None above max_cells)
+    n_units: int
+    n_units_total: int
+    sampled: bool
+    permutations: int
+    resamples: int
+    seed: int
+    level: float
+
+
+def focus_cover_baseline(store, run: str, tags=None, unit=None, kind="expert", top1=False,
+                         site=None, permutations: int = 50, resamples: int = 50, seed: int = 0,
+                         max_units: int = 20_000, level: float = 0.95, result=None,
+                         max_cells: int = 2_000_000) -> BaselineResult:
+    """`result`: the run's FocusCoverResult with the same arguments, if already computed.
+    max_cells: the per-cell A_ij band is kept when permutations × cells stays under it."""
+    if result is None:
+        result = focus_cover(store, run, tags=tags, unit=unit, kind=kind, top1=top1, site=site)
+    run = common.require_run(store, run)
+    site = common.require_site(store, run, site, result.kind)
+    total = _n_units(store, run, result.unit)
+    fraction = min(1.0, max_units / total) if total else 1.0
+    sample = "" if fraction >= 1.0 else (
+        f"((example + {int(seed)}) * 2654435761) % {_PRIME} < {int(fraction * _PRIME)}")
+    with common.temp_view(store, tag_ids(result.tag_values)) as tv_view:
+        ctes, params = unit_sets(store, run, result.kind, tv_view, result.unit, result.top1,
+                                 site, sample=sample)
+        pairs = common.df(store, "WITH " + ", ".join(ctes) + " "
+                          "SELECT 0 AS part, u, tid AS id, NULL AS site, NULL AS choice "
+                          "FROM tagged UNION ALL SELECT 1, u, NULL, site, choice FROM active",
+                          params)
+    tag_matrix, sub_matrix = _indicators(pairs, result)
+    groups = _groups(result)
+    rng = np.random.default_rng(seed)
+    n = tag_matrix.shape[0]
+    keep_cells = permutations * tag_matrix.shape[1] * sub_matrix.shape[1] <= max_cells
+    observed = _scores(tag_matrix, sub_matrix, groups, dense=keep_cells)
+    shuffled, cells = [], []
+    for _ in range(permutations):
+        scores, alignment = _scores(tag_matrix[rng.permutation(n)], sub_matrix, groups,
+                                    dense=keep_cells)
+        shuffled.append(scores)
+        cells.append(alignment)
+    boot = [_scores(tag_matrix, sub_matrix, groups, weights=rng.multinomial(n, np.full(n, 1 / n)))[0]
+            for _ in range(resamples)] if n else []
+    scores = _table(result.scores, observed[0], np.array(shuffled), np.array(boot), level)
+    alignment = (_cell_band(observed[1], cells, result, level)
+                 if keep_cells and permutations else None)
+    return BaselineResult(scores=scores, alignment=alignment, n_units=n,
+                          n_units_total=int(total), sampled=fraction < 1.0,
+                          permutations=int(permutations), resamples=int(resamples),
+                          seed=int(seed), level=float(level))
+
+
+def _n_units(store, run, unit) -> int:
+    if unit == "example":
+        return int(common.scalar(store, "SELECT count(DISTINCT example) FROM routes "
+                                 "WHERE run = $run", {"run": run}) or 0)
+    return int(common.scalar(store, f"SELECT coalesce(sum(n), 0) FROM "
+                             f"({example_lengths_sql(store, run)})", {"run": run}) or 0)
+
+
+def _indicators(pairs: pd.DataFrame, result):
+    """T [units, tag values] and S [units, subnetworks], 0/1 CSR, rows = units seen."""
+    units, row = np.unique(pairs.u.to_numpy(dtype="int64"), return_inverse=True)
+    is_tag = (pairs.part == 0).to_numpy()
+    subs = result.subnetworks.reset_index(drop=True)
+    sub_id = pd.Series(np.arange(len(subs)),
+                       index=pd.MultiIndex.from_arrays([subs.site, subs.choice.astype("int64")]))
+    active = pairs[~is_tag]
+    cols = sub_id.reindex(pd.MultiIndex.from_arrays(
+        [active.site.astype(str), active.choice.astype("int64")])).to_numpy()
+    known = ~np.isnan(cols)
+
+    def matrix(rows, columns, width):
+        m = sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(units), width))
+        m.data[:] = 1.0  # duplicates summed by the constructor count once
+        return m
+
+    tag_matrix = matrix(row[is_tag], pairs.id[is_tag].to_numpy(dtype="int64"),
+                        len(result.tag_values))
+    sub_matrix = matrix(row[~is_tag][known], cols[known].astype("int64"), len(subs))
+    return tag_matrix, sub_matrix
+
+
+def _groups(result) -> list:
+    """(row index of result.scores, subnetwork columns, tag-value rows) per score row."""
+    subs, values = result.subnetworks.reset_index(drop=True), result.tag_values
+    families = set(values.name)
+    out = []
+    for row in result.scores.itertuples():
+        cols = np.flatnonzero((subs.site == row.site).to_numpy()) if row.site != "*" else \
+            np.arange(len(subs))
+        rows = np.flatnonzero((values.name == row.tag).to_numpy()) \
+            if row.tag in families and len(families) > 1 else np.arange(len(values))
+        out.append((cols, rows))
+    return out
+
+
+def _scores(tag_matrix, sub_matrix, groups, weights=None, dense=False):
+    """Focus and Cover of every group from A_ij = F1 of the (weighted) unit counts."""
+    weighted = tag_matrix if weights is None else tag_matrix.multiply(weights[:, None]).tocsr()
+    n_tag = np.asarray(weighted.sum(axis=0)).ravel()
+    n_active = (np.asarray(sub_matrix.sum(axis=0)).ravel() if weights is None
+                else np.asarray(sub_matrix.T @ weights).ravel())
+    both = (weighted.T @ sub_matrix).tocoo()  # [tag values, subnetworks], non-zero cells
+    cells = sparse.csr_matrix((f1(both.data, n_tag[both.row], n_active[both.col]),
+                               (both.row, both.col)), shape=both.shape)
+    scores = []
+    for cols, rows in groups:
+        block = cells[rows][:, cols]
+        focus = float(block.max(axis=0).toarray().mean()) if len(cols) else float("nan")
+        cover = float(block.max(axis=1).toarray().mean()) if len(rows) else float("nan")
+        scores.append((focus, cover))
+    return np.array(scores), (cells.toarray() if dense else None)
+
+
+def _table(base: pd.DataFrame, observed, shuffled, boot, level) -> pd.DataFrame:
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    out = base[["site", "tag"]].reset_index(drop=True).copy()
+    out["focus"], out["cover"] = observed[:, 0], observed[:, 1]
+    for i, name in enumerate(("focus", "cover")):
+        if len(shuffled):
+            out[f"{name}_mean"] = shuffled[:, :, i].mean(axis=0)
+            out[f"{name}_lo"] = np.quantile(shuffled[:, :, i], lo_q, axis=0)
+            out[f"{name}_hi"] = np.quantile(shuffled[:, :, i], hi_q, axis=0)
+        if len(boot):  # percentile interval less the bootstrap's bias (a max is biased up)
+            bias = boot[:, :, i].mean(axis=0) - observed[:, i]
+            out[f"{name}_ci_lo"] = np.quantile(boot[:, :, i], lo_q, axis=0) - bias
+            out[f"{name}_ci_hi"] = np.quantile(boot[:, :, i], hi_q, axis=0) - bias
+    return out
+
+
+def _cell_band(observed, cells, result, level) -> pd.DataFrame:
+    stack = np.stack(cells)  # [permutations, tag values, subnetworks]
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    tags = np.repeat(result.tag_values.tag.to_numpy(), stack.shape[2])
+    subs = np.tile(result.subnetworks.subnetwork.to_numpy(), stack.shape[1])
+    return pd.DataFrame({"subnetwork": subs, "tag": tags, "f1": observed.ravel(),
+                         "mean": stack.mean(axis=0).ravel(),
+                         "lo": np.quantile(stack, lo_q, axis=0).ravel(),
+                         "hi": np.quantile(stack, hi_q, axis=0).ravel()})

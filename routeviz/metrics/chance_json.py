@@ -1,0 +1,84 @@
+"""The chance-corrected parts of `routeviz metrics --json` (see `summary`): co-activation,
+vocabulary specialization, consecutive tokens, router confidence, and the permutation
+baseline and bootstrap interval beside each Focus/Cover entry."""
+
+from __future__ import annotations
+
+from routeviz.errors import RoutevizError
+from routeviz.metrics import _common as common
+from routeviz.metrics.baseline import focus_cover_baseline
+from routeviz.metrics.coactivation import coactivation
+from routeviz.metrics.confidence import confidence
+from routeviz.metrics.consecutive import consecutive
+from routeviz.metrics.vocab import vocab_specialization
+
+TOP_PAIRS = 5  # pairs listed per site (the full P(b|a) tables: metrics.coactivation)
+TOP_TOKENS = 20  # most frequent tokens listed (all of them: metrics.vocab_specialization)
+
+
+def chance_parts(store, run: str, recorded: list, notes: list) -> dict:
+    """Keys coactivation, vocab_specialization, consecutive, confidence (None where the run
+    lacks what they need; a note then says why)."""
+    out = {"coactivation": None, "vocab_specialization": None, "consecutive": None,
+           "confidence": None}
+    if "expert" in recorded:
+        out["coactivation"] = _coactivation_json(store, run)
+        out["consecutive"] = {"sites": common.records(consecutive(store, run))}
+        try:
+            vocab = vocab_specialization(store, run)
+            out["vocab_specialization"] = {
+                "min_count": vocab.min_count, "sites": common.records(vocab.sites),
+                "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS))}
+        except RoutevizError as exc:
+            notes.append(f"vocabulary specialization skipped: {exc}")
+    if {"expert", "keep"} & set(recorded):
+        conf = confidence(store, run)
+        out["confidence"] = {key: None if frame is None else common.records(frame)
+                             for key, frame in conf.items()}
+    return out
+
+
+def _coactivation_json(store, run) -> dict:
+    res = coactivation(store, run)
+    sites = []
+    for rec in common.records(res.sites):
+        if rec["scope"] == "within":
+            pairs = res.within[res.within.site == rec["site"]]
+        else:
+            pairs = res.across[res.across.from_site == rec["site"]]
+        top = pairs.sort_values(["p_b_given_a", "n_ab"], ascending=False).head(TOP_PAIRS)
+        rec["top_pairs"] = common.records(top[["a", "b", "n_a", "n_ab", "p_b_given_a", "p_b",
+                                               "lift"]])
+        sites.append(rec)
+    return {"sites": sites, "top_pairs_per_site": TOP_PAIRS}
+
+
+def add_baselines(store, run: str, result, entries: list, notes: list, permutations: int,
+                  resamples: int, seed: int, max_units: int) -> None:
+    """Adds `baseline` {focus: {mean, lo, hi}, cover: {...}, permutations, n_units,
+    n_units_total, sampled[, observed]} and `ci` {focus: {lo, hi}, cover: {...}, resamples}
+    to each entry (records of result.scores, same order)."""
+    if permutations <= 0 and resamples <= 0:
+        return
+    base = focus_cover_baseline(store, run, tags=result.tags, top1=result.top1,
+                                kind=result.kind, unit=result.unit, result=result,
+                                permutations=permutations, resamples=resamples, seed=seed,
+                                max_units=max_units)
+    if base.sampled:
+        notes.append(f"{result.kind} Focus/Cover baseline and ci: a seeded sample of whole "
+                     f"examples, {base.n_units} of {base.n_units_total} units "
+                     f"(max_units={max_units}); `observed` gives the scores on that sample")
+    for entry, row in zip(entries, common.records(base.scores)):
+        if permutations > 0:
+            entry["baseline"] = {
+                **{s: {"mean": row[f"{s}_mean"], "lo": row[f"{s}_lo"], "hi": row[f"{s}_hi"]}
+                   for s in ("focus", "cover")},
+                "permutations": base.permutations, "level": base.level, "seed": base.seed,
+                "n_units": base.n_units, "n_units_total": base.n_units_total,
+                "sampled": base.sampled}
+            if base.sampled:
+                entry["baseline"]["observed"] = {"focus": row["focus"], "cover": row["cover"]}
+        if resamples > 0:
+            entry["ci"] = {**{s: {"lo": row[f"{s}_ci_lo"], "hi": row[f"{s}_ci_hi"]}
+                              for s in ("focus", "cover")},
+                           "resamples": base.resamples, "level": base.level}

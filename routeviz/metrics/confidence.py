@@ -1,0 +1,79 @@
+"""Router confidence and the tokens no expert processed.
+
+Per expert site:
+  mean_top1_weight  mean gate weight of the rank-0 choice (rows with a NaN weight skipped);
+  n_expected        tokens the site should have seen: the token count of every example with
+                    a route at the site (examples for a per-example site);
+  n_dropped         of those, tokens with no expert row at the site (capacity-dropped, as in
+                    Switch, or pruned before the site);
+  n_zero            tokens whose top choice has gate weight 0 (routed, but nothing computed);
+  unprocessed_fraction = (n_dropped + n_zero) / n_expected.
+Per keep site (mixture-of-depths, token pruning): skipped_fraction = keep=0 rows / keep rows,
+the tokens the block did not process. These are reported apart, not added to the above.
+Pooled ("*"): counts summed, mean_top1_weight weighted by the rank-0 rows with a weight.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from routeviz.metrics import _common as common
+from routeviz.metrics._pooled import pooled
+from routeviz.metrics.unit_counts import example_lengths_sql
+
+COLUMNS = ["site", "mean_top1_weight", "n_weighted", "n_expected", "n_routed", "n_dropped",
+           "n_zero", "unprocessed_fraction"]
+
+
+def confidence(store, run: str) -> dict:
+    """{"experts": frame (COLUMNS, one row per expert site then "*"), "keep": frame (site,
+    n_seen, n_skipped, skipped_fraction) or None when the run records no keep routes}."""
+    run = common.require_run(store, run)
+    recorded = common.kinds_recorded(store, run)
+    p = {"run": run}
+    experts = None
+    if "expert" in recorded:
+        experts = _experts(store, run, p)
+    keeps = None
+    if "keep" in recorded:
+        keeps = common.df(store,
+            "SELECT site, min(layer) AS layer, count(*) AS n_seen, "
+            "sum(CASE WHEN choice = 0 THEN 1 ELSE 0 END) AS n_skipped FROM routes "
+            "WHERE run = $run AND kind = 'keep' GROUP BY site ORDER BY layer, site", p)
+        keeps["skipped_fraction"] = keeps.n_skipped / keeps.n_seen
+        keeps = keeps[["site", "n_seen", "n_skipped", "skipped_fraction"]]
+    return {"experts": experts, "keep": keeps}
+
+
+def _experts(store, run, p) -> pd.DataFrame:
+    per_site = common.df(store,
+        "WITH top AS (SELECT site, example, token, weight FROM routes "
+        "WHERE run = $run AND kind = 'expert' AND rank = 0) "
+        "SELECT site, count(*) AS n_routed, "
+        "sum(CASE WHEN weight = 0 THEN 1 ELSE 0 END) AS n_zero, "
+        "avg(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS mean_top1_weight, "
+        "count(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS n_weighted, "
+        "min(token) < 0 AS per_example FROM top GROUP BY site", p)
+    expected = common.df(store,
+        f"WITH lengths AS ({example_lengths_sql(store, run)}), "
+        "seen AS (SELECT DISTINCT site, example FROM routes WHERE run = $run AND kind = 'expert') "
+        "SELECT s.site, sum(l.n) AS n_tokens, count(*) AS n_examples "
+        "FROM seen s JOIN lengths l ON l.example = s.example GROUP BY s.site", p)
+    n_examples = common.scalar(store, "SELECT count(DISTINCT example) FROM routes "
+                                      "WHERE run = $run", p) or 0
+    frame = common.sites_of(store, run, "expert")[["site"]].merge(per_site, on="site", how="left")
+    frame = frame.merge(expected, on="site", how="left")
+    frame["n_expected"] = [
+        int(n_examples) if per_example else int(max(n_tokens or 0, routed))
+        for per_example, n_tokens, routed in zip(frame.per_example, frame.n_tokens.fillna(0),
+                                                 frame.n_routed)]
+    frame["n_dropped"] = (frame.n_expected - frame.n_routed).clip(lower=0)
+    frame["unprocessed_fraction"] = (frame.n_dropped + frame.n_zero) / frame.n_expected
+    for column in ("n_routed", "n_zero", "n_weighted", "n_expected", "n_dropped"):
+        frame[column] = frame[column].astype("int64")
+    row = pooled(frame, "n_weighted", ["mean_top1_weight"],
+                 sums=["n_expected", "n_routed", "n_dropped", "n_zero"])
+    n_expected = int(row.n_expected.iloc[0])
+    row["unprocessed_fraction"] = (int(row.n_dropped.iloc[0] + row.n_zero.iloc[0]) / n_expected
+                                   if n_expected else None)
+    return pd.concat([row, frame], ignore_index=True)[COLUMNS]

@@ -1,0 +1,97 @@
+"""Vocabulary specialization (OLMoE §5): for each token (by its text, the tokens table's
+surface string; routeviz records no vocabulary id) at an expert site, the share of its
+occurrences routed to its most frequent expert.
+
+  topk:  share of occurrences whose experts at any of the top-k ranks include the token's
+         most frequent expert — OLMoE's definition (N^(k)_{x,E} / N_x: routed to E among
+         the top-k); chance k/E (a uniformly random top-k router picks E with prob. k/E);
+  top1:  the same over the rank-0 choice only; chance 1/E.
+  corrected = (p − chance) / (1 − chance): 0 for chance, 1 for a router that sends every
+  occurrence of a token to one expert.
+Tokens seen fewer than `min_count` times at a site are left out (a token seen once is
+trivially "specialized"). Per site, p is pooled over the tokens weighted by occurrences
+(Σ best / Σ n); "*" pools every site the same way, with the occurrence-weighted chance.
+k = the ranks a site records, E = its experts (runs.config n_experts, else the largest id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from routeviz.errors import RoutevizError
+from routeviz.metrics import _common as common
+from routeviz.metrics._pooled import pooled
+
+# per (site, token text): occurrences with a top choice (n), the most frequent expert at any
+# rank and its count (best_any), the largest rank-0 count of one expert (best_top1)
+_PER_TOKEN = """
+occ AS (SELECT r.site, t.text, r.choice, count(*) AS n_any,
+               sum(CASE WHEN r.rank = 0 THEN 1 ELSE 0 END) AS n_top1
+        FROM routes r JOIN tokens t
+          ON t.run = r.run AND t.example = r.example AND t.token = r.token
+        WHERE r.run = $run AND r.kind = 'expert' AND r.token >= 0
+        GROUP BY r.site, t.text, r.choice),
+ranked AS (SELECT site, text, choice, n_any,
+                  sum(n_top1) OVER (PARTITION BY site, text) AS n,
+                  max(n_top1) OVER (PARTITION BY site, text) AS best_top1,
+                  row_number() OVER (PARTITION BY site, text ORDER BY n_any DESC, choice) AS pick
+           FROM occ),
+per_token AS (SELECT site, text, n, choice AS expert, n_any AS best_any, best_top1
+              FROM ranked WHERE pick = 1 AND n >= $min_count)"""
+
+
+@dataclass
+class VocabResult:
+    sites: pd.DataFrame  # site, k, n_experts, n_tokens, n_occurrences, topk, topk_chance,
+    #                      topk_corrected, top1, top1_chance, top1_corrected (then "*")
+    tokens: pd.DataFrame  # site, text, n, expert, topk, top1 — the `limit` most frequent
+    min_count: int
+
+
+def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -> VocabResult:
+    run = common.require_run(store, run)
+    common.require_kind(store, run, "expert", allowed=("expert",))
+    if not common.scalar(store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run)",
+                         {"run": run}):
+        raise RoutevizError(f"run {run!r} recorded no token texts; vocabulary specialization "
+                            "groups occurrences by token text")
+    p = {"run": run, "min_count": int(min_count)}
+    sums = common.df(store,
+        f"WITH {_PER_TOKEN} SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, "
+        "sum(best_any) AS best_any, sum(best_top1) AS best_top1 FROM per_token GROUP BY site", p)
+    ranks = common.df(store, "SELECT site, max(rank) + 1 AS k FROM routes "
+                             "WHERE run = $run AND kind = 'expert' GROUP BY site", p)
+    sites = common.sites_of(store, run, "expert")[["site"]].merge(ranks, on="site")
+    sites = sites.merge(sums, on="site", how="left").fillna(0)
+    n_experts = common.n_experts_by_site(store, run, sites.site)
+    sites["n_experts"] = sites.site.map(n_experts).astype("int64")
+    n = sites.n_occurrences.where(sites.n_occurrences > 0)
+    sites["topk"] = sites.best_any / n
+    sites["topk_chance"] = (sites.k / sites.n_experts).clip(upper=1.0)
+    sites["top1"] = sites.best_top1 / n
+    sites["top1_chance"] = 1.0 / sites.n_experts
+    for column in ("k", "n_tokens", "n_occurrences"):
+        sites[column] = sites[column].astype("int64")
+    columns = ["topk", "topk_chance", "top1", "top1_chance"]
+    sites = pd.concat([pooled(sites, "n_occurrences", columns, sums=["n_tokens"]), sites],
+                      ignore_index=True)
+    sites[["k", "n_experts"]] = sites[["k", "n_experts"]].astype("Int64")  # "*": none
+    for name in ("topk", "top1"):
+        sites[f"{name}_corrected"] = [corrected(v, c) for v, c
+                                      in zip(sites[name], sites[f"{name}_chance"])]
+    tokens = common.df(store,
+        f"WITH {_PER_TOKEN} SELECT site, text, n, expert, best_any * 1.0 / n AS topk, "
+        "best_top1 * 1.0 / n AS top1 FROM per_token "
+        f"ORDER BY n DESC, site, text LIMIT {int(limit)}", p).astype({"n": "int64"})
+    keep = ["site", "k", "n_experts", "n_tokens", "n_occurrences", "topk", "topk_chance",
+            "topk_corrected", "top1", "top1_chance", "top1_corrected"]
+    return VocabResult(sites=sites[keep], tokens=tokens, min_count=int(min_count))
+
+
+def corrected(p, chance):
+    """(p − chance) / (1 − chance); None where p is undefined or chance is 1."""
+    if p is None or pd.isna(p) or chance is None or pd.isna(chance) or chance >= 1:
+        return None
+    return float((p - chance) / (1 - chance))

@@ -1,0 +1,198 @@
+"""Chance-corrected metrics on synthetic stores with known answers: co-activation,
+vocabulary specialization, consecutive-token rate, router confidence, and the permutation
+baseline / bootstrap interval of Focus/Cover."""
+
+import numpy as np
+import pytest
+
+from routeviz.errors import RoutevizError
+from routeviz.metrics import (coactivation, confidence, consecutive, focus_cover,
+                              focus_cover_baseline, summary, vocab_specialization)
+from tests.metrics_store import expert_routes, write_run
+
+N_EX, SEQ, E, VALUES = 16, 25, 8, 4
+
+
+def unit_index(example, token):
+    return example * SEQ + token
+
+
+def cls_tags():
+    return [(e, t, "cls", f"v{unit_index(e, t) % VALUES}") for e in range(N_EX) for t in range(SEQ)]
+
+
+def assignments(rule):
+    return {(e, t): rule(e, t) for e in range(N_EX) for t in range(SEQ)}
+
+
+def row(frame, **match):
+    for key, value in match.items():
+        frame = frame[frame[key] == value]
+    assert len(frame) == 1, frame
+    return frame.iloc[0]
+
+
+@pytest.fixture
+def tag_copy_store(tmp_path):
+    """Top-2 router: rank 0 copies the tag value (v -> v), rank 1 is always v + 4, at two
+    sites; the second site repeats the first."""
+    copy = assignments(lambda e, t: [unit_index(e, t) % VALUES, 4 + unit_index(e, t) % VALUES])
+    routes = expert_routes("g0", 0, copy) + expert_routes("g1", 1, copy)
+    return write_run(tmp_path / "st", "copy", routes, tags=cls_tags(), config={"n_experts": E})
+
+
+@pytest.fixture
+def random_store(tmp_path):
+    rng = np.random.default_rng(7)
+    rand = assignments(lambda e, t: [int(x) for x in rng.choice(E, 2, replace=False)])
+    return write_run(tmp_path / "st", "rand", expert_routes("g0", 0, rand), tags=cls_tags(),
+                     config={"n_experts": E})
+
+
+def test_tag_copying_router_sits_far_above_its_permutation_band(tag_copy_store):
+    base = focus_cover_baseline(tag_copy_store, "copy", permutations=30, resamples=30)
+    pooled = row(base.scores, site="*")
+    assert pooled.focus == 1.0 and pooled.cover == 1.0
+    assert pooled.focus_hi < 0.5 and pooled.cover_hi < 0.5  # chance is near 1/VALUES
+    assert pooled.focus_lo <= pooled.focus_mean <= pooled.focus_hi
+    assert pooled.focus_ci_lo == pooled.focus_ci_hi == 1.0  # every resample is perfect
+    assert not base.sampled and base.n_units == N_EX * SEQ
+    # the per-cell band: the copied cell is 1, far above its own band
+    cell = row(base.alignment, subnetwork="g0 · expert 0", tag="cls=v0")
+    assert cell.f1 == 1.0 and cell.hi < 0.5
+
+
+def test_uniformly_random_router_sits_inside_its_permutation_band(random_store):
+    base = focus_cover_baseline(random_store, "rand", permutations=60, resamples=60, seed=3)
+    pooled = row(base.scores, site="*")
+    assert pooled.focus_lo <= pooled.focus <= pooled.focus_hi
+    assert pooled.cover_lo <= pooled.cover <= pooled.cover_hi
+    assert pooled.focus_ci_lo <= pooled.focus <= pooled.focus_ci_hi
+    assert pooled.focus_ci_hi - pooled.focus_ci_lo > 0.005  # a real interval, not a point
+
+
+def test_baseline_observed_scores_equal_focus_cover(random_store):
+    fc = focus_cover(random_store, "rand")
+    base = focus_cover_baseline(random_store, "rand", permutations=2, resamples=0, result=fc)
+    assert list(base.scores.site) == list(fc.scores.site)
+    np.testing.assert_allclose(base.scores.focus, fc.scores.focus)
+    np.testing.assert_allclose(base.scores.cover, fc.scores.cover)
+
+
+def test_baseline_is_seeded_and_samples_examples_above_max_units(random_store):
+    a = focus_cover_baseline(random_store, "rand", permutations=5, resamples=5, seed=1)
+    b = focus_cover_baseline(random_store, "rand", permutations=5, resamples=5, seed=1)
+    assert a.scores.equals(b.scores)
+    small = focus_cover_baseline(random_store, "rand", permutations=5, resamples=5,
+                                 max_units=4 * SEQ)
+    assert small.sampled and small.n_units_total == N_EX * SEQ
+    assert 0 < small.n_units < N_EX * SEQ and small.n_units % SEQ == 0  # whole examples
+
+
+def test_coactivation_deterministic_pairs(tag_copy_store):
+    res = coactivation(tag_copy_store, "copy")
+    pair = row(res.within, site="g0", a=1, b=5)
+    assert pair.p_b_given_a == 1.0 and pair.n_ab == pair.n_a == N_EX * SEQ / VALUES
+    assert row(res.within, site="g0", a=5, b=1).p_b_given_a == 1.0
+    # uniform load over 8 experts, top-2: chance P(b | a) = (k-1)/(E-1)
+    assert pair.p_b == pytest.approx(1 / 7)
+    assert not ((res.within.a == 1) & (res.within.b == 2)).any()  # never together
+    across = row(res.across, from_site="g0", to_site="g1", a=2, b=2)
+    assert across.p_b_given_a == 1.0 and across.p_b == pytest.approx(0.25)
+    assert row(res.across, from_site="g0", a=2, b=6).p_b_given_a == 1.0
+    assert not ((res.across.a == 2) & (res.across.b == 3)).any()
+    within = row(res.sites, scope="within", site="g0")
+    assert within.top_conditional == 1.0 and within.chance == pytest.approx(1 / 7)
+
+
+def test_coactivation_random_router_near_chance(random_store):
+    res = coactivation(random_store, "rand")
+    assert res.within.p_b_given_a.mean() == pytest.approx(1 / 7, abs=0.02)
+    assert res.within.p_b.mean() == pytest.approx(1 / 7, abs=0.01)
+    assert res.across.empty  # one site: no consecutive sites
+
+
+@pytest.mark.parametrize("rule, rate", [
+    (lambda e, t: [t % 2], 0.0),  # alternating experts
+    (lambda e, t: [3], 1.0),  # always one expert
+])
+def test_consecutive_rate_known_answers(tmp_path, rule, rate):
+    store = write_run(tmp_path / "st", "r", expert_routes("g", 0, assignments(rule)),
+                      config={"n_experts": E})
+    res = consecutive(store, "r")
+    site = row(res, site="g")
+    assert site.top1_rate == rate and site.topk_rate == rate
+    assert site.n_pairs == N_EX * (SEQ - 1)  # pairs never cross an example boundary
+    # sum of squared load shares: 13 and 12 of 25 tokens per example alternate, or all one
+    assert site.top1_chance == pytest.approx((13 / 25) ** 2 + (12 / 25) ** 2 if rate == 0 else 1.0)
+    assert row(res, site="*").top1_rate == rate
+
+
+def test_consecutive_top2_chance_from_load(tag_copy_store):
+    res = row(consecutive(tag_copy_store, "copy"), site="g0")
+    assert res.k == 2 and res.topk_rate == 0.0  # consecutive tokens carry different values
+    assert res.topk_chance == pytest.approx(8 * 0.25 ** 2 / 2)  # q_e = 1/4 for all 8 experts
+
+
+def test_vocab_specialization_token_copying_router_is_one(tmp_path):
+    texts = {e: [f"w{(e + t) % 6}" for t in range(SEQ)] for e in range(N_EX)}
+    copy = assignments(lambda e, t: [(e + t) % 6, 7])  # rank 0 copies the token id
+    store = write_run(tmp_path / "st", "tok", expert_routes("g", 0, copy), tokens=texts,
+                      config={"n_experts": E})
+    res = vocab_specialization(store, "tok", min_count=3)
+    site = row(res.sites, site="g")
+    assert site.top1 == 1.0 and site.top1_corrected == 1.0
+    assert site.topk == 1.0 and site.topk_corrected == 1.0
+    assert site.top1_chance == 1 / E and site.topk_chance == 2 / E and site.n_tokens == 6
+    w2 = row(res.tokens, text="w2")
+    assert w2.expert in (2, 7) and w2.top1 == 1.0  # expert 7 ties at any rank
+    # a min_count above every token's count leaves nothing to score
+    assert row(vocab_specialization(store, "tok", min_count=10_000).sites,
+               site="g").n_tokens == 0
+
+
+def test_vocab_specialization_random_router_corrects_to_near_zero(random_store, tmp_path):
+    rng = np.random.default_rng(0)
+    texts = {e: [f"w{t % 3}" for t in range(SEQ)] for e in range(N_EX)}
+    rand = assignments(lambda e, t: [int(rng.integers(E))])
+    store = write_run(tmp_path / "st2", "r", expert_routes("g", 0, rand), tokens=texts,
+                      config={"n_experts": E})
+    site = row(vocab_specialization(store, "r").sites, site="g")
+    assert site.top1_chance == 1 / E
+    assert abs(site.top1_corrected) < 0.1  # ~130 occurrences per token: max share near 1/E
+    with pytest.raises(RoutevizError, match="no token texts"):
+        vocab_specialization(random_store, "rand")
+
+
+def test_confidence_and_unprocessed_tokens(tmp_path):
+    # 4 tokens per example: token 3 capacity-dropped (no row), token 2 routed with weight 0
+    routes = []
+    for e in range(3):
+        routes += [(e, 0, 0, "g", "expert", 1, 0, 0.9), (e, 1, 0, "g", "expert", 2, 0, 0.7),
+                   (e, 2, 0, "g", "expert", 0, 0, 0.0),
+                   (e, 0, 1, "mod", "keep", 1, 0, 0.8), (e, 1, 1, "mod", "keep", 0, 0, 0.1)]
+    texts = {e: ["a", "b", "c", "d"] for e in range(3)}
+    store = write_run(tmp_path / "st", "c", routes, tokens=texts, config={"n_experts": 4})
+    res = confidence(store, "c")
+    g = row(res["experts"], site="g")
+    assert g.mean_top1_weight == pytest.approx((0.9 + 0.7 + 0.0) / 3)
+    assert (g.n_expected, g.n_routed, g.n_dropped, g.n_zero) == (12, 9, 3, 3)
+    assert g.unprocessed_fraction == pytest.approx(0.5)
+    assert row(res["keep"], site="mod").skipped_fraction == 0.5
+
+
+def test_summary_json_has_every_chance_key(tag_copy_store):
+    result = summary(tag_copy_store, "copy", permutations=10, resamples=10)
+    entry = next(e for e in result["focus_cover"] if e["site"] == "*")
+    assert entry["focus"] == 1.0 and entry["baseline"]["focus"]["hi"] < 0.5
+    assert entry["baseline"]["permutations"] == 10 and entry["ci"]["focus"]["lo"] == 1.0
+    assert set(entry["baseline"]["cover"]) == {"mean", "lo", "hi"}
+    co = [s for s in result["coactivation"]["sites"] if s["scope"] == "within"]
+    assert co[0]["top_conditional"] == 1.0 and co[0]["chance"] == pytest.approx(1 / 7)
+    assert co[0]["top_pairs"][0]["p_b_given_a"] == 1.0
+    assert result["consecutive"]["sites"][0]["top1_rate"] == 0.0
+    assert result["confidence"]["experts"][0]["mean_top1_weight"] == 0.5
+    assert result["vocab_specialization"] is None  # no token texts recorded
+    assert any("vocabulary" in n for n in result["notes"])
+    plain = summary(tag_copy_store, "copy", permutations=0, resamples=0)
+    assert "baseline" not in plain["focus_cover"][0]

@@ -5,56 +5,52 @@
     store = routeviz.spark.open_store(spark, "s3a://bucket/routes")
     routeviz.metrics.focus_cover(store, "mixtral-code")             # same numbers as DuckDB
 
-`SparkStore` offers the read side of `routeviz.store.Store` that the analyses use (`con`,
-`query_df`, `run_names`, `require_run`, `config`): temp views with the same names and
-columns, and a `con.execute` that runs routeviz's SQL on Spark after translating the few
-DuckDB spellings it uses ($name parameters, MATERIALIZED CTEs, list_contains, unnest of
-parameter lists and of range(n)). tests/test_spark.py keeps the two engines in step.
-Small results come back as pandas frames; the route rows stay in Spark.
+`SparkStore` offers the read side of `routeviz.store.Store` that the analyses use
+(`engine`, `facts`, `query_df`, `run_names`, `require_run`, `config`): temp views with the
+same names and columns, and a `SparkEngine` (the `routeviz.query.Engine` interface) that
+translates routeviz's DuckDB SQL to Spark SQL with sqlglot and binds `$name` parameters as
+Spark named parameters. tests/test_spark.py keeps the two engines in step. Small results
+come back as pandas frames; the route rows stay in Spark.
 """
 
 from __future__ import annotations
 
-import json
-import re
+from contextlib import contextmanager
+from functools import lru_cache
 
+import pandas as pd
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from routeviz import schema
 from routeviz.errors import RoutevizError, choose
-
-_NAMED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_DUCKDB_TO_SPARK = (
-    # CTE materialisation hints: Spark plans CTEs itself
-    (re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.IGNORECASE), "AS ("),
-    (re.compile(r"\blist_contains\s*\(", re.IGNORECASE), "array_contains("),
-    # unnest(range(n)) -> 0 .. n-1 (sequence(0, -1) would count down, so slice instead)
-    (re.compile(r"\bunnest\(range\(([^()]+)\)\)", re.IGNORECASE),
-     r"explode(slice(sequence(0, \1), 1, \1))"),
-)
-# SELECT unnest($a) AS x, unnest($b) AS y ...: DuckDB unnests lists side by side; Spark
-# allows one generator per SELECT, so zip them into structs and inline those.
-_PARALLEL_UNNEST = re.compile(
-    r"SELECT\s+((?:unnest\(\$\w+\)\s+AS\s+\w+\s*,\s*)+unnest\(\$\w+\)\s+AS\s+\w+)",
-    re.IGNORECASE)
-_UNNEST_ITEM = re.compile(r"unnest\(\$(\w+)\)\s+AS\s+(\w+)", re.IGNORECASE)
+from routeviz.query import FactsCache, used_params, view_name
 
 
-def _zip_unnests(match: re.Match) -> str:
-    items = _UNNEST_ITEM.findall(match.group(1))  # [(param, alias)]
-    first = f":{items[0][0]}"
-    fields = ", ".join(f"'{alias}', element_at(:{param}, i + 1)" for param, alias in items)
-    return (f"SELECT inline(transform(slice(sequence(0, size({first})), 1, size({first})), "
-            f"i -> named_struct({fields})))")
+def _ordered_list_to_spark(node: exp.Expression) -> exp.Expression:
+    """list(x ORDER BY k, ...) -> transform(array_sort(collect_list(struct(k.., x))), s -> s.v):
+    Spark's collect_list keeps no order, so sort (key, value) structs and keep the values."""
+    if not (isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order)):
+        return node
+    keys = node.this.expressions
+    if any(k.args.get("desc") for k in keys):
+        raise RoutevizError("list(... ORDER BY ... DESC) has no Spark translation here")
+    fields = ", ".join(f"'k{i}', {k.this.sql('spark')}" for i, k in enumerate(keys))
+    value = node.this.this.sql("spark")
+    return sqlglot.parse_one(
+        f"TRANSFORM(ARRAY_SORT(COLLECT_LIST(NAMED_STRUCT({fields}, 'v', {value}))), "
+        "s -> s.v)", read="spark")
 
 
+@lru_cache(maxsize=512)
 def spark_sql(query: str) -> str:
-    """routeviz's DuckDB SQL in Spark's dialect ($name -> :name; see the module docstring)."""
-    query = _PARALLEL_UNNEST.sub(_zip_unnests, query)
-    query = _NAMED.sub(r":\1", query)
-    for pattern, replacement in _DUCKDB_TO_SPARK:
-        query = pattern.sub(replacement, query)
-    return query
+    """routeviz's DuckDB SQL in Spark's dialect, translated by sqlglot ($name -> :name)."""
+    tree = sqlglot.parse_one(query, read="duckdb")
+    for cte in tree.find_all(exp.CTE):  # MATERIALIZED hints: Spark plans CTEs itself
+        cte.set("materialized", None)
+    tree = tree.transform(_ordered_list_to_spark)
+    return tree.sql(dialect="spark")
 
 
 def _spark_type(t: pa.DataType) -> str:
@@ -76,48 +72,62 @@ def spark_ddl(arrow_schema: pa.Schema) -> str:
     return ", ".join(fields + ["`run` string"])
 
 
-class _Result:
-    def __init__(self, frame):
-        self._frame = frame
+class SparkEngine:
+    """The `routeviz.query.Engine` on a SparkSession: DuckDB SQL translated by sqlglot."""
 
-    def fetchall(self) -> list[tuple]:
-        return [tuple(row) for row in self._frame.collect()]
-
-    def fetchone(self):
-        rows = self._frame.take(1)
-        return tuple(rows[0]) if rows else None
-
-    def df(self):
-        return self._frame.toPandas()
-
-
-class _SparkConnection:
-    """Just enough of a DuckDB connection: execute(query, params) -> fetchone/fetchall/df."""
+    dialect = "spark"
 
     def __init__(self, spark):
         self.spark = spark
 
-    def execute(self, query: str, params=None) -> _Result:
-        args = params if params else None
-        if isinstance(args, dict):
-            args = {k: v for k, v in args.items()}
-        return _Result(self.spark.sql(spark_sql(query), args=args))
+    def frame(self, sql: str, params=None):
+        """A Spark DataFrame for routeviz's DuckDB-dialect SQL."""
+        return self.spark.sql(spark_sql(sql), args=used_params(sql, params) or None)
 
-    def sql(self, query: str, params=None):
-        return self.spark.sql(spark_sql(query), args=params or None)
+    def query(self, sql: str, params=None) -> pd.DataFrame:
+        return self.frame(sql, params).toPandas()
+
+    @contextmanager
+    def temp_view(self, source, params=None):
+        name = view_name()
+        if isinstance(source, pd.DataFrame):
+            frame = self.spark.createDataFrame(source if len(source) else None,
+                                               schema=_frame_ddl(source))
+        else:
+            frame = self.frame(source, params).cache()
+        frame.createOrReplaceTempView(name)
+        try:
+            yield name
+        finally:
+            self.spark.catalog.dropTempView(name)
+            frame.unpersist()
 
 
-class SparkStore:
+def _frame_ddl(frame: pd.DataFrame) -> str:
+    """A Spark DDL for a small pandas frame of strings, integers, floats and booleans."""
+    def kind(dtype) -> str:
+        if pd.api.types.is_bool_dtype(dtype):
+            return "boolean"
+        if pd.api.types.is_integer_dtype(dtype):
+            return "bigint"
+        if pd.api.types.is_float_dtype(dtype):
+            return "double"
+        return "string"
+    return ", ".join(f"`{c}` {kind(t)}" for c, t in frame.dtypes.items())
+
+
+class SparkStore(FactsCache):
     def __init__(self, spark, path: str):
         self.spark = spark
         self.path = str(path).rstrip("/")
-        self.con = _SparkConnection(spark)
+        self.engine = SparkEngine(spark)
         self.unreadable: dict[str, str] = {}  # table -> why its view is empty on Spark
         # run=001 must stay the string "001", not become the integer 1
         spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         self.refresh()
 
     def refresh(self) -> None:
+        self.forget_facts()
         for table, arrow_schema in schema.TABLES.items():
             frame = self._read(table, arrow_schema)
             frame.createOrReplaceTempView(table)
@@ -144,10 +154,10 @@ class SparkStore:
 
     def sql(self, query: str, params=None):
         """A Spark DataFrame for routeviz-dialect SQL over the views."""
-        return self.con.sql(query, params)
+        return self.engine.frame(query, params)
 
     def query_df(self, query: str, params=None):
-        return self.con.execute(query, params).df()
+        return self.engine.query(query, params)
 
     def run_names(self) -> list[str]:
         rows = self.spark.sql("SELECT DISTINCT run FROM runs UNION SELECT DISTINCT run FROM routes")
@@ -157,9 +167,7 @@ class SparkStore:
         return choose("run", run, self.run_names())
 
     def config(self, run: str) -> dict:
-        self.require_run(run)
-        row = self.con.execute("SELECT config FROM runs WHERE run = ?", [run]).fetchone()
-        return json.loads(row[0]) if row and row[0] else {}
+        return dict(self.facts(run).config)
 
     def close(self) -> None:
         pass

@@ -22,9 +22,13 @@ import pyarrow.parquet as pq
 
 from routeviz import schema
 from routeviz.errors import RoutevizError, choose
+from routeviz.query import DuckDBEngine, FactsCache
 
 MARKER = "routeviz.json"
-FORMAT_VERSION = 1
+# 1: routes, runs, examples, tokens, tags, logits; 2: runs.finished and embeddings.site.
+# Readers do not require the marker or a version: a table or column a store lacks reads
+# as empty / NULL (older versions, other writers following ARCHITECTURE.md).
+FORMAT_VERSION = 2
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
 
@@ -92,6 +96,30 @@ def init_store(path) -> Path:
     return path
 
 
+_DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.int16(): "SMALLINT",
+                 pa.int8(): "TINYINT", pa.float16(): "FLOAT", pa.float32(): "FLOAT",
+                 pa.float64(): "DOUBLE", pa.string(): "VARCHAR", pa.binary(): "BLOB",
+                 pa.bool_(): "BOOLEAN"}
+
+
+def _duckdb_type(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):
+        return _duckdb_type(t.value_type)
+    if pa.types.is_list(t):
+        return _duckdb_type(t.value_type) + "[]"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return _DUCKDB_TYPES[t]
+
+
+def store_version(path) -> int | None:
+    """The format version the store's marker records, or None (no marker, or unreadable)."""
+    try:
+        return int(json.loads((Path(path) / MARKER).read_text()).get("version"))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def _duckdb_field(f: pa.Field) -> pa.Field:
     """DuckDB reads float16 from Parquet as float, but not from Arrow: widen for empty views."""
     if f.type == pa.float16():
@@ -107,7 +135,7 @@ def _has_tables(path: Path) -> bool:
     return any((path / name).is_dir() for name in schema.TABLES)
 
 
-class Store:
+class Store(FactsCache):
     """DuckDB views over a store's tables; every query reads the Parquet files directly."""
 
     def __init__(self, path):
@@ -119,10 +147,13 @@ class Store:
         if not (path / MARKER).exists() and not _has_tables(path):
             raise RoutevizError(f"{str(path)!r} is not a routeviz store (no {MARKER})")
         self.path = path
+        self.version = store_version(path)
         self.damaged: list[Path] = []
+        self.missing: dict[str, list[str]] = {}  # table -> documented columns no file has
         self._checked: dict[Path, tuple] = {}
         self.con = duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
+        self.engine = DuckDBEngine(self.con)
         self.refresh()
 
     # -- views ------------------------------------------------------------------------
@@ -133,13 +164,22 @@ class Store:
     def refresh(self) -> None:
         """Rebuild the views from the files on disk now (after another process wrote)."""
         self.damaged = []
+        self.missing = {}
+        self.forget_facts()
         for table, arrow_schema in schema.TABLES.items():
             good = [f for f in self.files(table) if self._readable(f)]
             if good:
                 listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in good)
+                present = set().union(*(self._checked[f][2] for f in good))
+                missing = [f for f in arrow_schema if f.name not in present]
+                self.missing[table] = [f.name for f in missing]
+                # a documented column no file has reads as NULL (older stores, other writers)
+                filled = "".join(f", CAST(NULL AS {_duckdb_type(f.type)}) AS \"{f.name}\""
+                                 for f in missing)
                 self.con.execute(
-                    f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listed}], "
-                    "hive_partitioning = true, hive_types = {'run': VARCHAR}, union_by_name = true)"
+                    f"CREATE OR REPLACE VIEW {table} AS SELECT *{filled} FROM read_parquet("
+                    f"[{listed}], hive_partitioning = true, hive_types = {{'run': VARCHAR}}, "
+                    "union_by_name = true)"
                 )
             else:
                 fields = [("run", pa.string())] + [_duckdb_field(f) for f in arrow_schema]
@@ -156,14 +196,14 @@ class Store:
         except FileNotFoundError:
             return False
         key = (stat.st_size, stat.st_mtime_ns)
-        if self._checked.get(path) == key:
+        if self._checked.get(path, ())[:2] == key:
             return True
         try:
-            pq.read_metadata(path)
+            columns = frozenset(pq.read_schema(path).names)
         except Exception:
             self.damaged.append(path)
             return False
-        self._checked[path] = key
+        self._checked[path] = (*key, columns)
         return True
 
     # -- queries --------------------------------------------------------------------
@@ -257,39 +297,12 @@ class Store:
         self.con.close()
 
 
-def delete_run_files(store_path, run: str) -> None:
-    schema.check_run_name(run)
-    for table in schema.TABLES:
-        directory = Path(store_path) / table / f"run={run}"
-        if directory.is_dir():
-            shutil.rmtree(directory)
-
-
-def staging_partition(run: str) -> str:
-    """A directory name readers ignore (they glob `run=*`), for a run being overwritten."""
-    return f".staging-{uuid.uuid4().hex[:12]}-run={schema.check_run_name(run)}"
-
-
-def promote_partition(store_path, run: str, partition: str) -> None:
-    """Replace every table's `run=<run>` directory by the staged `partition`."""
-    delete_run_files(store_path, run)
-    for table in schema.TABLES:
-        staged = Path(store_path) / table / partition
-        if staged.is_dir():
-            os.replace(staged, Path(store_path) / table / f"run={run}")
-
-
-def discard_partition(store_path, partition: str) -> None:
-    for table in schema.TABLES:
-        staged = Path(store_path) / table / partition
-        if staged.is_dir():
-            shutil.rmtree(staged)
-
-
-def run_exists(store_path, run: str) -> bool:
-    return any((Path(store_path) / t / f"run={run}").is_dir() for t in ("runs", "routes"))
+# Run files (generations, atomic swaps, deletes) live in routeviz.swap.
+from routeviz.swap import delete_run_files, recover, run_exists  # noqa: F401
 
 
 def open_store(path) -> Store:
-    """Open an existing store for reading."""
+    """Open an existing store for reading (first finishing a swap a killed writer left)."""
+    if Path(path).expanduser().is_dir():
+        recover(Path(path).expanduser())
     return Store(path)

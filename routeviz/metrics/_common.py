@@ -1,10 +1,29 @@
-"""Checks and small lookups every analysis shares: run, kind, site and tag validation,
-n_experts / n_layers from runs.config, and frame-to-JSON conversion."""
+"""Checks and small lookups every analysis shares, and the one way analyses run SQL.
+
+The query interface (routeviz/query.py) — every analysis, old or new, uses only this, so
+DuckDB and Spark are two back ends of one code path:
+
+    common.df(store, sql, params) -> pandas.DataFrame
+    common.scalar(store, sql, params) -> the first value of the first row (or None)
+    with common.temp_view(store, source, params) as name: ...
+        `source` is a pandas DataFrame or a SQL query; `name` is a private view of it
+        (a SQL source is computed once) until the block ends. Use it, or CTEs, for an
+        intermediate result read several times — never CREATE TEMP TABLE.
+    common.facts(store, run) -> routeviz.query.RunFacts (kinds, sites, tags, n_layers,
+        n_experts per site, n_examples, config), cached per store refresh.
+
+SQL is written in DuckDB's dialect over the views runs, examples, tokens, tags, routes,
+logits, embeddings, with named parameters `$name` (params: a dict; keys the query does not
+use are ignored; values str/int/float/bool/None or lists of those). On Spark it is
+translated by sqlglot (routeviz.spark.spark_sql), so keep to SQL both engines have:
+no arg_max/max(x, n) top-n aggregates (use row_number() in a subquery), no
+list(x ORDER BY y) (aggregate per position instead), one unnest per SELECT, no QUALIFY,
+no UBIGINT. tests/test_spark.py runs every analysis on both engines and compares numbers.
+"""
 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -14,24 +33,37 @@ from routeviz.errors import RoutevizError, choose
 FOCUS_KINDS = ("expert", "keep", "exit")
 
 
+def df(store, query: str, params: dict | None = None) -> pd.DataFrame:
+    """A query's result as a DataFrame (DuckDB-dialect SQL, named `$parameters`)."""
+    return store.engine.query(query, params or {})
+
+
+def scalar(store, query: str, params: dict | None = None):
+    frame = df(store, query, params)
+    if frame.empty:
+        return None
+    value = frame.iat[0, 0]
+    return None if value is None or value is pd.NA or (
+        isinstance(value, float) and math.isnan(value)) else value
+
+
+def temp_view(store, source, params: dict | None = None):
+    """Context manager: a private view name for a DataFrame or a query, dropped at the end."""
+    return store.engine.temp_view(source, params or {})
+
+
+def facts(store, run: str):
+    return store.facts(run)
+
+
 def require_run(store, run: str) -> str:
     if run is None:
         raise RoutevizError("no run given; available: " + (", ".join(store.run_names()) or "(none)"))
     return store.require_run(run)
 
 
-def scalar(store, query: str, params=()):
-    if isinstance(params, dict):
-        row = execute(store.con, query, params).fetchone()
-    else:
-        row = store.con.execute(query, list(params)).fetchone()
-    return None if row is None else row[0]
-
-
 def kinds_recorded(store, run: str) -> list[str]:
-    rows = store.con.execute(
-        "SELECT DISTINCT kind FROM routes WHERE run = ? ORDER BY kind", [run]).fetchall()
-    return [r[0] for r in rows]
+    return list(store.facts(run).kinds)
 
 
 def require_kind(store, run: str, kind: str, allowed=FOCUS_KINDS) -> str:
@@ -46,13 +78,7 @@ def require_kind(store, run: str, kind: str, allowed=FOCUS_KINDS) -> str:
 
 def sites_of(store, run: str, kind: str | None = None) -> pd.DataFrame:
     """Sites of a run (optionally of one kind) with their layer, in model order."""
-    where, params = "run = ?", [run]
-    if kind is not None:
-        where += " AND kind = ?"
-        params.append(kind)
-    return store.query_df(
-        f"SELECT site, min(layer) AS layer, count(*) AS n_rows FROM routes WHERE {where} "
-        "GROUP BY site ORDER BY layer, site", params)
+    return store.facts(run).sites_of(kind)
 
 
 def require_site(store, run: str, site: str | None, kind: str | None = None) -> str | None:
@@ -62,9 +88,7 @@ def require_site(store, run: str, site: str | None, kind: str | None = None) -> 
 
 
 def tag_names(store, run: str) -> list[str]:
-    rows = store.con.execute(
-        "SELECT DISTINCT name FROM tags WHERE run = ? ORDER BY name", [run]).fetchall()
-    return [r[0] for r in rows]
+    return list(store.facts(run).tags)
 
 
 def require_tags(store, run: str, tags) -> list[str]:
@@ -85,42 +109,19 @@ def require_tags(store, run: str, tags) -> list[str]:
 
 
 def config_of(store, run: str) -> dict:
-    try:
-        return store.config(run)
-    except (ValueError, TypeError):
-        return {}
+    return dict(store.facts(run).config)
 
 
 def n_experts_by_site(store, run: str, sites) -> dict[str, int]:
     """Experts per site from runs.config `n_experts` (int or {site: int}); where the config
     does not say, 1 + the largest expert id recorded at that site."""
-    cfg = config_of(store, run).get("n_experts")
-    observed = dict(store.con.execute(
-        "SELECT site, max(choice) + 1 FROM routes WHERE run = ? AND kind = 'expert' GROUP BY site",
-        [run]).fetchall())
-    out = {}
-    for site in sites:
-        declared = cfg.get(site) if isinstance(cfg, dict) else cfg
-        try:
-            declared = int(declared) if declared is not None else None
-        except (TypeError, ValueError):
-            declared = None
-        seen = int(observed.get(site) or 0)
-        out[site] = max(declared or 0, seen)
-    return out
+    known = store.facts(run).n_experts
+    return {site: int(known.get(site, 0)) for site in sites}
 
 
 def n_layers_of(store, run: str) -> int:
     """Model depth from runs.config `n_layers`, else 1 + the deepest layer recorded."""
-    declared = config_of(store, run).get("n_layers")
-    try:
-        declared = int(declared) if declared is not None else None
-    except (TypeError, ValueError):
-        declared = None
-    deepest = scalar(store, "SELECT max(greatest(layer, CASE WHEN kind = 'exit' THEN choice "
-                            "ELSE layer END)) FROM routes WHERE run = ?", [run])
-    seen = int(deepest) + 1 if deepest is not None else 0
-    return max(declared or 0, seen)
+    return int(store.facts(run).n_layers)
 
 
 def records(df: pd.DataFrame) -> list[dict]:
@@ -143,17 +144,3 @@ def plain(value):
     if value is pd.NA or value is pd.NaT:
         return None
     return value
-
-
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def execute(con, query: str, params: dict | None = None):
-    """con.execute with only the named parameters the query uses (DuckDB refuses extras)."""
-    used = set(_PARAM.findall(query))
-    return con.execute(query, {k: v for k, v in (params or {}).items() if k in used})
-
-
-def df(store, query: str, params: dict) -> pd.DataFrame:
-    """A query's result as a DataFrame, with named parameters."""
-    return execute(store.con, query, params).df()

@@ -8,19 +8,19 @@ head they exited at (site "*"). Units present in one run only are counted, not c
 
 from __future__ import annotations
 
-import uuid
+import pandas as pd
 
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 
 # Chosen sets as 64-bit masks (bit c = choice c) when every choice is in 0..63, so Jaccard
 # is two popcounts; otherwise as lists. Units keyed by one integer (example · 2^24 + token).
-MASK = "bit_or(CAST(1 AS UBIGINT) << CAST(choice AS INTEGER))"
+MASK = "bit_or(CAST(1 AS BIGINT) << CAST(choice AS INTEGER))"
 MASK_JACCARD = ("CAST(bit_count(a.chosen & b.chosen) AS DOUBLE) "
                 "/ bit_count(a.chosen | b.chosen)")
-LIST = "list_distinct(list(choice))"
-LIST_JACCARD = ("CAST(len(list_intersect(a.chosen, b.chosen)) AS DOUBLE) "
-                "/ len(list_distinct(list_concat(a.chosen, b.chosen)))")
+LIST = "array_distinct(list(choice))"
+LIST_JACCARD = ("CAST(array_length(array_intersect(a.chosen, b.chosen)) AS DOUBLE) "
+                "/ array_length(array_distinct(array_concat(a.chosen, b.chosen)))")
 
 SETS = """
 {name} AS (
@@ -37,10 +37,10 @@ joined AS (
 
 
 def _joined_sql(store, params) -> str:
-    low, high = store.con.execute(
-        "SELECT min(choice), max(choice) FROM routes WHERE run IN ($a_run, $b_run) "
-        "AND kind IN ('expert', 'keep', 'exit')", params).fetchone()
-    masks = low is not None and low >= 0 and high < 64
+    low, high = common.df(store,
+        "SELECT min(choice) AS low, max(choice) AS high FROM routes WHERE run IN ($a_run, $b_run) "
+        "AND kind IN ('expert', 'keep', 'exit')", params).iloc[0]
+    masks = not pd.isna(low) and low >= 0 and high < 63  # bit 63 is a signed BIGINT's sign
     chosen, jaccard = (MASK, MASK_JACCARD) if masks else (LIST, LIST_JACCARD)
     return JOINED.format(a=SETS.format(name="a", chosen=chosen),
                          b=SETS.format(name="b", chosen=chosen), jaccard=jaccard)
@@ -52,24 +52,23 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
     run = common.require_run(store, run)
     against = common.require_run(store, against)
     params = {"a_run": run, "b_run": against}
-    con = store.con
-    table = f"diff_units_{uuid.uuid4().hex}"  # a private temp table, dropped below
-    try:
-        con.execute(f"CREATE TEMP TABLE {table} AS {_joined_sql(store, params)} "
-                    "SELECT * FROM joined", params)
-        sites = con.execute(
+    # the joined units, computed once, dropped at the end of the block
+    with common.temp_view(store, f"{_joined_sql(store, params)} SELECT * FROM joined",
+                          params) as table:
+        sites = common.df(store, 
             "SELECT site, kind, count(*) AS n_units, "
             "avg(CAST(top1_a = top1_b AS DOUBLE)) AS top1_agreement, "
             "avg(jaccard) AS jaccard, count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped "
-            f"FROM {table} WHERE in_a AND in_b GROUP BY site, kind").df()
-        coverage = con.execute(
-            "SELECT count(*) FILTER (WHERE in_a AND in_b), count(*) FILTER (WHERE in_a AND NOT "
-            f"in_b), count(*) FILTER (WHERE in_b AND NOT in_a) FROM {table}").fetchone()
-        overall = con.execute(
+            f"FROM {table} WHERE in_a AND in_b GROUP BY site, kind")
+        coverage = common.df(store,
+            "SELECT count(*) FILTER (WHERE in_a AND in_b) AS n_common, count(*) FILTER (WHERE "
+            "in_a AND NOT in_b) AS n_only_a, count(*) FILTER (WHERE in_b AND NOT in_a) AS "
+            f"n_only_b FROM {table}").iloc[0]
+        overall = common.df(store, 
             "SELECT kind, count(*) AS n_units, avg(CAST(top1_a = top1_b AS DOUBLE)) AS "
             f"top1_agreement, avg(jaccard) AS jaccard FROM {table} WHERE in_a AND in_b "
-            "GROUP BY kind ORDER BY kind").df()
-        changed = con.execute(
+            "GROUP BY kind ORDER BY kind")
+        changed = common.df(store, 
             "SELECT any_value(x.u // 16777216) AS example, any_value(x.u % 16777216) AS token, "
             "any_value(t.text) AS text, count(*) AS n_sites, "
             "count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped, avg(jaccard) AS mean_jaccard "
@@ -77,13 +76,11 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
             "WHERE run = $a_run) t USING (u) WHERE in_a AND in_b "
             "GROUP BY x.u HAVING n_flipped > 0 OR mean_jaccard < 1 "
             f"ORDER BY n_flipped DESC, mean_jaccard, x.u LIMIT {int(top)}",
-            {"a_run": run}).df()
-        mismatched = con.execute(
+            {"a_run": run})
+        mismatched = common.scalar(store, 
             "SELECT count(*) FROM (SELECT example, token, text FROM tokens WHERE run = $a_run) x "
             "JOIN (SELECT example, token, text FROM tokens WHERE run = $b_run) y "
-            "USING (example, token) WHERE x.text IS DISTINCT FROM y.text", params).fetchone()[0]
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+            "USING (example, token) WHERE x.text IS DISTINCT FROM y.text", params)
     n_common, n_only_run, n_only_against = (int(v or 0) for v in coverage)
     if n_common == 0:
         raise RoutevizError(f"runs {run!r} and {against!r} share no routed tokens: diff "

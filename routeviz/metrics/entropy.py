@@ -8,7 +8,6 @@ source "logits": softmax over every expert's router logit (when the run recorded
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import pandas as pd
@@ -54,9 +53,8 @@ def entropy(store, run: str, site: str | None = None, example: int | None = None
     if has_logits:
         parts.append(LOGIT_ENTROPY.format(where=where))
     per_token = " UNION ALL ".join(f"({q})" for q in parts)
-    table = f"entropy_{uuid.uuid4().hex}"  # per-token entropies, computed once, dropped below
-    try:
-        common.execute(store.con, f"CREATE TEMP TABLE {table} AS {per_token}", params)
+    # per-token entropies, computed once, dropped at the end of the block
+    with common.temp_view(store, per_token, params) as table:
         sites = common.df(store,
             f"SELECT site, source, avg(entropy) AS mean, median(entropy) AS median, "
             f"ln(max(k)) AS max_possible, count(*) AS n_tokens FROM {table} "
@@ -70,8 +68,6 @@ def entropy(store, run: str, site: str | None = None, example: int | None = None
         tokens = common.df(store,
             f"SELECT site, example, token, source, entropy FROM {table} {token_filter} "
             f"ORDER BY example, token, site, source LIMIT {int(limit)}", token_params)
-    finally:
-        store.con.execute(f"DROP TABLE IF EXISTS {table}")
     order = common.sites_of(store, run, "expert").site.tolist()
     sites["order"] = sites.site.map({s: i for i, s in enumerate(order)})
     sites = sites.sort_values(["source", "order"], ascending=[False, True]).drop(columns="order")

@@ -88,7 +88,7 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
 
 def _has(store, table: str, run: str, where: str, **params) -> bool:
     q = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE run = $run AND {where})"
-    return bool(store.con.execute(q, {"run": run, **params}).fetchone()[0])
+    return bool(common.scalar(store, q, {"run": run, **params}))
 
 
 def _label(kind: str, choice: int) -> str:

@@ -46,7 +46,7 @@ def load(store, run: str) -> LoadResult:
         "(SELECT site, example FROM routes WHERE run = $run AND kind = 'expert' "
         " GROUP BY site, example) s JOIN lengths l USING (example) GROUP BY s.site", p)
     n_run_examples = common.scalar(
-        store, "SELECT count(DISTINCT example) FROM routes WHERE run = ?", [run]) or 0
+        store, "SELECT count(DISTINCT example) FROM routes WHERE run = $run", p) or 0
 
     expert_rows = []
     site_rows = []
@@ -101,9 +101,9 @@ def keep(store, run: str) -> KeepResult:
                                         f"({example_lengths_sql(store, run)})",
                                  p) or 0)
     discarded = int(common.scalar(
-        store, "SELECT count(*) FROM (SELECT DISTINCT example, token FROM routes WHERE run = ? "
-               "AND token >= 0 AND ((kind = 'keep' AND choice = 0) OR kind = 'merge'))",
-        [run]) or 0)
+        store, "SELECT count(*) FROM (SELECT DISTINCT example, token FROM routes WHERE "
+               "run = $run AND token >= 0 AND ((kind = 'keep' AND choice = 0) OR "
+               "kind = 'merge')) d", p) or 0)
     kept = max(n_tokens - discarded, 0)
     tokens = pd.DataFrame([{"n_tokens": n_tokens, "n_never_discarded": kept,
                             "never_discarded_fraction": kept / n_tokens if n_tokens else 0.0}])

@@ -89,14 +89,15 @@ def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
         "  JOIN tok t ON t.u = r.example * 16777216 + r.token "
         f"  WHERE r.run = $run AND r.kind = 'expert'{site_filter}), "
         "per_expert AS (SELECT site, expert, count(*) AS n_expert FROM routed GROUP BY ALL), "
-        "cell AS (SELECT site, expert, text_id, count(*) AS count FROM routed GROUP BY ALL) "
-        "SELECT c.site, c.expert, n.text, c.count, e.n_expert, n.n_text, "
+        "cell AS (SELECT site, expert, text_id, count(*) AS count FROM routed GROUP BY ALL), "
+        "scored AS (SELECT c.site, c.expert, n.text, c.count, e.n_expert, n.n_text, "
         "  (c.count / e.n_expert) / (n.n_text / total.n) AS lift "
-        "FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text_id), total "
-        "WHERE c.count >= $min_count "
-        "QUALIFY row_number() OVER (PARTITION BY c.site, c.expert "
-        "  ORDER BY lift DESC, c.count DESC, n.text) <= $top "
-        "ORDER BY c.site, c.expert, lift DESC, c.count DESC, n.text", params)
+        "  FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text_id), "
+        "  total WHERE c.count >= $min_count) "
+        "SELECT site, expert, text, count, n_expert, n_text, lift FROM ("
+        "  SELECT *, row_number() OVER (PARTITION BY site, expert "
+        "    ORDER BY lift DESC, count DESC, text) AS place FROM scored) ranked "
+        "WHERE place <= $top ORDER BY site, expert, lift DESC, count DESC, text", params)
 
 
 def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
@@ -106,15 +107,15 @@ def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
     if site is not None:
         site_filter = " AND site = $site"
         params["site"] = site
-    # arg_max(..., n) keeps n rows per group while streaming: no sort of every route row
+    # ties broken by (example, token), so the gallery is the same from run to run
     picks = common.df(store,
-        "SELECT site, expert, pick[1] AS example, pick[2] AS token, pick_weight AS weight FROM ("
-        "  SELECT site, choice AS expert, "
-        "    unnest(arg_max([example, token], coalesce(weight, 0), $n)) AS pick, "
-        "    unnest(max(coalesce(weight, 0), $n)) AS pick_weight "
-        f"  FROM routes WHERE run = $run AND kind = 'expert'{site_filter} GROUP BY site, choice"
-        ") ORDER BY site, expert, weight DESC, example, token", params)
-    examples = sorted({int(e) for e in picks.example})
+        "SELECT site, expert, example, token, weight FROM ("
+        "  SELECT site, choice AS expert, example, token, coalesce(weight, 0) AS weight, "
+        "    row_number() OVER (PARTITION BY site, choice "
+        "      ORDER BY coalesce(weight, 0) DESC, example, token) AS place "
+        f"  FROM routes WHERE run = $run AND kind = 'expert'{site_filter}) picked "
+        "WHERE place <= $n ORDER BY site, expert, weight DESC, example, token", params)
+    examples = sorted({int(e) for e in picks.example}) or [-1]
     text = common.df(store, 
         "SELECT example, token, text FROM tokens WHERE run = $run AND "
         "list_contains($examples, example) ORDER BY example, token",

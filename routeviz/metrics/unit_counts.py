@@ -16,6 +16,7 @@ tokens does.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
@@ -46,32 +47,43 @@ def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
                 top1: bool = False, site: str | None = None) -> dict:
     """tag_values: name, value (row i is tag id i). Returns frames `active` (site, choice,
     n_active), `tag` (name, value, n_tag) and `both` (site, choice, name, value, n_both)."""
-    ctes, params = unit_sets(store, run, kind, tag_values, unit, top1, site)
-    query = (
+    with common.temp_view(store, tag_ids(tag_values)) as tv_view:
+        ctes, params = unit_sets(store, run, kind, tv_view, unit, top1, site)
+        parts = common.df(store, _counts_sql(ctes), params)
+    return _split(parts, tag_values)
+
+
+def tag_ids(tag_values: pd.DataFrame) -> pd.DataFrame:
+    """name, value, tid (= row number): the frame behind the `tv` view of `unit_sets`."""
+    return pd.DataFrame({"name": tag_values.name.astype(str).to_numpy(),
+                         "value": tag_values.value.astype(str).to_numpy(),
+                         "tid": np.arange(len(tag_values), dtype="int64")})
+
+
+def _counts_sql(ctes) -> str:
+    return (
         "WITH " + ", ".join(ctes) + " "
         "SELECT 'active' AS part, site, choice, NULL::INTEGER AS tid, count(*) AS n "
         "FROM active GROUP BY site, choice "
         "UNION ALL SELECT 'tag', NULL, NULL, tid, count(*) FROM tagged GROUP BY tid "
         "UNION ALL SELECT 'both', a.site, a.choice, t.tid, count(*) "
         "FROM active a JOIN tagged t USING (u) GROUP BY a.site, a.choice, t.tid")
-    parts = common.df(store, query, params)
-    return _split(parts, tag_values)
 
 
-def unit_sets(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
+def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
               top1: bool = False, site: str | None = None, sample: str = "") -> tuple:
     """The CTEs `tagged` (u, tid) and `active` (site, choice, u) behind `unit_counts`, with
-    their parameters. `sample`: an extra SQL condition on `example` (e.g. a hash sample)."""
-    params = {"run": run, "kind": kind, "tv_name": list(tag_values.name),
-              "tv_value": list(tag_values.value), "tv_id": list(range(len(tag_values)))}
+    their parameters. tv_view: a view of `tag_ids(tag_values)`, e.g.
+    `with common.temp_view(store, tag_ids(tag_values)) as tv_view:` (a tag id is a row of
+    tag_values). `sample`: an extra SQL condition on `example` (e.g. a hash sample)."""
+    params = {"run": run, "kind": kind}
     route_filter = "run = $run AND kind = $kind" + (" AND rank = 0" if top1 else "")
     if site is not None:
         route_filter += " AND site = $site"
         params["site"] = site
     sample = f" AND ({sample})" if sample else ""
     route_filter += sample
-    ctes = [("tv AS (SELECT unnest($tv_name) AS name, unnest($tv_value) AS value, "
-            "unnest($tv_id) AS tid)")]
+    ctes = [f"tv AS (SELECT name, value, tid FROM {tv_view})"]
     if unit == "example":
         ctes.append("tagged AS MATERIALIZED (SELECT DISTINCT t.example AS u, tv.tid FROM tags t "
                     "JOIN tv USING (name, value) WHERE t.run = $run" + sample + ")")

@@ -1,0 +1,195 @@
+"""The query layer: one SQL-execution interface for every back end, and the facts of a run.
+
+An `Engine` runs routeviz's SQL, written once in DuckDB's dialect, on one back end:
+
+    engine.dialect                         "duckdb" or "spark"
+    engine.query(sql, params) -> DataFrame  sql uses named parameters `$name`; params is a
+                                            dict (extra keys are ignored); values are str,
+                                            int, float, bool, None or lists of those
+    with engine.temp_view(source, params) as name:
+        ...                                 a private view `name` of `source` until the
+                                            block ends: a pandas DataFrame (registered), or
+                                            a SQL query computed once (DuckDB: a temp table;
+                                            Spark: a cached temp view) — never CREATE TEMP
+                                            TABLE in an analysis, ask for a temp view
+
+`DuckDBEngine` (here) runs the SQL as written; `routeviz.spark.SparkEngine` translates it
+with sqlglot (DuckDB -> Spark SQL) and binds the parameters as Spark named parameters.
+Stores (`routeviz.store.Store`, `routeviz.spark.SparkStore`) carry one as `store.engine`
+and answer `store.facts(run)`: what a run recorded, computed once per store refresh.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class Engine(Protocol):
+    dialect: str
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> pd.DataFrame: ...
+
+    def temp_view(self, source, params: Mapping[str, object] | None = None
+                  ) -> Iterator[str]: ...
+
+
+def used_params(sql: str, params: Mapping[str, object] | None) -> dict:
+    """The named parameters `sql` uses (DuckDB and Spark both refuse unused ones)."""
+    used = set(_PARAM.findall(sql))
+    return {k: v for k, v in (params or {}).items() if k in used}
+
+
+def view_name(prefix: str = "rv") -> str:
+    return f"_{prefix}_{uuid.uuid4().hex}"
+
+
+class DuckDBEngine:
+    """The Engine over a DuckDB connection whose views are the store's tables."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con):
+        self.con = con
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, used_params(sql, params)).df()
+
+    @contextmanager
+    def temp_view(self, source, params: Mapping[str, object] | None = None) -> Iterator[str]:
+        name = view_name()
+        if isinstance(source, pd.DataFrame):
+            self.con.register(name, source)
+            try:
+                yield name
+            finally:
+                self.con.unregister(name)
+            return
+        self.con.execute(f"CREATE TEMP TABLE {name} AS {source}", used_params(source, params))
+        try:
+            yield name
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+# -- facts -------------------------------------------------------------------------------
+class FactsCache:
+    """`store.facts(run)` for a store with `engine` and `require_run`; `forget_facts()`
+    when the store refreshes its views."""
+
+    def facts(self, run: str) -> RunFacts:
+        """What `run` recorded (kinds, sites, tags, modality, layers, experts per site,
+        n_examples, config), computed once per store refresh."""
+        self.require_run(run)
+        cache = self.__dict__.setdefault("_facts", {})
+        if run not in cache:
+            cache[run] = run_facts(self.engine, run)
+        return cache[run]
+
+    def forget_facts(self) -> None:
+        self.__dict__["_facts"] = {}
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What one run recorded. sites: site, kind, layer, n_rows, per_example (every row of
+    the site and kind is a whole-example decision), in model order (layer, then site)."""
+
+    run: str
+    kinds: list  # recorded kinds, sorted
+    sites: pd.DataFrame = field(repr=False)
+    tags: list = field(default_factory=list)  # tag families (tag names), sorted
+    modality: str = "text"  # the most common modality of the run's examples
+    layers: list = field(default_factory=list)  # layer indexes that recorded a decision
+    n_layers: int = 0  # runs.config n_layers, else 1 + deepest layer or exit layer recorded
+    n_experts: dict = field(default_factory=dict)  # expert site -> experts (config or seen)
+    n_examples: int = 0  # examples with a route, a token or an examples row
+    n_routes: int = 0
+    has_tokens: bool = False  # the tokens table has rows for the run
+    config: dict = field(default_factory=dict, repr=False)
+
+    def sites_of(self, kind=None) -> pd.DataFrame:
+        """site, layer, n_rows for one kind (or a tuple of kinds, or all), model order."""
+        sites = self.sites
+        if kind is not None:
+            kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+            sites = sites[sites.kind.isin(kinds)]
+        out = sites.groupby("site", sort=False).agg(layer=("layer", "min"),
+                                                    n_rows=("n_rows", "sum")).reset_index()
+        return out.sort_values(["layer", "site"], kind="stable").reset_index(drop=True)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["sites"] = self.sites
+        return out
+
+
+def parse_config(text) -> dict:
+    try:
+        value = json.loads(text) if text else {}
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _int_or_none(value):
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def run_facts(engine: Engine, run: str) -> RunFacts:
+    """Compute a run's facts with a few small GROUP BYs (one pass over its routes)."""
+    p = {"run": run}
+    sites = engine.query(
+        "SELECT site, kind, min(layer) AS layer, max(layer) AS max_layer, "
+        "max(choice) AS max_choice, max(token) AS max_token, count(*) AS n_rows "
+        "FROM routes WHERE run = $run GROUP BY site, kind", p)
+    sites["site"] = sites["site"].astype(str)
+    sites["kind"] = sites["kind"].astype(str)
+    sites = sites.sort_values(["layer", "site", "kind"], kind="stable").reset_index(drop=True)
+    tags = engine.query("SELECT DISTINCT name FROM tags WHERE run = $run", p)
+    modality = engine.query("SELECT modality, count(*) AS n FROM examples WHERE run = $run "
+                            "GROUP BY modality ORDER BY n DESC, modality", p)
+    counts = engine.query(
+        "SELECT (SELECT count(*) FROM (SELECT example FROM routes WHERE run = $run "
+        "UNION SELECT example FROM tokens WHERE run = $run "
+        "UNION SELECT example FROM examples WHERE run = $run) e) AS n_examples, "
+        "(SELECT count(*) FROM tokens WHERE run = $run) AS n_tokens, "
+        "(SELECT max(config) FROM runs WHERE run = $run) AS config", p).iloc[0]
+    config = parse_config(counts["config"])
+
+    declared_layers = _int_or_none(config.get("n_layers"))
+    deepest = [int(v) for v in sites.max_layer]
+    deepest += [int(v) for v in sites.max_choice[sites.kind == "exit"]]
+    n_layers = max(declared_layers or 0, (max(deepest) + 1) if deepest else 0)
+
+    declared = config.get("n_experts")
+    n_experts = {}
+    for site, max_choice in zip(sites.site[sites.kind == "expert"],
+                                sites.max_choice[sites.kind == "expert"]):
+        stated = _int_or_none(declared.get(site) if isinstance(declared, dict) else declared)
+        n_experts[site] = max(stated or 0, int(max_choice) + 1)
+
+    sites["per_example"] = sites.max_token.astype("int64") < 0
+    layers = sorted({int(v) for v in sites.layer} | {int(v) for v in sites.max_layer})
+    modality_name = modality["modality"].dropna()
+    return RunFacts(
+        run=run, kinds=sorted(set(sites.kind)),
+        sites=sites[["site", "kind", "layer", "n_rows", "per_example"]].astype(
+            {"layer": "int64", "n_rows": "int64"}),
+        tags=sorted(str(t) for t in tags["name"].dropna()),
+        modality=str(modality_name.iloc[0]) if len(modality_name) else "text",
+        layers=layers, n_layers=n_layers, n_experts=n_experts,
+        n_examples=int(counts["n_examples"] or 0), n_routes=int(sites.n_rows.sum()),
+        has_tokens=int(counts["n_tokens"] or 0) > 0, config=config)

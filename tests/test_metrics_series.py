@@ -1,0 +1,167 @@
+"""Metrics over a series (routeviz.metrics.series, routeviz.metrics.identity): a small MoE
+trained with the probe callback, and synthetic series with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from routeviz.errors import RoutevizError
+from routeviz.metrics import identity as identity_mod
+from routeviz.metrics.identity import identity, match
+from routeviz.metrics.series import (balance, saturation, series_names, series_runs,
+                                     series_summary, timeline)
+from routeviz.store import open_store
+from tests.metrics_store import expert_routes, write_run
+
+EVERY, STEPS, FROZEN_AFTER = 2, 12, 6  # probe every 2 steps; no update after step 6
+
+
+def train_with_callback(store_path):
+    """A tiny Mixtral trained with Adam, RouteProbeCallback called as a Trainer calls it
+    (on_step_end after each optimizer step, then on_train_end); every parameter frozen
+    (requires_grad off, no more updates) after step FROZEN_AFTER. Returns the parameters
+    at the freeze and at the end."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, TrainerControl, TrainerState
+
+    from routeviz.probe import RouteProbeCallback
+    from routeviz.testing import tiny_mixtral_config
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_mixtral_config(vocab_size=64, hidden_size=16,
+                                                                 intermediate_size=16))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    probe_ids = torch.randint(2, 64, (3, 10))  # [b, s]: 3 examples x 10 tokens, fixed
+    probe = [{"inputs": {"input_ids": probe_ids}, "examples": [0, 1, 2],
+              "tokens": [[f"t{int(t)}" for t in row] for row in probe_ids],
+              "tags": [{"parity": [str(int(t) % 2) for t in row]} for row in probe_ids]}]
+    callback = RouteProbeCallback(probe, store_path, "tiny", every=EVERY)
+    args, state, control = SimpleNamespace(output_dir=None), TrainerState(), TrainerControl()
+    model.train()
+    frozen = None
+    for step in range(1, STEPS + 1):
+        ids = torch.randint(2, 64, (8, 10))
+        loss = model(input_ids=ids, labels=ids).loss
+        if step <= FROZEN_AFTER:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if step == FROZEN_AFTER:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            frozen = {k: v.clone() for k, v in model.state_dict().items()}
+        state.global_step = step
+        callback.on_step_end(args, state, control, model=model)
+    callback.on_train_end(args, state, control, model=model)
+    return frozen, model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("series") / "store"
+    frozen, final = train_with_callback(path)
+    return open_store(path), frozen, final
+
+
+def test_saturation_is_exactly_one_once_frozen_and_below_before(trained):
+    store, frozen, final = trained
+    assert all(torch.equal(frozen[k], final[k]) for k in final)  # the freeze held
+    sat = saturation(store, "tiny")
+    steps = list(range(EVERY, STEPS + 1, EVERY))
+    sites = ["*", "model.layers.0.mlp.gate", "model.layers.1.mlp.gate"]
+    assert sat.step.tolist() == [s for s in steps for _ in sites]
+    assert sat.site.tolist() == sites * len(steps)
+    assert (sat[sat.site == "*"].n_units == 2 * 3 * 10).all()  # 2 sites x 30 probe tokens
+    for row in sat.itertuples():
+        if row.step >= FROZEN_AFTER:
+            assert row.overlap == 1.0 and row.top1 == 1.0, row
+    pooled = sat[(sat.site == "*") & (sat.step < FROZEN_AFTER)]
+    assert len(pooled) == 2 and (pooled.overlap < 1.0).all() and (pooled.top1 < 1.0).all()
+    assert (pooled.overlap >= pooled.top1 / 2).all()  # top-2: a kept top-1 is half the set
+
+
+def test_store_holds_one_run_per_probe_step_grouped_by_series(trained):
+    store = trained[0]
+    runs = series_runs(store, "tiny")
+    steps = list(range(EVERY, STEPS + 1, EVERY))
+    assert runs.step.tolist() == steps
+    assert runs.run.tolist() == [f"tiny-step{s:06d}" for s in steps]
+    assert sorted(store.run_names()) == runs.run.tolist()
+    assert series_names(store) == ["tiny"]
+    for run, step in zip(runs.run, runs.step):
+        config = store.config(run)
+        assert (config["series"], config["step"], config["checkpoint"]) == ("tiny", step, None)
+    with pytest.raises(RoutevizError, match="unknown series 'nope'.*tiny"):
+        series_runs(store, "nope")
+
+
+def test_frozen_steps_keep_every_expert_identity_and_metric(trained):
+    store = trained[0]
+    ids = identity(store, "tiny")
+    late = ids[ids.from_step >= FROZEN_AFTER]
+    assert len(late) == 3 * 2 * 4  # 3 transitions x 2 sites x 4 experts
+    assert (late.matched == late.expert).all() and not late.changed.any()
+    chosen = late[late.similarity > 0]
+    assert np.allclose(chosen.similarity, 1.0)
+    frame = timeline(store, "tiny")
+    assert set(frame.metric) == {"saturation_top1", "saturation_overlap", "load_cv", "maxvio",
+                                 "focus", "cover", "entropy"}
+    for metric in ("load_cv", "maxvio", "focus", "cover", "entropy"):
+        after = frame[(frame.metric == metric) & (frame.step >= FROZEN_AFTER)]
+        assert after.groupby("site").value.nunique().eq(1).all(), metric  # nothing moves
+
+
+def three_step_store(path):
+    """Sites g0, g1, 4 experts, 6 tokens. Step 10: token t -> {t, t+1} (mod 4); step 20:
+    the same set, ranks swapped; step 30: {t+2, t+1}. So every expert e of step 20 is
+    expert e+1 of step 30, and step 20 vs 30 shares one of two experts, never the top-1."""
+    units = [(0, t) for t in range(6)]
+    steps = {10: {u: [u[1] % 4, (u[1] + 1) % 4] for u in units},
+             20: {u: [(u[1] + 1) % 4, u[1] % 4] for u in units},
+             30: {u: [(u[1] + 2) % 4, (u[1] + 1) % 4] for u in units}}
+    for step, assignments in steps.items():
+        store = write_run(path, f"s-step{step:06d}",
+                          expert_routes("g0", 0, assignments) + expert_routes("g1", 1, assignments),
+                          tags=[(0, t, "parity", str(t % 2)) for t in range(6)],
+                          config={"series": "s", "step": step, "n_experts": 4})
+    write_run(path, "lone", expert_routes("g0", 0, steps[10]))  # not in any series
+    return store
+
+
+def test_synthetic_series_known_answers(tmp_path):
+    store = three_step_store(tmp_path / "s")
+    sat = saturation(store, "s").set_index(["step", "site"])
+    for step in (10, 20):
+        assert sat.loc[(step, "*"), "overlap"] == 0.5 and sat.loc[(step, "*"), "top1"] == 0.0
+    assert sat.loc[(30, "g1"), "overlap"] == 1.0 and sat.loc[(30, "g1"), "n_units"] == 6
+    bal = balance(store, "s").set_index(["step", "site"])
+    # the same expert counts at every step: [3, 4, 3, 2]
+    counts = np.bincount([e for t in range(6) for e in (t % 4, (t + 1) % 4)], minlength=4)
+    assert bal.loc[(10, "g0"), "cv"] == pytest.approx(counts.std() / counts.mean())
+    assert bal.loc[(10, "g0"), "maxvio"] == pytest.approx((counts.max() - counts.mean())
+                                                          / counts.mean())
+    assert bal.loc[(10, "*"), "maxvio"] == pytest.approx(bal.loc[(10, "g0"), "maxvio"])
+    ids = identity(store, "s")
+    first, second = ids[ids.from_step == 10], ids[ids.from_step == 20]
+    assert (first.matched == first.expert).all()  # ranks swapped, same sets: same experts
+    assert (second.matched == (second.expert + 1) % 4).all() and second.changed.all()
+    assert np.allclose(second.similarity, 1.0)
+    out = series_summary(store, "s")
+    assert out["runs"] == ["s-step000010", "s-step000020", "s-step000030"]
+    assert out["final_step"] == 30 and [s["step"] for s in out["steps"]] == [10, 20, 30]
+    assert out["steps"][0]["saturation"][0] == {"site": "*", "top1": 0.0, "overlap": 0.5,
+                                                "n_units": 12}
+    assert {r["site"] for r in out["steps"][0]["focus_cover"]} == {"*", "g0", "g1"}
+    assert len(out["identity"]) == 2 * 2 * 4
+
+
+def test_match_is_one_to_one_with_and_without_scipy(monkeypatch):
+    similarity = np.array([[0.9, 0.8, 0.0], [0.85, 0.1, 0.0], [0.0, 0.0, 0.2]])
+    assert match(similarity).tolist() == [1, 0, 2]  # Hungarian: 0.8 + 0.85 beats 0.9 + 0.1
+    monkeypatch.setitem(__import__("sys").modules, "scipy.optimize", None)
+    assert match(similarity).tolist() == [0, 1, 2]  # greedy: the best pair first
+    assert identity_mod.match(np.zeros((2, 2))).tolist() in ([0, 1], [1, 0])

@@ -6,6 +6,9 @@ into the same partition; at the end the ranks add up their example counts, rank 
 the finished runs row and swaps in a staged overwrite, and nobody leaves the `with` block
 before the run is complete on disk.
 
+A single process is a group of one (`SINGLE`): sharing returns the value, totals are the
+process's own counts, the barrier returns at once. The tracer runs one code path for both.
+
 Messages travel as JSON bytes in uint8 tensors (no pickle), over the default process group.
 """
 
@@ -21,7 +24,30 @@ from routeviz.errors import RoutevizError
 
 
 @dataclass(frozen=True)
+class SingleProcess:
+    """A world of one: every collective is the identity."""
+
+    rank: int = 0
+    size: int = 1
+    leader: bool = True
+
+    def share(self, value):
+        return value
+
+    def total(self, *values: int) -> list[int]:
+        return [int(v) for v in values]
+
+    def barrier(self) -> None:
+        return None
+
+
+SINGLE = SingleProcess()
+
+
+@dataclass(frozen=True)
 class Ranks:
+    """The ranks of the default torch.distributed process group."""
+
     rank: int
     size: int
 
@@ -65,15 +91,15 @@ class Ranks:
         dist.barrier()
 
 
-def detect_ranks(distributed=None) -> Ranks | None:
-    """The tracing job's ranks, or None for a single process.
+def detect_ranks(distributed=None) -> Ranks | SingleProcess:
+    """The tracing job's ranks, or `SINGLE` for a single process.
 
     distributed: None (default) uses the default torch.distributed process group when one
     is initialised with more than one rank; False ignores it (each process traces alone,
     into runs of its own); True requires one.
     """
     if distributed is False:
-        return None
+        return SINGLE
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -85,18 +111,21 @@ def detect_ranks(distributed=None) -> Ranks | None:
             "torch.distributed.init_process_group() first (backend 'gloo' on CPU) so the "
             "ranks share one run; or pass distributed=False and give each process its own run"
         )
-    return None
+    return SINGLE
 
 
-def rank_example_ids(base: int, ranks: Ranks | None, first: int, count: int) -> list[int]:
+def rank_example_ids(base: int, ranks, first: int, count: int) -> list[int]:
     """Default example ids: `count` ids from this rank's `first` local index on.
 
     Rank r of n gets base + r, base + r + n, base + r + 2n, ...: unique across ranks with
-    no communication, whatever batch sizes each rank sees.
+    no communication, whatever batch sizes each rank sees (a single process: base + i).
     """
-    if ranks is None:
-        return list(range(base + first, base + first + count))
     return [base + ranks.rank + ranks.size * i for i in range(first, first + count)]
+
+
+def local_index_after(base: int, ranks, example: int) -> int:
+    """The first local index whose default id (see rank_example_ids) exceeds `example`."""
+    return max(0, (example - base - ranks.rank) // ranks.size + 1)
 
 
 def next_free_example(store_path, run: str) -> int:

@@ -40,7 +40,7 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
     run_config = {**runner.trace_config(), **(config or {})}
     with trace(runner.module, store, run, overwrite=overwrite, append=append, logits=logits,
                model_name=runner.name, config=run_config, write_run=write_run) as tracer:
-        start = example_offset + tracer._next_example
+        start = example_offset + tracer.next_example
         for begin in range(0, len(items), batch_size):
             chunk = items[begin:begin + batch_size]
             encoded = runner.encode(chunk)

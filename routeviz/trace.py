@@ -6,34 +6,35 @@
                 model(input_ids)
 
 Hooks keep device tensors; at batch end everything is packed into one float32 buffer per
-device and copied to the host once; a background thread expands it into rows and writes
-Parquet. Every hook handle is removed in `finally`, so no hook outlives the block, even
-after an exception; batches completed before the exception are on disk.
+device and copied to the host once (routeviz.transfer); a background thread expands it into
+rows and writes Parquet (routeviz.writer) where the run writer says (routeviz.runwriter:
+the run's files, or a generation swapped in at the end for an overwrite). Hooks are
+registered by routeviz.hooks.hooks and all removed in `finally`, so no hook outlives the
+block, even after an exception; batches completed before the exception are on disk.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch import nn
 
 from routeviz import schema
-from routeviz.distributed import detect_ranks, next_free_example, rank_example_ids
+from routeviz.distributed import detect_ranks, local_index_after, rank_example_ids
 from routeviz.errors import RoutevizError, RunExists, choose
 from routeviz.exits import resolve_exits
+from routeviz.hooks import hooks
 from routeviz.rows import expand_batch
+from routeviz.runwriter import RunWriter
 from routeviz.sites import (Site, find_sites, layer_of, site_config,  # noqa: F401
                             unhandled_moe_modules)
-from routeviz.store import (discard_partition, init_store, promote_partition, replace_file,
-                            run_exists, staging_partition)
+from routeviz.transfer import detach_event, pack_events
 from routeviz.writer import Writer
 
 
@@ -55,63 +56,70 @@ class Batch:
         self.predictions = [None if p is None else str(p) for p in predictions]
 
 
-class Tracer:
-    def __init__(self, model, store, run, *, include=None, overwrite=False, append=False,
-                 logits=False, model_name=None, config=None, weight_dtype="float32",
-                 flush_rows=1 << 20, flush_seconds=2.0, write_run=True, distributed=None,
-                 registry=None):
-        if overwrite and append:
+@dataclass
+class TraceOptions:
+    """The keywords of `routeviz.trace` (see its docstring)."""
+
+    include: Any = None  # module names, globs, classes or instances to trace (None: all)
+    overwrite: bool = False  # replace an existing run (swapped in when the trace ends)
+    append: bool = False  # add to an existing run
+    logits: bool = False  # also record router logits
+    model_name: str | None = None  # default: the model's class name
+    config: dict | None = None  # JSON-able, saved with the run (adapters add their facts)
+    weight_dtype: str = "float32"  # or "float16" (DuckDB reads it, Spark does not)
+    flush_rows: int = 1 << 20  # route rows buffered before a part file is written
+    flush_seconds: float = 2.0  # ... or seconds
+    write_run: bool = True  # write the runs row (False: the caller writes it)
+    distributed: bool | None = None  # None: one run for all ranks under torchrun
+    registry: Any = None  # a routeviz.registry.Registry (None: the process-wide one)
+
+    def __post_init__(self):
+        if self.overwrite and self.append:
             raise RoutevizError("choose overwrite or append, not both")
-        choose("weight_dtype", weight_dtype, ["float32", "float16"])
+        choose("weight_dtype", self.weight_dtype, ["float32", "float16"])
+
+
+class Tracer:
+    def __init__(self, model, store, run, options: TraceOptions | None = None):
+        self.options = options = options or TraceOptions()
         self.model = model
         self.store_path = Path(store)
         self.run = schema.check_run_name(run)
-        self.include = include
-        self.registry = registry  # a routeviz.registry.Registry; None: the default one
-        self.overwrite = overwrite
-        self.append = append
-        self.logits = logits
-        self.model_name = model_name or type(model).__name__
-        self.config = dict(config or {})
-        self.weight_dtype = weight_dtype
-        self.write_run = write_run
-        self.distributed = distributed
-        self.ranks = None  # routeviz.distributed.Ranks under torchrun, else None
-        self._local_examples = 0
-        self._all_examples = self._all_batches = None
-        self._writer_args = dict(flush_rows=flush_rows, flush_seconds=flush_seconds,
-                                 weight_dtype=weight_dtype)
+        self.model_name = options.model_name or type(model).__name__
+        self.config = dict(options.config or {})
+        self.group = None  # routeviz.distributed: Ranks under torchrun, else SINGLE
+        self.runs = RunWriter(self.store_path, self.run, overwrite=options.overwrite,
+                              append=options.append)
         self.sites: list[Site] = []
-        self.handles: list = []
         self.writer: Writer | None = None
         self.examples_seen: set = set()
         self.n_batches = 0
+        self._hooks = ExitStack()
         self._batch: Batch | None = None
         self._implicit = False
-        self._next_example = 0
+        self._next_local = 0  # this rank's next default example index
+        self._all_examples = self._all_batches = None
         self._created = None
-        self._partition = None
 
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self):
-        self.sites = find_sites(self.model, self.include, registry=self.registry)
-        self.ranks = detect_ranks(self.distributed)
-        decided = None
-        if self.ranks is None or self.ranks.leader:
+        options = self.options
+        self.sites = find_sites(self.model, options.include, registry=options.registry)
+        self.group = detect_ranks(options.distributed)
+        opened, error = None, None
+        if self.group.leader:  # rank 0 decides for every rank
             try:
-                decided = self._open_run()
+                opened = self.runs.open(ids_after_largest=self.group.size > 1)
             except RoutevizError as err:
-                if self.ranks is None:
-                    raise
-                decided = {"error": str(err)}
-        if self.ranks is not None:  # rank 0 decided for every rank
-            decided = self.ranks.share(decided)
-            if "error" in decided:
-                raise RunExists(decided["error"])
-        self._partition = decided["partition"]
+                opened, error = {"error": str(err)}, err
+        opened = self.group.share(opened)
+        if error is not None:
+            raise error
+        if "error" in opened:
+            raise RunExists(opened["error"])
+        self.runs.join(opened)
         self._created = dt.datetime.now(dt.timezone.utc)
-        self._base_examples = self._next_example = decided["base"]
-        self._first_id = decided["first_id"]
+        self._base_examples, self._first_id = opened["base"], opened["first_id"]
         missed = unhandled_moe_modules(self.model, self.sites)
         if missed:
             shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
@@ -120,35 +128,39 @@ class Tracer:
         self.config.update(site_config(self.sites, self.config))
         try:
             self._write_run_row(finished=False)
-            self.writer = Writer(self.store_path, self.run, partition=self._partition,
-                                 **self._writer_args)
-            self._register_hooks()
+            self.writer = Writer(self.runs.root, self.run, flush_rows=options.flush_rows,
+                                 flush_seconds=options.flush_seconds,
+                                 weight_dtype=options.weight_dtype)
+            self._hooks.enter_context(hooks(
+                self.model,
+                pre_hooks=[(self.model, self._root_pre_hook)]
+                + [(s.module, self._make_hook(s)) for s in self.sites if s.hook == "pre"],
+                fwd_hooks=[(self.model, self._root_post_hook)]
+                + [(s.module, self._make_hook(s)) for s in self.sites if s.hook != "pre"]))
         except BaseException:
-            self._remove_hooks()
+            self._hooks.close()
+            if self.writer is not None:
+                self.writer.close()
+            if self.group.leader:
+                self.runs.finish(keep=False)
             raise
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        self._batch = None  # an exception inside a forward: that batch is lost
+        self._hooks.close()
         try:
-            if self._batch is not None:  # an exception inside a forward: that batch is lost
-                self._batch = None
+            if self.writer is not None:
+                self.writer.close()
+        finally:  # every rank gets here, even after an error
+            self._all_examples, self._all_batches = self.group.total(
+                len(self.examples_seen), self.n_batches)
+        try:
+            self._write_run_row(finished=True)
         finally:
-            self._remove_hooks()
-            try:
-                if self.writer is not None:
-                    self.writer.close()
-            finally:
-                self._count_all_ranks()  # every rank gets here, even after an error
-            try:
-                self._write_run_row(finished=True)
-            finally:
-                if self._partition is not None and (self.ranks is None or self.ranks.leader):
-                    if self._all_batches:
-                        promote_partition(self.store_path, self.run, self._partition)
-                    else:
-                        discard_partition(self.store_path, self._partition)
-                if self.ranks is not None:  # nobody leaves before the run is complete
-                    self.ranks.barrier()
+            if self.group.leader:
+                self.runs.finish(keep=bool(self._all_batches))
+            self.group.barrier()  # nobody leaves before the run is complete
         silent = [s.name for s in self.sites if s.fired == 0]
         if self.n_batches and silent and exc_type is None:
             warnings.warn(
@@ -157,21 +169,10 @@ class Tracer:
             )
         return False
 
-    def _register_hooks(self):
-        self.handles.append(
-            self.model.register_forward_pre_hook(self._root_pre_hook, with_kwargs=True))
-        self.handles.append(self.model.register_forward_hook(self._root_post_hook))
-        for site in self.sites:
-            hook = self._make_hook(site)
-            if site.hook == "pre":  # the adapter reads the arguments: hook(module, args, kwargs)
-                self.handles.append(site.module.register_forward_pre_hook(hook, with_kwargs=True))
-            else:
-                self.handles.append(site.module.register_forward_hook(hook))
-
-    def _remove_hooks(self):
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+    @property
+    def next_example(self) -> int:
+        """The example id the next batch without `examples=` gets (on this rank)."""
+        return rank_example_ids(self._first_id, self.group, self._next_local, 1)[0]
 
     # -- hooks (on the forward path: keep them cheap, never sync the device) ----------
     def _make_hook(self, site: Site):
@@ -184,7 +185,7 @@ class Tracer:
                 return None
             for event in result if isinstance(result, (list, tuple)) and not isinstance(
                     result, schema.RouteEvent) else [result]:
-                batch.events.append((site, _detach(event)))
+                batch.events.append((site, detach_event(event)))
             site.fired += 1
             return None
         return hook
@@ -240,149 +241,32 @@ class Tracer:
     def _finish(self, batch: Batch):
         if batch.batch_size is None:
             batch.batch_size = len(batch.tokens) if batch.tokens is not None else 1
-        if batch.examples is None and self.ranks is not None:
-            batch.examples = rank_example_ids(self._first_id, self.ranks,
-                                              self._local_examples, batch.batch_size)
-            self._local_examples += batch.batch_size
         if batch.examples is None:
-            batch.examples = list(range(self._next_example, self._next_example + batch.batch_size))
-        self._next_example = max(self._next_example, max(batch.examples, default=-1) + 1)
+            batch.examples = rank_example_ids(self._first_id, self.group, self._next_local,
+                                              batch.batch_size)
+            self._next_local += batch.batch_size
+        elif batch.examples:  # default ids continue after the largest given one
+            self._next_local = max(self._next_local, local_index_after(
+                self._first_id, self.group, max(batch.examples)))
         self.examples_seen.update(batch.examples)
         self.n_batches += 1
         batch.events = resolve_exits(batch.events)
-        packed = pack_events(batch.events, batch.attention_mask, self.logits)
+        packed = pack_events(batch.events, batch.attention_mask, self.options.logits)
         site_codes = [self.writer.site_code(_site_name(s, e)) for s, e in batch.events]
-        self.writer.put(lambda: expand_batch(batch, packed, site_codes, self.logits))
+        logits = self.options.logits
+        self.writer.put(lambda: expand_batch(batch, packed, site_codes, logits))
 
     # -- the runs table ---------------------------------------------------------------
-    def _open_run(self) -> dict:
-        """Check the run against the store; return the partition to write and the first id."""
-        init_store(self.store_path)
-        exists = run_exists(self.store_path, self.run)
-        if exists and not (self.overwrite or self.append):
-            raise RunExists(f"run {self.run!r} already exists in {str(self.store_path)!r}; "
-                            "pass overwrite=True (CLI: --overwrite) to replace it")
-        # Overwriting writes beside the old run and swaps at the end, so a trace that fails
-        # before its first batch completes leaves the old run as it was.
-        partition = staging_partition(self.run) if (exists and self.overwrite) else None
-        base = self._existing_examples() if (exists and self.append) else 0
-        first_id = base  # ranks' default ids can leave gaps: continue after the largest
-        if exists and self.append and self.ranks is not None:
-            first_id = max(base, next_free_example(self.store_path, self.run))
-        return {"partition": partition, "base": base, "first_id": first_id}
-
-    def _count_all_ranks(self):
-        """Examples and batches of the whole job (a collective under torchrun)."""
-        self._all_examples, self._all_batches = len(self.examples_seen), self.n_batches
-        if self.ranks is not None:
-            self._all_examples, self._all_batches = self.ranks.total(
-                self._all_examples, self._all_batches)
-
-    def _existing_examples(self) -> int:
-        path = self._run_file()
-        if not path.exists():
-            return 0
-        try:
-            return int(pq.read_table(path).column("n_examples")[0].as_py() or 0)
-        except Exception:
-            return 0
-
-    def _run_file(self) -> Path:
-        partition = getattr(self, "_partition", None) or f"run={self.run}"
-        return self.store_path / "runs" / partition / "part-run.parquet"
-
     def _write_run_row(self, finished: bool):
-        if not self.write_run or (self.ranks is not None and not self.ranks.leader):
+        if not self.options.write_run or not self.group.leader:
             return
-        from routeviz import __version__
-
-        now = dt.datetime.now(dt.timezone.utc)
-        table = pa.table(
-            {
-                "model": [self.model_name],
-                "created": [self._created],
-                "finished": [now if finished else None],
-                "routeviz_version": [__version__],
-                "n_examples": [self._base_examples + (len(self.examples_seen) if
-                                                      self._all_examples is None
-                                                      else self._all_examples)],
-                "config": [json.dumps(self.config, default=str)],
-            },
-            schema=schema.RUNS,
-        )
-        replace_file(self._run_file(), "runs", table)
+        seen = len(self.examples_seen) if self._all_examples is None else self._all_examples
+        self.runs.write_row(model=self.model_name, created=self._created, finished=finished,
+                            n_examples=self._base_examples + seen, config=self.config)
 
 
 def _site_name(site: Site, event: schema.RouteEvent) -> str:
     return f"{site.name}.{event.site}" if event.site else site.name
-
-
-def _detach(event: schema.RouteEvent) -> schema.RouteEvent:
-    """Keep the event's tensors on their device, safe from later in-place edits."""
-    def keep(t):
-        return t.detach().clone() if isinstance(t, torch.Tensor) else t
-    return event._replace(choice=keep(event.choice), weight=keep(event.weight),
-                          valid=keep(event.valid), token_index=keep(event.token_index),
-                          logits=keep(event.logits))
-
-
-def pack_events(events, attention_mask, with_logits: bool):
-    """Move every event's tensors to the host in one copy per device.
-
-    Returns, per event, host numpy arrays (choice int32, weight float32, token_index or
-    None), plus the host attention mask and, if asked, host logits.
-    """
-    import numpy as np
-
-    pieces = {}  # device -> list of float32 flat tensors
-    layout = []  # per event: (device, [(slot, offset, shape, is_int)])
-    sizes = {}
-
-    def add(device, tensor, is_int):
-        flat = tensor.reshape(-1)
-        flat = flat.to(torch.int32).view(torch.float32) if is_int else flat.to(torch.float32)
-        offset = sizes.get(device, 0)
-        pieces.setdefault(device, []).append(flat)
-        sizes[device] = offset + flat.numel()
-        return (offset, tuple(tensor.shape), is_int)
-
-    for _, event in events:
-        choice = torch.as_tensor(event.choice)
-        if event.valid is not None:
-            choice = torch.where(event.valid.to(torch.bool), choice.to(torch.int64),
-                                 torch.full_like(choice, schema.SKIP, dtype=torch.int64))
-        device = choice.device
-        weight = event.weight
-        if weight is None:
-            weight = torch.full(choice.shape, float("nan"), device=device)
-        entry = [add(device, choice, True), add(device, torch.as_tensor(weight).to(device), False)]
-        if event.token_index is not None:
-            entry.append(add(device, event.token_index.to(device), True))
-        if with_logits and event.logits is not None:
-            entry.append(add(device, event.logits.to(device), False))
-        layout.append((device, entry, event))
-    mask = None
-    if attention_mask is not None:
-        mask_entry = add(attention_mask.device, attention_mask, True)
-    host = {d: torch.cat(p).cpu().numpy() for d, p in pieces.items()}
-
-    def take(device, slot):
-        offset, shape, is_int = slot
-        n = int(np.prod(shape)) if shape else 1
-        arr = host[device][offset:offset + n]
-        return (arr.view(np.int32) if is_int else arr).reshape(shape)
-
-    out = []
-    for device, entry, event in layout:
-        choice, weight = take(device, entry[0]), take(device, entry[1])
-        token_index = take(device, entry[2]) if event.token_index is not None else None
-        logits = None
-        if with_logits and event.logits is not None:
-            logits = take(device, entry[-1])
-        out.append((choice, weight, token_index, logits))
-    if attention_mask is not None:
-        mask = take(attention_mask.device, mask_entry)
-    return out, mask
 
 
 def trace(model: nn.Module, store, run: str, **options) -> Tracer:
@@ -397,4 +281,4 @@ def trace(model: nn.Module, store, run: str, **options) -> Tracer:
     alone; see README "Scale"), registry (a `routeviz.registry.Registry` to look adapters
     up in, e.g. a fresh one in a test; default: the process-wide one).
     """
-    return Tracer(model, store, run, **options)
+    return Tracer(model, store, run, TraceOptions(**options))

@@ -46,7 +46,7 @@ def test_float32_weights_read_back_bit_equal(store_dir):
 
 def test_rows_are_site_major_and_encoded_compactly(store_dir):
     _trace(store_dir, "order", flush_seconds=600)  # one part file, flushed at the end
-    files = list((store_dir / "routes").rglob("part-*.parquet"))
+    files = list((store_dir / "routes").glob("run=*/part-*.parquet"))
     assert len(files) == 1
     table = pq.read_table(files[0])
     layers = table.column("layer").to_numpy()
@@ -63,7 +63,7 @@ def test_rows_are_site_major_and_encoded_compactly(store_dir):
 
 def test_float16_weights_are_opt_in_and_duckdb_reads_them(store_dir):
     captured = _trace(store_dir, "f16", weight_dtype="float16")
-    files = list((store_dir / "routes").rglob("part-*.parquet"))
+    files = list((store_dir / "routes").glob("run=*/part-*.parquet"))
     assert str(pq.read_schema(files[0]).field("weight").type) == "halffloat"
     store = routeviz.open_store(store_dir)
     total = store.con.execute("SELECT sum(weight) FROM routes").fetchone()[0]

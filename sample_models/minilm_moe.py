@@ -25,7 +25,7 @@ from sample_models.pretrained_common import (
     make_block,
 )
 from sample_models.pretrained_encoder import ConditionalEncoder
-from sample_models.text_tags import looks_like_code, token_tags
+from sample_models.text_tags import text_tags
 
 NAME = "minilm-moe"
 N_EXPERTS = 16
@@ -123,13 +123,8 @@ class MiniLMRunner(KnobsMixin, ModelRunner):
             n = int(enc["attention_mask"][i].sum())
             pieces = self.tokenizer.convert_ids_to_tokens(enc["input_ids"][i][:n].tolist())
             spans = [tuple(span) for span in enc["offset_mapping"][i][:n].tolist()]
-            hint = item.tags.get("kind") if isinstance(item.tags.get("kind"), str) else None
-            if hint not in (None, "code", "prose", "python", "py"):
-                hint = None
-            code = looks_like_code(item.text, hint)
             tokens.append(pieces)
-            tags.append({**dict(item.tags), **token_tags(item.text, pieces, spans, specials, code),
-                         "input": "code" if code else "prose"})
+            tags.append(text_tags(item, spans, [p in specials for p in pieces]))
             meta.append({"modality": "text", "source": item.source or item.text[:200],
                          "label": item.label})
             full = len(self.tokenizer(item.text)["input_ids"])

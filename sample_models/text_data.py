@@ -2,19 +2,14 @@
 
 Both ship with every Python install, so nothing downloads. Whole modules (and whole prose
 topics) are held out for evaluation by a stable hash of their name. Texts are cut into
-chunks on line boundaries; token tags (`token_type`) come from Python's `tokenize` and are
-computed per character here, then aligned with a model's token offsets (`token_types`).
+chunks on line boundaries. Examples carry `source` and `kind` (code / prose); the models add
+token tags with `sample_models.text_tags`.
 """
 
 from __future__ import annotations
 
-import ast
-import re
-import io
-import keyword
 import os
 import sysconfig
-import tokenize
 import zlib
 from pathlib import Path
 
@@ -106,111 +101,3 @@ def stdlib_dataset(limit: int | None = None) -> list[Item]:
     """Held-out stdlib chunks (modules and topics the sample models never trained on)."""
     items = stdlib_chunks("eval")
     return items if limit is None else items[:limit]
-
-
-# --- token types ---------------------------------------------------------------------------
-TOKEN_TYPES = ("keyword", "name", "operator", "number", "string", "comment", "whitespace", "prose")
-
-
-def looks_like_code(text: str) -> bool:
-    """Guess for texts without a `kind` tag: Python that parses and has some structure.
-
-    Only the first ~20k characters are parsed, cut before the last unindented line (so a
-    block is not split): the model reads far less, and CPython's parser can run out of
-    memory on a huge single line.
-    """
-    head = text
-    if len(text) > 20_000:
-        cuts = [m.start() + 1 for m in re.finditer(r"\n(?=[^\s])", text[:20_000])]
-        head = text[: cuts[-1]] if cuts else text[:20_000]
-    try:
-        ast.parse(head)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return False
-    return any(ch in text for ch in "()=:[]") or "\n" in text.strip()
-
-
-def char_types(text: str) -> list[str]:
-    """Per character of Python source, its tokenize type; characters outside any token (or
-    after a tokenize error) are whitespace / the best guess of a simple scan."""
-    types = ["whitespace"] * len(text)
-    line_starts = [0]
-    for line in text.splitlines(keepends=True):
-        line_starts.append(line_starts[-1] + len(line))
-    reached = 0
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            kind = _tokenize_type(tok)
-            start = line_starts[tok.start[0] - 1] + tok.start[1]
-            end = line_starts[min(tok.end[0] - 1, len(line_starts) - 1)] + tok.end[1]
-            for i in range(start, min(end, len(text))):
-                types[i] = kind
-            reached = max(reached, end)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        _scan(text, reached, types)
-    return types
-
-
-def _tokenize_type(tok) -> str:
-    if tok.type == tokenize.NAME:
-        return "keyword" if keyword.iskeyword(tok.string) or keyword.issoftkeyword(tok.string) else "name"
-    if tok.type == tokenize.OP:
-        return "operator"
-    if tok.type == tokenize.NUMBER:
-        return "number"
-    if tok.type == tokenize.STRING or tokenize.tok_name.get(tok.type, "").startswith("FSTRING"):
-        return "string"
-    if tok.type == tokenize.COMMENT:
-        return "comment"
-    if tok.type == tokenize.ERRORTOKEN:
-        return "string" if tok.string in "'\"" else "operator"
-    return "whitespace"  # NEWLINE, NL, INDENT, DEDENT, ENDMARKER
-
-
-def _scan(text: str, start: int, types: list[str]) -> None:
-    """Rough types for the tail tokenize could not read (e.g. a chunk ends inside a string)."""
-    i, n = start, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if ch == "#":
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            kind = "comment"
-        elif ch in "'\"":
-            end, kind = n, "string"  # an unterminated string runs to the end
-        elif ch.isalpha() or ch == "_":
-            end = i
-            while end < n and (text[end].isalnum() or text[end] == "_"):
-                end += 1
-            word = text[i:end]
-            kind = "keyword" if keyword.iskeyword(word) else "name"
-        elif ch.isdigit():
-            end = i
-            while end < n and (text[end].isalnum() or text[end] in "._"):
-                end += 1
-            kind = "number"
-        else:
-            end, kind = i + 1, "operator"
-        for j in range(i, end):
-            types[j] = kind
-        i = end
-
-
-def token_types(text: str, offsets, is_code: bool) -> list[str]:
-    """Type per model token from its character span [start, end): the type of its first
-    non-whitespace character (whitespace if it has none); `prose` for non-code texts."""
-    if not is_code:
-        return ["prose"] * len(offsets)
-    chars = char_types(text)
-    out = []
-    for start, end in offsets:
-        kind = "whitespace"
-        for i in range(start, min(end, len(text))):
-            if not text[i].isspace():
-                kind = chars[i] if chars[i] != "whitespace" else "operator"
-                break
-        out.append(kind)
-    return out

@@ -23,7 +23,7 @@ from torch import nn
 
 from routeviz.models import Encoded, ModelRunner
 from sample_models import layers, routing
-from sample_models.text_data import looks_like_code, token_types
+from sample_models.text_tags import text_tags
 
 WEIGHTS = Path(__file__).parent / "weights"
 
@@ -226,9 +226,7 @@ class TextMoERunner(ModelRunner):
             mask[i, :n] = 1
             offsets = enc.offsets[:n]
             tokens.append([item.text[a:b] for a, b in offsets])
-            kind = item.tags.get("kind") or ("code" if looks_like_code(item.text) else "prose")
-            tags.append({**item.tags, "kind": kind,
-                         "token_type": token_types(item.text, offsets, kind == "code")})
+            tags.append(text_tags(item, offsets))
             meta.append({"modality": "text", "source": item.source or item.text[:200],
                          "label": item.label})
         return Encoded(inputs={"input_ids": ids, "attention_mask": mask}, tokens=tokens,

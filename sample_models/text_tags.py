@@ -1,19 +1,33 @@
-"""Token tags for a WordPiece model (minilm-moe), from each token's character span.
+"""Token tags for every text model (text-moe's byte-level BPE, minilm-moe's WordPiece), from
+each token's character span in the text, so runs of different models on the same dataset
+share their tag families and values.
 
-Families (one value per token):
-- `piece`: word (starts a word) · continuation (a ## piece) · special ([CLS], [SEP] ...)
-- `token_class`: special · punctuation · number · stopword · word
-- `case` (from the original text, which the uncased tokenizer lowercases): capitalised ·
+Example family:
+- `kind`: code · prose (the item's own `kind` tag if it has one, else a guess)
+
+Token families (one value per token; every value lower case):
+- `token_type`: the Python `tokenize` type of the token's first non-space character in a
+  code input: keyword · name · operator · number · string · comment · whitespace;
+  `prose` for every token of a prose input
+- `token_class`: punctuation · number · stopword · word · whitespace
+- `case` (from the original text, which an uncased tokenizer lowercases): capitalised ·
   upper · lower · none (no letters)
-- `py_token` (only for inputs that are Python code): the `tokenize` type of the Python
-  token the piece falls in: NAME · KEYWORD · OP · NUMBER · STRING · COMMENT · OTHER
+- `piece`: word (starts a word) · continuation (the rest of a word split into pieces)
+
+A special token ([CLS], [SEP] ...) is `special` in every token family.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import keyword
+import re
 import tokenize
+
+CODE_HINTS = ("code", "python", "py")  # `kind` tag values that mean Python source
+PROSE_HINTS = ("prose",)
+SPECIAL = "special"
 
 STOPWORDS = frozenset({
     "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
@@ -31,32 +45,45 @@ STOPWORDS = frozenset({
 })
 
 
-def token_tags(text: str, pieces: list[str], spans: list[tuple[int, int]],
-               specials: set[str], code: bool) -> dict[str, list[str]]:
-    """Tag lists for the pieces of `text`; spans are (start, end) character offsets."""
-    tags = {"piece": [], "token_class": [], "case": []}
-    py_types = python_token_types(text) if code else None
-    if py_types is not None:
-        tags["py_token"] = []
-    for piece, (start, end) in zip(pieces, spans):
-        surface = text[start:end]
-        special = piece in specials or end <= start
-        tags["piece"].append("special" if special else
-                             "continuation" if piece.startswith("##") else "word")
-        tags["token_class"].append("special" if special else token_class(piece, surface))
-        tags["case"].append("none" if special else case_of(surface))
-        if py_types is not None:
-            tags["py_token"].append("OTHER" if special else py_types.get(start, "OTHER"))
+def text_tags(item, spans, special=None) -> dict:
+    """The item's own tags plus `kind` and the token families for tokens at character
+    `spans` [(start, end)] of `item.text`; `special[i]` marks special tokens."""
+    hint = item.tags.get("kind")
+    code = looks_like_code(item.text, hint if isinstance(hint, str) else None)
+    kind = hint if isinstance(hint, str) and hint else ("code" if code else "prose")
+    return {**item.tags, "kind": kind,
+            **token_tags(item.text, spans, code, special or [False] * len(spans))}
+
+
+def token_tags(text: str, spans, code: bool, special) -> dict[str, list[str]]:
+    """{family: value per token} for the tokens at `spans` of `text`."""
+    types = token_types(text, spans, code)
+    tags = {"token_type": [], "token_class": [], "case": [], "piece": []}
+    for (start, end), is_special, token_type in zip(spans, special, types):
+        if is_special or end <= start:
+            for values in tags.values():
+                values.append(SPECIAL)
+            continue
+        raw = text[start:end]
+        begin = start + len(raw) - len(raw.lstrip())  # first non-space character
+        surface = raw.strip()
+        before = text[begin - 1] if begin > 0 else " "
+        continuation = bool(surface) and surface[0].isalnum() and before.isalnum()
+        tags["token_type"].append(token_type)
+        tags["token_class"].append(token_class(surface, continuation))
+        tags["case"].append(case_of(surface))
+        tags["piece"].append("continuation" if continuation else "word")
     return tags
 
 
-def token_class(piece: str, surface: str) -> str:
-    word = piece.removeprefix("##")
-    if word and all(not ch.isalnum() for ch in word):
+def token_class(surface: str, continuation: bool = False) -> str:
+    if not surface:
+        return "whitespace"
+    if all(not ch.isalnum() for ch in surface):
         return "punctuation"
-    if any(ch.isdigit() for ch in word) and all(ch.isdigit() or ch in ".,_" for ch in word):
+    if any(ch.isdigit() for ch in surface) and all(ch.isdigit() or ch in ".,_" for ch in surface):
         return "number"
-    if not piece.startswith("##") and surface.lower() in STOPWORDS:
+    if not continuation and surface.lower() in STOPWORDS:
         return "stopword"
     return "word"
 
@@ -73,39 +100,113 @@ def case_of(surface: str) -> str:
 
 
 def looks_like_code(text: str, hint: str | None = None) -> bool:
-    """True for Python source: a hint says so, or it compiles and has code punctuation."""
-    if hint is not None:
-        return hint in ("code", "python", "py")
-    if not any(mark in text for mark in ("(", "=", ":", "import ")):
+    """True for Python source: a `kind` hint says so (code, python, py; prose says not),
+    else the text parses and has some structure.
+
+    Only the first ~20k characters are parsed, cut before the last unindented line (so a
+    block is not split): the models read far less, and CPython's parser can run out of
+    memory on a huge single line.
+    """
+    if hint in CODE_HINTS:
+        return True
+    if hint in PROSE_HINTS:
         return False
+    head = text
+    if len(text) > 20_000:
+        cuts = [m.start() + 1 for m in re.finditer(r"\n(?=[^\s])", text[:20_000])]
+        head = text[: cuts[-1]] if cuts else text[:20_000]
     try:
-        compile(text, "<input>", "exec", dont_inherit=True)
+        ast.parse(head)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
-    return True
+    return any(ch in text for ch in "()=:[]") or "\n" in text.strip()
 
 
-def python_token_types(text: str) -> dict[int, str] | None:
-    """{character offset: type} for every character inside a Python token; None if the
-    text does not tokenize."""
+# --- token_type: Python tokenize types ------------------------------------------------------
+TOKEN_TYPES = ("keyword", "name", "operator", "number", "string", "comment", "whitespace", "prose")
+
+
+def char_types(text: str) -> list[str]:
+    """Per character of Python source, its tokenize type; characters outside any token (or
+    after a tokenize error) are whitespace / the best guess of a simple scan."""
+    types = ["whitespace"] * len(text)
     line_starts = [0]
     for line in text.splitlines(keepends=True):
         line_starts.append(line_starts[-1] + len(line))
-    types: dict[int, str] = {}
+    reached = 0
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            name = tokenize.tok_name[tok.type]
-            if name not in ("NAME", "OP", "NUMBER", "STRING", "COMMENT", "FSTRING_START",
-                            "FSTRING_MIDDLE", "FSTRING_END"):
-                continue
-            if name == "NAME" and keyword.iskeyword(tok.string):
-                name = "KEYWORD"
-            elif name.startswith("FSTRING"):
-                name = "STRING"
-            (srow, scol), (erow, ecol) = tok.start, tok.end
-            begin, end = line_starts[srow - 1] + scol, line_starts[erow - 1] + ecol
-            for offset in range(begin, end):
-                types[offset] = name
-    except (tokenize.TokenError, IndentationError, SyntaxError, IndexError):
-        return None
+            kind = _tokenize_type(tok)
+            start = line_starts[tok.start[0] - 1] + tok.start[1]
+            end = line_starts[min(tok.end[0] - 1, len(line_starts) - 1)] + tok.end[1]
+            for i in range(start, min(end, len(text))):
+                types[i] = kind
+            reached = max(reached, end)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        _scan(text, reached, types)
     return types
+
+
+def _tokenize_type(tok) -> str:
+    if tok.type == tokenize.NAME:
+        return "keyword" if keyword.iskeyword(tok.string) or keyword.issoftkeyword(tok.string) else "name"
+    if tok.type == tokenize.OP:
+        return "operator"
+    if tok.type == tokenize.NUMBER:
+        return "number"
+    if tok.type == tokenize.STRING or tokenize.tok_name.get(tok.type, "").startswith("FSTRING"):
+        return "string"
+    if tok.type == tokenize.COMMENT:
+        return "comment"
+    if tok.type == tokenize.ERRORTOKEN:
+        return "string" if tok.string in "'\"" else "operator"
+    return "whitespace"  # NEWLINE, NL, INDENT, DEDENT, ENDMARKER
+
+
+def _scan(text: str, start: int, types: list[str]) -> None:
+    """Rough types for the tail tokenize could not read (e.g. a chunk ends inside a string)."""
+    i, n = start, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            continue
+        if ch == "#":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            kind = "comment"
+        elif ch in "'\"":
+            end, kind = n, "string"  # an unterminated string runs to the end
+        elif ch.isalpha() or ch == "_":
+            end = i
+            while end < n and (text[end].isalnum() or text[end] == "_"):
+                end += 1
+            word = text[i:end]
+            kind = "keyword" if keyword.iskeyword(word) else "name"
+        elif ch.isdigit():
+            end = i
+            while end < n and (text[end].isalnum() or text[end] in "._"):
+                end += 1
+            kind = "number"
+        else:
+            end, kind = i + 1, "operator"
+        for j in range(i, end):
+            types[j] = kind
+        i = end
+
+
+def token_types(text: str, offsets, is_code: bool) -> list[str]:
+    """Type per model token from its character span [start, end): the type of its first
+    non-whitespace character (whitespace if it has none); `prose` for non-code texts."""
+    if not is_code:
+        return ["prose"] * len(offsets)
+    chars = char_types(text)
+    out = []
+    for start, end in offsets:
+        kind = "whitespace"
+        for i in range(start, min(end, len(text))):
+            if not text[i].isspace():
+                kind = chars[i] if chars[i] != "whitespace" else "operator"
+                break
+        out.append(kind)
+    return out

@@ -143,11 +143,11 @@ def test_minilm_token_tags(minilm):
     assert by_token[","]["token_class"] == "punctuation"
     pieces = [tags["piece"][i] for i, t in enumerate(tokens) if t.startswith("##")]
     assert pieces and set(pieces) == {"continuation"}
-    assert "py_token" not in tags and tags["input"] == "prose"
+    assert set(tags["token_type"]) == {"prose", "special"} and tags["kind"] == "prose"
     code_tags = encoded.tags[1]
-    py = dict(zip(encoded.tokens[1], code_tags["py_token"]))
-    assert py["def"] == "KEYWORD" and py["f"] == "NAME" and py["("] == "OP"
-    assert code_tags["input"] == "code"
+    py = dict(zip(encoded.tokens[1], code_tags["token_type"]))
+    assert py["def"] == "keyword" and py["f"] == "name" and py["("] == "operator"
+    assert code_tags["kind"] == "code"
 
 
 def test_trace_minilm_records_experts_keep_merge_exit(minilm, tmp_path, capsys):

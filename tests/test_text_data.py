@@ -1,22 +1,6 @@
-"""sample_models.text_data: the stdlib corpus split and the token_type tags."""
+"""sample_models.text_data: the stdlib corpus split (its token tags: test_text_tags.py)."""
 
 from sample_models import text_data
-
-
-def test_token_types_follow_python_tokenize():
-    text = "def f(x):  # hi\n    return 'a' + 10\n"
-    spans = [(0, 3), (3, 5), (5, 6), (6, 7), (9, 11), (11, 15), (15, 20), (20, 26), (26, 30),
-             (30, 32), (32, 35), (35, 36)]  # "def", " f", "(", "x", " #", " hi", ...
-    types = text_data.token_types(text, spans, is_code=True)
-    assert types == ["keyword", "name", "operator", "name", "whitespace", "comment", "whitespace",
-                     "keyword", "string", "operator", "number", "whitespace"]
-    assert text_data.token_types(text, spans[:2], is_code=False) == ["prose", "prose"]
-
-
-def test_token_types_survive_a_chunk_cut_inside_a_string():
-    text = "x = '''unterminated\nstill string"
-    types = text_data.char_types(text)
-    assert types[0] == "name" and types[2] == "operator" and types[-1] == "string"
 
 
 def test_held_out_modules_are_whole_and_disjoint_from_training():

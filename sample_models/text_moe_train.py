@@ -5,6 +5,12 @@ the MoE LM on random 128-token windows (code and prose mixed), train a dense bas
 same active parameter count for the same steps, and evaluate held-out perplexity of both
 against a unigram model. Writes config.json, model.safetensors, tokenizer.json,
 metrics.json and train_log.txt into the output folder. One CPU thread throughout.
+
+Every EVAL_EVERY steps the held-out perplexity of a fixed subset is logged (the training
+curve in metrics.json). With `probe_store`, `routeviz.probe` traces PROBE_EXAMPLES held-out
+stdlib chunks (PROBE_TOKENS tokens each) before training and every `probe_every` steps into
+that store as the series "text-moe"; probing forks the RNG, so the weights are the same
+with or without it.
 """
 
 from __future__ import annotations
@@ -18,16 +24,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import routeviz
 from sample_models import training
-from sample_models.text_data import stdlib_chunks
-from sample_models.text_moe import WEIGHTS, TextMoE, TextMoEConfig, lm_loss
+from sample_models.text_data import stdlib_chunks, stdlib_dataset
+from sample_models.text_moe import WEIGHTS, TextMoE, TextMoEConfig, TextMoERunner, lm_loss
 
-STEPS = 600
+STEPS = 3600
 BATCH = 16
 LR = 3e-3
 PROSE_SHARE = 0.3  # share of training windows drawn from prose
 SPECIAL = ["<|endoftext|>", "<|pad|>"]
 EXIT_LOSS_POSITIONS = 32  # positions per row that train each intermediate exit
+EVAL_EVERY = 200  # steps between held-out perplexity checks (the training curve)
+EVAL_WINDOWS = 32  # held-out windows per kind in those checks
+PROBE_EXAMPLES, PROBE_TOKENS = 16, 64  # the probe set: held-out chunks, tokens each
+SERIES = "text-moe"
 
 
 def train_tokenizer(texts, vocab_size: int):
@@ -90,12 +101,26 @@ def sampled_lm_loss(model: TextMoE, hidden, ids, gen, n: int = EXIT_LOSS_POSITIO
     return F.cross_entropy(model.head(h).flatten(0, 1), target.flatten())
 
 
-def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> TextMoE:
+class InTraining(TextMoERunner):
+    """The runner around a model being trained: encodes and predicts as the shipped one."""
+
+    def __init__(self, model: TextMoE, tokenizer, max_tokens: int):
+        self.name, self.module, self.tokenizer = "text-moe", model, tokenizer
+        self.cfg, self.max_tokens = model.cfg, max_tokens
+
+
+def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str,
+        curve_windows=None, curve=None, probe=None) -> TextMoE:
+    """Train from `seed`. curve_windows: held-out windows whose perplexity is logged (and
+    appended to the list `curve` as [step, perplexity]) every EVAL_EVERY steps;
+    probe: callable(model, step) after each step and at step 0."""
     from tqdm import tqdm
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = TextMoE(cfg)
+    if probe is not None:
+        probe(model, 0)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.95))
     warmup = max(1, steps // 20)
     sched = training.warmup_cosine(opt, warmup, steps)
@@ -113,6 +138,15 @@ def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> T
             bar.set_postfix(loss=f"{final.item():.3f}")
             log(json.dumps({"model": desc, "step": step, "lm_loss": round(final.item(), 4),
                             "total_loss": round(loss.item(), 4)}))
+        if curve_windows is not None and ((step + 1) % EVAL_EVERY == 0 or step == steps - 1):
+            model.eval()
+            ppl = perplexity(model, curve_windows, early_exit=False)["perplexity"]
+            model.train()
+            log(json.dumps({"model": desc, "step": step + 1, "heldout_perplexity": round(ppl, 3)}))
+            if curve is not None:
+                curve.append([step + 1, round(ppl, 3)])
+        if probe is not None:
+            probe(model, step + 1)
     model.eval()
     return model
 
@@ -120,16 +154,20 @@ def fit(cfg: TextMoEConfig, streams, steps: int, seed: int, log, desc: str) -> T
 @torch.no_grad()
 def perplexity(model: TextMoE, windows: torch.Tensor, early_exit: bool,
                causal_routing: bool = False) -> dict:
-    """Held-out perplexity (full depth or with early exits) and mean exit layer."""
-    nll, count, exit_sum = 0.0, 0, 0.0
+    """Held-out perplexity (full depth or with early exits), mean exit layer and the share of
+    tokens exiting at each layer."""
+    nll, count = 0.0, 0
+    exits = torch.zeros(model.cfg.n_layers, dtype=torch.long)  # tokens per exit layer
     for batch in windows.split(32):
         out = model(batch, early_exit=early_exit, causal_routing=causal_routing)
         mask = torch.ones_like(batch, dtype=torch.bool)
         n = batch.shape[0] * (batch.shape[1] - 1)
         nll += lm_loss(out.logits, batch, mask).item() * n
         count += n
-        exit_sum += out.exit_layer[:, :-1].float().sum().item()
-    return {"perplexity": math.exp(nll / count), "mean_exit_layer": exit_sum / count}
+        exits += torch.bincount(out.exit_layer[:, :-1].reshape(-1), minlength=model.cfg.n_layers)
+    mean_exit = float((exits * torch.arange(len(exits))).sum()) / count
+    return {"perplexity": math.exp(nll / count), "mean_exit_layer": mean_exit,
+            "exit_share": [round(int(e) / count, 4) for e in exits]}
 
 
 def calibrate_threshold(model: TextMoE, windows: torch.Tensor, tolerance: float = 0.03) -> float:
@@ -137,7 +175,7 @@ def calibrate_threshold(model: TextMoE, windows: torch.Tensor, tolerance: float 
     full depth (CALM calibrates its threshold against a quality bound the same way)."""
     full = perplexity(model, windows, early_exit=False)["perplexity"]
     chosen = 0.99
-    for threshold in (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5):
+    for threshold in (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2):
         for head in model.exits:
             head.threshold = threshold
         if perplexity(model, windows, early_exit=True)["perplexity"] > full * (1 + tolerance):
@@ -232,11 +270,14 @@ def finalize(model: TextMoE, held: dict, streams: dict, out: Path, log) -> dict:
 
 
 def train(name: str = "text-moe", out_dir=None, steps=None, seed: int = 0, *,
-          corpus_limit: int | None = None, baseline: bool = True, n_eval: int = 200):
+          corpus_limit: int | None = None, baseline: bool = True, n_eval: int = 200,
+          probe_store=None, probe_every: int | None = None):
     """Train and save text-moe into `out_dir` (default: the shipped weights folder).
 
     corpus_limit: use only the first N modules/topics per split (for quick tests);
-    baseline: also train the dense baseline; n_eval: held-out windows per kind.
+    baseline: also train the dense baseline; n_eval: held-out windows per kind;
+    probe_store: trace the probe set into this store as the series "text-moe" at step 0,
+    every `probe_every` steps (default: steps / 20) and at the last step.
     """
     torch.set_num_threads(1)
     out = Path(out_dir) if out_dir else WEIGHTS / "text-moe"
@@ -256,9 +297,22 @@ def train(name: str = "text-moe", out_dir=None, steps=None, seed: int = 0, *,
     streams = {k: token_stream(tokenizer, v, cfg.eos_id) for k, v in train_texts.items()}
     held = {k: eval_windows(token_stream(tokenizer, v, cfg.eos_id), cfg.context, n_eval)
             for k, v in eval_texts.items()}
-    model = fit(cfg, streams, steps, seed, log, "text-moe")
+    probe = None
+    if probe_store is not None:
+        items = stdlib_dataset(PROBE_EXAMPLES)
+        every = probe_every or max(1, steps // 20)
+        training.start_series(probe_store, SERIES)
+
+        def probe(model, step):
+            routeviz.probe(InTraining(model, tokenizer, PROBE_TOKENS), items, probe_store, SERIES,
+                           every=1 if step == steps else every, step=step,
+                           config={"steps": steps, "seed": seed}, weight_dtype="float16")
+    curve = []
+    curve_windows = torch.cat([held["code"][-EVAL_WINDOWS:], held["prose"][-EVAL_WINDOWS:]])
+    model = fit(cfg, streams, steps, seed, log, "text-moe", curve_windows, curve, probe)
     metrics = {"steps": steps, "seed": seed, "batch": BATCH,
-               **finalize(model, held, streams, out, log)}
+               **finalize(model, held, streams, out, log),
+               "heldout_curve": {"windows": len(curve_windows), "points": curve}}
     if baseline:
         dense_cfg = replace(cfg, dense=True)
         dense = fit(dense_cfg, streams, steps, seed, log, "dense-baseline")

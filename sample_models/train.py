@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 
 # name prefix -> "module:function"; the function takes (name, out_dir=None, steps=None, seed=0)
+# and, if it can trace a probe series while training, probe_store=None, probe_every=None
 TRAINERS = {
     "text-moe": "sample_models.text_moe_train:train",
     "glyph-vit": "sample_models.glyph_vit_train:train",
@@ -36,8 +38,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output directory (default: the shipped weights folder)")
     parser.add_argument("--steps", type=int, help="override the number of training steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe", metavar="STORE",
+                        help="trace a fixed probe set during training into this store as a "
+                             "series (routeviz.probe); text-moe and dae-syn-* only")
+    parser.add_argument("--probe-every", type=int, metavar="N",
+                        help="steps between probes (default: each recipe's own)")
     args = parser.parse_args(argv)
-    trainer_for(args.name)(args.name, out_dir=args.out, steps=args.steps, seed=args.seed)
+    trainer = trainer_for(args.name)
+    options = {}
+    if args.probe:
+        if "probe_store" not in inspect.signature(trainer).parameters:
+            print(f"error: {args.name} training takes no --probe", file=sys.stderr)
+            return 2
+        options = {"probe_store": args.probe, "probe_every": args.probe_every}
+    trainer(args.name, out_dir=args.out, steps=args.steps, seed=args.seed, **options)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Training pieces the sample models share: the LR schedule and one optimizer step."""
+"""Training pieces the sample models share: the LR schedule, one optimizer step, and
+emptying a probe series before a retraining writes it again."""
 
 from __future__ import annotations
 
@@ -20,3 +21,21 @@ def step(model, opt, sched, loss, max_grad_norm: float = 1.0) -> None:
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     opt.step()
     sched.step()
+
+
+def start_series(store, series: str) -> None:
+    """Empty `series` in the probe store `store` (a retraining replaces the whole series,
+    not only the steps it probes again); other runs in the store are kept."""
+    from pathlib import Path
+
+    from routeviz.probe import series_runs
+    from routeviz.store import open_store
+
+    if not (Path(store) / "runs").is_dir():
+        return
+    handle = open_store(store)
+    try:
+        for run in series_runs(handle, series)["run"]:
+            handle.delete_run(run)
+    finally:
+        handle.close()

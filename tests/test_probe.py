@@ -190,3 +190,25 @@ def test_trainer_callback_probes_every_k_steps(tmp_path):
     assert runs["step"].tolist() == [3, 6, 7]  # every 3, and the last step at the end
     assert runs["checkpoint"].tolist() == [f"{out}/checkpoint-3", f"{out}/checkpoint-6", None]
     assert (runs["n_routes"] == 2 * 2 * 8 * 2).all()  # 2 layers x 2 examples x 8 tokens x top-2
+
+
+def test_text_moe_training_writes_its_probe_series(tmp_path):
+    from sample_models.text_moe_train import PROBE_EXAMPLES, PROBE_TOKENS, train
+
+    metrics = train("text-moe", out_dir=tmp_path / "w", steps=3, corpus_limit=12, baseline=False,
+                    n_eval=2, probe_store=tmp_path / "series", probe_every=2)
+    runs = series_runs(tmp_path / "series", "text-moe")
+    assert runs["step"].tolist() == [0, 2, 3]  # before training, every 2, and the last step
+    assert (runs["n_examples"] == PROBE_EXAMPLES).all()
+    store = routeviz.open_store(tmp_path / "series")
+    assert store.tokens(run="text-moe-step000003").groupby("example").size().max() <= PROBE_TOKENS
+    assert set(store.routes(run="text-moe-step000000")["kind"]) >= {"expert", "keep", "exit"}
+    assert metrics["heldout_curve"]["points"][-1][0] == 3
+
+
+def test_train_cli_refuses_probe_for_a_recipe_without_one(tmp_path, capsys):
+    from sample_models.train import main
+
+    assert main(["glyph-vit", "--out", str(tmp_path), "--probe", str(tmp_path / "s")]) == 2
+    assert "takes no --probe" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

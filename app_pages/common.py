@@ -4,7 +4,6 @@ and the one way errors are shown. Everything a test wants to call lives in `rout
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import threading
 import uuid
@@ -162,18 +161,10 @@ cached_config = cached(_config)
 
 # -- models -------------------------------------------------------------------------
 def sample_model_names() -> list[str]:
-    """Sample models whose code is installed (a registered name may still be on its way)."""
-    from sample_models import REGISTRY
+    """The installed models the pickers offer (`routeviz.models` entry points)."""
+    from routeviz.plugins import model_specs
 
-    names = []
-    for name, entry in REGISTRY.items():
-        module = entry.loader.split(":")[0]
-        try:
-            if importlib.util.find_spec(module) is not None:
-                names.append(name)
-        except (ImportError, ValueError):
-            pass
-    return names
+    return list(model_specs())
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)

@@ -14,9 +14,8 @@ from app_pages.common import (
     show_error,
 )
 from routeviz.errors import RoutevizError
+from routeviz.plugins import dataset_specs, load_dataset, model_specs
 from routeviz.record import record
-from sample_models import REGISTRY
-from sample_models.datasets import DATASETS, load_dataset
 
 st.title("Runs")
 handle = get_handle()
@@ -43,9 +42,10 @@ if not samples:
 else:
     cols = st.columns(4)
     model = cols[0].selectbox("Model", samples, key="runs_model")
-    suits = list(REGISTRY[model].datasets) or list(DATASETS)
-    dataset = cols[1].selectbox("Dataset", suits, key="runs_dataset",
-                                help="; ".join(f"{k}: {DATASETS[k][1]}" for k in suits if k in DATASETS))
+    datasets = dataset_specs()
+    suits = list(model_specs()[model].datasets) or list(datasets)
+    dataset = cols[1].selectbox("Dataset", suits, key="runs_dataset", help="; ".join(
+        f"{k}: {datasets[k].description}" for k in suits if k in datasets))
     limit = cols[2].number_input("Examples", min_value=1, max_value=5000, value=64, step=16,
                                  key="runs_limit")
     name = cols[3].text_input("Run name", key="runs_name", placeholder=f"{model}-{dataset}")

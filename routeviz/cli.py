@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("models", help="sample models and what they route")
+    s = sub.add_parser("models", help="installed models and what they route")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("trace", help="run a model on inputs and record its routing")
@@ -130,7 +130,7 @@ def trace_items(args) -> list:
     elif args.file is not None:
         items = [item for path in args.file for item in read_file(path, lines=args.lines)]
     else:
-        from sample_models.datasets import load_dataset
+        from routeviz.plugins import load_dataset
 
         items = load_dataset(args.dataset, limit=args.limit)
     if args.limit is not None:

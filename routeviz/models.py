@@ -1,8 +1,9 @@
-"""Models routeviz can run: sample models by name, or a local transformers checkpoint.
+"""Models routeviz can run: installed models by name, or a local transformers checkpoint.
 
-A `ModelRunner` wraps a module with what tracing needs: how to turn Items into model
-inputs plus token strings and tags (`encode`), and how to run them and name the output per
-example (`predict`). The CLI, the app and the dataset tracer all go through it.
+Named models come from the `routeviz.models` entry-point group (`routeviz.plugins.ModelSpec`:
+the sample models and any third-party package's). A `ModelRunner` wraps a module with what
+tracing needs: how to turn Items into model inputs plus token strings and tags (`encode`),
+and how to run them and name the output per example (`predict`). The CLI, the app and the dataset tracer all go through it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from routeviz.errors import RoutevizError
+from routeviz.plugins import ModelSpec, model_specs
 
 
 @dataclass
@@ -28,13 +30,24 @@ class Encoded:
 
 
 class ModelRunner:
+    spec: ModelSpec | None = None  # a named model's metadata (its one source): set by the
+    # runner class or by `load_model`; modality, routing and datasets are read from it
     name: str = ""
-    modality: str = "text"  # "text" or "image"
-    routing: tuple = ()  # kinds of routing the model makes: expert, keep, exit, merge
-    datasets: tuple = ()  # bundled datasets that suit it
-    description: str = ""
+    description: str = ""  # a runner may set a longer one than its spec's, from its weights
     max_tokens: int = 512
     module: torch.nn.Module
+
+    @property
+    def modality(self) -> str:  # "text" or "image"
+        return self.spec.modality if self.spec else "text"
+
+    @property
+    def routing(self) -> tuple:  # kinds of routing the model makes: expert, keep, exit, merge
+        return tuple(self.spec.routing) if self.spec else ()
+
+    @property
+    def datasets(self) -> tuple:  # datasets that suit it
+        return tuple(self.spec.datasets) if self.spec else ()
 
     def encode(self, items) -> Encoded:
         raise NotImplementedError
@@ -42,10 +55,6 @@ class ModelRunner:
     @torch.no_grad()
     def predict(self, encoded: Encoded) -> list[str]:
         raise NotImplementedError
-
-    def info(self) -> dict:
-        return {"name": self.name, "modality": self.modality, "routing": list(self.routing),
-                "datasets": list(self.datasets), "description": self.description}
 
     def trace_config(self) -> dict:
         """Saved with each run (runs.config): enough to know what produced the routes."""
@@ -155,24 +164,29 @@ def _first_line(exc: Exception) -> str:
 
 
 def list_models() -> list[dict]:
-    """The sample models and what they route (for `routeviz models`)."""
-    from sample_models import REGISTRY
-
-    return [entry.info() for entry in REGISTRY.values()]
+    """The installed models and what they route (for `routeviz models`)."""
+    return [spec.info() for spec in model_specs().values()]
 
 
 def load_model(name_or_dir: str, trust_remote_code: bool = False) -> ModelRunner:
-    """A sample model by name, or a transformers checkpoint directory by path."""
-    from sample_models import REGISTRY
-
-    if name_or_dir in REGISTRY:
-        return REGISTRY[name_or_dir].load()
+    """An installed model by name, or a transformers checkpoint directory by path."""
+    specs = model_specs()
+    if name_or_dir in specs:
+        return _runner_for(specs[name_or_dir])
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
         return HFTextRunner(path, trust_remote_code=trust_remote_code)
     if path.exists():
-        raise RoutevizError(f"{name_or_dir!r} is a file; --model takes a sample-model name or "
+        raise RoutevizError(f"{name_or_dir!r} is a file; --model takes a model name or "
                             "a checkpoint directory")
-    names = ", ".join(sorted(REGISTRY)) or "(none installed)"
-    raise RoutevizError(f"unknown model {name_or_dir!r}: not a sample model ({names}) "
+    names = ", ".join(sorted(specs)) or "(none installed)"
+    raise RoutevizError(f"unknown model {name_or_dir!r}: not an installed model ({names}) "
                         "and no such directory")
+
+
+def _runner_for(spec: ModelSpec) -> ModelRunner:
+    runner = spec.load(spec.name)
+    runner.spec = spec
+    runner.name = spec.name
+    runner.description = runner.description or spec.description
+    return runner

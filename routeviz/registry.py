@@ -12,44 +12,43 @@ in `AdapterSpec` can ask for a forward pre-hook (it then reads the module's argu
 fallback (dropped where another site in the same block already records the decision), and
 describe its module for the run's config (expert count, capacity).
 
-Built-in adapters live in the `tracers` package; third-party packages add theirs through
-the entry-point group `routeviz.tracers`, whose objects are called once with no arguments
-and call `routeviz.register(...)` themselves.
+The generic adapters live in `routeviz.adapters` and are registered by the registry itself;
+family-specific and sample-model adapters (`tracers/`, third-party packages) come in through
+the entry-point group `routeviz.tracers`: functions `register(registry)` that call this
+registry's `register`, `register_block` and `register_matcher`. Each `Registry` loads them
+into itself on first lookup, so a fresh `Registry()` passed to `trace(..., registry=...)`
+is isolated from what was registered on the process-wide one.
 """
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import warnings
 import weakref
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
-Adapter = Callable[[nn.Module, tuple, object], object]
+from routeviz.adapters import register_core
+from routeviz.adapters.contract import Adapter, AdapterSpec
+from routeviz.adapters.early_exit import exit_adapter
+from routeviz.adapters.linear_gate import linear_gate_adapter
+from routeviz.adapters.selection import selection_adapter
+from routeviz.plugins import TRACERS, key, load_entry, new_entry_points
 
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    """An adapter plus how the trace attaches it.
-
-    hook: "forward" calls read(module, inputs, output) after the module runs; "pre" calls
-          read(module, args, kwargs) before it (for routing passed in as arguments).
-    fallback: used only where no other site is in the same parent block.
-    describe: module -> dict saved in the run's config under sites[<name>].
-    first_exit: an exit head; per unit only the first (lowest-layer) exit is kept.
-    """
-
-    read: Adapter
-    hook: str = "forward"
-    fallback: bool = False
-    describe: Callable[[nn.Module], dict] | None = None
-    first_exit: bool = False
-
-    def __call__(self, module, inputs, output):
-        return self.read(module, inputs, output)
+__all__ = [
+    "REGISTRY",
+    "Adapter",
+    "AdapterSpec",
+    "Registry",
+    "register",
+    "register_block",
+    "register_exit",
+    "register_linear_gate",
+    "register_matcher",
+    "register_selection",
+]
 
 
 @dataclass
@@ -67,7 +66,8 @@ class Registry:
         self.by_instance = weakref.WeakKeyDictionary()  # module -> adapter; dies with the model
         self.matchers: list[_Matcher] = []
         self.resolvers: dict[str, Callable] = {}
-        self._loaded = False
+        self._core_loaded = False
+        self._plugins_loaded: set[str] = set()  # keys of the entry points loaded
 
     def register(self, target, adapter: Adapter) -> None:
         if isinstance(target, nn.Module):
@@ -83,7 +83,7 @@ class Registry:
 
     def children(self, block: nn.Module) -> dict:
         """Children of `block` that a block resolver names, with their adapters."""
-        self.load_plugins()
+        self._ready()
         found = {}
         for resolve in self.resolvers.values():
             found.update(resolve(block) or {})
@@ -94,7 +94,7 @@ class Registry:
         self.matchers.append(_Matcher(name, predicate, adapter))
 
     def lookup(self, module: nn.Module) -> Adapter | None:
-        self.load_plugins()
+        self._ready()
         if module in self.by_instance:
             return self.by_instance[module]
         for cls in type(module).__mro__:
@@ -107,34 +107,41 @@ class Registry:
 
     def describe(self) -> list[str]:
         """Names of what lookups search, for error messages."""
-        self.load_plugins()
+        self._ready()
         names = sorted({cls.__name__ for cls in self.by_class})
         return (names + [f"<{m.name}>" for m in self.matchers]
                 + [f"<{name}>" for name in self.resolvers])
 
     def load_plugins(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        from tracers import BUILTIN
-
-        loaded = set()
-        for module_name in BUILTIN:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:  # a dependency of the tracer is missing: say so
-                    warnings.warn(f"routeviz: tracer {module_name} unavailable: {exc}")
-                continue
-            module.register()
-            loaded.add(module_name)
-        for ep in entry_points(group="routeviz.tracers"):
-            if ep.value.split(":")[0] in loaded:
+        """The core's adapters (once), then each `routeviz.tracers` plugin not loaded yet,
+        into this registry. A trace calls it as it starts, so a package installed while the
+        process runs is seen by the next trace."""
+        if not self._core_loaded:
+            self._core_loaded = True
+            register_core(self)
+        for ep in new_entry_points(TRACERS, skip=self._plugins_loaded):
+            self._plugins_loaded.add(key(ep))
+            plugin = load_entry(ep, TRACERS)
+            if plugin is None:
                 continue
             try:
-                ep.load()()
+                if _takes_registry(plugin):
+                    plugin(self)
+                else:  # older plugins: `register()` calling routeviz.register(...) themselves
+                    plugin()
             except Exception as exc:  # a broken plugin must not break tracing of the rest
-                warnings.warn(f"routeviz: tracer plugin {ep.name!r} failed to load: {exc}")
+                warnings.warn(f"routeviz: tracer plugin {ep.name!r} failed to register: {exc}")
+
+    def _ready(self) -> None:
+        if not self._core_loaded:
+            self.load_plugins()
+
+
+def _takes_registry(plugin) -> bool:
+    try:
+        return bool(inspect.signature(plugin).parameters)
+    except (TypeError, ValueError):
+        return True
 
 
 REGISTRY = Registry()
@@ -153,25 +160,19 @@ def register_block(name: str, resolve) -> None:
 
 def register_exit(target, threshold: float = 0.9, confidence=None, final: bool = False,
                   per_example: bool | None = None) -> None:
-    """Trace a module class or instance as an early-exit head (see tracers.early_exit)."""
-    from tracers.early_exit import exit_adapter
-
+    """Trace a module class or instance as an early-exit head (see routeviz.adapters.early_exit)."""
     REGISTRY.register(target, exit_adapter(threshold=threshold, confidence=confidence,
                                            final=final, per_example=per_example))
 
 
 def register_linear_gate(target, k: int, normalize: bool = True) -> None:
     """Trace a plain linear gate (returns router logits) as top-`k` of their softmax."""
-    from tracers.linear_gate import linear_gate_adapter
-
     REGISTRY.register(target, linear_gate_adapter(k, normalize))
 
 
 def register_selection(target) -> None:
     """Trace a module that selects tokens (mixture-of-depths capacity routing, token
-    pruning): its output holds the kept token indices [b, c] (see tracers.selection)."""
-    from tracers.selection import selection_adapter
-
+    pruning): its output holds the kept token indices [b, c] (see routeviz.adapters.selection)."""
     REGISTRY.register(target, selection_adapter)
 
 

@@ -64,6 +64,7 @@ def find_sites(model: nn.Module, include=None, registry=None) -> list[Site]:
     """Every module a registered adapter recognises (restricted to `include` if given), in
     `registry` (default: the process-wide one)."""
     registry = REGISTRY if registry is None else registry
+    registry.load_plugins()  # tracer plugins installed since the last trace
     adapters = {}  # qualified name -> (module, adapter), in model order
     for name, module in model.named_modules():
         adapter = registry.lookup(module)

@@ -33,8 +33,9 @@ from torch import nn
 
 from routeviz.errors import RoutevizError, choose
 from routeviz.models import Encoded, ModelRunner
+from sample_models import DAE_SYN, DAE_SYN_STRATEGIES
 
-STRATEGIES = ("tag", "hash", "monolithic", "top-k", "st-gumbel", "reinforce")
+STRATEGIES = DAE_SYN_STRATEGIES
 FORCED = ("tag", "hash", "monolithic")  # strategies whose routing is not learned
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 _HASH_PRIME = 1_000_003
@@ -214,11 +215,8 @@ def load_module(path) -> DiscreteAutoencoder:
 # -- runner ----------------------------------------------------------------------------------
 
 class DAESynRunner(ModelRunner):
-    modality = "image"
-    routing = ("expert",)
-    datasets = ("dae-syn",)
-
     def __init__(self, name: str, module: DiscreteAutoencoder):
+        self.spec = next(spec for spec in DAE_SYN if spec.name == name)
         self.name = name
         self.module = module
         self.strategy = module.config.strategy

@@ -19,6 +19,7 @@ from torch import nn
 
 from routeviz.errors import RoutevizError
 from routeviz.models import Encoded, ModelRunner
+from sample_models import DINOV2_SMALL
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
     KnobsMixin,
@@ -130,10 +131,7 @@ def resample_patch_list(values: list, grid: int = GRID) -> list | None:
 
 class Dinov2Runner(KnobsMixin, ModelRunner):
     name = NAME
-    modality = "image"
-    routing = ("expert", "keep", "merge", "exit")
-    datasets = ("glyphs",)
-    description = "pretrained DINOv2-S with FFN experts, token pruning/merging, early exit"
+    spec = DINOV2_SMALL
     max_tokens = GRID * GRID
 
     def __init__(self, knobs: Knobs | None = None):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from routeviz.models import Encoded, ModelRunner
-from sample_models import layers
+from sample_models import GLYPH_VIT, layers
 from sample_models.glyphs import LETTERS, PATCH, SIZE
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -192,9 +192,7 @@ def load_weights(directory: Path) -> GlyphViT:
 
 
 class GlyphViTRunner(ModelRunner):
-    modality = "image"
-    routing = ("keep", "merge", "expert", "exit")
-    datasets = ("glyphs",)
+    spec = GLYPH_VIT
 
     def __init__(self, name: str, directory: Path):
         self.name = name

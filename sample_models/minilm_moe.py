@@ -17,6 +17,7 @@ from torch import nn
 
 from routeviz.errors import RoutevizError
 from routeviz.models import Encoded, ModelRunner
+from sample_models import MINILM_MOE
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
     KnobsMixin,
@@ -96,10 +97,7 @@ class MiniLMMoE(nn.Module):
 
 class MiniLMRunner(KnobsMixin, ModelRunner):
     name = NAME
-    modality = "text"
-    routing = ("expert", "keep", "merge", "exit")
-    datasets = ("stdlib",)
-    description = "pretrained all-MiniLM-L6-v2 with FFN experts, token pruning/merging, early exit"
+    spec = MINILM_MOE
     max_tokens = MAX_TOKENS
 
     def __init__(self, knobs: Knobs | None = None):

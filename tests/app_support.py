@@ -9,19 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sample_models
 from routeviz.inputs import Item
 from routeviz.record import record
-from sample_models import SampleEntry
-from sample_models import datasets as sample_datasets
 from tests.app_toys import load, toy_dataset
+from tests.plugin_dist import write_distribution
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TOY_MODELS = {
-    "toy-text": ("text", ("expert", "keep", "exit"), ("toy-words",)),
-    "toy-long": ("text", ("expert", "keep", "exit"), ("toy-words",)),
-    "toy-image": ("image", ("expert", "keep", "exit"), ()),
-}
 
 
 def png_bytes(width=40, height=30, seed=0, fmt="PNG") -> bytes:
@@ -34,14 +27,20 @@ def png_bytes(width=40, height=30, seed=0, fmt="PNG") -> bytes:
     return buf.getvalue()
 
 
+def install_toys(directory) -> None:
+    """Write the toy models and dataset into `directory` as an installed distribution's
+    entry points (put `directory` on sys.path to install it)."""
+    write_distribution(directory, "routeviz-test-toys", {
+        "routeviz.models": {"toys": "tests.app_toys:TOY_MODELS"},
+        "routeviz.datasets": {"toy-words": "tests.app_toys:TOY_WORDS"}})
+
+
 @pytest.fixture
-def toy_models(monkeypatch):
-    """The toy models (and a toy dataset) listed as sample models while a test runs."""
-    for name, (modality, routing, data) in TOY_MODELS.items():
-        monkeypatch.setitem(sample_models.REGISTRY, name, SampleEntry(
-            name, modality, routing, data, f"{name} (test toy)", "tests.app_toys:load"))
-    monkeypatch.setitem(sample_datasets.DATASETS, "toy-words",
-                        ("tests.app_toys:toy_dataset", "eight tagged toy texts"))
+def toy_models(tmp_path_factory, monkeypatch):
+    """The toy models (and a toy dataset) installed, through entry points, while a test runs."""
+    directory = tmp_path_factory.mktemp("toy-plugin")
+    install_toys(directory)
+    monkeypatch.syspath_prepend(str(directory))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from routeviz.models import Encoded, ModelRunner
+from routeviz.plugins import DatasetSpec, ModelSpec
 from sample_models import layers
 
 D, E, K, VOCAB = 16, 4, 2, 64
@@ -182,3 +183,12 @@ def toy_dataset(limit=None):
     items = [Item(text=t, source=f"toy-{i}", tags={"kind": "code" if i % 2 == 0 else "prose"})
              for i, t in enumerate(texts)]
     return items[:limit] if limit else items
+
+
+# As a third-party package declares them (tests.app_support installs them as entry points).
+TOY_MODELS = tuple(ModelSpec(name, modality, ("expert", "keep", "exit"), datasets,
+                             f"{name} (test toy)", load)
+                   for name, modality, datasets in (("toy-text", "text", ("toy-words",)),
+                                                    ("toy-long", "text", ("toy-words",)),
+                                                    ("toy-image", "image", ())))
+TOY_WORDS = DatasetSpec("toy-words", "eight tagged toy texts", toy_dataset)

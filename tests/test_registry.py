@@ -6,10 +6,12 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import routeviz
 from routeviz.registry import Registry
+from tests.plugin_dist import write_distribution
 from tests.test_tracers import N_REAL, _ids, _trace
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -43,24 +45,42 @@ def test_readme_custom_router_example_runs(store_dir):
     assert [int(want[r.example, r.token]) for r in top.itertuples()] == top.choice.tolist()
 
 
-def test_entry_point_plugin_is_loaded_by_a_registry(tmp_path, monkeypatch):
-    (tmp_path / "my_routeviz_plugin.py").write_text(
-        "import torch, routeviz\n"
-        "class PluginRouter(torch.nn.Module):\n"
-        "    pass\n"
-        "def register():\n"
-        "    routeviz.register(PluginRouter, lambda m, i, o: None)\n")
-    dist = tmp_path / "my_routeviz_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-routeviz-plugin\n"
-                                   "Version: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[routeviz.tracers]\nmine = my_routeviz_plugin:register\n")
+def test_entry_point_plugin_registers_on_the_registry_it_is_given(tmp_path, monkeypatch):
+    write_distribution(tmp_path, "my-routeviz-plugin",
+                       {"routeviz.tracers": {"mine": "my_routeviz_plugin:register"}},
+                       {"my_routeviz_plugin.py": (
+                           "import torch\n"
+                           "class PluginRouter(torch.nn.Module):\n"
+                           "    pass\n"
+                           "def register(registry):\n"
+                           "    registry.register(PluginRouter, lambda m, i, o: None)\n")})
     monkeypatch.syspath_prepend(str(tmp_path))
     assert [ep.name for ep in importlib.metadata.entry_points(group="routeviz.tracers")
             if ep.name == "mine"] == ["mine"]
     registry = Registry()
     registry.load_plugins()
     plugin = sys.modules["my_routeviz_plugin"]
-    assert registry is not routeviz.registry.REGISTRY
-    assert routeviz.registry.REGISTRY.lookup(plugin.PluginRouter()) is not None
+    assert registry.lookup(plugin.PluginRouter()) is not None
+    assert registry.lookup(torch.nn.Linear(2, 2)) is None
+    assert plugin.PluginRouter not in routeviz.registry.REGISTRY.by_class  # only on `registry`
+
+
+def test_a_broken_plugin_is_named_and_the_rest_still_load(tmp_path, monkeypatch):
+    write_distribution(tmp_path, "broken-plugin",
+                       {"routeviz.tracers": {"broken": "no_such_module_here:register"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry()
+    with pytest.warns(UserWarning, match=r"plugin 'broken' \(routeviz.tracers\) failed to load"):
+        registry.load_plugins()
+    assert "<transformers *TopKRouter>" in registry.describe()  # the core's adapters are there
+    assert "SampleTopKRouter" in registry.describe()  # and the built-in plugins'
+
+
+def test_every_builtin_plugin_is_an_entry_point():
+    """Each module of tracers/ with a register() is listed under routeviz.tracers."""
+    tracers = Path(__file__).resolve().parent.parent / "tracers"
+    modules = {f"tracers.{p.stem}" for p in tracers.glob("*.py")
+               if "\ndef register(" in p.read_text()}
+    listed = {ep.value.split(":")[0]
+              for ep in importlib.metadata.entry_points(group="routeviz.tracers")}
+    assert modules and modules <= listed

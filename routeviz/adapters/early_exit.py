@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from routeviz.registry import AdapterSpec
+from routeviz.adapters.contract import AdapterSpec, tensors
 from routeviz.schema import RouteEvent
-from tracers._contract import tensors
 
 
 def default_confidence(output):

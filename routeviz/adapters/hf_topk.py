@@ -20,9 +20,8 @@ import warnings
 
 import torch
 
-from routeviz.registry import AdapterSpec, register_matcher
+from routeviz.adapters.contract import AdapterSpec, class_named, order_by
 from routeviz.schema import RouteEvent
-from tracers._contract import class_named, order_by
 
 is_topk_router = class_named(r"Top[Kk]Router$")
 
@@ -68,5 +67,5 @@ def describe_router(module) -> dict:
 TOPK_ROUTER = AdapterSpec(read_topk, describe=describe_router)
 
 
-def register() -> None:
-    register_matcher("transformers *TopKRouter", is_topk_router, TOPK_ROUTER)
+def register(registry) -> None:
+    registry.register_matcher("transformers *TopKRouter", is_topk_router, TOPK_ROUTER)

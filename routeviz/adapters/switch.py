@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from routeviz.registry import AdapterSpec, register_matcher
+from routeviz.adapters.contract import AdapterSpec, class_named
 from routeviz.schema import RouteEvent
-from tracers._contract import class_named
 
 
 def read_top1(module, inputs, output):
@@ -35,7 +34,7 @@ def describe_top1(module) -> dict:
             "expert_capacity": int(module.expert_capacity)}
 
 
-def register() -> None:
-    register_matcher("Switch Transformers top-1 router",
-                     class_named(r"^SwitchTransformersTop1Router$"),
-                     AdapterSpec(read_top1, describe=describe_top1))
+def register(registry) -> None:
+    registry.register_matcher("Switch Transformers top-1 router",
+                              class_named(r"^SwitchTransformersTop1Router$"),
+                              AdapterSpec(read_top1, describe=describe_top1))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from routeviz.registry import AdapterSpec, register_block
+from routeviz.adapters.contract import AdapterSpec
+from routeviz.adapters.hf_topk import is_topk_router
 from routeviz.schema import RouteEvent
-from tracers.hf_topk import is_topk_router
 
 
 def read_shared_gate(module, inputs, output):
@@ -35,5 +35,5 @@ def shared_gates(block: nn.Module) -> dict | None:
     return {gates[0]: SHARED_GATE} if len(gates) == 1 else None
 
 
-def register() -> None:
-    register_block("shared-expert gate beside a top-k router", shared_gates)
+def register(registry) -> None:
+    registry.register_block("shared-expert gate beside a top-k router", shared_gates)

@@ -7,9 +7,8 @@ with no gate: there is no decision to record for it.
 
 from __future__ import annotations
 
-from routeviz.registry import AdapterSpec, register_matcher
+from routeviz.adapters.contract import AdapterSpec, class_named
 from routeviz.schema import RouteEvent
-from tracers._contract import class_named
 
 
 def read_scores(module, inputs, output):
@@ -22,6 +21,6 @@ def describe(module) -> dict:
     return {"n_experts": int(module.num_experts), "top_k": int(module.top_k)}
 
 
-def register() -> None:
-    register_matcher("Llama 4 router", class_named(r"^Llama4Router$"),
-                     AdapterSpec(read_scores, describe=describe))
+def register(registry) -> None:
+    registry.register_matcher("Llama 4 router", class_named(r"^Llama4Router$"),
+                              AdapterSpec(read_scores, describe=describe))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from routeviz.registry import AdapterSpec, register_block
+from routeviz.adapters.contract import AdapterSpec
 from routeviz.schema import RouteEvent
 
 _K_ATTRS = ("top_k", "num_experts_per_tok")
@@ -61,5 +61,5 @@ def linear_gates(block: nn.Module) -> dict | None:
     return {gates[0]: linear_gate_adapter(k, normalize)}
 
 
-def register() -> None:
-    register_block("plain nn.Linear gate in a block with top_k", linear_gates)
+def register(registry) -> None:
+    registry.register_block("plain nn.Linear gate in a block with top_k", linear_gates)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from routeviz.adapters.contract import tensors
 from routeviz.schema import RouteEvent
-from tracers._contract import tensors
 
 
 def _tokens_seen(inputs):

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from routeviz.cli import main as routeviz_cli
+from routeviz.plugins import load_dataset
 from routeviz.record import record
 from sample_models.dae_syn import STRATEGIES, load, weights_dir
-from sample_models.datasets import load_dataset
 
 # Table 1 of the suboptimal-routing paper, DAE-Syn column (final L2 loss, lower is better)
 PAPER_TABLE1 = {"tag": 0.2, "hash": 1587.2, "monolithic": 1018.6, "top-k": 0.7,

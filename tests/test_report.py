@@ -228,8 +228,8 @@ def test_report_of_a_real_sample_model(model, dataset, tmp_path):
     import torch
 
     from routeviz.models import load_model
+    from routeviz.plugins import load_dataset
     from routeviz.record import record
-    from sample_models.datasets import load_dataset
 
     torch.set_num_threads(1)
     runner = load_model(model)

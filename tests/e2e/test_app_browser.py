@@ -51,7 +51,7 @@ def store(tmp_path_factory, models):
 
     path = tmp_path_factory.mktemp("e2e") / "store"
     if models["text"] == "text-moe":
-        from sample_models.datasets import load_dataset
+        from routeviz.plugins import load_dataset
 
         record(load_model("text-moe"), load_dataset("stdlib", 24), path, "stdlib-24")
     else:

@@ -29,7 +29,7 @@ from sample_models import training
 from sample_models.text_data import stdlib_chunks, stdlib_dataset
 from sample_models.text_moe import WEIGHTS, TextMoE, TextMoEConfig, TextMoERunner, lm_loss
 
-STEPS = 3600
+STEPS = 2400
 BATCH = 16
 LR = 3e-3
 PROSE_SHARE = 0.3  # share of training windows drawn from prose

@@ -1,10 +1,11 @@
-"""sample_models.layers and their adapters (tracers/sample_layers.py) on tiny random models."""
+"""sample_models.layers, the shared algorithms of sample_models.routing, and their adapters
+(tracers/sample_layers.py) on tiny random models."""
 
 import torch
 from torch import nn
 
 import routeviz
-from sample_models import layers
+from sample_models import conditional, layers, routing
 from tracers.hf_topk import is_topk_router
 
 
@@ -93,3 +94,49 @@ def test_trace_records_every_kind_with_original_positions(tmp_path):
     exits = routes[routes.kind == "exit"]
     assert len(exits) == 10 and (exits.choice == exits.layer).all()
     assert not exits.duplicated(["example", "token"]).any()
+
+
+# --- the shared algorithms (sample_models.routing) give the same decision in both layouts ----
+def test_top_fraction_keeps_the_ceiling_share_of_candidates_per_example():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.3, 0.7], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    candidates = torch.tensor([[True] * 5, [False, True, True, True, False]])
+    kept = routing.top_fraction(scores, candidates, 0.5)
+    assert kept[0].tolist() == [False, True, True, False, True]  # ceil(2.5) = 3 best
+    assert kept[1].tolist() == [False, True, True, False, False]  # ceil(1.5) = 2 of 3
+
+
+def test_evit_pruner_and_pretrained_token_pruner_keep_the_same_tokens():
+    torch.manual_seed(1)
+    attn = torch.rand(3, 9)  # CLS attention to 9 tokens
+    sample = layers.EViTPruner(0.6)(torch.randn(3, 10, 4), attn, torch.arange(9).expand(3, 9))
+    rows = torch.cat([torch.ones(3, 1), attn], 1)  # pretrained layout: CLS is row 0
+    active = conditional.Active(torch.arange(3), torch.arange(10).expand(3, 10).clone(),
+                                torch.ones(3, 10), 3, 1)
+    pretrained = conditional.TokenPruner()(rows, active, 0.6)
+    assert torch.equal(pretrained.decision.choice[:, 1:, 0] == 1, sample.kept)
+    assert sample.kept.sum(1).tolist() == [6, 6, 6]
+
+
+def test_tome_merger_and_pretrained_token_merger_make_the_same_merges():
+    torch.manual_seed(2)
+    tokens = torch.randn(2, 8, 5)
+    hidden = torch.cat([torch.zeros(2, 1, 5), tokens], 1)
+    sample = layers.ToMeMerger(3)(hidden, tokens, torch.arange(8).expand(2, 8), torch.ones(2, 9))
+    active = conditional.Active(torch.arange(2), torch.arange(9).expand(2, 9).clone(),
+                                torch.ones(2, 9), 2, 1)
+    pretrained = conditional.TokenMerger()(hidden, active, 3).decision
+    for b in range(2):
+        pairs = {(s, t) for s, t in zip(sample.source[b].tolist(), sample.target[b].tolist())}
+        merged = (pretrained.choice[b, :, 0] >= 0).nonzero().squeeze(1)
+        assert pairs == {(int(i) - 1, int(pretrained.choice[b, i, 0])) for i in merged}
+        assert len(pairs) == 3
+    assert torch.allclose(sample.sizes.sum(1), torch.full((2,), 9.0))
+
+
+def test_merge_rows_is_the_size_weighted_mean():
+    x = torch.tensor([[[1.0], [3.0], [10.0]]])
+    size = torch.tensor([[1.0, 3.0, 1.0]])
+    merged = torch.tensor([[True, False, False]])
+    out, mass = routing.merge_rows(x, size, merged, torch.tensor([[1, 1, 2]]))
+    assert out[0, 1, 0].item() == (1 * 1 + 3 * 3) / 4 and mass.tolist() == [[0.0, 4.0, 1.0]]
+    assert out[0, 2, 0].item() == 10.0

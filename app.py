@@ -20,6 +20,7 @@ PAGES = [
     st.Page(HERE / "app_pages/load_depth.py", title="Load & depth", icon=":material/balance:"),
     st.Page(HERE / "app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page(HERE / "app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page(HERE / "app_pages/timeline.py", title="Timeline", icon=":material/timeline:"),
     st.Page(HERE / "app_pages/runs.py", title="Runs", icon=":material/folder_open:"),
     st.Page(HERE / "app_pages/export.py", title="Export", icon=":material/download:"),
 ]

@@ -13,7 +13,7 @@ from routeviz.metrics.identity import identity, match
 from routeviz.metrics.series import (balance, saturation, series_names, series_runs,
                                      series_summary, timeline)
 from routeviz.store import open_store
-from tests.metrics_store import expert_routes, write_run
+from tests.series_store import three_step_store
 
 EVERY, STEPS, FROZEN_AFTER = 2, 12, 6  # probe every 2 steps; no update after step 6
 
@@ -113,23 +113,6 @@ def test_frozen_steps_keep_every_expert_identity_and_metric(trained):
     for metric in ("load_cv", "maxvio", "focus", "cover", "entropy"):
         after = frame[(frame.metric == metric) & (frame.step >= FROZEN_AFTER)]
         assert after.groupby("site").value.nunique().eq(1).all(), metric  # nothing moves
-
-
-def three_step_store(path):
-    """Sites g0, g1, 4 experts, 6 tokens. Step 10: token t -> {t, t+1} (mod 4); step 20:
-    the same set, ranks swapped; step 30: {t+2, t+1}. So every expert e of step 20 is
-    expert e+1 of step 30, and step 20 vs 30 shares one of two experts, never the top-1."""
-    units = [(0, t) for t in range(6)]
-    steps = {10: {u: [u[1] % 4, (u[1] + 1) % 4] for u in units},
-             20: {u: [(u[1] + 1) % 4, u[1] % 4] for u in units},
-             30: {u: [(u[1] + 2) % 4, (u[1] + 1) % 4] for u in units}}
-    for step, assignments in steps.items():
-        store = write_run(path, f"s-step{step:06d}",
-                          expert_routes("g0", 0, assignments) + expert_routes("g1", 1, assignments),
-                          tags=[(0, t, "parity", str(t % 2)) for t in range(6)],
-                          config={"series": "s", "step": step, "n_experts": 4})
-    write_run(path, "lone", expert_routes("g0", 0, steps[10]))  # not in any series
-    return store
 
 
 def test_synthetic_series_known_answers(tmp_path):

@@ -196,3 +196,12 @@ def test_summary_json_has_every_chance_key(tag_copy_store):
     assert any("vocabulary" in n for n in result["notes"])
     plain = summary(tag_copy_store, "copy", permutations=0, resamples=0)
     assert "baseline" not in plain["focus_cover"][0]
+
+
+def test_summary_samples_coactivation_and_consecutive_above_max_scan_units(random_store):
+    result = summary(random_store, "rand", permutations=0, resamples=0, max_scan_units=5 * SEQ)
+    co, cons = result["coactivation"], result["consecutive"]
+    assert co["sampled"] and cons["sampled"] and co["n_units_total"] == N_EX * SEQ
+    sampled_pairs = cons["sites"][0]["n_pairs"]
+    assert 0 < sampled_pairs < N_EX * (SEQ - 1) and sampled_pairs % (SEQ - 1) == 0
+    assert any("sample" in n for n in result["notes"])

@@ -25,11 +25,9 @@ import pandas as pd
 from scipy import sparse
 
 from routeviz.metrics import _common as common
-from routeviz.metrics.focus_cover import f1, focus_cover
-from routeviz.metrics.unit_counts import example_lengths_sql, tag_ids, unit_sets
-
-_PRIME = 4_294_967_291  # largest prime below 2^32: (example + seed) · 2654435761 mod it
-
+from routeviz.metrics.focus_cover import DENSE_CELLS, f1, focus_cover
+from routeviz.metrics._sample import example_sample
+from routeviz.metrics.unit_counts import tag_ids, unit_sets
 
 @dataclass
 class BaselineResult:
@@ -56,10 +54,7 @@ def focus_cover_baseline(store, run: str, tags=None, unit=None, kind="expert", t
         result = focus_cover(store, run, tags=tags, unit=unit, kind=kind, top1=top1, site=site)
     run = common.require_run(store, run)
     site = common.require_site(store, run, site, result.kind)
-    total = _n_units(store, run, result.unit)
-    fraction = min(1.0, max_units / total) if total else 1.0
-    sample = "" if fraction >= 1.0 else (
-        f"((example + {int(seed)}) * 2654435761) % {_PRIME} < {int(fraction * _PRIME)}")
+    sample, total, sampled = example_sample(store, run, max_units, seed, result.unit)
     with common.temp_view(store, tag_ids(result.tag_values)) as tv_view:
         ctes, params = unit_sets(store, run, result.kind, tv_view, result.unit, result.top1,
                                  site, sample=sample)
@@ -85,17 +80,9 @@ def focus_cover_baseline(store, run: str, tags=None, unit=None, kind="expert", t
     alignment = (_cell_band(observed[1], cells, result, level)
                  if keep_cells and permutations else None)
     return BaselineResult(scores=scores, alignment=alignment, n_units=n,
-                          n_units_total=int(total), sampled=fraction < 1.0,
+                          n_units_total=int(total), sampled=sampled,
                           permutations=int(permutations), resamples=int(resamples),
                           seed=int(seed), level=float(level))
-
-
-def _n_units(store, run, unit) -> int:
-    if unit == "example":
-        return int(common.scalar(store, "SELECT count(DISTINCT example) FROM routes "
-                                 "WHERE run = $run", {"run": run}) or 0)
-    return int(common.scalar(store, f"SELECT coalesce(sum(n), 0) FROM "
-                             f"({example_lengths_sql(store, run)})", {"run": run}) or 0)
 
 
 def _indicators(pairs: pd.DataFrame, result):
@@ -144,13 +131,23 @@ def _scores(tag_matrix, sub_matrix, groups, weights=None, dense=False):
     both = (weighted.T @ sub_matrix).tocoo()  # [tag values, subnetworks], non-zero cells
     cells = sparse.csr_matrix((f1(both.data, n_tag[both.row], n_active[both.col]),
                                (both.row, both.col)), shape=both.shape)
+    small = both.shape[0] * both.shape[1] <= DENSE_CELLS
+    if small:
+        cells = cells.toarray()
     scores = []
     for cols, rows in groups:
-        block = cells[rows][:, cols]
-        focus = float(block.max(axis=0).toarray().mean()) if len(cols) else float("nan")
-        cover = float(block.max(axis=1).toarray().mean()) if len(rows) else float("nan")
+        block = cells[np.ix_(rows, cols)] if small else cells[rows][:, cols]
+        focus = _mean_of_max(block, axis=0) if len(cols) else float("nan")
+        cover = _mean_of_max(block, axis=1) if len(rows) else float("nan")
         scores.append((focus, cover))
-    return np.array(scores), (cells.toarray() if dense else None)
+    if dense and not small:
+        cells = cells.toarray()
+    return np.array(scores), (cells if dense else None)
+
+
+def _mean_of_max(block, axis: int) -> float:
+    best = block.max(axis=axis)
+    return float((best.toarray() if sparse.issparse(best) else best).mean())
 
 
 def _table(base: pd.DataFrame, observed, shuffled, boot, level) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
+from routeviz.metrics._sample import example_sample
 from routeviz.metrics.baseline import focus_cover_baseline
 from routeviz.metrics.coactivation import coactivation
 from routeviz.metrics.confidence import confidence
@@ -16,14 +17,23 @@ TOP_PAIRS = 5  # pairs listed per site (the full P(b|a) tables: metrics.coactiva
 TOP_TOKENS = 20  # most frequent tokens listed (all of them: metrics.vocab_specialization)
 
 
-def chance_parts(store, run: str, recorded: list, notes: list) -> dict:
+def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | None = None,
+                 seed: int = 0) -> dict:
     """Keys coactivation, vocab_specialization, consecutive, confidence (None where the run
-    lacks what they need; a note then says why)."""
+    lacks what they need; a note then says why). Co-activation and consecutive tokens read
+    a seeded sample of whole examples when the run has more than `max_units` tokens (each
+    says `sampled`, `n_units_total`); the others read every row."""
     out = {"coactivation": None, "vocab_specialization": None, "consecutive": None,
            "confidence": None}
     if "expert" in recorded:
-        out["coactivation"] = _coactivation_json(store, run)
-        out["consecutive"] = {"sites": common.records(consecutive(store, run))}
+        sample, total, sampled = example_sample(store, run, max_units, seed)
+        scope = {"sampled": sampled, "n_units_total": total, "max_units": max_units}
+        if sampled:
+            notes.append(f"coactivation and consecutive: a seeded sample of whole examples, "
+                         f"about {max_units} of {total} tokens")
+        out["coactivation"] = {**_coactivation_json(store, run, sample), **scope}
+        out["consecutive"] = {"sites": common.records(consecutive(store, run, sample)),
+                              **scope}
         try:
             vocab = vocab_specialization(store, run)
             out["vocab_specialization"] = {
@@ -38,8 +48,8 @@ def chance_parts(store, run: str, recorded: list, notes: list) -> dict:
     return out
 
 
-def _coactivation_json(store, run) -> dict:
-    res = coactivation(store, run)
+def _coactivation_json(store, run, sample) -> dict:
+    res = coactivation(store, run, sample)
     sites = []
     for rec in common.records(res.sites):
         if rec["scope"] == "within":

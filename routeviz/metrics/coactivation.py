@@ -29,7 +29,7 @@ ordered AS (SELECT site, min(layer) AS layer FROM routes
 indexed AS (SELECT site, row_number() OVER (ORDER BY layer, site) - 1 AS idx FROM ordered),
 r AS (SELECT i.idx, x.example * 16777216 + x.token AS u, x.choice, x.rank
       FROM routes x JOIN indexed i ON i.site = x.site
-      WHERE x.run = $run AND x.kind = 'expert')"""
+      WHERE x.run = $run AND x.kind = 'expert'{sample})"""
 
 
 @dataclass
@@ -39,18 +39,21 @@ class CoactivationResult:
     sites: pd.DataFrame  # scope ("within"/"across"), site, to_site, n_units, top_conditional, chance
 
 
-def coactivation(store, run: str) -> CoactivationResult:
+def coactivation(store, run: str, sample: str = "") -> CoactivationResult:
+    """sample: an SQL condition on `example` (`_sample.example_sample`) to read a sample of
+    examples on large runs."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
+    routes = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
     names = common.sites_of(store, run, "expert").site.tolist()  # idx order
     load = common.df(store,
-        f"WITH {_ROUTES} SELECT idx, choice, count(*) AS n_choice, "
+        f"WITH {routes} SELECT idx, choice, count(*) AS n_choice, "
         "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top FROM r GROUP BY idx, choice", p)
     n_units = load.groupby("idx").n_top.sum()
     load["p"] = load.n_choice / load.idx.map(n_units)
     within = common.df(store,
-        f"WITH {_ROUTES} SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
+        f"WITH {routes} SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
         "FROM r a JOIN r b ON b.idx = a.idx AND b.u = a.u AND b.choice <> a.choice "
         "GROUP BY a.idx, a.choice, b.choice", p)
     within = within.merge(load[["idx", "choice", "n_choice"]].rename(
@@ -62,7 +65,7 @@ def coactivation(store, run: str) -> CoactivationResult:
     k = load.groupby("idx").p.sum().round().clip(lower=1)
     within["p_b"] = (within.idx.map(k) - 1) * within.q_b / (within.idx.map(k) - within.q_a)
     across = common.df(store,
-        f"WITH {_ROUTES}, present AS (SELECT idx, u FROM r WHERE rank = 0), "
+        f"WITH {routes}, present AS (SELECT idx, u FROM r WHERE rank = 0), "
         "pairs AS (SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
         "  FROM r a JOIN r b ON b.idx = a.idx + 1 AND b.u = a.u GROUP BY a.idx, a.choice, b.choice), "
         "starts AS (SELECT a.idx, a.choice AS a, count(*) AS n_a FROM r a "

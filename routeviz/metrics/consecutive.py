@@ -21,26 +21,28 @@ from routeviz.metrics._pooled import pooled
 
 # every expert route of a token as (site, unit key, choice, rank); unit = example · 2^24 + token
 _ROUTES = ("r AS (SELECT site, example * 16777216 + token AS u, choice, rank FROM routes "
-           "WHERE run = $run AND kind = 'expert' AND token >= 0)")
+           "WHERE run = $run AND kind = 'expert' AND token >= 0{sample})")
 
 
-def consecutive(store, run: str) -> pd.DataFrame:
+def consecutive(store, run: str, sample: str = "") -> pd.DataFrame:
     """One row per expert site, then "*": site, k, n_pairs, top1_rate, top1_chance,
-    topk_rate, topk_chance."""
+    topk_rate, topk_chance. sample: an SQL condition on `example` (`_sample.example_sample`)
+    to read a sample of examples on large runs."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
+    routes = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
     pairs = common.df(store,
-        f"WITH {_ROUTES}, top AS (SELECT site, u, choice FROM r WHERE rank = 0) "
+        f"WITH {routes}, top AS (SELECT site, u, choice FROM r WHERE rank = 0) "
         "SELECT a.site, count(*) AS n_pairs, "
         "sum(CASE WHEN a.choice = b.choice THEN 1 ELSE 0 END) AS n_same "
         "FROM top a JOIN top b ON b.site = a.site AND b.u = a.u + 1 GROUP BY a.site", p)
     shared = common.df(store,
-        f"WITH {_ROUTES} SELECT a.site, count(*) AS n_shared FROM r a "
+        f"WITH {routes} SELECT a.site, count(*) AS n_shared FROM r a "
         "JOIN r b ON b.site = a.site AND b.u = a.u + 1 AND b.choice = a.choice "
         "GROUP BY a.site", p)
     per_expert = common.df(store,
-        f"WITH {_ROUTES} SELECT site, choice, count(*) AS n_any, "
+        f"WITH {routes} SELECT site, choice, count(*) AS n_any, "
         "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top, max(rank) + 1 AS k "
         "FROM r GROUP BY site, choice", p)
     sites = common.sites_of(store, run, "expert")

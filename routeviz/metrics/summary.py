@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from routeviz.errors import choose
 from routeviz.metrics import _common as common
+from routeviz.metrics.chance_json import add_baselines, chance_parts
 from routeviz.metrics.depth import exits
 from routeviz.metrics.focus_cover import focus_cover
 from routeviz.metrics.load import keep, load
 
 
 def summary(store, run: str, tags=None, unit: str | None = None, kind: str | None = None,
-            top1: bool = False) -> dict:
+            top1: bool = False, permutations: int = 50, resamples: int = 50, seed: int = 0,
+            max_units: int = 20_000, max_scan_units: int = 100_000) -> dict:
     """Keys: run, model, config, kinds, n_routes, focus_cover (list of {site, tag, unit,
     kind, focus, cover, n_subnetworks, n_tags}), load (list, one per expert site, with
     `shares` and `counts` per expert id), keep ({sites, tokens, merges} or None), exits
     ({per_token, per_example, n_layers, mean_exit_layer, compute_saved, unit} or None),
     notes (list of strings). Entropy, paths and profiles are separate calls: each needs a
-    pass over every unit, and `routeviz metrics` stays a few seconds at 10 M rows."""
+    pass over every unit, and `routeviz metrics` stays a few seconds at 10 M rows.
+    Chance (chance_json.py): each focus_cover entry also has `baseline` (permutation mean and
+    band over `permutations` tag shuffles) and `ci` (bootstrap over `resamples`), on at most
+    `max_units` units (a seeded example sample above that, said in notes; 0 permutations and
+    resamples: neither); keys coactivation, vocab_specialization, consecutive, confidence
+    (co-activation and consecutive on a seeded example sample above `max_scan_units`)."""
     run = common.require_run(store, run)
     recorded = common.kinds_recorded(store, run)
     if kind is not None:
@@ -26,11 +33,9 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     if unit is not None:
         choose("unit", unit, ["token", "example"])
     notes = []
-    row = store.con.execute("SELECT model, n_routes FROM (SELECT model FROM runs WHERE run = ?) "
-                            ", (SELECT count(*) AS n_routes FROM routes WHERE run = ?)",
-                            [run, run]).fetchone()
-    result = {"run": run, "model": row[0] if row else None, "config": common.config_of(store, run),
-              "kinds": recorded, "n_routes": int(row[1]) if row else 0}
+    model = common.scalar(store, "SELECT max(model) FROM runs WHERE run = $run", {"run": run})
+    result = {"run": run, "model": model, "config": common.config_of(store, run),
+              "kinds": recorded, "n_routes": int(common.facts(store, run).n_routes)}
 
     focus_kinds = [kind] if kind else [k for k in common.FOCUS_KINDS if k in recorded]
     result["focus_cover"] = []
@@ -38,12 +43,16 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
         notes.append("the run has no tags, so Focus/Cover cannot be computed")
     else:
         for k in focus_kinds:
-            scores = focus_cover(store, run, tags=tags, unit=unit, kind=k, top1=top1).scores
-            result["focus_cover"].extend(common.records(scores))
+            scored = focus_cover(store, run, tags=tags, unit=unit, kind=k, top1=top1)
+            entries = common.records(scored.scores)
+            add_baselines(store, run, scored, entries, notes, permutations, resamples, seed,
+                          max_units)
+            result["focus_cover"].extend(entries)
 
     result["load"] = _load_json(store, run) if "expert" in recorded else []
     result["keep"] = _keep_json(store, run) if {"keep", "merge"} & set(recorded) else None
     result["exits"] = _exits_json(store, run) if "exit" in recorded else None
+    result.update(chance_parts(store, run, recorded, notes, max_scan_units, seed))
     result["notes"] = notes
     return result
 

@@ -180,7 +180,8 @@ def _roll_forward(store_path, run: str, gid: str) -> None:
         link = folder / f"{gid}.link-{table}"
         _remove(link)
         os.symlink(target, link)
-        place.parent.mkdir(parents=True, exist_ok=True)
+        if not place.parent.is_dir():
+            place.parent.mkdir(parents=True)
         if place.is_dir() and not place.is_symlink():
             if not _exchange(link, place):  # no renameat2: a moment with no files
                 os.rename(place, folder / f"{gid}.old-{table}")

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 import routeviz
+from routeviz.adapters.hf_topk import is_topk_router
 from sample_models import conditional, layers, routing
-from tracers.hf_topk import is_topk_router
 
 
 class TinyText(nn.Module):

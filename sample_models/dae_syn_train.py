@@ -4,6 +4,12 @@ Same data, steps, batch size, optimiser and seed for every strategy, so their fi
 compare as in the paper's Table 1. One CPU thread; a few minutes per strategy. Writes
 `model.safetensors`, `config.json`, `metrics.json` (final L2 on the whole dataset) and
 `train_log.csv` (the loss every LOG_EVERY steps) into the model's weights folder.
+
+With `probe_store`, `routeviz.probe` traces PROBE_IMAGES fixed images (a seeded sample of
+the 4096, with their attribute tags; the pixels are left out of the store to keep it small)
+before training, every `probe_every` steps and at the last step, into that store as the
+series `dae-syn-<strategy>`: how the routers converge on the attributes. Probing forks the
+RNG and runs in eval mode, so the weights are the same with or without it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class TrainConfig:
 
 
 LOG_EVERY = 50
+PROBE_IMAGES = 512  # images in the probe set
 
 
 def load_training_data():
@@ -95,8 +102,25 @@ def evaluate(model: DiscreteAutoencoder, images, tag_ids, batch_size: int = 512)
     return {"l2_per_image": float(sse.mean()), "mse_per_pixel": float(sse.mean() / n_pixels)}
 
 
-def train(name: str, out_dir=None, steps=None, seed: int = 0) -> dict:
-    """Train `dae-syn-<strategy>`; write weights and metrics to out_dir (default: shipped)."""
+def probe_set(runner, n: int = PROBE_IMAGES, seed: int = 0) -> list:
+    """`n` DAE-Syn images drawn without replacement by `seed`, encoded by `runner` in
+    batches of 128, with the image bytes dropped from the examples' meta."""
+    from sample_models.dae_syn_data import dae_syn_dataset
+
+    items = dae_syn_dataset()
+    chosen = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:n]
+    items = [items[i] for i in sorted(chosen.tolist())]
+    batches = [runner.encode(items[i:i + 128]) for i in range(0, len(items), 128)]
+    for encoded in batches:
+        encoded.meta = [{k: v for k, v in m.items() if k != "image"} for m in encoded.meta]
+    return batches
+
+
+def train(name: str, out_dir=None, steps=None, seed: int = 0, *, probe_store=None,
+          probe_every: int | None = None) -> dict:
+    """Train `dae-syn-<strategy>`; write weights and metrics to out_dir (default: shipped).
+    probe_store: trace the probe set there as the series `name` at step 0, every
+    `probe_every` steps (default: steps / 20) and at the last step."""
     from tqdm import tqdm
 
     strategy = name.removeprefix("dae-syn-")
@@ -113,14 +137,17 @@ def train(name: str, out_dir=None, steps=None, seed: int = 0) -> dict:
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batches = torch.Generator().manual_seed(seed)
+    probe = _prober(name, model, probe_store, probe_every or max(1, cfg.steps // 20), cfg.steps)
     log, start = [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=name, unit="step")
+    probe(0)
     for step in bar:
         index = torch.randint(0, len(images), (cfg.batch_size,), generator=batches)
         loss, mse = step_loss(model, images[index], tag_ids[index], cfg, temperature(step, cfg))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        probe(step + 1)
         if step % LOG_EVERY == 0 or step == cfg.steps - 1:
             log.append((step, float(loss.detach()), mse))
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", mse=f"{mse:.4f}")
@@ -140,3 +167,21 @@ def train(name: str, out_dir=None, steps=None, seed: int = 0) -> dict:
     if not math.isfinite(final["l2_per_image"]):
         raise RuntimeError(f"{name}: training diverged")
     return metrics
+
+
+def _prober(name: str, model, store, every: int, steps: int):
+    """probe(step): trace the probe set at `step` if it is due (a no-op without a store)."""
+    if store is None:
+        return lambda step: None
+    import routeviz
+    from sample_models import training
+    from sample_models.dae_syn import DAESynRunner
+
+    runner = DAESynRunner(name, model)
+    batches = probe_set(runner)
+    training.start_series(store, name)
+
+    def probe(step: int) -> None:
+        routeviz.probe(runner, batches, store, name, every=1 if step == steps else every,
+                       step=step, config={"steps": steps}, weight_dtype="float16")
+    return probe

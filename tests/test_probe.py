@@ -212,3 +212,22 @@ def test_train_cli_refuses_probe_for_a_recipe_without_one(tmp_path, capsys):
     assert main(["glyph-vit", "--out", str(tmp_path), "--probe", str(tmp_path / "s")]) == 2
     assert "takes no --probe" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_dae_syn_training_writes_its_probe_series(tmp_path):
+    from sample_models.dae_syn_train import PROBE_IMAGES, train
+
+    train("dae-syn-top-k", out_dir=tmp_path / "w", steps=3, probe_store=tmp_path / "s",
+          probe_every=2)
+    runs = series_runs(tmp_path / "s", "dae-syn-top-k")
+    assert runs["step"].tolist() == [0, 2, 3]
+    assert (runs["n_examples"] == PROBE_IMAGES).all()
+    assert (runs["n_routes"] == 4 * PROBE_IMAGES).all()  # 4 routers, one choice per image
+    store = routeviz.open_store(tmp_path / "s")
+    examples = store.examples(run="dae-syn-top-k-step000003")
+    assert examples["image"].isna().all()  # pixels are left out of the series
+    tags = store.tags(run="dae-syn-top-k-step000003")
+    assert set(tags["name"]) == {"letter", "location", "fg", "bg"}
+    # the same images, in the same order, at every step
+    first = store.examples(run="dae-syn-top-k-step000000").sort_values("example")["source"]
+    assert first.tolist() == examples.sort_values("example")["source"].tolist()

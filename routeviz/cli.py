@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--unit", choices=["token", "example"], default=None)
     s.add_argument("--kind", choices=["expert", "keep", "exit"], default=None)
     s.add_argument("--top1", action="store_true", help="active = top-1 choice only")
+    s.add_argument("--permutations", type=int, default=50, metavar="N",
+                   help="tag shuffles for the Focus/Cover baseline and bootstrap resamples "
+                        "for its ci (0: neither)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the shuffles and samples")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("diff", help="compare the routing of two runs over the same examples")
@@ -176,8 +180,11 @@ def cmd_metrics(args):
     from routeviz.store import open_store
 
     store = open_store(args.store)
+    if args.permutations < 0:
+        raise RoutevizError(f"--permutations must be 0 or more, got {args.permutations}")
     result = metrics.summary(store, args.run, tags=args.tag, unit=args.unit, kind=args.kind,
-                             top1=args.top1)
+                             top1=args.top1, permutations=args.permutations,
+                             resamples=args.permutations, seed=args.seed)
     print(json.dumps(result, indent=None if args.json else 2, default=_json_default))
 
 

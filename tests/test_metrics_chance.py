@@ -205,3 +205,20 @@ def test_summary_samples_coactivation_and_consecutive_above_max_scan_units(rando
     sampled_pairs = cons["sites"][0]["n_pairs"]
     assert 0 < sampled_pairs < N_EX * (SEQ - 1) and sampled_pairs % (SEQ - 1) == 0
     assert any("sample" in n for n in result["notes"])
+
+
+def test_cli_metrics_json_carries_baselines_and_chance_keys(tag_copy_store, capsys):
+    import json
+
+    from routeviz.cli import main
+
+    main(["metrics", "--store", str(tag_copy_store.path), "--run", "copy", "--permutations", "4",
+          "--seed", "2", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert {"coactivation", "vocab_specialization", "consecutive", "confidence"} <= set(out)
+    assert all(e["baseline"]["permutations"] == 4 and e["baseline"]["seed"] == 2
+               for e in out["focus_cover"])
+    code = main(["metrics", "--store", str(tag_copy_store.path), "--run", "copy",
+                 "--permutations", "-1", "--json"])
+    assert code != 0
+    assert capsys.readouterr().err.count("\n") == 1  # one line, no traceback

@@ -103,8 +103,8 @@ class RunWriter:
             return 0
         try:
             return int(pq.read_table(path).column("n_examples")[0].as_py() or 0)
-        except Exception:
-            return 0
+        except (OSError, pa.ArrowException, KeyError, IndexError, TypeError, ValueError):
+            return 0  # an unreadable runs row: count from 0, as a new run
 
     def _run_file(self) -> Path:
         return (self.root or self.store_path) / "runs" / f"run={self.run}" / "part-run.parquet"

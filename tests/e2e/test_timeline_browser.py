@@ -1,0 +1,103 @@
+"""The Timeline page in a real browser (Streamlit on 127.0.0.1, Debian Chromium through
+Playwright), on the series shipped under sample_models/data/series/ — a copy of it, so the
+test never writes into the repository — or, where none is shipped, a synthetic series."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.streamlit_server import ROOT, streamlit_app
+
+CHROMIUM = "/usr/bin/chromium"
+SHIPPED = ROOT / "sample_models" / "data" / "series"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
+
+
+def shipped_store() -> Path | None:
+    if not SHIPPED.is_dir():
+        return None
+    stores = sorted(p for p in SHIPPED.iterdir() if (p / "routeviz.json").is_file())
+    return stores[0] if stores else None
+
+
+@pytest.fixture(scope="module")
+def series_store(tmp_path_factory):
+    """(store path, series name, steps)."""
+    from routeviz.metrics.series import series_names, series_runs
+    from routeviz.store import open_store
+    from tests.series_store import three_step_store
+
+    path = tmp_path_factory.mktemp("timeline-e2e") / "store"
+    shipped = shipped_store()
+    if shipped is not None:
+        shutil.copytree(shipped, path, symlinks=True)
+    else:
+        three_step_store(path)
+    store = open_store(path)
+    name = series_names(store)[0]
+    steps = series_runs(store, name)["step"].tolist()
+    store.close()
+    return path, name, steps
+
+
+@pytest.fixture(scope="module")
+def page(series_store):
+    from playwright.sync_api import sync_playwright
+
+    with streamlit_app(ROOT / "app.py", series_store[0]) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(f"{base}/timeline")
+        pg.get_by_role("heading", name="Timeline").wait_for()
+        idle(pg)
+        yield pg
+        browser.close()
+
+
+def idle(pg):
+    time.sleep(0.3)
+    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+
+
+def chart(pg, title: str):
+    return pg.locator("[data-testid=stPlotlyChart]").filter(has_text=title).first
+
+
+def test_metric_lines_and_identity_render(page, series_store):
+    _, name, steps = series_store
+    for title in ("top-1 agreement with the last step", "share of top-k kept",
+                  "Load CV", "MaxVio", "Routing entropy", "Expert identity at"):
+        chart(page, title).locator(".main-svg").first.wait_for()
+    saturation = chart(page, "top-1 agreement with the last step")
+    assert saturation.locator(".scatterlayer .trace").count() >= 2  # pooled + a site
+    assert saturation.get_by_text("all sites (pooled)").count() >= 1
+    assert page.locator("[data-testid=stAlertContentError]").count() == 0
+    assert page.get_by_text(f"{len(steps)} step(s)").count() == 1
+
+
+def test_step_slider_moves_the_step_figure(page, series_store):
+    steps = series_store[2]
+    slider = page.locator("[data-testid=stSlider]").filter(has_text="Step").first
+    assert str(steps[-1]) in slider.inner_text()
+    thumb = page.locator('input[type=range][aria-label="Step"]')
+    thumb.focus()
+    thumb.press("Home")
+    page.wait_for_function(
+        """(first) => document.querySelector('input[type=range][aria-label="Step"]')
+                      .getAttribute('aria-valuetext') === String(first)""", arg=steps[0])
+    idle(page)
+    assert slider.get_by_test_id("stSliderThumbValue").inner_text() == str(steps[0])
+    figures = page.locator("[data-testid=stPlotlyChart]")
+    assert figures.count() >= 9  # 7 metric lines + identity + the step's figure
+    assert page.locator("[data-testid=stAlertContentError]").count() == 0
+    chart(page, f"Where steps {steps[0]} and {steps[-1]} route alike").locator(
+        ".main-svg").first.wait_for()

@@ -20,7 +20,7 @@ TOP_TOKENS = 20  # most frequent tokens listed (all of them: metrics.vocab_speci
 def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | None = None,
                  seed: int = 0) -> dict:
     """Keys coactivation, vocab_specialization, consecutive, confidence (None where the run
-    lacks what they need; a note then says why). Co-activation and consecutive tokens read
+    records no expert routes; vocab_specialization is {"skipped": why} without token texts). Co-activation and consecutive tokens read
     a seeded sample of whole examples when the run has more than `max_units` tokens (each
     says `sampled`, `n_units_total`); the others read every row."""
     out = {"coactivation": None, "vocab_specialization": None, "consecutive": None,
@@ -40,7 +40,7 @@ def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | 
                 "min_count": vocab.min_count, "sites": common.records(vocab.sites),
                 "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS))}
         except RoutevizError as exc:
-            notes.append(f"vocabulary specialization skipped: {exc}")
+            out["vocab_specialization"] = {"skipped": str(exc)}
     if {"expert", "keep"} & set(recorded):
         conf = confidence(store, run)
         out["confidence"] = {key: None if frame is None else common.records(frame)

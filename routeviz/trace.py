@@ -120,13 +120,15 @@ class Tracer:
         self.runs.join(opened)
         self._created = dt.datetime.now(dt.timezone.utc)
         self._base_examples, self._first_id = opened["base"], opened["first_id"]
-        missed = unhandled_moe_modules(self.model, self.sites)
-        if missed:
-            shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
-            warnings.warn(f"routeviz: no adapter handled these MoE-looking modules: {shown}; "
-                          "their routing is not recorded (add one with routeviz.register)")
-        self.config.update(site_config(self.sites, self.config))
         try:
+            missed = unhandled_moe_modules(self.model, self.sites)
+            if missed:
+                shown = ", ".join(missed[:10]) + (
+                    f" and {len(missed) - 10} more" if len(missed) > 10 else "")
+                warnings.warn(f"routeviz: no adapter handled these MoE-looking modules: "
+                              f"{shown}; their routing is not recorded (add one with "
+                              "routeviz.register)")
+            self.config.update(site_config(self.sites, self.config))
             self._write_run_row(finished=False)
             self.writer = Writer(self.runs.root, self.run, flush_rows=options.flush_rows,
                                  flush_seconds=options.flush_seconds,

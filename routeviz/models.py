@@ -33,7 +33,6 @@ class ModelRunner:
     spec: ModelSpec | None = None  # a named model's metadata (its one source): set by the
     # runner class or by `load_model`; modality, routing and datasets are read from it
     name: str = ""
-    description: str = ""  # a runner may set a longer one than its spec's, from its weights
     max_tokens: int = 512
     module: torch.nn.Module
 
@@ -48,6 +47,14 @@ class ModelRunner:
     @property
     def datasets(self) -> tuple:  # datasets that suit it
         return tuple(self.spec.datasets) if self.spec else ()
+
+    @property
+    def description(self) -> str:  # the spec's, unless the runner sets a longer one
+        return vars(self).get("_description") or (self.spec.description if self.spec else "")
+
+    @description.setter
+    def description(self, text: str) -> None:
+        self._description = text
 
     def encode(self, items) -> Encoded:
         raise NotImplementedError
@@ -188,5 +195,4 @@ def _runner_for(spec: ModelSpec) -> ModelRunner:
     runner = spec.load(spec.name)
     runner.spec = spec
     runner.name = spec.name
-    runner.description = runner.description or spec.description
     return runner

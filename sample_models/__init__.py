@@ -15,7 +15,8 @@ DAE_SYN_STRATEGIES = ("tag", "hash", "monolithic", "top-k", "st-gumbel", "reinfo
 
 TEXT_MOE = ModelSpec(
     "text-moe", "text", ("expert", "keep", "exit"), ("stdlib",),
-    "small code-and-prose LM: top-2 MoE, mixture-of-depths, per-token early exit",
+    "small code-and-prose LM trained on the Python stdlib: top-2 MoE, mixture-of-depths, "
+    "per-token early exit",
     lazy("sample_models.text_moe:load"))
 GLYPH_VIT = ModelSpec(
     "glyph-vit", "image", ("keep", "merge", "expert", "exit"), ("glyphs",),

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from routeviz.models import Encoded, ModelRunner
-from sample_models import layers, routing
+from sample_models import TEXT_MOE, layers, routing
 from sample_models.text_tags import text_tags
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -196,17 +196,13 @@ def load_weights(directory: Path):
 
 
 class TextMoERunner(ModelRunner):
-    modality = "text"
-    routing = ("expert", "keep", "exit")
-    datasets = ("stdlib",)
+    spec = TEXT_MOE
 
     def __init__(self, name: str, directory: Path):
         self.name = name
         self.module, self.tokenizer = load_weights(directory)
         self.cfg = self.module.cfg
         self.max_tokens = self.cfg.context
-        self.description = ("small code-and-prose LM trained on the Python stdlib: top-2 MoE, "
-                            "mixture-of-depths, per-token early exit")
 
     def encode(self, items) -> Encoded:
         from routeviz.errors import RoutevizError

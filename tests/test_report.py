@@ -131,10 +131,10 @@ def test_hostile_strings_are_escaped_everywhere(reports):
         assert "<script" not in markdown and "<img" not in markdown
     text = (reports["text"] / "report.html").read_text()
     assert "&lt;/script&gt;&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
-    assert "&#x27;quote&quot;" in text
+    assert "&#39;quote&#34;" in text  # markupsafe's entities for ' and "
     dae = (reports["dae"] / "report.html").read_text()
-    assert "&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;" in dae
-    assert "../../evil&#x27;&quot;&lt;b&gt;name&lt;/b&gt;.txt (example 0)" in dae  # a crop's title
+    assert "&lt;img src=x onerror=&#34;window.__pwned=2&#34;&gt;" in dae
+    assert "../../evil&#39;&#34;&lt;b&gt;name&lt;/b&gt;.txt (example 0)" in dae  # a crop's title
     # every <script> block is plotly's: its JSON writes "<" as \u003c, so no tag hides there
     for block in text.split("<script")[1:]:
         body = block.split("</script>")[0]
@@ -286,3 +286,19 @@ def test_the_same_run_gives_the_same_files(store):
     second = build_report_files(store, "text", images=False)
     assert first.keys() == second.keys()
     assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_templates_escape_every_field_unless_marked_safe():
+    from markupsafe import Markup
+
+    from routeviz.report.html import Cell, Table, environment
+
+    env = environment()
+    assert env.autoescape is True  # a field added later is escaped without anyone asking
+    macros = env.get_template("macros.html").module
+    hostile = "<script>window.__pwned=3</script>"
+    table = str(macros.table(Table([hostile], [[Cell("x" + hostile, False)]])))
+    assert "<script>" not in table and table.count("&lt;script&gt;") == 2
+    figure = {"key": "k", "caption": hostile, "div": Markup("<div id='plot-k'></div>")}
+    html = str(macros.figures([figure]))
+    assert "<div id='plot-k'></div>" in html and "<script>" not in html

@@ -201,17 +201,8 @@ def metric(handle: StoreHandle, name: str, run: str, **kwargs):
 
 
 def _run_facts(store, run: str) -> dict:
-    kinds = store.query_df("SELECT kind, count(*) AS n FROM routes WHERE run = ? GROUP BY kind "
-                           "ORDER BY kind", [run])
-    tags = store.query_df("SELECT DISTINCT name FROM tags WHERE run = ? ORDER BY name", [run])
-    sites = store.query_df("SELECT site, kind, min(layer) AS layer FROM routes WHERE run = ? "
-                           "GROUP BY site, kind ORDER BY layer, site", [run])
-    modality = store.query_df("SELECT modality, count(*) AS n FROM examples WHERE run = ? "
-                              "GROUP BY modality ORDER BY n DESC", [run])
-    return {"kinds": kinds["kind"].astype(str).tolist(),
-            "tags": tags["name"].astype(str).tolist(),
-            "sites": sites.assign(site=sites["site"].astype(str), kind=sites["kind"].astype(str)),
-            "modality": str(modality["modality"].iloc[0]) if len(modality) else "text"}
+    """store.facts(run) as a dict: kinds, sites (site, kind, layer, ...), tags, modality, ..."""
+    return store.facts(run).as_dict()
 
 
 run_facts = cached(_run_facts)

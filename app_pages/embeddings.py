@@ -33,7 +33,7 @@ def _warm_umap() -> threading.Thread:
 
 
 def _has_states(store, run):
-    return store.con.execute("SELECT count(*) FROM embeddings WHERE run = ?", [run]).fetchone()[0] > 0
+    return store.facts(run).has_embeddings
 
 
 has_states = cached(_has_states)

@@ -13,8 +13,7 @@ MAX_EXPERTS = 64
 
 
 def _images(store, run, examples):
-    return store.query_df("SELECT example, image, grid_h, grid_w FROM examples WHERE run = ? "
-                          "AND list_contains(?, example)", [run, list(examples)])
+    return store.example_images(run, examples)
 
 
 example_images = cached(_images)

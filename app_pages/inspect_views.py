@@ -21,8 +21,7 @@ example_bundle = cached(_bundle)
 
 
 def _examples(store, run, limit=1000):
-    return store.query_df("SELECT example, coalesce(source, '') AS source, modality FROM examples "
-                          "WHERE run = ? ORDER BY example LIMIT ?", [run, limit])
+    return store.example_list(run, limit)
 
 
 example_list = cached(_examples)

@@ -82,9 +82,10 @@ class DuckDBEngine:
 
 
 # -- facts -------------------------------------------------------------------------------
-class FactsCache:
-    """`store.facts(run)` for a store with `engine` and `require_run`; `forget_facts()`
-    when the store refreshes its views."""
+class RunQueries:
+    """The questions pages, figures and reports ask a store, for any store with `engine`
+    and `require_run` (DuckDB's Store, Spark's SparkStore): `facts(run)`, cached until
+    `forget_facts()` (the store calls it when it refreshes its views), and small frames."""
 
     def facts(self, run: str) -> RunFacts:
         """What `run` recorded (kinds, sites, tags, modality, layers, experts per site,
@@ -97,6 +98,72 @@ class FactsCache:
 
     def forget_facts(self) -> None:
         self.__dict__["_facts"] = {}
+
+    def example_routes(self, run: str, example: int) -> pd.DataFrame:
+        """Every route row of one example, ordered by layer, site, token, rank."""
+        return self.engine.query(
+            "SELECT example, token, layer, site, kind, choice, rank, weight FROM routes "
+            "WHERE run = $run AND example = $example ORDER BY layer, site, token, rank",
+            {"run": run, "example": int(example)})
+
+    def example_tokens(self, run: str, example: int) -> list[str]:
+        df = self.engine.query("SELECT token, text FROM tokens WHERE run = $run AND "
+                               "example = $example ORDER BY token",
+                               {"run": run, "example": int(example)})
+        return df["text"].astype(str).tolist()
+
+    def example_info(self, run: str, example: int) -> dict:
+        """The examples row of one example as a dict (image bytes included; {} if none)."""
+        df = self.engine.query("SELECT * FROM examples WHERE run = $run AND example = $example",
+                               {"run": run, "example": int(example)})
+        if df.empty:
+            return {}
+        return {k: (None if _is_missing(v) else v) for k, v in df.iloc[0].to_dict().items()}
+
+    def example_list(self, run: str, limit: int = 1000) -> pd.DataFrame:
+        """example, source ('' when none), modality: the first `limit` examples."""
+        return self.engine.query(
+            "SELECT example, coalesce(source, '') AS source, modality FROM examples "
+            "WHERE run = $run ORDER BY example LIMIT $limit", {"run": run, "limit": int(limit)})
+
+    def example_images(self, run: str, examples) -> pd.DataFrame:
+        """example, image (PNG bytes), grid_h, grid_w of the image examples among `examples`."""
+        return self.engine.query(
+            "SELECT example, image, grid_h, grid_w FROM examples WHERE run = $run AND "
+            "image IS NOT NULL AND list_contains($examples, example)",
+            {"run": run, "examples": [int(e) for e in examples] or [-1]})
+
+    def example_sources(self, run: str, examples) -> dict:
+        """example -> source (file name or text start) for those of `examples` that have one."""
+        df = self.engine.query(
+            "SELECT example, source FROM examples WHERE run = $run AND "
+            "list_contains($examples, example)",
+            {"run": run, "examples": [int(e) for e in examples] or [-1]})
+        return {int(e): str(s) for e, s in zip(df.example, df.source) if isinstance(s, str)}
+
+    def first_example(self, run: str) -> int | None:
+        """The lowest example id with recorded tokens (None when the run has no tokens)."""
+        df = self.engine.query("SELECT min(example) AS e FROM tokens WHERE run = $run",
+                               {"run": run})
+        value = df.e.iloc[0] if len(df) else None
+        return None if _is_missing(value) else int(value)
+
+    def input_counts(self, run: str) -> dict:
+        """n_examples (examples rows), n_sources (distinct sources), n_tokens."""
+        row = self.engine.query(
+            "SELECT (SELECT count(*) FROM examples WHERE run = $run) AS n_examples, "
+            "(SELECT count(DISTINCT source) FROM examples WHERE run = $run) AS n_sources, "
+            "(SELECT count(*) FROM tokens WHERE run = $run AND token >= 0) AS n_tokens",
+            {"run": run}).iloc[0]
+        return {"n_examples": int(row.n_examples or 0), "n_sources": int(row.n_sources or 0),
+                "n_tokens": int(row.n_tokens or 0)}
+
+
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -115,6 +182,7 @@ class RunFacts:
     n_examples: int = 0  # examples with a route, a token or an examples row
     n_routes: int = 0
     has_tokens: bool = False  # the tokens table has rows for the run
+    has_embeddings: bool = False  # the embeddings table (hidden states) has rows for the run
     config: dict = field(default_factory=dict, repr=False)
 
     def sites_of(self, kind=None) -> pd.DataFrame:
@@ -166,6 +234,7 @@ def run_facts(engine: Engine, run: str) -> RunFacts:
         "UNION SELECT example FROM tokens WHERE run = $run "
         "UNION SELECT example FROM examples WHERE run = $run) e) AS n_examples, "
         "(SELECT count(*) FROM tokens WHERE run = $run) AS n_tokens, "
+        "(SELECT count(*) FROM embeddings WHERE run = $run) AS n_embeddings, "
         "(SELECT max(config) FROM runs WHERE run = $run) AS config", p).iloc[0]
     config = parse_config(counts["config"])
 
@@ -192,4 +261,5 @@ def run_facts(engine: Engine, run: str) -> RunFacts:
         modality=str(modality_name.iloc[0]) if len(modality_name) else "text",
         layers=layers, n_layers=n_layers, n_experts=n_experts,
         n_examples=int(counts["n_examples"] or 0), n_routes=int(sites.n_rows.sum()),
-        has_tokens=int(counts["n_tokens"] or 0) > 0, config=config)
+        has_tokens=int(counts["n_tokens"] or 0) > 0,
+        has_embeddings=int(counts["n_embeddings"] or 0) > 0, config=config)

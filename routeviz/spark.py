@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from routeviz import schema
 from routeviz.errors import RoutevizError, choose
-from routeviz.query import FactsCache, used_params, view_name
+from routeviz.query import RunQueries, used_params, view_name
 
 
 def _ordered_list_to_spark(node: exp.Expression) -> exp.Expression:
@@ -116,7 +116,7 @@ def _frame_ddl(frame: pd.DataFrame) -> str:
     return ", ".join(f"`{c}` {kind(t)}" for c, t in frame.dtypes.items())
 
 
-class SparkStore(FactsCache):
+class SparkStore(RunQueries):
     def __init__(self, spark, path: str):
         self.spark = spark
         self.path = str(path).rstrip("/")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from routeviz import schema
 from routeviz.errors import RoutevizError, choose
-from routeviz.query import DuckDBEngine, FactsCache
+from routeviz.query import DuckDBEngine, RunQueries
 
 MARKER = "routeviz.json"
 # 1: routes, runs, examples, tokens, tags, logits; 2: runs.finished and embeddings.site.
@@ -135,7 +135,7 @@ def _has_tables(path: Path) -> bool:
     return any((path / name).is_dir() for name in schema.TABLES)
 
 
-class Store(FactsCache):
+class Store(RunQueries):
     """DuckDB views over a store's tables; every query reads the Parquet files directly."""
 
     def __init__(self, path):

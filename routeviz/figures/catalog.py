@@ -22,15 +22,9 @@ FIGURES = {
 }
 
 
-def _kinds(store, run) -> set:
-    rows = store.con.execute("SELECT DISTINCT kind FROM routes WHERE run = ?", [run]).fetchall()
-    return {str(r[0]) for r in rows}
-
-
 def available(store, run: str) -> list[str]:
-    kinds = _kinds(store, run)
-    has_tags = store.con.execute("SELECT count(*) FROM tags WHERE run = ?", [run]).fetchone()[0] > 0
-    has_tokens = store.con.execute("SELECT count(*) FROM tokens WHERE run = ?", [run]).fetchone()[0] > 0
+    facts = store.facts(run)
+    kinds, has_tags, has_tokens = set(facts.kinds), bool(facts.tags), facts.has_tokens
     out = []
     for name, need in FIGURES.items():
         if need == "tags" and (not has_tags or not kinds & {"expert", "keep", "exit"}):
@@ -49,8 +43,7 @@ def build(store, run: str, name: str):
 
     choose("figure", name, FIGURES)
     if name in ("Focus/Cover", "A_ij heatmap"):
-        kinds = _kinds(store, run)
-        kind = next(k for k in ("expert", "keep", "exit") if k in kinds)
+        kind = next(k for k in ("expert", "keep", "exit") if k in store.facts(run).kinds)
         result = metrics.focus_cover(store, run, kind=kind)
         if name == "Focus/Cover":
             scores = result.scores
@@ -69,12 +62,12 @@ def build(store, run: str, name: str):
         return routing.exit_histogram(hist, ex.n_layers)
     if name == "Kept fraction":
         return routing.kept_fraction(metrics.keep(store, run).sites)
-    first = store.con.execute("SELECT min(example) FROM tokens WHERE run = ?", [run]).fetchone()[0]
+    first = store.first_example(run)
     routes = data.example_routes(store, run, first)
     strings = data.example_tokens(store, run, first)
     value = "expert" if (routes["kind"] == "expert").any() else (
         "kept" if (routes["kind"] == "keep").any() else "exit")
     grid, columns = data.token_grid(routes, len(strings), value,
-                                    n_layers=store.config(run).get("n_layers"))
+                                    n_layers=store.facts(run).config.get("n_layers"))
     return tokens.token_heatmap(grid, columns, strings, value,
                                 cards=data.route_cards(routes, strings) if len(strings) <= 400 else None)

@@ -29,31 +29,16 @@ GRID_VALUES = {
 
 def example_routes(store, run: str, example: int) -> pd.DataFrame:
     """Every route row of one example, ordered by layer, site, token, rank."""
-    return store.query_df(
-        "SELECT example, token, layer, site, kind, choice, rank, weight FROM routes "
-        "WHERE run = ? AND example = ? ORDER BY layer, site, token, rank", [run, int(example)])
+    return store.example_routes(run, example)
 
 
 def example_tokens(store, run: str, example: int) -> list[str]:
-    df = store.query_df("SELECT token, text FROM tokens WHERE run = ? AND example = ? "
-                        "ORDER BY token", [run, int(example)])
-    return df["text"].astype(str).tolist()
+    return store.example_tokens(run, example)
 
 
 def example_info(store, run: str, example: int) -> dict:
     """The examples row of one example as a dict (image bytes included)."""
-    df = store.query_df("SELECT * FROM examples WHERE run = ? AND example = ?", [run, int(example)])
-    if df.empty:
-        return {}
-    row = df.iloc[0].to_dict()
-    return {k: (None if _is_missing(v) else v) for k, v in row.items()}
-
-
-def _is_missing(value) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+    return store.example_info(run, example)
 
 
 def sites_of(routes: pd.DataFrame, kind) -> list[str]:

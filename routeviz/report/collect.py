@@ -62,9 +62,10 @@ def collect(store, run: str, against: str | None = None, tags=None) -> Report:
         tags = [tags]
     summary = metrics.summary(store, run, tags=tags)
     notes = [str(n) for n in summary.get("notes", [])]
-    kinds = _kinds(store, run)
-    report = Report(run=run, summary=summary, config=store.config(run), overview={},
-                    sites=_sites(store, run), notes=notes)
+    facts = store.facts(run)
+    kinds = facts.kinds
+    report = Report(run=run, summary=summary, config=dict(facts.config), overview={},
+                    sites=_sites(facts), notes=notes)
     for kind in FOCUS_KINDS:
         if kind in kinds:
             report.focus[kind] = _optional(notes, metrics.focus_cover, store, run, tags=tags,
@@ -103,25 +104,13 @@ def _optional(notes: list, func, *args, **kwargs):
         return None
 
 
-def _kinds(store, run: str) -> list[str]:
-    rows = store.con.execute("SELECT DISTINCT kind FROM routes WHERE run = ?", [run]).fetchall()
-    return sorted(r[0] for r in rows)
-
-
-def _sites(store, run: str) -> pd.DataFrame:
-    return store.query_df(
-        "SELECT site, min(layer) AS layer, kind, count(*) AS n_rows FROM routes WHERE run = ? "
-        "GROUP BY site, kind ORDER BY min(layer), site, kind", [run])
+def _sites(facts) -> pd.DataFrame:
+    return facts.sites[["site", "layer", "kind", "n_rows"]].reset_index(drop=True)
 
 
 def _n_gallery_cards(report: Report) -> int:
     experts = report.load.experts
     return int(experts.site.isin(report.detailed_sites).sum())
-
-
-def _scalar(store, query: str, params):
-    row = store.con.execute(query, params).fetchone()
-    return None if row is None else row[0]
 
 
 def headline_focus(report: Report):
@@ -137,19 +126,16 @@ def headline_focus(report: Report):
 def overview(store, run: str, report: Report) -> dict:
     """The numbers at the top of a report."""
     config = report.config
-    examples = store.query_df(
-        "SELECT count(*) AS n, first(modality) AS modality, count(DISTINCT source) AS sources "
-        "FROM examples WHERE run = ?", [run]).iloc[0]
-    n_tokens = _scalar(store, "SELECT count(*) FROM tokens WHERE run = ? AND token >= 0", [run])
-    n_routes = _scalar(store, "SELECT count(*) FROM routes WHERE run = ?", [run])
+    facts = store.facts(run)
+    inputs = store.input_counts(run)
     kind, focus, cover = headline_focus(report)
     out = {
         "run": run, "model": report.summary.get("model") or config.get("model"),
-        "modality": config.get("modality") or examples.modality,
-        "data": config.get("inputs") or config.get("dataset") or f"{int(examples.sources)} source(s)",
+        "modality": config.get("modality") or facts.modality,
+        "data": config.get("inputs") or config.get("dataset") or f"{inputs['n_sources']} source(s)",
         "routeviz_version": routeviz.__version__,
-        "n_examples": int(examples.n), "n_tokens": int(n_tokens or 0),
-        "n_routes": int(n_routes or 0),
+        "n_examples": inputs["n_examples"], "n_tokens": inputs["n_tokens"],
+        "n_routes": facts.n_routes,
         "sites": {k: int(g.site.nunique()) for k, g in report.sites.groupby("kind")},
         "focus_kind": kind, "focus": focus, "cover": cover,
         "load_cv": float("nan"), "load_max_over_mean": float("nan"), "n_starved": 0,
@@ -181,9 +167,10 @@ HEADLINE = (("focus", "Focus (pooled)"), ("cover", "Cover (pooled)"),
 def compare(store, run: str, against: str, mine: dict, tags) -> Comparison:
     """The diff of two runs and their headline numbers side by side."""
     other_notes: list = []
-    other = Report(run=against, summary={}, config=store.config(against), overview={},
-                   sites=_sites(store, against), notes=other_notes)
-    kinds = _kinds(store, against)
+    facts = store.facts(against)
+    other = Report(run=against, summary={}, config=dict(facts.config), overview={},
+                   sites=_sites(facts), notes=other_notes)
+    kinds = facts.kinds
     for kind in FOCUS_KINDS:
         if kind in kinds:
             result = _optional(other_notes, metrics.focus_cover, store, against, tags=tags,

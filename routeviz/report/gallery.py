@@ -63,22 +63,14 @@ def build_gallery(store, run: str, contexts: pd.DataFrame, sites: set, limit: in
 def _sources(store, run: str, examples: list[int]) -> dict:
     if not examples:
         return {}
-    df = store.query_df("SELECT example, source FROM examples WHERE run = $run AND "
-                        "list_contains($examples, example)", {"run": run, "examples": examples})
-    return {int(e): str(s) for e, s in zip(df.example, df.source) if isinstance(s, str)}
+    return store.example_sources(run, examples)
 
 
 def _images(store, run: str, examples: list[int]) -> dict:
     """example -> (PIL image, grid_h, grid_w) for the image examples among `examples`."""
     if not examples:
         return {}
-    columns = {c[0] for c in store.con.execute("DESCRIBE examples").fetchall()}
-    if not {"image", "grid_h", "grid_w"} <= columns:  # a store with no image examples at all
-        return {}
-    df = store.query_df(
-        "SELECT example, image, grid_h, grid_w FROM examples WHERE run = $run AND "
-        "image IS NOT NULL AND list_contains($examples, example)",
-        {"run": run, "examples": examples})
+    df = store.example_images(run, examples)
     out = {}
     for rec in df.itertuples(index=False):
         image = _decode(rec.image)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sample_models import routing
-from sample_models.routing import gather_tokens, scatter_add_tokens  # noqa: F401 (re-exported)
+from sample_models.routing import gather_tokens
 
 
 # --- mixture of experts ------------------------------------------------------------------

@@ -29,10 +29,10 @@ class TinyText(nn.Module):
         h = h + self.blocks[0]["moe"](h, token_mask=mask).hidden
         exited = self.exits[0](self.head(h), torch.zeros_like(mask), mask).exit_now
         route = self.blocks[1]["mod"](h, mask)
-        sub = layers.gather_tokens(h, route.index)
+        sub = routing.gather_tokens(h, route.index)
         positions = torch.where(route.slot_valid, route.index, -1)
         update = self.blocks[1]["moe"](sub, positions, route.slot_valid).hidden
-        h = layers.scatter_add_tokens(h, route.index, update, route.slot_valid)
+        h = routing.scatter_add_tokens(h, route.index, update, route.slot_valid)
         self.exits[1](self.head(h), exited, mask)
         return h
 

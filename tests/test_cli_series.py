@@ -75,7 +75,8 @@ def test_report_series_writes_html_json_and_csv(series_store, tmp_path, capsys):
     assert written == ["identity.csv", "metrics.json", "report.html", "saturation.csv",
                        "timeline.csv"]
     html = (out / "report.html").read_text()
-    assert html.count('data-key="saturation_overlap"') == 1 and "ck-step000020" in html
+    assert html.count('data-key="saturation-overlap"') == 1 and "ck-step000020" in html
+    assert html.count('data-key="identity-') == 2  # one heatmap per site
     assert json.loads((out / "metrics.json").read_text())["runs"] == ["ck-step000010",
                                                                       "ck-step000020"]
     lines = (out / "timeline.csv").read_text().splitlines()
@@ -97,6 +98,17 @@ def test_trainer_state_gives_the_step(checkpoints, tmp_path):
     assert main(["trace", "--model", str(odd), "--series", "t", "--store", str(tmp_path / "s"),
                  "--text", TEXTS[0]]) == 0
     assert open_store(tmp_path / "s").config("t-step000035")["step"] == 35
+
+
+def test_report_escapes_a_hostile_checkpoint_path(checkpoints, tmp_path):
+    hostile = tmp_path / "<img src=x onerror=alert(1)>" / "checkpoint-5"
+    shutil.copytree(checkpoints / "checkpoint-10", hostile)
+    store, out = tmp_path / "s", tmp_path / "rep"
+    assert main(["trace", "--model", str(hostile), "--series", "h", "--store", str(store),
+                 "--text", TEXTS[0]]) == 0
+    assert main(["report", "--store", str(store), "--series", "h", "--out", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 @pytest.mark.parametrize("argv, message", [

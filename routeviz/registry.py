@@ -22,11 +22,10 @@ is isolated from what was registered on the process-wide one.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 import weakref
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -125,23 +124,13 @@ class Registry:
             if plugin is None:
                 continue
             try:
-                if _takes_registry(plugin):
-                    plugin(self)
-                else:  # older plugins: `register()` calling routeviz.register(...) themselves
-                    plugin()
+                plugin(self)
             except Exception as exc:  # a broken plugin must not break tracing of the rest
                 warnings.warn(f"routeviz: tracer plugin {ep.name!r} failed to register: {exc}")
 
     def _ready(self) -> None:
         if not self._core_loaded:
             self.load_plugins()
-
-
-def _takes_registry(plugin) -> bool:
-    try:
-        return bool(inspect.signature(plugin).parameters)
-    except (TypeError, ValueError):
-        return True
 
 
 REGISTRY = Registry()

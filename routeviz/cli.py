@@ -143,6 +143,7 @@ def trace_items(args) -> list:
 
 
 def cmd_runs(args):
+    from routeviz.query import parse_config
     from routeviz.store import open_store
 
     store = open_store(args.store)
@@ -152,21 +153,28 @@ def cmd_runs(args):
         for rec in df.to_dict(orient="records"):
             rows.append({
                 "run": rec["run"], "model": rec["model"],
-                "created": None if rec["created"] is None else str(rec["created"]),
+                "created": None if _isnull(rec["created"]) else str(rec["created"]),
                 "finished": None if _isnull(rec["finished"]) else str(rec["finished"]),
-                "n_examples": int(rec["n_examples"] or 0), "n_routes": int(rec["n_routes"]),
-                "routeviz_version": rec["routeviz_version"],
-                "config": json.loads(rec["config"]) if rec["config"] else {},
+                "n_examples": _count(rec["n_examples"]), "n_routes": _count(rec["n_routes"]),
+                "routeviz_version": None if _isnull(rec["routeviz_version"])
+                else rec["routeviz_version"],
+                "config": parse_config(rec["config"]),
             })
         print(json.dumps(rows, indent=2))
         return
     if df.empty:
         print("no runs")
         return
+    knows_finished = "finished" not in store.missing.get("runs", [])
     for rec in df.to_dict(orient="records"):
-        state = "" if not _isnull(rec["finished"]) else "  (unfinished)"
-        print(f"{rec['run']:<24} {rec['model']:<22} {int(rec['n_examples'] or 0):>7} examples "
-              f"{int(rec['n_routes']):>10} routes{state}")
+        # a store written without `finished` (older, or another writer) says nothing of it
+        state = "  (unfinished)" if _isnull(rec["finished"]) and knows_finished else ""
+        print(f"{rec['run']:<24} {str(rec['model']):<22} {_count(rec['n_examples']):>7} examples "
+              f"{_count(rec['n_routes']):>10} routes{state}")
+
+
+def _count(value) -> int:
+    return 0 if _isnull(value) else int(value)
 
 
 def _isnull(value) -> bool:

@@ -83,7 +83,7 @@ def _overwrite_in_child(store, kill_at: int, report=None) -> int:
             with open(report, "w") as f:
                 f.write(" ".join(map(str, steps)))
         os._exit(0)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 (the forked child must never return into pytest)
         os._exit(1)
 
 

@@ -1,8 +1,8 @@
 """Sample conditional models that ship with routeviz, with their weights and training code.
 
-The one place their metadata is written: each `ModelSpec` here is declared in pyproject.toml
-under the `routeviz.models` entry-point group, which is how routeviz finds them. Listing them
-is cheap: a model's module is imported only when it is loaded. Each model module exposes
+The one place their metadata is written: `SAMPLES`, the `ModelSpec`s here, is declared in
+pyproject.toml under the `routeviz.models` entry-point group, which is how routeviz finds
+them. Listing them is cheap: a model's module is imported only when it is loaded. Each model module exposes
 `load(name) -> routeviz.models.ModelRunner`.
 """
 
@@ -36,3 +36,4 @@ DINOV2_SMALL = ModelSpec(
     "dinov2-small", "image", ("expert", "keep", "merge", "exit"), ("glyphs",),
     "pretrained DINOv2-S with FFN experts, token pruning/merging, early exit",
     lazy("sample_models.dinov2_small:load"))
+SAMPLES = (TEXT_MOE, GLYPH_VIT, *DAE_SYN, MINILM_MOE, DINOV2_SMALL)  # as `routeviz models` lists them

@@ -15,3 +15,4 @@ GLYPHS = DatasetSpec("glyphs", "synthetic glyph images with patch (region) and i
                      "(letter, location, fg, bg) tags", lazy("sample_models.glyphs:glyph_dataset"))
 DAE_SYN = DatasetSpec("dae-syn", "the 4096 DAE-Syn images with their 32 attribute tags",
                       lazy("sample_models.dae_syn_data:dae_syn_dataset"))
+SAMPLES = (STDLIB, GLYPHS, DAE_SYN)

@@ -43,6 +43,8 @@ class RouteColumns:
 
 
 class Writer:
+    """Writes a run's rows under `store_path` (the store, or a generation of the run)."""
+
     def __init__(
         self,
         store_path,
@@ -51,14 +53,12 @@ class Writer:
         flush_seconds: float = 2.0,
         max_pending: int = 4,
         weight_dtype: str = "float32",
-        partition: str | None = None,
     ):
         self.store_path = store_path
         self.run = run
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.weight_dtype = weight_dtype
-        self.partition = partition
         self.sites: list[str] = []
         self._site_codes: dict[str, int] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
@@ -138,13 +138,11 @@ class Writer:
         for name, parts in list(self._tables.items()):
             if parts:
                 table = pa.concat_tables(parts)
-                self.files_written.append(write_part(self.store_path, name, self.run, table,
-                                                      self.partition))
+                self.files_written.append(write_part(self.store_path, name, self.run, table))
         self._tables.clear()
         if self._routes:
             table = self._routes_table(self._routes)
-            self.files_written.append(write_part(self.store_path, "routes", self.run, table,
-                                                  self.partition))
+            self.files_written.append(write_part(self.store_path, "routes", self.run, table))
             self.rows_written += table.num_rows
         self._routes = []
         self._route_rows = 0

@@ -1,6 +1,8 @@
 """Timeline page: a series' metrics over steps, expert identity, a figure at one step, two
 steps side by side; and what it says when the store has no series."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.app_support import open_page, plotly_specs
@@ -86,3 +88,24 @@ def test_store_without_series_says_how_to_make_one(tmp_path):
     assert not at.exception
     assert any("routeviz trace --model out/checkpoint-*" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "sample_models" / "data" / "series"
+SHIPPED_STORES = sorted(p for p in SHIPPED.glob("*") if (p / "routeviz.json").is_file())
+
+
+@pytest.mark.skipif(not SHIPPED_STORES, reason="no series shipped under sample_models/data/series")
+def test_an_empty_store_offers_the_shipped_series(tmp_path):
+    from routeviz.metrics.series import series_names
+    from routeviz.store import open_store
+
+    at = open_page(tmp_path / "empty", "timeline")
+    first = SHIPPED_STORES[0]
+    button = next(b for b in at.button if first.name in b.label)
+    before = sorted(str(p) for p in first.rglob("*"))
+    button.click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["store_path"] == str(first)
+    assert at.selectbox(key="timeline_series").value == series_names(open_store(first))[0]
+    assert at.get("plotly_chart")
+    assert sorted(str(p) for p in first.rglob("*")) == before  # the shipped store is unchanged

@@ -4,6 +4,7 @@ toy models made pickable in the app, and a helper that opens one page."""
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def toy_models(tmp_path_factory, monkeypatch):
     """The toy models (and a toy dataset) installed, through entry points, while a test runs."""
     directory = tmp_path_factory.mktemp("toy-plugin")
     install_toys(directory)
-    monkeypatch.syspath_prepend(str(directory))
+    monkeypatch.setattr(sys, "path", [*sys.path, str(directory)])  # listed after the samples
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,6 @@ from tests.app_support import install_toys
 
 TOYS = tempfile.mkdtemp(prefix="routeviz-toys-")  # the toys, installed as a plugin would be
 install_toys(TOYS)
-sys.path.insert(0, TOYS)
+sys.path.append(TOYS)  # listed after the sample models, as before
 
 runpy.run_path(str(ROOT / "app.py"), run_name="__main__")

@@ -33,10 +33,13 @@ POOLED = "*"
 TIMELINE_METRICS = ("saturation_top1", "saturation_overlap", "load_cv", "maxvio", "focus",
                     "cover", "entropy")
 
-SERIES_RUNS = """
-SELECT run, TRY_CAST(json_extract(config, '$.step') AS BIGINT) AS step,
-       json_extract_string(config, '$.checkpoint') AS checkpoint
-FROM runs WHERE json_valid(config) AND json_extract_string(config, '$.series') = $series
+# a config that is not a JSON object (NULL, "") reads as no series; CASE guards the parse
+SERIES_OF = "CASE WHEN config LIKE '{{%' THEN json_extract_string(config, '$.{key}') END"
+
+SERIES_RUNS = f"""
+SELECT run, TRY_CAST({SERIES_OF.format(key="step")} AS BIGINT) AS step,
+       {SERIES_OF.format(key="checkpoint")} AS checkpoint
+FROM runs WHERE {SERIES_OF.format(key="series")} = $series
 ORDER BY step NULLS LAST, run"""
 
 # a series' runs as a CTE; units keyed by one integer (example · 2^24 + token), as elsewhere
@@ -62,10 +65,9 @@ FROM units GROUP BY GROUPING SETS ((run, site), (run))"""
 
 def series_names(store) -> list[str]:
     """The series recorded in the store, by name."""
-    names = common.df(store,
-        "SELECT DISTINCT json_extract_string(config, '$.series') AS series FROM runs "
-        "WHERE json_valid(config) AND json_extract_string(config, '$.series') IS NOT NULL "
-        "ORDER BY series")
+    names = common.df(store, f"SELECT DISTINCT {SERIES_OF.format(key='series')} AS series "
+                             "FROM runs ORDER BY series")
+    names = names[names.series.notna()]
     return [str(n) for n in names.series]
 
 

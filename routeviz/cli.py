@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--overwrite", action="store_true", help="replace an existing run")
     s.add_argument("--logits", action="store_true", help="also record router logits")
+    s.add_argument("--hidden-states", action="store_true", help="also record the hidden state "
+                   "each routing site received (float16, the embeddings table)")
     s.add_argument("--trust-remote-code", action="store_true",
                    help="allow a checkpoint's own Python code to run")
     s.add_argument("--json", action="store_true")
@@ -108,6 +110,7 @@ def cmd_trace(args):
     try:
         result = record(runner, items, args.store, args.run, batch_size=args.batch_size,
                         overwrite=args.overwrite, progress=progress, logits=args.logits,
+                        hidden_states=args.hidden_states,
                         config={"inputs": "dataset:" + args.dataset if args.dataset else None})
     finally:
         bar.close()

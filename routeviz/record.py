@@ -21,10 +21,12 @@ class RecordResult:
 
 def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = False,
            append: bool = False, progress=None, logits: bool = False,
-           example_offset: int = 0, write_run: bool = True, config=None) -> RecordResult:
+           example_offset: int = 0, write_run: bool = True, config=None,
+           hidden_states: bool = False) -> RecordResult:
     """Trace `runner` over `items` into `store` as `run`.
 
-    progress: optional callable(done, total) called after each batch.
+    progress: optional callable(done, total) called after each batch; hidden_states: also
+    record each routing site's input (routeviz.trace).
     """
     items = list(items)
     if not items:
@@ -39,7 +41,8 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
     result = RecordResult(run=run, n_examples=0, n_batches=0, rows=0)
     run_config = {**runner.trace_config(), **(config or {})}
     with trace(runner.module, store, run, overwrite=overwrite, append=append, logits=logits,
-               model_name=runner.name, config=run_config, write_run=write_run) as tracer:
+               model_name=runner.name, config=run_config, write_run=write_run,
+               hidden_states=hidden_states) as tracer:
         start = example_offset + tracer.next_example
         for begin in range(0, len(items), batch_size):
             chunk = items[begin:begin + batch_size]

@@ -29,21 +29,26 @@ def token_positions(mask: np.ndarray | None, b: int, s: int):
     return np.where(mask, ids, -1).astype(np.int32)
 
 
-def expand_batch(batch, packed, site_codes, with_logits):
+def expand_batch(batch, packed, site_codes, with_logits, hidden=None):
+    """hidden: {event index: host float16 array} of the sites' inputs, or None."""
     host_events, mask = packed
     examples = np.asarray(batch.examples, dtype=np.int64)
     b = len(examples)
     cols = {n: [] for n in RouteColumns.COLUMNS}
     bounds = [0]  # row offsets between events: each event is one (layer, site) segment
-    logit_rows = []
-    for (site, event), (choice, weight, token_index, logits), code in zip(
-            batch.events, host_events, site_codes):
+    logit_rows, state_rows = [], []
+    for index, ((site, event), (choice, weight, token_index, logits), code) in enumerate(zip(
+            batch.events, host_events, site_codes)):
         layer = site.layer if event.layer is None else int(event.layer)
         if event.per_example:
             choice = choice.reshape(b, -1)
             weight = weight.reshape(b, -1)
             token = np.full(choice.shape, -1, dtype=np.int32)
             example = np.broadcast_to(examples[:, None], choice.shape)
+            if hidden is not None and index in hidden:
+                state_rows.append(hidden_rows(hidden[index], choice[:, None], token[:, :1],
+                                              examples, layer, _site_label(site, event),
+                                              per_example=True))
         else:
             if choice.ndim == 1:
                 choice, weight = choice[:, None], weight[:, None]
@@ -68,6 +73,9 @@ def expand_batch(batch, packed, site_codes, with_logits):
             if with_logits and logits is not None:
                 logit_rows.append(_logit_rows(logits.reshape(b, s, -1), pos, examples, layer,
                                               site, event))
+            if hidden is not None and index in hidden:
+                state_rows.append(hidden_rows(hidden[index], choice, pos, examples, layer,
+                                              _site_label(site, event)))
         rank = np.broadcast_to(np.arange(choice.shape[-1], dtype=np.int8), choice.shape)
         keep = (choice != schema.SKIP) & (token >= -1)
         if not event.per_example:
@@ -89,7 +97,48 @@ def expand_batch(batch, packed, site_codes, with_logits):
     tables = side_tables(batch, mask)
     if logit_rows:
         tables["logits"] = pa.concat_tables(logit_rows)
+    state_rows = [t for t in state_rows if t is not None]
+    if state_rows:
+        tables["embeddings"] = pa.concat_tables(state_rows)
     return routes, tables
+
+
+def _site_label(site, event) -> str:
+    return f"{site.name}.{event.site}" if event.site else site.name
+
+
+def hidden_rows(state, choice, pos, examples, layer, name,
+                per_example: bool = False) -> pa.Table | None:
+    """Rows of the embeddings table: the site's input for every token it decided about.
+
+    state [..., d]: one row per router row ([b*s, d] or [b, s, d]), or one per decided row
+    only (e.g. a router fed the running tokens only); choice [b, s, k]; pos [b, s] token ids
+    (-1: padding; per_example: s = 1 and the row is the example's, token -1).
+    """
+    b, s = pos.shape
+    d = state.shape[-1] if state.ndim else 1
+    rows = state.reshape(-1, d)  # [n, d]
+    decided = (choice != schema.SKIP).any(-1)  # [b, s]
+    if len(rows) == b * s:
+        grid = rows.reshape(b, s, d)
+    elif len(rows) == int(decided.sum()):
+        grid = np.zeros((b, s, d), dtype=rows.dtype)
+        grid[decided] = rows
+    else:
+        warnings.warn(f"routeviz: {name}: its input ({len(rows)} rows) does not line up with its "
+                      f"{b * s} decisions; hidden states not recorded")
+        return None
+    keep = decided if per_example else decided & (pos >= 0)
+    values = np.ascontiguousarray(grid[keep], dtype=np.float16)  # [n, d]
+    n = len(values)
+    offsets = pa.array(np.arange(0, n * d + 1, d, dtype=np.int32))
+    return pa.table({
+        "example": pa.array(np.broadcast_to(examples[:, None], pos.shape)[keep], pa.int64()),
+        "token": pa.array(pos[keep], pa.int32()),
+        "layer": pa.array(np.full(n, layer, np.int16)),
+        "site": pa.array([name] * n, pa.string()),
+        "vector": pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float16())),
+    }, schema=schema.EMBEDDINGS)
 
 
 def _logit_rows(logits, pos, examples, layer, site, event):

@@ -115,7 +115,18 @@ EMBEDDINGS = pa.schema(
         ("example", pa.int64()),
         ("token", pa.int32()),
         ("layer", pa.int16()),
+        ("site", pa.string()),  # the routing site whose input this is (NULL in older stores)
         ("vector", pa.list_(pa.float16())),
+    ]
+)
+
+# The model's output where routeviz recorded it (routeviz.outputs): per token the next-token
+# log-probabilities, or per example (token -1) the class log-probabilities; float16.
+OUTPUTS = pa.schema(
+    [
+        ("example", pa.int64()),
+        ("token", pa.int32()),
+        ("logprobs", pa.list_(pa.float16())),
     ]
 )
 
@@ -127,6 +138,7 @@ TABLES = {
     "routes": ROUTES,
     "logits": LOGITS,
     "embeddings": EMBEDDINGS,
+    "outputs": OUTPUTS,
 }
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

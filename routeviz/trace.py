@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,12 @@ from routeviz import schema
 from routeviz.distributed import detect_ranks, local_index_after, rank_example_ids
 from routeviz.errors import RoutevizError, RunExists, choose
 from routeviz.exits import resolve_exits
-from routeviz.hooks import hooks
+from routeviz.hooks import SiteHooks
 from routeviz.rows import expand_batch
 from routeviz.runwriter import RunWriter
 from routeviz.sites import (Site, find_sites, layer_of, site_config,  # noqa: F401
                             unhandled_moe_modules)
-from routeviz.transfer import detach_event, pack_events
+from routeviz.transfer import detach_event, keep_site_input, pack_events, pack_hidden
 from routeviz.writer import Writer
 
 
@@ -50,6 +50,7 @@ class Batch:
     predictions: list | None = None
     batch_size: int | None = None
     events: list = field(default_factory=list)
+    hidden: dict = field(default_factory=dict)  # event index -> its site's input (float16)
 
     def predict(self, predictions) -> None:
         """Attach the model's output per example (a string each) to the examples table."""
@@ -64,6 +65,7 @@ class TraceOptions:
     overwrite: bool = False  # replace an existing run (swapped in when the trace ends)
     append: bool = False  # add to an existing run
     logits: bool = False  # also record router logits
+    hidden_states: bool = False  # also record each site's input (float16, `embeddings`)
     model_name: str | None = None  # default: the model's class name
     config: dict | None = None  # JSON-able, saved with the run (adapters add their facts)
     weight_dtype: str = "float32"  # or "float16" (DuckDB reads it, Spark does not)
@@ -72,6 +74,7 @@ class TraceOptions:
     write_run: bool = True  # write the runs row (False: the caller writes it)
     distributed: bool | None = None  # None: one run for all ranks under torchrun
     registry: Any = None  # a routeviz.registry.Registry (None: the process-wide one)
+    hooks: Any = None  # a routeviz.hooks.SiteHooks kept on the model across traces
 
     def __post_init__(self):
         if self.overwrite and self.append:
@@ -94,7 +97,7 @@ class Tracer:
         self.writer: Writer | None = None
         self.examples_seen: set = set()
         self.n_batches = 0
-        self._hooks = ExitStack()
+        self._site_hooks: SiteHooks | None = None
         self._batch: Batch | None = None
         self._implicit = False
         self._next_local = 0  # this rank's next default example index
@@ -104,7 +107,11 @@ class Tracer:
     # -- lifetime ---------------------------------------------------------------------
     def __enter__(self):
         options = self.options
-        self.sites = find_sites(self.model, options.include, registry=options.registry)
+        kept = options.hooks
+        if kept is not None and kept.model is not self.model:
+            raise RoutevizError("trace(hooks=...) takes hooks kept on the model it traces")
+        self.sites = kept.sites if kept is not None else find_sites(
+            self.model, options.include, registry=options.registry)
         self.group = detect_ranks(options.distributed)
         opened, error = None, None
         if self.group.leader:  # rank 0 decides for every rank
@@ -121,7 +128,7 @@ class Tracer:
         self._created = dt.datetime.now(dt.timezone.utc)
         self._base_examples, self._first_id = opened["base"], opened["first_id"]
         try:
-            missed = unhandled_moe_modules(self.model, self.sites)
+            missed = [] if kept is not None else unhandled_moe_modules(self.model, self.sites)
             if missed:
                 shown = ", ".join(missed[:10]) + (
                     f" and {len(missed) - 10} more" if len(missed) > 10 else "")
@@ -129,18 +136,16 @@ class Tracer:
                               f"{shown}; their routing is not recorded (add one with "
                               "routeviz.register)")
             self.config.update(site_config(self.sites, self.config))
-            self._write_run_row(finished=False)
+            # the unfinished runs row goes out with the first part file written before the
+            # end (none for a trace of one batch: the finished row is the first)
             self.writer = Writer(self.runs.root, self.run, flush_rows=options.flush_rows,
+                                 before_first_file=lambda: self._write_run_row(finished=False),
                                  flush_seconds=options.flush_seconds,
                                  weight_dtype=options.weight_dtype)
-            self._hooks.enter_context(hooks(
-                self.model,
-                pre_hooks=[(self.model, self._root_pre_hook)]
-                + [(s.module, self._make_hook(s)) for s in self.sites if s.hook == "pre"],
-                fwd_hooks=[(self.model, self._root_post_hook)]
-                + [(s.module, self._make_hook(s)) for s in self.sites if s.hook != "pre"]))
+            self._site_hooks = kept or SiteHooks(self.model, self.sites)
+            self._site_hooks.attach(self, this_thread_only=kept is not None)
         except BaseException:
-            self._hooks.close()
+            self._release_hooks()
             if self.writer is not None:
                 self.writer.close()
             if self.group.leader:
@@ -150,7 +155,7 @@ class Tracer:
 
     def __exit__(self, exc_type, exc, tb):
         self._batch = None  # an exception inside a forward: that batch is lost
-        self._hooks.close()
+        self._release_hooks()
         try:
             if self.writer is not None:
                 self.writer.close()
@@ -176,23 +181,33 @@ class Tracer:
         """The example id the next batch without `examples=` gets (on this rank)."""
         return rank_example_ids(self._first_id, self.group, self._next_local, 1)[0]
 
-    # -- hooks (on the forward path: keep them cheap, never sync the device) ----------
-    def _make_hook(self, site: Site):
-        def hook(module, inputs, output):
-            batch = self._batch
-            if batch is None:
-                return None
-            result = site.adapter(module, inputs, output)
-            if result is None:
-                return None
-            for event in result if isinstance(result, (list, tuple)) and not isinstance(
-                    result, schema.RouteEvent) else [result]:
-                batch.events.append((site, detach_event(event)))
-            site.fired += 1
-            return None
-        return hook
+    def _release_hooks(self):
+        """Detach from the hooks; remove them unless they were given (kept across traces)."""
+        if self._site_hooks is None:
+            return
+        self._site_hooks.detach()
+        if self._site_hooks is not self.options.hooks:
+            self._site_hooks.close()
+        self._site_hooks = None
 
-    def _root_pre_hook(self, module, args, kwargs):
+    # -- hooks (on the forward path: keep them cheap, never sync the device) ----------
+    def on_site(self, site: Site, module, inputs, output):
+        """A routing site's hook (called by SiteHooks)."""
+        batch = self._batch
+        if batch is None:
+            return
+        result = site.adapter(module, inputs, output)
+        if result is None:
+            return
+        first, logits = len(batch.events), self.options.logits
+        for event in result if isinstance(result, (list, tuple)) and not isinstance(
+                result, schema.RouteEvent) else [result]:
+            batch.events.append((site, detach_event(event, logits)))
+        site.fired += 1
+        if self.options.hidden_states:
+            keep_site_input(batch.hidden, range(first, len(batch.events)), inputs)
+
+    def on_root_pre(self, args, kwargs):
         if self._batch is None:
             self._batch = Batch()
             self._implicit = True
@@ -208,7 +223,7 @@ class Tracer:
                     break
         return None
 
-    def _root_post_hook(self, module, inputs, output):
+    def on_root_post(self):
         if self._implicit:
             batch, self._batch, self._implicit = self._batch, None, False
             self._finish(batch)
@@ -256,7 +271,8 @@ class Tracer:
         packed = pack_events(batch.events, batch.attention_mask, self.options.logits)
         site_codes = [self.writer.site_code(_site_name(s, e)) for s, e in batch.events]
         logits = self.options.logits
-        self.writer.put(lambda: expand_batch(batch, packed, site_codes, logits))
+        hidden = pack_hidden(batch.hidden) if batch.hidden else None
+        self.writer.put(lambda: expand_batch(batch, packed, site_codes, logits, hidden))
 
     # -- the runs table ---------------------------------------------------------------
     def _write_run_row(self, finished: bool):
@@ -276,6 +292,8 @@ def trace(model: nn.Module, store, run: str, **options) -> Tracer:
 
     Options: include (module names, globs, classes or instances to restrict tracing to),
     overwrite / append (for an existing run), logits (also record router logits),
+    hidden_states (also record, per routing site and token, the site's input: the hidden
+    state its router received, float16, in the `embeddings` table),
     model_name, config (a JSON-able dict saved with the run), weight_dtype
     ("float32", lossless, ~3.5 bytes per route row; or "float16", ~1.6 bytes, for very
     large traces: DuckDB reads it, Spark does not), distributed (None: under torchrun

@@ -12,17 +12,20 @@ import torch
 from routeviz import schema
 
 
-def detach_event(event: schema.RouteEvent) -> schema.RouteEvent:
-    """Keep the event's tensors on their device, safe from later in-place edits."""
+def detach_event(event: schema.RouteEvent, logits: bool = True) -> schema.RouteEvent:
+    """Keep the event's tensors on their device, safe from later in-place edits (its logits
+    only if they are recorded)."""
     def keep(t):
         return t.detach().clone() if isinstance(t, torch.Tensor) else t
     return event._replace(choice=keep(event.choice), weight=keep(event.weight),
                           valid=keep(event.valid), token_index=keep(event.token_index),
-                          logits=keep(event.logits))
+                          logits=keep(event.logits) if logits else None)
 
 
 def pack_events(events, attention_mask, with_logits: bool):
-    """Move every event's tensors to the host in one copy per device.
+    """Move every event's tensors to the host in one copy per device (tensors already on
+    the host are taken as numpy arrays, with no torch op: at one input a batch, the ops
+    would cost more than the copy).
 
     Returns, per event, host numpy arrays (choice int32, weight float32, token_index or
     None), plus the host attention mask and, if asked, host logits.
@@ -33,6 +36,10 @@ def pack_events(events, attention_mask, with_logits: bool):
     sizes = {}
 
     def add(device, tensor, is_int):
+        if device.type == "cpu":
+            if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
+                tensor = tensor.float()
+            return ("host", tensor.detach().numpy().astype(np.int32 if is_int else np.float32))
         flat = tensor.reshape(-1)
         flat = flat.to(torch.int32).view(torch.float32) if is_int else flat.to(torch.float32)
         offset = sizes.get(device, 0)
@@ -61,6 +68,8 @@ def pack_events(events, attention_mask, with_logits: bool):
     host = {d: torch.cat(p).cpu().numpy() for d, p in pieces.items()}
 
     def take(device, slot):
+        if slot[0] == "host":
+            return slot[1]
         offset, shape, is_int = slot
         n = int(np.prod(shape)) if shape else 1
         arr = host[device][offset:offset + n]
@@ -77,3 +86,36 @@ def pack_events(events, attention_mask, with_logits: bool):
     if attention_mask is not None:
         mask = take(attention_mask.device, mask_entry)
     return out, mask
+
+
+# --- hidden states (trace(..., hidden_states=True) only) ---------------------------------
+def keep_site_input(hidden: dict, event_ids, inputs) -> None:
+    """Keep a site's input, the hidden state its router received (its first floating-point
+    positional argument), as a float16 device copy for each of the events it produced."""
+    state = next((a for a in inputs if isinstance(a, torch.Tensor) and a.is_floating_point()),
+                 None)
+    if state is None:
+        return
+    state = state.detach().to(torch.float16, copy=True)  # [..., d] a copy: safe from in-place edits
+    for index in event_ids:
+        hidden[index] = state
+
+
+def pack_hidden(hidden: dict) -> dict:
+    """{event index: device tensor} -> {event index: host float16 array}, one copy per device
+    (a tensor shared by several events is copied once)."""
+    pieces, where, sizes, seen = {}, {}, {}, {}
+    for index, state in hidden.items():
+        if id(state) not in seen:
+            device = state.device
+            offset = sizes.get(device, 0)
+            pieces.setdefault(device, []).append(state.reshape(-1))
+            sizes[device] = offset + state.numel()
+            seen[id(state)] = (device, offset, tuple(state.shape))
+        where[index] = seen[id(state)]
+    host = {d: torch.cat(p).cpu().numpy() for d, p in pieces.items()}
+    out = {}
+    for index, (device, offset, shape) in where.items():
+        n = int(np.prod(shape)) if shape else 1
+        out[index] = host[device][offset:offset + n].reshape(shape)
+    return out

@@ -27,7 +27,8 @@ def store(tmp_path):
     vectors = [rng.standard_normal(8).astype(np.float16).tolist() for _ in range(60)]
     write_part(st.path, "embeddings", "r", pa.table(
         {"example": [e for e in range(3) for _ in range(20)], "token": list(range(20)) * 3,
-         "layer": [1] * 60, "vector": vectors}, schema=schema.EMBEDDINGS))
+         "layer": [1] * 60, "site": ["moe.0.gate"] * 60, "vector": vectors},
+        schema=schema.EMBEDDINGS))
     st.refresh()
     return st
 

@@ -56,7 +56,7 @@ def checkpoint_steps(paths) -> list[tuple[int, Path]]:
 
 
 def trace_checkpoints(paths, items, store, series: str, *, batch_size: int = 8,
-                      overwrite: bool = False, logits: bool = False,
+                      overwrite: bool = False, logits: bool = False, hidden_states: bool = False,
                       trust_remote_code: bool = False, config=None, progress=None) -> list:
     """Trace `items` through each checkpoint into `store`, one run per step of `series`.
     Every run name is checked (and, without overwrite, found free) before any model loads.
@@ -79,7 +79,8 @@ def trace_checkpoints(paths, items, store, series: str, *, batch_size: int = 8,
         run_config = {**(config or {}), "series": series, "step": step,
                       "checkpoint": str(path)}
         results.append(record(runner, items, store, run, batch_size=batch_size,
-                              overwrite=overwrite, logits=logits, config=run_config,
+                              overwrite=overwrite, logits=logits, hidden_states=hidden_states,
+                              config=run_config,
                               progress=None if progress is None else
                               lambda done, total, run=run: progress(run, done, total)))
     return results
@@ -109,7 +110,9 @@ def cmd_trace_series(args) -> None:
     items = trace_items(args)
     results = trace_checkpoints(args.model, items, args.store, args.series,
                                 batch_size=args.batch_size, overwrite=args.overwrite,
-                                logits=args.logits, trust_remote_code=args.trust_remote_code,
+                                logits=args.logits,
+                                hidden_states=getattr(args, "hidden_states", False),
+                                trust_remote_code=args.trust_remote_code,
                                 config={"inputs": "dataset:" + args.dataset
                                         if args.dataset else None})
     steps = [{"run": r.run, "examples": r.n_examples, "routes": r.rows} for r in results]

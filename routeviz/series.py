@@ -108,7 +108,19 @@ def cmd_trace_series(args) -> None:
     from routeviz.cli import trace_items
 
     items = trace_items(args)
-    results = trace_checkpoints(args.model, items, args.store, args.series,
+    bars = {}
+
+    def progress(run, done, total):  # one bar per checkpoint, as `trace` draws for one run
+        from tqdm import tqdm
+
+        if run not in bars:
+            bars[run] = tqdm(total=total, unit="ex", desc=f"tracing {run}", disable=None,
+                             file=sys.stderr)
+        bars[run].update(done - bars[run].n)
+        if done >= total:
+            bars[run].close()
+
+    results = trace_checkpoints(args.model, items, args.store, args.series, progress=progress,
                                 batch_size=args.batch_size, overwrite=args.overwrite,
                                 logits=args.logits,
                                 hidden_states=getattr(args, "hidden_states", False),

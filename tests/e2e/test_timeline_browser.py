@@ -82,6 +82,10 @@ def test_metric_lines_and_identity_render(page, series_store):
     assert saturation.get_by_text("all sites (pooled)").count() >= 1
     assert page.locator("[data-testid=stAlertContentError]").count() == 0
     assert page.get_by_text(f"{len(steps)} step(s)").count() == 1
+    if shipped_store() is not None:  # the README's picture is of the real series
+        from tests.e2e.test_app_browser import screenshot
+
+        screenshot(page, "timeline.png")
 
 
 def test_step_slider_moves_the_step_figure(page, series_store):

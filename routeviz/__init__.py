@@ -9,6 +9,7 @@
 __version__ = "0.1.0"
 
 from routeviz.errors import RoutevizError  # noqa: E402
+from routeviz.intervene import intervene  # noqa: E402
 from routeviz.probe import probe  # noqa: E402
 from routeviz.registry import (AdapterSpec, register, register_block, register_exit,  # noqa: E402
                                register_linear_gate, register_matcher, register_selection)
@@ -16,7 +17,8 @@ from routeviz.schema import RouteEvent  # noqa: E402
 from routeviz.store import Store, open_store  # noqa: E402
 from routeviz.trace import trace  # noqa: E402
 
-__all__ = ["AdapterSpec", "RouteEvent", "RoutevizError", "Store", "open_store", "probe", "register",
+__all__ = ["AdapterSpec", "RouteEvent", "RoutevizError", "Store", "intervene", "open_store", "probe",
+           "register",
            "register_block", "register_exit", "register_linear_gate", "register_matcher",
            "register_selection", "trace", "__version__"]
 

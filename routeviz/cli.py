@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
                    "each routing site received (float16, the embeddings table)")
     s.add_argument("--trust-remote-code", action="store_true",
                    help="allow a checkpoint's own Python code to run")
+    s.add_argument("--ablate", action="append", default=[], metavar="SITE:E",
+                   help="the router at SITE (a name or glob) may not choose expert E; repeatable")
+    s.add_argument("--force", action="append", default=[], metavar="SITE:E",
+                   help="every token at SITE takes expert E at rank 0; repeatable")
+    s.add_argument("--top-k", type=int, metavar="K", help="experts per token at every router")
+    s.add_argument("--disable", metavar="KINDS", help="turn decisions off, comma-separated: "
+                   "keep (no pruning/capacity), merge, exit")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("runs", help="list the runs in a store")
@@ -107,11 +114,14 @@ def cmd_trace(args):
     def progress(done, total):
         bar.update(done - bar.n)
 
+    config = {"inputs": "dataset:" + args.dataset if args.dataset else None}
     try:
-        result = record(runner, items, args.store, args.run, batch_size=args.batch_size,
-                        overwrite=args.overwrite, progress=progress, logits=args.logits,
-                        hidden_states=args.hidden_states,
-                        config={"inputs": "dataset:" + args.dataset if args.dataset else None})
+        with intervene_from_args(runner.module, args) as edit:
+            if not edit.request.empty:
+                config["intervention"] = edit.config
+            result = record(runner, items, args.store, args.run, batch_size=args.batch_size,
+                            overwrite=args.overwrite, progress=progress, logits=args.logits,
+                            hidden_states=args.hidden_states, config=config)
     finally:
         bar.close()
     for note in result.notes[:3]:
@@ -125,6 +135,15 @@ def cmd_trace(args):
     else:
         print(f"recorded {result.rows} routes for {result.n_examples} example(s) "
               f"as run {result.run!r} in {args.store}")
+
+
+def intervene_from_args(model, args):
+    """`routeviz.intervene` with trace's --ablate, --force, --top-k and --disable."""
+    from routeviz.intervene import intervene
+
+    disable = [k.strip() for k in (args.disable or "").split(",") if k.strip()]
+    return intervene(model, ablate=args.ablate, force=args.force, top_k=args.top_k,
+                     disable=disable)
 
 
 def trace_items(args) -> list:
@@ -172,7 +191,7 @@ def cmd_runs(args):
     for rec in df.to_dict(orient="records"):
         # a store written without `finished` (older, or another writer) says nothing of it
         state = "  (unfinished)" if _isnull(rec["finished"]) and knows_finished else ""
-        print(f"{rec['run']:<24} {str(rec['model']):<22} {_count(rec['n_examples']):>7} examples "
+        print(f"{rec['run']:<24} {rec['model']!s:<22} {_count(rec['n_examples']):>7} examples "
               f"{_count(rec['n_routes']):>10} routes{state}")
 
 

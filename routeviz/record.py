@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from routeviz.errors import RoutevizError
+from routeviz.outputs import OUTPUT_BUDGET, OutputRecorder
 from routeviz.trace import trace
 
 
@@ -22,11 +23,13 @@ class RecordResult:
 def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = False,
            append: bool = False, progress=None, logits: bool = False,
            example_offset: int = 0, write_run: bool = True, config=None,
-           hidden_states: bool = False) -> RecordResult:
+           hidden_states: bool = False, outputs: bool = True) -> RecordResult:
     """Trace `runner` over `items` into `store` as `run`.
 
     progress: optional callable(done, total) called after each batch; hidden_states: also
-    record each routing site's input (routeviz.trace).
+    record each routing site's input (routeviz.trace); outputs: also record the model's
+    output distribution while the run is small (routeviz.outputs). A text input's full text
+    is kept in examples.text, so the example can be run again (e.g. with an intervention).
     """
     items = list(items)
     if not items:
@@ -42,7 +45,8 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
     run_config = {**runner.trace_config(), **(config or {})}
     with trace(runner.module, store, run, overwrite=overwrite, append=append, logits=logits,
                model_name=runner.name, config=run_config, write_run=write_run,
-               hidden_states=hidden_states) as tracer:
+               hidden_states=hidden_states) as tracer, \
+            OutputRecorder(runner.module, OUTPUT_BUDGET if outputs else 0) as recorded:
         start = example_offset + tracer.next_example
         for begin in range(0, len(items), batch_size):
             chunk = items[begin:begin + batch_size]
@@ -50,14 +54,20 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
             result.notes.extend(encoded.notes)
             ids = list(range(start + begin, start + begin + len(chunk)))
             mask = encoded.inputs.get("attention_mask") if isinstance(encoded.inputs, dict) else None
+            for meta, item in zip(encoded.meta, chunk):
+                if item.text is not None:
+                    meta.setdefault("text", item.text)
             with tracer.batch(examples=ids, tokens=encoded.tokens, tags=encoded.tags,
                               meta=encoded.meta, attention_mask=mask) as batch:
                 predictions = runner.predict(encoded)
                 batch.predict(predictions)
+            recorded.write(tracer.writer, ids, mask)
             result.predictions.extend(predictions)
             result.n_batches += 1
             result.n_examples += len(chunk)
             if progress is not None:
                 progress(result.n_examples, len(items))
+    if outputs and recorded.note():
+        result.notes.append(recorded.note())
     result.rows = tracer.writer.rows_written
     return result

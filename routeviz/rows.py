@@ -182,7 +182,7 @@ def side_tables(batch, mask) -> dict[str, pa.Table]:
         ex_cols["label"].append(None if m.get("label") is None else str(m["label"]))
         ex_cols["prediction"].append(preds[i] if m.get("prediction") is None else str(m["prediction"]))
         ex_cols["n_tokens"].append(n_tokens[i])
-        for key in ("image", "grid_h", "grid_w", "patch"):
+        for key in ("image", "grid_h", "grid_w", "patch", "text"):
             ex_cols[key].append(m.get(key))
     tables = {"examples": pa.table(ex_cols, schema=schema.EXAMPLES)}
     if tokens is not None:

@@ -86,6 +86,7 @@ EXAMPLES = pa.schema(
         ("grid_h", pa.int32()),
         ("grid_w", pa.int32()),
         ("patch", pa.int32()),
+        ("text", pa.string()),  # a text input's full text (NULL for images, older stores)
     ]
 )
 

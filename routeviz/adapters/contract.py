@@ -23,6 +23,8 @@ class AdapterSpec:
     fallback: used only where no other site in the same parent block.
     describe: module -> dict saved in the run's config under sites[<name>].
     first_exit: an exit head; per unit only the first (lowest-layer) exit is kept.
+    edit: how `routeviz.intervene` re-decides the site (routeviz.adapters.edits.Editor),
+          or None where it cannot.
     """
 
     read: Adapter
@@ -30,6 +32,7 @@ class AdapterSpec:
     fallback: bool = False
     describe: Callable[[nn.Module], dict] | None = None
     first_exit: bool = False
+    edit: object = None
 
     def __call__(self, module, inputs, output):
         return self.read(module, inputs, output)

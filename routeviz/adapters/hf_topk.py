@@ -12,6 +12,13 @@ of the rest). DeepSeek-V3 picks on sigmoid + correction bias, group-limited; its
 sigmoid scores, normalised, × routed_scaling_factor) are recorded as the router returns them.
 Weights are never renormalised here: they sum as the family defines (1 for Mixtral, < 1 for
 Qwen2-MoE without norm_topk_prob, routed_scaling_factor for DeepSeek-V3 ...).
+
+Interventions (`routeviz.intervene`): for the softmax-then-top-k families (Mixtral,
+Qwen2/3-MoE, OLMoE, GraniteMoE ...) the router's output is recomputed from its logits with
+the ablated experts at -inf: softmax over all experts, top-k, renormalised exactly where the
+family's own output was. Each call first checks that this recipe reproduces what the router
+returned; a family that routes otherwise (DeepSeek's grouped sigmoid, PhiMoE's sparsemixer)
+is refused with an error, not re-routed wrongly.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import warnings
 import torch
 
 from routeviz.adapters.contract import AdapterSpec, class_named, order_by
+from routeviz.adapters.edits import EXPERT_EDITS, Editor, check_top_k, edited_scores
+from routeviz.errors import RoutevizError
 from routeviz.schema import RouteEvent
 
 is_topk_router = class_named(r"Top[Kk]Router$")
@@ -64,7 +73,42 @@ def describe_router(module) -> dict:
             if isinstance(v, int)}
 
 
-TOPK_ROUTER = AdapterSpec(read_topk, describe=describe_router)
+def softmax_top_k(logits, k: int, renormalise: bool):
+    """(weights [t, k], index [t, k]): the Mixtral / Qwen-MoE / OLMoE routing of `logits`."""
+    weights, index = torch.softmax(logits.float(), dim=-1).topk(k, dim=-1)
+    if renormalise:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    return weights, index
+
+
+def _family_renormalises(module, logits, weights, index) -> bool:
+    """Does the router renormalise its top-k softmax? Read from what it returned; raises
+    where neither variant reproduces it."""
+    got = weights.float().gather(-1, index.argsort(-1))
+    for renormalise in (True, False):
+        w, i = softmax_top_k(logits, index.shape[-1], renormalise)
+        if torch.equal(i.sort(-1).values, index.sort(-1).values) and torch.allclose(
+                w.gather(-1, i.argsort(-1)), got, rtol=1e-2, atol=1e-3):
+            return renormalise
+    raise RoutevizError(f"{type(module).__name__} does not route by softmax then top-k; "
+                        "routeviz cannot re-route it for an intervention")
+
+
+def edit_topk(module, args, kwargs, output, plan):
+    triple = topk_triple(output)
+    if triple is None:
+        return None
+    logits, weights, index = triple  # [t, e], [t, k], [t, k]
+    renormalise = _family_renormalises(module, logits, weights, index)
+    k = plan.top_k or index.shape[-1]
+    check_top_k(k, logits.shape[-1], plan)
+    edited = edited_scores(logits, plan)
+    new_weights, new_index = softmax_top_k(edited, k, renormalise)
+    return edited, new_weights.to(weights.dtype), new_index.to(index.dtype)
+
+
+TOPK_ROUTER = AdapterSpec(read_topk, describe=describe_router,
+                          edit=Editor(edit_topk, can=EXPERT_EDITS))
 
 
 def register(registry) -> None:

@@ -7,6 +7,9 @@ of experts (the block's `num_experts` / `num_local_experts` / `n_routed_experts`
 length of its expert list). Weights are the top-k softmax probabilities, renormalised to sum
 to 1 unless the block says `norm_topk_prob = False` (Qwen2-MoE, OLMoE), as 4.x does.
 Elsewhere, opt in with `routeviz.register_linear_gate(ModuleClassOrInstance, k=...)`.
+
+Interventions: the gate's logits are edited (ablated experts -inf, a forced expert above the
+best) and the block routes on them as it always does; k is the block's and is not changed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 from torch import nn
 
 from routeviz.adapters.contract import AdapterSpec
+from routeviz.adapters.edits import Editor, check_top_k, edited_scores
 from routeviz.schema import RouteEvent
 
 _K_ATTRS = ("top_k", "num_experts_per_tok")
@@ -33,7 +37,12 @@ def linear_gate_adapter(k: int, normalize: bool = True) -> AdapterSpec:
     def describe(module) -> dict:
         return {"n_experts": int(module.out_features), "top_k": int(k)}
 
-    return AdapterSpec(read, describe=describe)
+    def edit(module, args, kwargs, output, plan):
+        check_top_k(k, output.shape[-1], plan)
+        return edited_scores(output, plan).to(output.dtype)
+
+    return AdapterSpec(read, describe=describe,
+                       edit=Editor(edit, frozenset({"ablate", "force"})))
 
 
 def _int_attr(block, names):

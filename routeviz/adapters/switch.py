@@ -10,6 +10,10 @@ experts and rides the residual). Two events per call at the router's site:
 Expert capacity and expert count go into the run config (`sites`). Capacity is counted in
 sequence order over all positions, padding included: with LEFT padding the pads come first
 and take capacity, so real tokens' decisions change (right padding leaves them as they are).
+
+Interventions: ablate and force recompute the routing from the edited logits as the router
+does (softmax, argmax, capacity in sequence order), so a forced expert still drops the
+tokens past its capacity; `disable keep` dispatches every token (no capacity). Top-k stays 1.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from routeviz.adapters.contract import AdapterSpec, class_named
+from routeviz.adapters.edits import Editor, edited_scores
 from routeviz.schema import RouteEvent
 
 
@@ -34,7 +39,20 @@ def describe_top1(module) -> dict:
             "expert_capacity": int(module.expert_capacity)}
 
 
+def edit_top1(module, args, kwargs, output, plan):
+    dispatch, top_prob, logits = output  # [b, s, e], [b, s, 1], [b, s, e]
+    edited = edited_scores(logits, plan)
+    probs = torch.softmax(edited.float(), dim=-1)
+    expert = torch.nn.functional.one_hot(probs.argmax(dim=-1), logits.shape[-1])  # [b, s, e]
+    if "keep" not in plan.disable:
+        expert = expert * (torch.cumsum(expert, dim=-2) <= module.expert_capacity)
+    top = probs.amax(dim=-1, keepdim=True).to(top_prob.dtype)
+    return expert.to(dispatch.dtype), top, edited
+
+
 def register(registry) -> None:
     registry.register_matcher("Switch Transformers top-1 router",
                               class_named(r"^SwitchTransformersTop1Router$"),
-                              AdapterSpec(read_top1, describe=describe_top1))
+                              AdapterSpec(read_top1, describe=describe_top1,
+                                          edit=Editor(edit_top1, frozenset({"ablate", "force",
+                                                                            "keep"}))))

@@ -1,6 +1,8 @@
 """Compare the routing of two runs over the same examples (two checkpoints, precisions or
-models): per site, top-1 agreement, flip rate and Jaccard of the chosen sets, and the
-tokens whose routing changed most.
+models, an intervened run and the plain one): per site, top-1 agreement, flip rate and
+Jaccard of the chosen sets, the tokens whose routing changed most, the sites whose routing
+changed (and of those, the ones downstream of an intervention: not edited themselves), and
+how much the model's output changed (routeviz.metrics.output_change).
 
 A unit is (site, kind, example, token); exits are compared per (example, token) whatever
 head they exited at (site "*"). Units present in one run only are counted, not compared.
@@ -12,6 +14,7 @@ import pandas as pd
 
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
+from routeviz.metrics.output_change import output_change
 
 # Chosen sets as 64-bit masks (bit c = choice c) when every choice is in 0..63, so Jaccard
 # is two popcounts; otherwise as lists. Units keyed by one integer (example · 2^24 + token).
@@ -97,9 +100,26 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
     if mismatched:
         notes.append(f"{mismatched} token(s) have different text in the two runs: the runs "
                      "may not be over the same inputs")
+    changed_sites = [str(x) for x in sites.site[(sites.n_flipped > 0) | (sites.jaccard < 1)]]
+    edited = _intervened_sites(store, run) | _intervened_sites(store, against)
+    outputs = output_change(store, run, against)
+    if outputs.get("note"):
+        notes.append(outputs["note"])
     return {
         "run": run, "against": against, "n_common_units": n_common, "n_only_run": n_only_run,
         "n_only_against": n_only_against, "n_text_mismatch": int(mismatched),
         "overall": common.records(overall), "sites": common.records(sites),
-        "changed_tokens": common.records(changed), "notes": notes,
+        "changed_tokens": common.records(changed), "changed_sites": changed_sites,
+        "intervened_sites": sorted(edited),
+        "downstream_changed_sites": [x for x in changed_sites if x not in edited],
+        "outputs": outputs, "notes": notes,
     }
+
+
+def _intervened_sites(store, run: str) -> set:
+    """Sites a run's config says were edited (routeviz.intervene)."""
+    intervention = store.facts(run).config.get("intervention") or {}
+    if not isinstance(intervention, dict):
+        return set()
+    sites = set(intervention.get("sites") or {})
+    return sites | ({"*"} if "exit" in (intervention.get("disable") or ()) else set())

@@ -84,7 +84,8 @@ if not names:
 series = st.selectbox("Series", names, key="timeline_series")
 try:
     runs = series_runs(handle, series)
-    frame = series_timeline(handle, series)
+    with st.spinner("Computing the metrics of every step…"):
+        frame = series_timeline(handle, series)
 except RoutevizError as exc:
     show_error(exc)
     st.stop()

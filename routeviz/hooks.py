@@ -5,12 +5,14 @@
 
 The shape of TransformerLens' `HookedRootModule.hooks()`: targets are modules or names of
 submodules; the handles are owned by the block and removed in `finally`, so no hook
-outlives it, even when registering one of them or the forward pass raises.
+outlives it, even when registering one of them or the forward pass raises. `SiteHooks`
+keeps the hooks of a traced model registered across traces (one at a time attached).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import ExitStack, contextmanager
 
 from torch import nn
 
@@ -38,3 +40,72 @@ def hooks(model: nn.Module, fwd_hooks=(), pre_hooks=()):
 
 def _module(model: nn.Module, target) -> nn.Module:
     return model.get_submodule(target) if isinstance(target, str) else target
+
+
+class SiteHooks:
+    """Hooks on a model's routing sites and its root, registered until `close`, calling the
+    tracer that is attached (`attach`/`detach`) and doing nothing between traces.
+
+    A trace makes its own and closes it at its end. `routeviz.record.WarmRunner` keeps one
+    across traces, so that a page tracing one input at a time pays no registration: then
+    one trace at a time uses it (`attach` waits for the previous one to detach), and only
+    forwards run on the attaching thread are recorded (another thread may run the model
+    untraced meanwhile).
+
+    target: an object with `on_root_pre(args, kwargs)`, `on_site(site, module, inputs,
+    output)` and `on_root_post()` (a `routeviz.trace.Tracer`).
+    """
+
+    def __init__(self, model: nn.Module, sites: list):
+        self.model, self.sites = model, sites
+        self.target = None
+        self._thread: int | None = None  # set: hooks answer forwards of this thread only
+        self._lock = threading.Lock()
+        self._registered = ExitStack()
+        self._registered.enter_context(hooks(
+            model,
+            pre_hooks=[(model, self._root_pre)]
+            + [(s.module, self._site_hook(s)) for s in sites if s.hook == "pre"],
+            fwd_hooks=[(model, self._root_post)]
+            + [(s.module, self._site_hook(s)) for s in sites if s.hook != "pre"]))
+
+    def attach(self, target, this_thread_only: bool = False) -> None:
+        self._lock.acquire()
+        for site in self.sites:
+            site.fired = 0
+        self._thread = threading.get_ident() if this_thread_only else None
+        self.target = target
+
+    def detach(self) -> None:
+        if self.target is not None:
+            self.target = self._thread = None
+            self._lock.release()
+
+    def close(self) -> None:
+        """Remove every hook (a trace attached now is detached first)."""
+        self.detach()
+        self._registered.close()
+
+    # the hooks: on the forward path, keep them cheap
+    def _current(self):
+        target = self.target
+        if target is None or (self._thread is not None and threading.get_ident() != self._thread):
+            return None
+        return target
+
+    def _site_hook(self, site):
+        def hook(module, inputs, output):
+            target = self._current()
+            if target is not None:
+                target.on_site(site, module, inputs, output)
+        return hook
+
+    def _root_pre(self, module, args, kwargs):
+        target = self._current()
+        if target is not None:
+            target.on_root_pre(args, kwargs)
+
+    def _root_post(self, module, inputs, output):
+        target = self._current()
+        if target is not None:
+            target.on_root_post()

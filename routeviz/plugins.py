@@ -8,14 +8,17 @@ Three groups, declared in a distribution's entry points (see pyproject.toml):
 - `routeviz.models`: a `ModelSpec`, or a list/tuple of them (one family of models).
 - `routeviz.datasets`: a `DatasetSpec`, or a list/tuple of them.
 
-A plugin that fails to load is skipped with a warning naming it; the rest still load. Nothing
-is cached here: a distribution put on `sys.path` is seen by the next call (a `Registry`
+A plugin that fails to load is skipped with a warning naming it; the rest still load. The
+entry points are read again whenever `sys.path` or a folder on it changes: a distribution put
+on `sys.path` is seen by the next call (a `Registry`
 loads each tracer plugin once, and new ones when a trace starts).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,11 +72,32 @@ def lazy(target: str) -> Callable:
 def new_entry_points(group: str, skip=()) -> list:
     """The entry points of `group` (first of a name wins) whose `key` is not in `skip`."""
     found, names = [], set()
-    for ep in entry_points(group=group):
+    for ep in _entry_points(group):
         if ep.name not in names and key(ep) not in skip:
             names.add(ep.name)
             found.append(ep)
     return found
+
+
+_READ: dict = {}  # group -> (sys.path signature, its entry points): one reading kept
+
+
+def _entry_points(group: str):
+    """entry_points(group=group), read again only when sys.path or the modification time of
+    a folder on it changed (installing or removing a distribution adds or removes a
+    `*.dist-info` folder there): reading every distribution's metadata costs ~10 ms, and a
+    trace asks as it starts."""
+    signature = []
+    for entry in sys.path:
+        try:
+            signature.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            signature.append((entry, None))
+    signature = tuple(signature)
+    read = _READ.get(group)
+    if read is None or read[0] != signature:
+        read = _READ[group] = (signature, tuple(entry_points(group=group)))
+    return read[1]
 
 
 def key(ep) -> str:

@@ -43,7 +43,7 @@ class RunWriter:
         `ids_after_largest`: ranks' default ids can leave gaps).
         """
         init_store(self.store_path)
-        recover(self.store_path)
+        recover(self.store_path, collect_garbage=False)  # open_store and publish collect
         exists = run_exists(self.store_path, self.run)
         if exists and not (self.overwrite or self.append):
             raise RunExists(f"run {self.run!r} already exists in {str(self.store_path)!r}; "

@@ -29,7 +29,8 @@ MARKER = "routeviz.json"
 # Readers do not require the marker or a version: a table or column a store lacks reads
 # as empty / NULL (older versions, other writers following ARCHITECTURE.md).
 FORMAT_VERSION = 2
-TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"  # a part file being written: `.tmp-<name>.writing`, renamed when whole
+TMP_SUFFIX = ".writing"  # not `.parquet`, so no `*/*.parquet` glob ever reads a half file
 STALE_TMP_SECONDS = 3600
 
 
@@ -65,7 +66,7 @@ def write_part(store_path, table_name: str, run: str, table: pa.Table,
     directory = Path(store_path) / table_name / (partition or f"run={schema.check_run_name(run)}")
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"part-{uuid.uuid4().hex}.parquet"
-    tmp = directory / f"{TMP_PREFIX}{final.name}"
+    tmp = directory / f"{TMP_PREFIX}{final.stem}{TMP_SUFFIX}"
     pq.write_table(table, tmp, **_write_options(table_name, table.schema))
     os.replace(tmp, final)
     return final
@@ -74,7 +75,7 @@ def write_part(store_path, table_name: str, run: str, table: pa.Table,
 def replace_file(path: Path, table_name: str, table: pa.Table) -> None:
     """Write `table` to `path`, replacing what is there in one rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
+    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.stem}{TMP_SUFFIX}")
     pq.write_table(table, tmp, **_write_options(table_name, table.schema))
     os.replace(tmp, path)
 

@@ -49,12 +49,25 @@ class Generation:
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(folder / f"{self.gid}.lock")  # taken before the directory exists
         self.root = folder / self.gid
+        os.mkdir(self.root)  # plain mkdirs: one system call per folder
         for table in schema.TABLES:
-            (self.root / table / f"run={self.run}").mkdir(parents=True)
+            os.mkdir(self.root / table)
+            os.mkdir(self.root / table / f"run={self.run}")
 
     def link(self) -> None:
         """Point every table of a new run at this generation (readers see it fill up)."""
-        _roll_forward(self.store_path, self.run, self.gid)
+        for table in schema.TABLES:  # a new run: nothing to replace, one symlink per table
+            place = self.store_path / table / f"run={self.run}"
+            target = os.path.join("..", GEN, self.gid, table, f"run={self.run}")
+            try:
+                try:
+                    os.symlink(target, place)
+                except FileNotFoundError:  # the store's first run of this table
+                    place.parent.mkdir(exist_ok=True)
+                    os.symlink(target, place)
+            except FileExistsError:  # someone made the run meanwhile: swap as an overwrite
+                _roll_forward(self.store_path, self.run, self.gid)
+                return
 
     def publish(self) -> None:
         """Swap this generation in for the run's current files (see the module docstring)."""
@@ -112,12 +125,17 @@ def run_exists(store_path, run: str) -> bool:
     return any((Path(store_path) / t / f"run={run}").is_dir() for t in ("runs", "routes"))
 
 
-def recover(store_path) -> None:
-    """Finish swaps a killed process committed, remove generations nothing links to."""
+def recover(store_path, collect_garbage: bool = True) -> None:
+    """Finish swaps a killed process committed and (unless `collect_garbage` is false: a
+    trace opening, which must stay cheap in a store of many runs) remove generations
+    nothing links to."""
     if not (Path(store_path) / GEN).is_dir():
         return
     try:
-        collect(store_path)
+        if collect_garbage:
+            collect(store_path)
+        else:
+            finish_swaps(store_path)
     except OSError as err:  # a read-only store: read it as it is
         if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
@@ -126,6 +144,16 @@ def recover(store_path) -> None:
 def collect(store_path) -> None:
     """Roll unlocked journals forward; then, unless a live swap is under way, remove every
     unlocked generation, stray link and set-aside directory that no table links to."""
+    store_path = Path(store_path)
+    folder = store_path / GEN
+    if finish_swaps(store_path):
+        return
+    _collect_unlinked(folder, _linked_generations(store_path))
+
+
+def finish_swaps(store_path) -> bool:
+    """Roll forward the swaps that killed processes committed (their journals); True while
+    another process is still publishing one."""
     store_path = Path(store_path)
     folder = store_path / GEN
     pending = False
@@ -141,9 +169,10 @@ def collect(store_path) -> None:
                 journal.unlink()
         finally:
             os.close(lock)
-    if pending:
-        return
-    linked = _linked_generations(store_path)
+    return pending
+
+
+def _collect_unlinked(folder: Path, linked: set) -> None:
     for gid in sorted({p.name.split(".")[0] for p in folder.iterdir()}):
         lock_path = folder / f"{gid}.lock"
         lock = _try_lock(lock_path)

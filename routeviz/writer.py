@@ -3,7 +3,9 @@
 The tracer hands over host numpy arrays; this thread builds Arrow tables, buffers small
 batches (tiny Parquet writes are expensive per row) and writes part files atomically
 (temporary name, then rename). The queue is bounded, so a producer faster than the disk
-waits instead of growing memory without limit.
+waits instead of growing memory without limit. The thread starts with the second batch: a
+trace of one batch (one input at a time, the app) writes it on `close`, paying no thread
+start and no hand-off.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Writer:
         flush_seconds: float = 2.0,
         max_pending: int = 4,
         weight_dtype: str = "float32",
+        before_first_file=None,
     ):
         self.store_path = store_path
         self.run = run
@@ -69,8 +72,10 @@ class Writer:
         self._error: BaseException | None = None
         self.rows_written = 0
         self.files_written: list = []
+        # called once, before the first part file written while the trace is still open
+        self._before_first_file = before_first_file
+        self._first: list = []  # the first batch, until a second one starts the thread
         self._thread = threading.Thread(target=self._loop, name="routeviz-writer", daemon=True)
-        self._thread.start()
 
     # -- producer side (the tracing thread) -------------------------------------------
     def site_code(self, site: str) -> int:
@@ -83,6 +88,12 @@ class Writer:
     def put(self, build) -> None:
         """Queue `build`, a callable run on the writer thread returning (routes, tables)."""
         self._raise_if_failed()
+        if not self._thread.is_alive() and not self._first:
+            self._first.append(build)
+            return
+        if not self._thread.is_alive():
+            self._thread.start()
+            self._queue.put(self._first.pop())
         self._queue.put(build)
 
     def close(self) -> None:
@@ -90,6 +101,14 @@ class Writer:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+        elif self._error is None:  # one batch or none: written here
+            try:
+                for build in self._first:
+                    self._take(build)
+                self._first.clear()
+                self._flush(last=True)
+            except BaseException as exc:
+                self._error = exc
         self._raise_if_failed()
 
     def _raise_if_failed(self):
@@ -106,15 +125,9 @@ class Writer:
                     self._flush_if_due(force_time=True)
                     continue
                 if item is _STOP:
-                    self._flush()
+                    self._flush(last=True)
                     return
-                routes, tables = item()
-                if routes is not None and len(routes):
-                    self._routes.append(routes)
-                    self._route_rows += len(routes)
-                for name, table in tables.items():
-                    if table is not None and table.num_rows:
-                        self._tables[name].append(table)
+                self._take(item)
                 self._flush_if_due()
         except BaseException as exc:  # surfaced to the tracing thread on its next call
             self._error = exc
@@ -125,6 +138,15 @@ class Writer:
                 except queue.Empty:
                     continue
 
+    def _take(self, build):
+        routes, tables = build()
+        if routes is not None and len(routes):
+            self._routes.append(routes)
+            self._route_rows += len(routes)
+        for name, table in tables.items():
+            if table is not None and table.num_rows:
+                self._tables[name].append(table)
+
     def _flush_if_due(self, force_time: bool = False):
         pending = self._route_rows + sum(t.num_rows for ts in self._tables.values() for t in ts)
         if not pending:
@@ -133,7 +155,10 @@ class Writer:
         if self._route_rows >= self.flush_rows or stale or (force_time and stale):
             self._flush()
 
-    def _flush(self):
+    def _flush(self, last: bool = False):
+        if self._before_first_file is not None and not last and (self._routes or self._tables):
+            before, self._before_first_file = self._before_first_file, None
+            before()
         # Side tables first: a routes file never refers to examples that are not on disk.
         for name, parts in list(self._tables.items()):
             if parts:

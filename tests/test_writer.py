@@ -1,5 +1,7 @@
 """Route rows on disk: compact encoding, site-major order, lossless float32, float16 opt-in."""
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -74,3 +76,34 @@ def test_float16_weights_are_opt_in_and_duckdb_reads_them(store_dir):
 def test_unknown_weight_dtype_lists_the_choices(store_dir):
     with pytest.raises(RoutevizError, match="float16, float32"):
         routeviz.trace(ToyMoE(), store_dir, "x", weight_dtype="bfloat16")
+
+
+def test_part_files_are_written_under_a_name_no_parquet_glob_matches(store_dir, monkeypatch):
+    written = []  # every path pyarrow is asked to write: the temporary names
+    real_write = pq.write_table
+
+    def spy(table, where, **kwargs):
+        written.append(Path(where))
+        return real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", spy)
+    _trace(store_dir, "live")  # a new run: its files go straight into the visible folders
+    assert written and all(p.name.startswith(".tmp-") for p in written)
+    assert not [p for p in written if p.suffix == ".parquet"]  # `*/*.parquet` never sees one
+    assert not list(store_dir.rglob(".tmp-*"))  # every one renamed to a real name
+    store = routeviz.open_store(store_dir)
+    stray = store_dir / "routes" / "run=live" / ".tmp-part-dead.writing"
+    stray.write_bytes(b"PAR1 half")
+    assert stray in store.clean_temporary(older_than=0)
+
+
+def test_one_batch_writes_one_runs_row_file_and_no_thread(store_dir):
+    model = ToyMoE()
+    with routeviz.trace(model, store_dir, "one") as tracer:
+        with tracer.batch():
+            model(torch.tensor([[1, 2, 3]]))
+        assert not tracer.writer._thread.is_alive()  # written on close, in this thread
+    assert len(list((store_dir / "runs").glob("run=one/*.parquet"))) == 1
+    store = routeviz.open_store(store_dir)
+    assert len(store.routes("one")) == 3 * 2 * 2  # tokens x layers x k
+    assert store.runs().set_index("run").loc["one", "finished"] is not None

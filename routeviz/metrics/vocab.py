@@ -82,9 +82,10 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -
         sites[f"{name}_corrected"] = [corrected(v, c) for v, c
                                       in zip(sites[name], sites[f"{name}_chance"])]
     tokens = common.df(store,
-        f"WITH {_PER_TOKEN} SELECT site, text, n, expert, best_any * 1.0 / n AS topk, "
-        "best_top1 * 1.0 / n AS top1 FROM per_token "
+        f"WITH {_PER_TOKEN} SELECT site, text, n, expert, best_any, best_top1 FROM per_token "
         f"ORDER BY n DESC, site, text LIMIT {int(limit)}", p).astype({"n": "int64"})
+    tokens["topk"] = tokens.pop("best_any").astype("float64") / tokens.n  # in pandas: Spark
+    tokens["top1"] = tokens.pop("best_top1").astype("float64") / tokens.n  # divides decimals
     keep = ["site", "k", "n_experts", "n_tokens", "n_occurrences", "topk", "topk_chance",
             "topk_corrected", "top1", "top1_chance", "top1_corrected"]
     return VocabResult(sites=sites[keep], tokens=tokens, min_count=int(min_count))

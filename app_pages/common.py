@@ -169,9 +169,12 @@ def sample_model_names() -> list[str]:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_runner(name_or_dir: str):
+    """The model, kept warm: its routing hooks stay registered between inputs, so
+    `routeviz.record.record(runner, ...)` costs the forward and the write (issue 18)."""
     from routeviz.models import load_model
+    from routeviz.record import WarmRunner
 
-    return load_model(name_or_dir)
+    return WarmRunner(load_model(name_or_dir))
 
 
 def n_experts_for(config: dict, site: str | None = None, fallback: int = 8) -> int:

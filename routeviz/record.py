@@ -1,11 +1,14 @@
 """Run a model over items under `routeviz.trace` and store the run: the loop the CLI, the
-app and the dataset tracer share."""
+app and the dataset tracer share. `WarmRunner` keeps a runner's routing hooks registered
+between recordings (the app's cached models), so one input costs its forward and its write.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from routeviz.errors import RoutevizError
+from routeviz.hooks import SiteHooks
 from routeviz.outputs import OUTPUT_BUDGET, OutputRecorder
 from routeviz.trace import trace
 
@@ -20,12 +23,33 @@ class RecordResult:
     predictions: list = field(default_factory=list)
 
 
+class WarmRunner:
+    """A model runner (routeviz.models) with its routing sites found and hooked once, kept
+    until `close`: `record(warm, ...)` traces through those hooks instead of finding and
+    registering them per call. Between recordings the hooks do nothing; one recording at a
+    time uses them (others wait), and only forwards on the recording's thread are recorded.
+    Everything else is the runner's (`warm.name`, `warm.encode(...)`, `warm.module`)."""
+
+    def __init__(self, runner):
+        from routeviz.sites import find_sites
+
+        self.runner = runner
+        self.hooks = SiteHooks(runner.module, find_sites(runner.module))
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def close(self) -> None:
+        self.hooks.close()
+
+
 def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = False,
            append: bool = False, progress=None, logits: bool = False,
            example_offset: int = 0, write_run: bool = True, config=None,
            hidden_states: bool = False, outputs: bool = True) -> RecordResult:
     """Trace `runner` over `items` into `store` as `run`.
 
+    runner: a routeviz.models runner, or a WarmRunner (its hooks kept between calls);
     progress: optional callable(done, total) called after each batch; hidden_states: also
     record each routing site's input (routeviz.trace); outputs: also record the model's
     output distribution while the run is small (routeviz.outputs). A text input's full text
@@ -45,7 +69,8 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
     run_config = {**runner.trace_config(), **(config or {})}
     with trace(runner.module, store, run, overwrite=overwrite, append=append, logits=logits,
                model_name=runner.name, config=run_config, write_run=write_run,
-               hidden_states=hidden_states) as tracer, \
+               hidden_states=hidden_states,
+               hooks=runner.hooks if isinstance(runner, WarmRunner) else None) as tracer, \
             OutputRecorder(runner.module, OUTPUT_BUDGET if outputs else 0) as recorded:
         start = example_offset + tracer.next_example
         for begin in range(0, len(items), batch_size):

@@ -32,8 +32,7 @@ from routeviz.exits import resolve_exits
 from routeviz.hooks import SiteHooks
 from routeviz.rows import expand_batch
 from routeviz.runwriter import RunWriter
-from routeviz.sites import (Site, find_sites, layer_of, site_config,  # noqa: F401
-                            unhandled_moe_modules)
+from routeviz.sites import Site, find_sites, layer_of, site_config, unhandled_moe_modules  # noqa: F401
 from routeviz.transfer import detach_event, keep_site_input, pack_events, pack_hidden
 from routeviz.writer import Writer
 
@@ -221,13 +220,11 @@ class Tracer:
                 if isinstance(value, torch.Tensor) and value.dim() >= 1:
                     batch.batch_size = int(value.shape[0])
                     break
-        return None
 
     def on_root_post(self):
         if self._implicit:
             batch, self._batch, self._implicit = self._batch, None, False
             self._finish(batch)
-        return None
 
     # -- batches ----------------------------------------------------------------------
     @contextmanager

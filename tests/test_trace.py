@@ -196,3 +196,38 @@ def test_overwrite_replaces_every_table(store_dir):
     store = routeviz.open_store(store_dir)
     assert store.routes("r").example.tolist() == [5]
     assert store.tags("r").empty
+
+
+def test_hooks_kept_across_traces_record_the_same_and_only_inside_a_trace(store_dir):
+    import threading
+
+    from routeviz.hooks import SiteHooks
+    from routeviz.sites import find_sites
+
+    model = ToyMoE(layers=2, k=2)
+    bare = _hook_count(model)
+    ids = torch.tensor([[0, 1, 2, 3]])
+    with routeviz.trace(model, store_dir, "cold") as tracer:
+        with tracer.batch():
+            model(ids)
+    kept = SiteHooks(model, find_sites(model))
+    registered = _hook_count(model)
+    assert registered > bare
+    for run in ("warm-1", "warm-2"):
+        model(ids)  # between traces: recorded nowhere
+        with routeviz.trace(model, store_dir, run, hooks=kept) as tracer:
+            with tracer.batch():
+                model(ids)
+                other = threading.Thread(target=model, args=(torch.tensor([[5, 6]]),))
+                other.start()  # another thread's forward is not this trace's
+                other.join()
+        assert _hook_count(model) == registered  # nothing added, nothing removed
+    store = routeviz.open_store(store_dir)
+    cold = store.routes("cold").sort_values(["layer", "token", "rank"])
+    for run in ("warm-1", "warm-2"):
+        warm = store.routes(run).sort_values(["layer", "token", "rank"])
+        assert warm[["example", "token", "layer", "choice", "rank"]].values.tolist() == \
+            cold[["example", "token", "layer", "choice", "rank"]].values.tolist()
+    assert len(store.examples("warm-1")) == 1
+    kept.close()
+    assert _hook_count(model) == bare

@@ -1,0 +1,27 @@
+"""Labels that pages and figures put on screen, written one way everywhere.
+
+Exit depth: an `exit` route's choice is the 0-based index of the last block the unit ran
+(ARCHITECTURE.md, routes table), so "exit layer 3" means blocks 0..3 ran: 4 of N.
+`exit_label` says both; every page and figure uses it (and `EXIT_AXIS` on an axis).
+(User text on a figure goes through `routeviz.figures.data.plot_text`, escaped once.)
+"""
+
+from __future__ import annotations
+
+import math
+
+EXIT_AXIS = "exit layer (0-based; layer L = blocks 0..L ran)"
+
+
+def exit_label(layer, n_layers: int | None = None) -> str:
+    """`layer` (0-based, the last block run) as "layer 3 (ran 4 of 12 blocks)";
+    a mean reads "layer 2.50 (ran 3.50 of 12 blocks)"; None/NaN reads "no exit"."""
+    if layer is None or (isinstance(layer, float) and math.isnan(layer)):
+        return "no exit"
+    layer = float(layer)
+    whole = layer.is_integer()
+    shown = f"{int(layer)}" if whole else f"{layer:.2f}"
+    ran = f"{int(layer) + 1}" if whole else f"{layer + 1:.2f}"
+    of = f" of {int(n_layers)}" if n_layers else ""
+    noun = "block" if ran == "1" and not n_layers else "blocks"
+    return f"layer {shown} (ran {ran}{of} {noun})"

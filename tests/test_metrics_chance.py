@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from routeviz.errors import RoutevizError
-from routeviz.metrics import (coactivation, confidence, consecutive, focus_cover,
-                              focus_cover_baseline, summary, vocab_specialization)
+from routeviz.metrics import (
+    coactivation,
+    confidence,
+    consecutive,
+    focus_cover,
+    focus_cover_baseline,
+    summary,
+    vocab_specialization,
+)
 from tests.metrics_store import expert_routes, write_run
 
 N_EX, SEQ, E, VALUES = 16, 25, 8, 4

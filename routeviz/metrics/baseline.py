@@ -25,9 +25,10 @@ import pandas as pd
 from scipy import sparse
 
 from routeviz.metrics import _common as common
-from routeviz.metrics.focus_cover import DENSE_CELLS, f1, focus_cover
 from routeviz.metrics._sample import example_sample
+from routeviz.metrics.focus_cover import DENSE_CELLS, f1, focus_cover
 from routeviz.metrics.unit_counts import tag_ids, unit_sets
+
 
 @dataclass
 class BaselineResult:

@@ -79,6 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--against", help="add a comparison with this run")
     s.add_argument("--tag", action="append", metavar="NAME")
+
+    s = sub.add_parser("explain", help="which input tokens (or patches) drive one routing "
+                       "decision (Integrated Gradients on a router logit)")
+    s.add_argument("--model", required=True, help="sample-model name or checkpoint directory")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", metavar="T", help="the input text")
+    src.add_argument("--file", metavar="PATH", help="a text or image file")
+    s.add_argument("--site", required=True, help="the expert routing site (module name)")
+    s.add_argument("--token", required=True, type=int, help="token (image: patch) index")
+    s.add_argument("--expert", type=int, help="the expert whose logit is explained "
+                   "(default: the token's top-1 expert)")
+    s.add_argument("--steps", type=int, default=32, help="integration steps (default 32)")
+    s.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a checkpoint's own Python code to run")
+    s.add_argument("--json", action="store_true")
     return p
 
 
@@ -247,8 +262,25 @@ def _json_default(value):
     return str(value)
 
 
+def cmd_explain(args):
+    from routeviz.explain import explain, format_explanation
+    from routeviz.inputs import Item, check_text, read_file
+    from routeviz.models import load_model
+
+    if args.steps < 1:
+        raise RoutevizError(f"--steps must be at least 1, got {args.steps}")
+    if args.text is not None:
+        item = Item(text=check_text(args.text, "--text"), source=args.text[:200])
+    else:
+        item = read_file(args.file)[0]
+    runner = load_model(args.model, trust_remote_code=args.trust_remote_code)
+    result = explain(runner, item, args.site, args.token, args.expert, n_steps=args.steps)
+    print(json.dumps(result.to_json()) if args.json else format_explanation(result))
+
+
 COMMANDS = {"models": cmd_models, "trace": cmd_trace, "runs": cmd_runs,
-            "metrics": cmd_metrics, "diff": cmd_diff, "report": cmd_report}
+            "metrics": cmd_metrics, "diff": cmd_diff, "report": cmd_report,
+            "explain": cmd_explain}
 
 
 def main(argv=None) -> int:

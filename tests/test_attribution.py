@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from routeviz.attribution import attribute_item, router_attribution
+from routeviz.attribution import router_attribution
+from routeviz.explain import attribute_item
 from routeviz.errors import RoutevizError
 from routeviz.inputs import Item
 from routeviz.models import load_model
@@ -66,7 +67,7 @@ def test_embeddings_ig_and_explicit_expert_on_another_topk_family():
 
 def test_errors(runner):
     item = Item(text="the model", source="x")
-    with pytest.raises(RoutevizError, match="unknown router site 'nope'; available: .*mlp.gate"):
+    with pytest.raises(RoutevizError, match="unknown site 'nope'; available: .*mlp.gate"):
         attribute_item(runner, item, "nope", 0)
     with pytest.raises(RoutevizError, match="token 9 is out of range"):
         attribute_item(runner, item, "model.layers.0.mlp.gate", 9)

@@ -39,8 +39,8 @@ def output_change(store, run: str, against: str, top: int = 20) -> dict:
     recorded no outputs."""
     pairs = common.df(store, PAIRED, {"a_run": run, "b_run": against})
     if pairs.empty:
-        return {"n_compared": 0, "note": f"no model outputs recorded for both {run!r} and "
-                f"{against!r} (record() keeps them for small runs)"}
+        return {"n_compared": 0, "note": f"no model outputs to compare for {run!r} and "
+                f"{against!r} (recorded for small runs of models that return logits)"}
     run_lp, against_lp = _stack(pairs.run_lp), _stack(pairs.against_lp)
     if run_lp.shape != against_lp.shape:
         return {"n_compared": 0, "note": "the two runs' outputs have different sizes"}

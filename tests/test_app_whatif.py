@@ -1,0 +1,95 @@
+"""The What-if panel (app_pages/whatif.py) in an AppTest: on a text-moe run, ablating an
+expert and rerunning records a plain and a what-if run of the same text, the what-if run
+never chooses the ablated expert at its site, and the panel shows the changed tokens and
+the output change; an example whose text was not kept says so in one line."""
+
+import pytest
+
+import routeviz
+from routeviz.inputs import Item
+from routeviz.models import load_model
+from routeviz.record import record
+
+TEXT = "def add(x, y):\n    return x + y  # add two numbers"
+SITE = "blocks.0.mlp.router"
+
+PANEL = """
+import streamlit as st
+from app_pages.common import get_handle
+from app_pages.whatif import render_whatif
+
+render_whatif(get_handle(), st.session_state["whatif_run"], 0)
+"""
+
+
+@pytest.fixture(scope="module")
+def text_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("whatif") / "store"
+    record(load_model("text-moe"), [Item(text=TEXT, source="typed text")], path, "code")
+    return path
+
+
+def panel(store, run="code"):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(PANEL, default_timeout=120)
+    at.session_state["store_path"] = str(store)
+    at.session_state["whatif_run"] = run
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_ablate_and_rerun_shows_both_routings(text_store):
+    store = routeviz.open_store(text_store)
+    routes = store.example_routes("code", 0)
+    chosen = routes[(routes.site == SITE) & (routes.kind == "expert")].choice
+    ablated = int(chosen.value_counts().idxmax())  # an expert the plain run uses
+    at = panel(text_store)
+    key = "whatif-code-0"
+    at.multiselect(key=f"{key}-ablate-sites").set_value([SITE]).run()
+    at.multiselect(key=f"{key}-ablate-experts").set_value([ablated]).run()
+    at.button(key=f"{key}-go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    plain, edited = at.session_state[key]
+    store = routeviz.open_store(text_store)
+    assert {plain, edited} <= set(store.run_names())
+    config = store.facts(edited).config
+    assert config["intervention"]["sites"] == {SITE: {"ablate": [ablated]}}
+    assert config["whatif_of"] == {"run": "code", "example": 0}
+    new_routes = store.example_routes(edited, 0)
+    assert ablated not in set(new_routes[(new_routes.site == SITE)].choice)
+    plain_routes = store.example_routes(plain, 0)
+    assert ablated in set(plain_routes[(plain_routes.site == SITE)].choice)
+    assert store.example_tokens(edited, 0) == store.example_tokens("code", 0)
+    # the panel: both outputs, the output change, the changed tokens with their text
+    assert len(at.code) == 2
+    assert any("KL" in m.label for m in at.metric)
+    frame = at.dataframe[0].value
+    assert len(frame) > 0 and frame.changed.all()
+    assert set(frame.site) >= {SITE}
+    row = frame[frame.site == SITE].iloc[0]
+    assert str(ablated) in row.plain.split(", ") and str(ablated) not in row.whatif.split(", ")
+    assert row.text == store.example_tokens("code", 0)[int(row.token)]
+
+
+def test_nothing_chosen_and_lost_text_are_one_line_errors(text_store, tmp_path):
+    at = panel(text_store)
+    at.button(key="whatif-code-0-go").click().run()
+    assert [e.value for e in at.error] and "choose an expert" in at.error[0].value
+
+    old = tmp_path / "old"  # a run recorded without examples.text, as older versions did
+    from routeviz.trace import trace
+
+    runner = load_model("text-moe")
+    encoded = runner.encode([Item(text=TEXT)])
+    with trace(runner.module, old, "old", model_name="text-moe",
+               config=runner.trace_config()) as tracer:
+        with tracer.batch(tokens=encoded.tokens, meta=encoded.meta):
+            runner.module(**encoded.inputs)
+    at = panel(old, run="old")
+    at.multiselect(key="whatif-old-0-ablate-sites").set_value([SITE]).run()
+    at.multiselect(key="whatif-old-0-ablate-experts").set_value([1]).run()
+    at.button(key="whatif-old-0-go").click().run()
+    assert "did not keep its input texts" in at.error[0].value

@@ -57,15 +57,31 @@ except RoutevizError as exc:
     show_error(exc)
     st.stop()
 
-scores = result.scores
+BAND = ["focus_mean", "focus_lo", "focus_hi", "cover_mean", "cover_lo", "cover_hi",
+        "focus_ci_lo", "focus_ci_hi", "cover_ci_lo", "cover_ci_hi"]
+band = metric(handle, "focus_cover_baseline", run, tags=tuple(families), kind=kind,
+              unit=None if unit == "auto" else unit, top1=top1, permutations=30, resamples=30)
+scores = result.scores.merge(band.scores[["site", "tag", *BAND]], on=["site", "tag"],
+                             how="left")
 pooled = scores[(scores["site"] == "*") & (scores["tag"] == "*")]
 if pooled.empty:
     pooled = scores[scores["site"] == "*"].head(1)
 if len(pooled):
+    row = pooled.iloc[0]
     a, b, c = st.columns(3)
-    a.metric("Focus (pooled)", f"{pooled['focus'].iloc[0]:.3f}")
-    b.metric("Cover (pooled)", f"{pooled['cover'].iloc[0]:.3f}")
+    a.metric("Focus (pooled)", f"{row.focus:.3f}", f"{row.focus - row.focus_mean:+.3f} vs chance",
+             delta_color="off")
+    b.metric("Cover (pooled)", f"{row.cover:.3f}", f"{row.cover - row.cover_mean:+.3f} vs chance",
+             delta_color="off")
     c.metric("Unit", f"{result.unit}" + (" · top-1" if result.top1 else ""))
+    sample = (f", a sample of {band.n_units:,} of {band.n_units_total:,} units"
+              if band.sampled else "")
+    st.caption(
+        f"Chance band: tags shuffled across units ({band.permutations} permutations{sample}), "
+        f"95% of shuffles give Focus {row.focus_lo:.3f}–{row.focus_hi:.3f} and Cover "
+        f"{row.cover_lo:.3f}–{row.cover_hi:.3f}. Bootstrap 95% interval (units resampled): "
+        f"Focus {row.focus_ci_lo:.3f}–{row.focus_ci_hi:.3f}, Cover "
+        f"{row.cover_ci_lo:.3f}–{row.cover_ci_hi:.3f}. Hover a bar for its site's band.")
 
 tag_choices = sorted(scores["tag"].astype(str).unique(), key=lambda t: (t != "*", t))
 shown_tag = st.selectbox("Scores for tag family", tag_choices, key="spec_score_tag",

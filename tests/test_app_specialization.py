@@ -58,3 +58,18 @@ def test_definition_is_one_click_away(app_store):
     at = open_page(app_store, "specialization", run="words")
     text = at.expander[0].markdown[0].value
     assert "A_{ij}" in text and "Focus" in text and "Cover" in text
+
+
+def test_pooled_scores_show_their_permutation_band(app_store):
+    at = open_page(app_store, "specialization", run="words")
+    band = metrics.focus_cover_baseline(open_store(app_store), "words", permutations=30,
+                                        resamples=30)
+    pooled = band.scores[(band.scores.site == "*") & (band.scores.tag == "*")].iloc[0]
+    caption = " ".join(c.value for c in at.caption)
+    assert f"Focus {pooled.focus_lo:.3f}–{pooled.focus_hi:.3f}" in caption
+    assert f"Cover {pooled.cover_lo:.3f}–{pooled.cover_hi:.3f}" in caption
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Focus (pooled)"] == f"{pooled.focus - pooled.focus_mean:+.3f} vs chance"
+    bars, _ = plotly_specs(at)
+    assert "chance band" in bars["data"][0]["hovertemplate"]
+    assert bars["data"][0]["customdata"][0] == pytest.approx([pooled.focus_lo, pooled.focus_hi])

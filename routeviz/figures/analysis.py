@@ -25,13 +25,24 @@ def focus_cover_bars(scores: pd.DataFrame, title: str = "") -> go.Figure:
               for s, t in zip(scores["site"], scores["tag"])]
     fig = go.Figure([
         go.Bar(x=labels, y=scores["focus"], name="Focus", marker_color=FOCUS_COLOR,
-               hovertemplate="%{x}<br>Focus %{y:.3f}<extra></extra>"),
+               **_band_hover(scores, "focus", "Focus")),
         go.Bar(x=labels, y=scores["cover"], name="Cover", marker_color=COVER_COLOR,
-               hovertemplate="%{x}<br>Cover %{y:.3f}<extra></extra>"),
+               **_band_hover(scores, "cover", "Cover")),
     ])
     fig.update_layout(title=title or "Focus and Cover per site (pooled first)", barmode="group",
                       yaxis_range=[0, 1], height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def _band_hover(scores: pd.DataFrame, column: str, name: str) -> dict:
+    """Hover text for one bar trace, with the permutation band (columns `<column>_lo`,
+    `<column>_hi` from metrics.focus_cover_baseline) when the scores carry it."""
+    template = "%{x}<br>" + name + " %{y:.3f}"
+    if f"{column}_lo" not in scores:
+        return {"hovertemplate": template + "<extra></extra>"}
+    return {"customdata": scores[[f"{column}_lo", f"{column}_hi"]].to_numpy(),
+            "hovertemplate": template + "<br>chance band %{customdata[0]:.3f}"
+                             "–%{customdata[1]:.3f}<extra></extra>"}
 
 
 def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 96,

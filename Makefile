@@ -22,7 +22,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT) \
-		--browser.gatherUsageStats=false
+		--browser.gatherUsageStats=false --server.fileWatcherType=none --server.runOnSave=false
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -85,7 +85,10 @@ class SparkEngine:
         return self.spark.sql(spark_sql(sql), args=used_params(sql, params) or None)
 
     def query(self, sql: str, params=None) -> pd.DataFrame:
-        return self.frame(sql, params).toPandas()
+        frame = self.frame(sql, params)
+        # DECIMAL results (Spark keeps `x * 1.0 / n` exact) become float64, as DuckDB's do
+        decimals = [f.name for f in frame.schema.fields if f.dataType.typeName() == "decimal"]
+        return frame.toPandas().astype({name: "float64" for name in decimals})
 
     @contextmanager
     def temp_view(self, source, params=None):

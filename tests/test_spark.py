@@ -62,6 +62,9 @@ def stores(tmp_path_factory):
     config = {"n_experts": 4, "n_layers": 4}
     write_run(path, RUN, _routes(0), tags=_tags(), tokens=tokens, config=config)
     write_run(path, OTHER, _routes(1), tags=_tags(), tokens=tokens, config=config)
+    for step in (0, 1):  # a training series of two checkpoints
+        write_run(path, f"s-{step}", _routes(step + 2), tags=_tags(), tokens=tokens,
+                  config={**config, "series": "s", "step": step * 100})
     session = (SparkSession.builder.master("local[2]").appName("routeviz-test")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "2")
@@ -82,7 +85,7 @@ def same(a: pd.DataFrame, b: pd.DataFrame, keys):
 
 def test_same_runs_and_facts(stores):
     on_spark, on_duckdb = stores
-    assert on_spark.run_names() == on_duckdb.run_names() == [RUN, OTHER]
+    assert on_spark.run_names() == on_duckdb.run_names() == [RUN, OTHER, "s-0", "s-1"]
     a, b = on_spark.facts(RUN), on_duckdb.facts(RUN)
     assert a.kinds == b.kinds == ["exit", "expert", "keep", "merge"]
     assert a.tags == b.tags == ["group", "kind"]
@@ -170,3 +173,58 @@ def test_ordered_lists_and_ranges_run_on_spark(stores):
     assert list(rows.path.iloc[0]) == [8, 7, 9]
     rows = engine.query("SELECT n, unnest(range(n)) AS pos FROM VALUES (0), (3) AS t(n)")
     assert rows.values.tolist() == [[3, 0], [3, 1], [3, 2]]
+
+
+def close(a, b, path="result"):
+    """a equals b, floats to 1e-9 relative, through nested dicts and lists."""
+    if isinstance(b, pd.DataFrame):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True),
+                                      check_dtype=False, check_exact=False, rtol=1e-9)
+    elif isinstance(b, dict):
+        assert isinstance(a, dict) and a.keys() == b.keys(), path
+        for key in b:
+            close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(b, (list, tuple)):
+        assert isinstance(a, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            close(x, y, f"{path}[{i}]")
+    elif b is None or a is None:  # a missing value: None from one engine, NaN from the other
+        assert pd.isna(a) and pd.isna(b), path
+    elif isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def test_metrics_json_with_chance_metrics(stores):
+    """`routeviz metrics --json`: Focus/Cover with permutation baseline and ci, load, keep,
+    exits, coactivation, vocab_specialization, consecutive, confidence."""
+    a, b = (metrics.summary(s, RUN, permutations=20, resamples=20, seed=3) for s in stores)
+    for key in ("coactivation", "vocab_specialization", "consecutive", "confidence"):
+        assert b.get(key) not in (None, [], {}), key
+    assert all("baseline" in row for row in b["focus_cover"])
+    close(a, b)
+
+
+def test_new_metric_frames(stores):
+    on_spark, on_duckdb = stores
+    a, b = (metrics.coactivation(s, RUN) for s in stores)
+    for part in a.__dataclass_fields__:
+        x, y = getattr(a, part), getattr(b, part)
+        if isinstance(y, pd.DataFrame):
+            same(x, y, list(y.columns[:4]))
+    same(metrics.consecutive(on_spark, RUN), metrics.consecutive(on_duckdb, RUN), ["site"])
+    a, b = (metrics.vocab_specialization(s, RUN, min_count=1) for s in stores)
+    for part in a.__dataclass_fields__:
+        x, y = getattr(a, part), getattr(b, part)
+        if isinstance(y, pd.DataFrame):
+            same(x, y, list(y.columns[:3]))
+    close(metrics.confidence(on_spark, RUN), metrics.confidence(on_duckdb, RUN))
+
+
+def test_series(stores):
+    from routeviz.metrics.series import series_summary
+
+    a, b = (series_summary(s, "s") for s in stores)
+    assert b["runs"] == ["s-0", "s-1"] and b["final_step"] == 100 and b["identity"]
+    close(a, b)

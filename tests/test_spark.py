@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import routeviz
 from routeviz import metrics
 from tests.metrics_store import expert_routes, write_run
 

@@ -85,9 +85,9 @@ def test_nothing_chosen_and_lost_text_are_one_line_errors(text_store, tmp_path):
     runner = load_model("text-moe")
     encoded = runner.encode([Item(text=TEXT)])
     with trace(runner.module, old, "old", model_name="text-moe",
-               config=runner.trace_config()) as tracer:
-        with tracer.batch(tokens=encoded.tokens, meta=encoded.meta):
-            runner.module(**encoded.inputs)
+               config=runner.trace_config()) as tracer, \
+            tracer.batch(tokens=encoded.tokens, meta=encoded.meta):
+        runner.module(**encoded.inputs)
     at = panel(old, run="old")
     at.multiselect(key="whatif-old-0-ablate-sites").set_value([SITE]).run()
     at.multiselect(key="whatif-old-0-ablate-experts").set_value([1]).run()

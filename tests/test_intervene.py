@@ -124,10 +124,10 @@ def test_text_moe_disable_keep_and_exit(store_dir):
 
 
 def test_glyph_vit_disable_merge_and_keep(store_dir, tmp_path):
+    from routeviz.intervene import intervene
+    from routeviz.models import load_model
     from routeviz.plugins import load_dataset
     from routeviz.record import record
-    from routeviz.models import load_model
-    from routeviz.intervene import intervene
 
     runner = load_model("glyph-vit")
     items = load_dataset("glyphs", limit=2)
@@ -147,14 +147,15 @@ def test_glyph_vit_disable_merge_and_keep(store_dir, tmp_path):
 
 
 def test_hooks_gone_after_block_and_after_error(mixtral_dir):
-    from routeviz.models import load_model
     from routeviz.inputs import Item
+    from routeviz.models import load_model
 
     runner = load_model(str(mixtral_dir))
     model = runner.module
     inputs = runner.encode([Item(text=MIXTRAL_TEXTS[0])]).inputs
-    counts = lambda: sum(len(m._forward_hooks) + len(m._forward_pre_hooks)  # noqa: E731
-                         for m in model.modules())
+    def counts():
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
     before = counts()
     with torch.no_grad():
         plain = model(**inputs).logits
@@ -163,9 +164,8 @@ def test_hooks_gone_after_block_and_after_error(mixtral_dir):
             edited = model(**inputs).logits
         assert counts() == before
         after = model(**inputs).logits
-        with pytest.raises(ValueError, match="inside"):
-            with routeviz.intervene(model, force=["*:2"]):
-                raise ValueError("inside")
+        with pytest.raises(ValueError, match="inside"), routeviz.intervene(model, force=["*:2"]):
+            raise ValueError("inside")
         assert counts() == before
     assert not torch.equal(plain, edited)
     assert torch.equal(plain, after)  # nothing left behind
@@ -173,14 +173,14 @@ def test_hooks_gone_after_block_and_after_error(mixtral_dir):
 
 def test_intervene_inside_a_trace_is_recorded(mixtral_dir, store_dir):
     """The edit hook goes ahead of the tracer's, so a trace that began first records it."""
-    from routeviz.models import load_model
     from routeviz.inputs import Item
+    from routeviz.models import load_model
 
     runner = load_model(str(mixtral_dir))
     inputs = runner.encode([Item(text=MIXTRAL_TEXTS[1])]).inputs
-    with torch.no_grad(), routeviz.trace(runner.module, store_dir, "inside"):
-        with routeviz.intervene(runner.module, force=[f"{LAYER0}:3"]):
-            runner.module(**inputs)
+    with torch.no_grad(), routeviz.trace(runner.module, store_dir, "inside"), \
+            routeviz.intervene(runner.module, force=[f"{LAYER0}:3"]):
+        runner.module(**inputs)
     top = experts(routeviz.open_store(store_dir), "inside", LAYER0).query("rank == 0")
     assert set(top.choice) == {3} and len(top) == int(inputs["attention_mask"].sum())
 

@@ -27,7 +27,7 @@ def expected(family, logits):
 
 
 def first_call(seen, family):
-    name = sorted(seen, key=lambda n: [int(p) if p.isdigit() else p for p in n.split(".")])[0]
+    name = min(seen, key=lambda n: [int(p) if p.isdigit() else p for p in n.split(".")])
     return seen[name][0]
 
 
@@ -51,7 +51,7 @@ def test_ablated_expert_is_never_chosen_and_rest_weighted_as_family(name):
             h.remove()
     assert edit.plans and all(p.ablate == {ABLATED} for p in edit.plans.values())
     if name == "switch":
-        dispatch, top_prob, logits = edited  # [b, s, e], [b, s, 1], [b, s, e]
+        dispatch, top_prob, _ = edited  # [b, s, e], [b, s, 1], [b, s, e]
         assert dispatch[..., ABLATED].sum() == 0
         kept = dispatch.sum(-1) > 0
         index, weights = expected(family, plain[2])
@@ -60,10 +60,10 @@ def test_ablated_expert_is_never_chosen_and_rest_weighted_as_family(name):
         assert torch.allclose(top_prob[..., 0].float(), weights[..., 0], atol=1e-5)
         return
     if name == "llama4":
-        scores, logits = edited
+        scores, _ = edited
         weights, index = scores.topk(family.k, dim=-1)
     else:
-        logits, weights, index = edited
+        _logits, weights, index = edited
     want_index, want_weights = expected(family, plain[1] if name == "llama4" else plain[0])
     assert not (index == ABLATED).any()
     assert torch.equal(index.sort(-1).values, want_index.sort(-1).values)

@@ -32,6 +32,26 @@ from routeviz.errors import RoutevizError, choose
 
 FOCUS_KINDS = ("expert", "keep", "exit")
 
+# One BIGINT per unit so joins and GROUP BYs hash integers: example · 2^24 + token + 1.
+# The +1 keeps a whole-example row (token -1) inside its own example's block; without it
+# (example e, token -1) read back as (e - 1, token 16777215).
+UNIT_KEY = 16_777_216  # 2^24 token positions per example
+
+
+def unit_key(example: str = "example", token: str = "token") -> str:
+    """SQL for the unit key of columns `example`, `token` (e.g. `unit_key("r.example", "r.token")`)."""
+    return f"({example} * {UNIT_KEY} + {token} + 1)"
+
+
+def unit_example(key: str = "u") -> str:
+    """SQL reading the example back from a `unit_key` column."""
+    return f"({key} // {UNIT_KEY})"
+
+
+def unit_token(key: str = "u") -> str:
+    """SQL reading the token (-1 for a whole-example unit) back from a `unit_key` column."""
+    return f"({key} % {UNIT_KEY} - 1)"
+
 
 def df(store, query: str, params: dict | None = None) -> pd.DataFrame:
     """A query's result as a DataFrame (DuckDB-dialect SQL, named `$parameters`)."""

@@ -27,7 +27,7 @@ _ROUTES = """
 ordered AS (SELECT site, min(layer) AS layer FROM routes
             WHERE run = $run AND kind = 'expert' GROUP BY site),
 indexed AS (SELECT site, row_number() OVER (ORDER BY layer, site) - 1 AS idx FROM ordered),
-r AS (SELECT i.idx, x.example * 16777216 + x.token AS u, x.choice, x.rank
+r AS (SELECT i.idx, """ + common.unit_key("x.example", "x.token") + """ AS u, x.choice, x.rank
       FROM routes x JOIN indexed i ON i.site = x.site
       WHERE x.run = $run AND x.kind = 'expert'{sample})"""
 

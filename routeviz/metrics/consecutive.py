@@ -19,8 +19,8 @@ import pandas as pd
 from routeviz.metrics import _common as common
 from routeviz.metrics._pooled import pooled
 
-# every expert route of a token as (site, unit key, choice, rank); unit = example · 2^24 + token
-_ROUTES = ("r AS (SELECT site, example * 16777216 + token AS u, choice, rank FROM routes "
+# every expert route of a token as (site, unit key, choice, rank); unit = common.unit_key()
+_ROUTES = ("r AS (SELECT site, " + common.unit_key() + " AS u, choice, rank FROM routes "
            "WHERE run = $run AND kind = 'expert' AND token >= 0{sample})")
 
 

@@ -17,7 +17,7 @@ from routeviz.metrics import _common as common
 from routeviz.metrics.output_change import output_change
 
 # Chosen sets as 64-bit masks (bit c = choice c) when every choice is in 0..63, so Jaccard
-# is two popcounts; otherwise as lists. Units keyed by one integer (example · 2^24 + token).
+# is two popcounts; otherwise as lists. Units keyed by one integer (common.unit_key).
 MASK = "bit_or(CAST(1 AS BIGINT) << CAST(choice AS INTEGER))"
 MASK_JACCARD = ("CAST(bit_count(a.chosen & b.chosen) AS DOUBLE) "
                 "/ bit_count(a.chosen | b.chosen)")
@@ -28,7 +28,7 @@ LIST_JACCARD = ("CAST(array_length(array_intersect(a.chosen, b.chosen)) AS DOUBL
 SETS = """
 {name} AS (
   SELECT CASE WHEN kind = 'exit' THEN '*' ELSE site END AS site, kind,
-         example * 16777216 + token AS u, arg_min(choice, rank) AS top1, {chosen} AS chosen
+         {key} AS u, arg_min(choice, rank) AS top1, {chosen} AS chosen
   FROM routes WHERE run = ${name}_run AND kind IN ('expert', 'keep', 'exit')
   GROUP BY ALL)"""
 
@@ -45,8 +45,9 @@ def _joined_sql(store, params) -> str:
         "AND kind IN ('expert', 'keep', 'exit')", params).iloc[0]
     masks = not pd.isna(low) and low >= 0 and high < 63  # bit 63 is a signed BIGINT's sign
     chosen, jaccard = (MASK, MASK_JACCARD) if masks else (LIST, LIST_JACCARD)
-    return JOINED.format(a=SETS.format(name="a", chosen=chosen),
-                         b=SETS.format(name="b", chosen=chosen), jaccard=jaccard)
+    return JOINED.format(a=SETS.format(name="a", chosen=chosen, key=common.unit_key()),
+                         b=SETS.format(name="b", chosen=chosen, key=common.unit_key()),
+                         jaccard=jaccard)
 
 
 def diff(store, run: str, against: str, top: int = 20) -> dict:
@@ -72,10 +73,11 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
             f"top1_agreement, avg(jaccard) AS jaccard FROM {table} WHERE in_a AND in_b "
             "GROUP BY kind ORDER BY kind")
         changed = common.df(store, 
-            "SELECT any_value(x.u // 16777216) AS example, any_value(x.u % 16777216) AS token, "
+            f"SELECT any_value({common.unit_example('x.u')}) AS example, "
+            f"any_value({common.unit_token('x.u')}) AS token, "
             "any_value(t.text) AS text, count(*) AS n_sites, "
             "count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped, avg(jaccard) AS mean_jaccard "
-            f"FROM {table} x LEFT JOIN (SELECT example * 16777216 + token AS u, text FROM tokens "
+            f"FROM {table} x LEFT JOIN (SELECT {common.unit_key()} AS u, text FROM tokens "
             "WHERE run = $a_run) t USING (u) WHERE in_a AND in_b "
             "GROUP BY x.u HAVING n_flipped > 0 OR mean_jaccard < 1 "
             f"ORDER BY n_flipped DESC, mean_jaccard, x.u LIMIT {int(top)}",

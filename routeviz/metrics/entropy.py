@@ -14,13 +14,13 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 
-# grouped by one integer per unit (example · 2^24 + token): it hashes faster than two columns
+# grouped by one integer per unit (common.unit_key): it hashes faster than two columns
 WEIGHT_ENTROPY = """
 SELECT site, any_value(example) AS example, any_value(token) AS token, 'weights' AS source,
        count(*) AS k,
        ln(sum(weight)) - sum(weight * ln(weight)) / sum(weight) AS entropy
 FROM routes WHERE run = $run AND kind = 'expert' AND weight > 0 {where}
-GROUP BY site, example * 16777216 + token"""
+GROUP BY site, """ + common.unit_key()
 
 LOGIT_ENTROPY = """
 SELECT site, any_value(example) AS example, any_value(token) AS token, 'logits' AS source,
@@ -28,7 +28,7 @@ SELECT site, any_value(example) AS example, any_value(token) AS token, 'logits' 
        ln(sum(exp(v - m))) + max(m) - sum(exp(v - m) * v) / sum(exp(v - m)) AS entropy
 FROM (SELECT site, example, token, list_max("values") AS m, unnest("values") AS v
       FROM logits WHERE run = $run {where})
-GROUP BY site, example * 16777216 + token"""
+GROUP BY site, """ + common.unit_key()
 
 
 @dataclass

@@ -11,12 +11,12 @@ import pandas as pd
 from routeviz.metrics import _common as common
 
 # top-1 expert per unit and expert site; sites numbered 0.. in model order (idx), units keyed
-# by one integer (example · 2^24 + token) so the joins and GROUP BYs hash integers
+# by one integer (common.unit_key) so the joins and GROUP BYs hash integers
 TOP1 = """
 ordered AS (SELECT site, min(layer) AS layer,
                    CAST(row_number() OVER (ORDER BY min(layer), site) - 1 AS INTEGER) AS idx
             FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site),
-top1 AS MATERIALIZED (SELECT o.idx, r.choice, r.example * 16777216 + r.token AS u
+top1 AS MATERIALIZED (SELECT o.idx, r.choice, """ + common.unit_key("r.example", "r.token") + """ AS u
          FROM routes r JOIN ordered o USING (site)
          WHERE r.run = $run AND r.kind = 'expert' AND r.rank = 0)"""
 

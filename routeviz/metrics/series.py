@@ -42,13 +42,13 @@ SELECT run, TRY_CAST({SERIES_OF.format(key="step")} AS BIGINT) AS step,
 FROM runs WHERE {SERIES_OF.format(key="series")} = $series
 ORDER BY step NULLS LAST, run"""
 
-# a series' runs as a CTE; units keyed by one integer (example · 2^24 + token), as elsewhere
+# a series' runs as a CTE; units keyed by one integer (common.unit_key), as elsewhere
 SERIES_CTE = "sr AS (" + SERIES_RUNS + ")"
 
 SATURATION = """
 WITH """ + SERIES_CTE + """,
 r AS (
-  SELECT run, site, example * 16777216 + token AS u, choice, rank FROM routes
+  SELECT run, site, """ + common.unit_key() + """ AS u, choice, rank FROM routes
   WHERE kind = 'expert' AND run IN (SELECT run FROM sr)),
 f AS (SELECT site, u, choice, rank FROM r WHERE run = $final),
 fu AS (SELECT DISTINCT site, u FROM f),

@@ -1,7 +1,7 @@
 """The three counts behind every F1 of the alignment matrix, computed inside DuckDB:
 |active_j| per subnetwork, |tag_i| per tag value and |tag_i ∧ active_j| per pair.
 
-Units are keyed by one BIGINT (example · 2^24 + token) so the big join and its GROUP BY hash
+Units are keyed by one BIGINT (`common.unit_key`) so the big join and its GROUP BY hash
 integers, not strings; tag values travel as small integer ids. Route rows are not
 de-duplicated: the tracer writes one row per (site, unit, rank), and a router never picks
 one expert twice for a token (a DISTINCT over 10 M rows would cost more than the rest).
@@ -20,8 +20,6 @@ import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
-
-UNIT_KEY = 16_777_216  # 2^24 token positions per example
 
 
 def example_lengths_sql(store, run: str) -> str:
@@ -95,22 +93,21 @@ def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
         if example_tags or example_routes:
             ctes.append(f"lengths AS MATERIALIZED ({example_lengths_sql(store, run)})")
         inherited_tags = (
-            " UNION ALL SELECT example * $key + pos AS u, tid FROM ("
+            " UNION ALL SELECT " + common.unit_key("example", "pos") + " AS u, tid FROM ("
             "SELECT t.example, tv.tid, unnest(range(l.n)) AS pos FROM tags t "
             "JOIN tv USING (name, value) JOIN lengths l USING (example) "
             f"WHERE t.run = $run AND t.token = -1{sample})") if example_tags else ""
         ctes.append("tagged AS MATERIALIZED (SELECT DISTINCT u, tid FROM ("
-                    "SELECT t.example * $key + t.token AS u, tv.tid FROM tags t "
+                    "SELECT " + common.unit_key("t.example", "t.token") + " AS u, tv.tid FROM tags t "
                     "JOIN tv USING (name, value) WHERE t.run = $run AND t.token >= 0" + sample +
                     f"{inherited_tags}))")
         inherited_routes = (
-            " UNION ALL SELECT site, choice, example * $key + pos AS u FROM ("
+            " UNION ALL SELECT site, choice, " + common.unit_key("example", "pos") + " AS u FROM ("
             "SELECT r.site, r.choice, r.example, unnest(range(l.n)) AS pos FROM routes r "
             f"JOIN lengths l USING (example) WHERE {route_filter} AND r.token = -1)"
         ) if example_routes else ""
-        ctes.append("active AS NOT MATERIALIZED (SELECT site, choice, example * $key + token AS u "
+        ctes.append("active AS NOT MATERIALIZED (SELECT site, choice, " + common.unit_key() + " AS u "
                     f"FROM routes WHERE {route_filter} AND token >= 0{inherited_routes})")
-        params["key"] = UNIT_KEY
     return ctes, params
 
 

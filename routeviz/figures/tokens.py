@@ -10,7 +10,7 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from routeviz.figures.data import GRID_VALUES, aggregate_tokens, show_token
+from routeviz.figures.data import GRID_VALUES, aggregate_tokens, plot_text, show_token
 from routeviz.figures.palette import (
     DROPPED_COLOR,
     KEPT_COLOR,
@@ -87,7 +87,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
         x_labels = [f"{s}–{min(s + starts[1] - starts[0], grid.shape[0]) - 1}" for s in starts]
         hover = None
     else:
-        x_labels = [f"{i}:{html.escape(show_token(t))}" for i, t in enumerate(tokens)]
+        x_labels = [f"{i}:{plot_text(show_token(t))}" for i, t in enumerate(tokens)]
         hover = [[cards[i] if cards else x_labels[i] for i in range(len(tokens))]
                  for _ in columns]
     kwargs = dict(z=z, x=list(range(len(starts))), y=columns, xgap=1, ygap=1,

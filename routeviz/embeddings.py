@@ -87,8 +87,8 @@ def _expert_site(store, run, site):
 
 
 def _hidden_layer(store, run, layer):
-    layers = [r[0] for r in store.con.execute(
-        "SELECT DISTINCT layer FROM embeddings WHERE run = ? ORDER BY layer", [run]).fetchall()]
+    layers = common.df(store, "SELECT DISTINCT layer FROM embeddings WHERE run = $run "
+                              "ORDER BY layer", {"run": run}).layer.astype(int).tolist()
     if not layers:
         raise RoutevizError(f"run {run!r} recorded no hidden states (the embeddings table is "
                             "empty); use source='routing'")

@@ -1,0 +1,82 @@
+"""The What-if panel in a real browser (Streamlit on 127.0.0.1, Debian Chromium through
+Playwright): on a text-moe run, pick a site and an expert to ablate, click the button, and
+the page shows the plain and what-if outputs, the next-token KL and the tokens whose
+routing changed; the store holds the what-if run, without the ablated expert at its site.
+Saves docs/screenshots/whatif.png for the README. Driven through tests/e2e/whatif_app.py (the panel alone) until Inspect embeds it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.streamlit_server import ROOT, streamlit_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+TEXT = "def add(x, y):\n    return x + y  # add two numbers"
+SITE = "blocks.0.mlp.router"
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
+
+
+@pytest.fixture(scope="module")
+def text_store(tmp_path_factory):
+    from routeviz.inputs import Item
+    from routeviz.models import load_model
+    from routeviz.record import record
+    from routeviz.store import open_store
+
+    path = tmp_path_factory.mktemp("whatif-e2e") / "store"
+    record(load_model("text-moe"), [Item(text=TEXT, source="typed text")], path, "code")
+    routes = open_store(path).example_routes("code", 0)
+    chosen = routes[(routes.site == SITE) & (routes.kind == "expert")].choice
+    return path, int(chosen.value_counts().idxmax())
+
+
+def idle(pg):
+    time.sleep(0.3)
+    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+
+
+def pick(pg, label, option):
+    pg.locator("[data-testid=stMultiSelect]").filter(has_text=label).first.click()
+    pg.get_by_role("option", name=option, exact=True).click()
+    pg.keyboard.press("Escape")
+    idle(pg)
+
+
+def test_ablate_in_the_browser(text_store, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from routeviz.store import open_store
+
+    path, ablated = text_store
+    monkeypatch.setitem(os.environ, "ROUTEVIZ_WHATIF_RUN", "code")
+    with streamlit_app(ROOT / "tests" / "e2e" / "whatif_app.py", path) as base, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        pg.set_default_timeout(90_000)
+        pg.goto(base)
+        pg.get_by_role("heading", name="What if").wait_for()
+        idle(pg)
+        pick(pg, "Ablate at sites", SITE)
+        pick(pg, "these experts", str(ablated))
+        pg.get_by_role("button", name="Run with this intervention").click()
+        pg.get_by_text("Next-token KL").wait_for()
+        idle(pg)
+        body = pg.locator("body").inner_text()
+        pg.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif.png"), full_page=True)
+        browser.close()
+    assert "Plain: model output" in body and "What if: model output" in body
+    assert "routed differently" in body and "error" not in body.lower()
+    store = open_store(path)
+    edited = [r for r in store.run_names() if r.startswith("code-e0-whatif-")]
+    assert len(edited) == 1 and "code-e0-plain" in store.run_names()
+    routes = store.example_routes(edited[0], 0)
+    assert ablated not in set(routes[routes.site == SITE].choice)

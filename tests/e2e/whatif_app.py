@@ -10,10 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from app_pages.common import get_handle  # noqa: E402
-from app_pages.whatif import render_whatif  # noqa: E402
+from app_pages.common import get_handle
+from app_pages.whatif import render_whatif
 
 st.title("What if")
 render_whatif(get_handle(), os.environ["ROUTEVIZ_WHATIF_RUN"], 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from contextlib import ExitStack, contextmanager
 
+import torch
 from torch import nn
 
 
@@ -94,17 +95,23 @@ class SiteHooks:
         return target
 
     def _site_hook(self, site):
+        @torch.compiler.disable  # see _root_pre
         def hook(module, inputs, output):
             target = self._current()
             if target is not None:
                 target.on_site(site, module, inputs, output)
         return hook
 
+    # torch.compile runs the hooks as they are, outside its graphs (a graph break at each
+    # hooked module): traced into a graph, they would guard on the tracer's batch object
+    # and compile the model again for every batch
+    @torch.compiler.disable
     def _root_pre(self, module, args, kwargs):
         target = self._current()
         if target is not None:
             target.on_root_pre(args, kwargs)
 
+    @torch.compiler.disable
     def _root_post(self, module, inputs, output):
         target = self._current()
         if target is not None:

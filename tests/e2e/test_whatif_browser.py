@@ -7,16 +7,13 @@ Saves docs/screenshots/whatif.png for the README. Driven through tests/e2e/whati
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.streamlit_server import ROOT, streamlit_app
+from tests.e2e.test_timeline_browser import ARGS, CHROMIUM, idle
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 TEXT = "def add(x, y):\n    return x + y  # add two numbers"
 SITE = "blocks.0.mlp.router"
 
@@ -36,11 +33,6 @@ def text_store(tmp_path_factory):
     routes = open_store(path).example_routes("code", 0)
     chosen = routes[(routes.site == SITE) & (routes.kind == "expert")].choice
     return path, int(chosen.value_counts().idxmax())
-
-
-def idle(pg):
-    time.sleep(0.3)
-    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
 
 
 def pick(pg, label, option):

@@ -93,3 +93,27 @@ def test_nothing_chosen_and_lost_text_are_one_line_errors(text_store, tmp_path):
     at.multiselect(key="whatif-old-0-ablate-experts").set_value([1]).run()
     at.button(key="whatif-old-0-go").click().run()
     assert "did not keep its input texts" in at.error[0].value
+
+
+def test_image_rerun_from_stored_png_shows_class_probability(tmp_path):
+    """glyph-vit: the input is the stored image; forcing an expert everywhere and turning
+    merging off changes the routing, and the panel states the predicted class's probability."""
+    from routeviz.plugins import load_dataset
+
+    path = tmp_path / "store"
+    record(load_model("glyph-vit"), load_dataset("glyphs", limit=1), path, "glyph")
+    at = panel(path, run="glyph")
+    key = "whatif-glyph-0"
+    site = at.selectbox(key=f"{key}-force-site").options[1]
+    at.selectbox(key=f"{key}-force-site").set_value(site).run()
+    at.selectbox(key=f"{key}-force-expert").set_value(3).run()
+    at.multiselect(key=f"{key}-disable").set_value(["merge"]).run()
+    at.button(key=f"{key}-go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    plain, edited = at.session_state[key]
+    store = routeviz.open_store(path)
+    routes = store.example_routes(edited, 0)
+    assert set(routes[(routes.site == site) & (routes["rank"] == 0)].choice) == {3}
+    assert "merge" not in set(routes.kind) and "merge" in set(store.example_routes(plain, 0).kind)
+    assert [m.label for m in at.metric] == ["Probability of the plain prediction"]
+    assert store.example_info(edited, 0)["image"] == store.example_info(plain, 0)["image"]

@@ -133,6 +133,8 @@ def test_synthetic_series_known_answers(tmp_path):
     assert (first.matched == first.expert).all()  # ranks swapped, same sets: same experts
     assert (second.matched == (second.expert + 1) % 4).all() and second.changed.all()
     assert np.allclose(second.similarity, 1.0)
+    entropies = timeline(store, "s").query("metric == 'entropy'")
+    assert len(entropies) == 3 * 3 and np.allclose(entropies.value, np.log(2))  # w = 1/2, 1/2
     out = series_summary(store, "s")
     assert out["runs"] == ["s-step000010", "s-step000020", "s-step000030"]
     assert out["final_step"] == 30 and [s["step"] for s in out["steps"]] == [10, 20, 30]

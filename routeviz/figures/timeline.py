@@ -15,7 +15,7 @@ METRIC_TITLES = {
     "maxvio": "MaxVio ((max − mean) / mean of expert counts)",
     "focus": "Focus",
     "cover": "Cover",
-    "entropy": "Routing entropy of the top-k weights (nats)",
+    "entropy": "Routing entropy (nats; router logits where recorded, else top-k weights)",
 }
 UNIT_RANGE = ("saturation_top1", "saturation_overlap", "focus", "cover")
 MAX_SITES = 24  # lines drawn at most; the pooled "*" line always among them

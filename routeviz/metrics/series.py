@@ -13,7 +13,9 @@ same probe set (runs.config holds {"series", "step", "checkpoint"}).
         load CV (std/mean of per-expert counts) and MaxVio = (max - mean) / mean per site;
         "*" is the mean over sites.
     timeline(store, series, tags=None) -> long frame: step, run, site, metric, value
-        metric: saturation_top1, saturation_overlap, load_cv, maxvio, focus, cover, entropy.
+        metric: saturation_top1, saturation_overlap, load_cv, maxvio, focus, cover, entropy
+        (nats; softmax over the router logits where the run recorded them, else the
+        renormalised top-k weights).
     series_summary(store, series, ...) -> dict (`routeviz metrics --series NAME --json`)
 Expert identity across steps is in `routeviz.metrics.identity`.
 """
@@ -151,20 +153,25 @@ def _focus_rows(store, run, step, tags) -> list[dict]:
 
 
 def _entropy_rows(store, run, step) -> list[dict]:
+    """Mean routing entropy per site and pooled (weighted by tokens): over every expert from
+    the router logits where the run recorded them, else over the renormalised top-k weights
+    (none for a top-1 router without logits: always 0). Rounding below 0 is clipped."""
     sites = entropy(store, run, limit=0).sites
-    sites = sites[sites.source == "weights"]
+    source = "logits" if (sites.source == "logits").any() else "weights"
+    sites = sites[(sites.source == source) & (sites.max_possible > 0)]
     if sites.empty:
         return []
-    pooled = float(np.average(sites["mean"], weights=sites.n_tokens))
+    means = sites["mean"].clip(lower=0.0)
+    pooled = float(np.average(means, weights=sites.n_tokens))
     rows = [{"step": step, "run": run, "site": POOLED, "metric": "entropy", "value": pooled}]
     rows += [{"step": step, "run": run, "site": s, "metric": "entropy", "value": float(v)}
-             for s, v in zip(sites.site, sites["mean"])]
+             for s, v in zip(sites.site, means)]
     return rows
 
 
 def timeline(store, series: str, tags=None) -> pd.DataFrame:
     """Every per-step metric of the series as one long frame: step, run, site, metric,
-    value. Entropy is of the recorded (renormalised top-k) weights, in nats."""
+    value. Entropy (nats) is over the router logits where recorded, else the top-k weights."""
     runs = series_runs(store, series)
     if tags:
         for run in runs.run:

@@ -265,10 +265,17 @@ class Tracer:
         self.examples_seen.update(batch.examples)
         self.n_batches += 1
         batch.events = resolve_exits(batch.events)
-        packed = pack_events(batch.events, batch.attention_mask, self.options.logits)
-        site_codes = [self.writer.site_code(_site_name(s, e)) for s, e in batch.events]
         logits = self.options.logits
+        site_codes = [self.writer.site_code(_site_name(s, e)) for s, e in batch.events]
         hidden = pack_hidden(batch.hidden) if batch.hidden else None
+        if _on_host(batch):  # nothing to copy: the writer thread takes the arrays
+            if batch.attention_mask is not None:  # the caller's: it may be reused
+                batch.attention_mask = batch.attention_mask.clone()
+            self.writer.put(lambda: expand_batch(
+                batch, pack_events(batch.events, batch.attention_mask, logits), site_codes,
+                logits, hidden))
+            return
+        packed = pack_events(batch.events, batch.attention_mask, logits)  # device -> host now
         self.writer.put(lambda: expand_batch(batch, packed, site_codes, logits, hidden))
 
     # -- the runs table ---------------------------------------------------------------
@@ -278,6 +285,15 @@ class Tracer:
         seen = len(self.examples_seen) if self._all_examples is None else self._all_examples
         self.runs.write_row(model=self.model_name, created=self._created, finished=finished,
                             n_examples=self._base_examples + seen, config=self.config)
+
+
+def _on_host(batch: Batch) -> bool:
+    """Every tensor of the batch's events (and its mask) is already in host memory."""
+    tensors = [t for _, e in batch.events for t in (e.choice, e.weight, e.valid, e.token_index,
+                                                   e.logits) if isinstance(t, torch.Tensor)]
+    if isinstance(batch.attention_mask, torch.Tensor):
+        tensors.append(batch.attention_mask)
+    return all(t.device.type == "cpu" for t in tensors)
 
 
 def _site_name(site: Site, event: schema.RouteEvent) -> str:

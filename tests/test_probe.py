@@ -4,6 +4,7 @@ per step, grouped as a series; from a plain loop and from a transformers Trainer
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -231,3 +232,23 @@ def test_dae_syn_training_writes_its_probe_series(tmp_path):
     # the same images, in the same order, at every step
     first = store.examples(run="dae-syn-top-k-step000000").sort_values("example")["source"]
     assert first.tolist() == examples.sort_values("example")["source"].tolist()
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "sample_models" / "data" / "series"
+
+
+def test_shipped_dae_syn_series_ends_at_the_shipped_weights(tmp_path):
+    """21 probes per learned strategy, step 0 to 3000; the last one routes exactly as the
+    shipped weights do on the same probe set (the series was recorded by the run that
+    reproduced them)."""
+    from routeviz.models import load_model
+    from sample_models.dae_syn_train import probe_set
+
+    store = routeviz.open_store(SHIPPED / "dae-syn")
+    assert series_names(store) == ["dae-syn-reinforce", "dae-syn-st-gumbel", "dae-syn-top-k"]
+    for name in series_names(store):
+        assert series_runs(store, name)["step"].tolist() == list(range(0, 3001, 150))
+    runner = load_model("dae-syn-top-k")
+    run = routeviz.probe(runner, probe_set(runner), tmp_path, "again", step=3000)
+    again = routeviz.open_store(tmp_path)
+    assert choices(again, run).equals(choices(store, "dae-syn-top-k-step003000"))

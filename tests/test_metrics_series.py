@@ -104,9 +104,9 @@ def test_frozen_steps_keep_every_expert_identity_and_metric(trained):
     ids = identity(store, "tiny")
     late = ids[ids.from_step >= FROZEN_AFTER]
     assert len(late) == 3 * 2 * 4  # 3 transitions x 2 sites x 4 experts
-    assert (late.matched == late.expert).all() and not late.changed.any()
-    chosen = late[late.similarity > 0]
-    assert np.allclose(chosen.similarity, 1.0)
+    used = late[late.similarity > 0]
+    assert (used.matched == used.expert).all() and np.allclose(used.similarity, 1.0)
+    assert (late[late.similarity == 0].matched == -1).all() and not late.changed.any()
     frame = timeline(store, "tiny")
     assert set(frame.metric) == {"saturation_top1", "saturation_overlap", "load_cv", "maxvio",
                                  "focus", "cover", "entropy"}
@@ -142,6 +142,19 @@ def test_synthetic_series_known_answers(tmp_path):
                                                 "n_units": 12}
     assert {r["site"] for r in out["steps"][0]["focus_cover"]} == {"*", "g0", "g1"}
     assert len(out["identity"]) == 2 * 2 * 4
+
+
+def test_an_idle_expert_matches_no_one(tmp_path):
+    from tests.metrics_store import expert_routes, write_run
+
+    for step, (a, b) in ((1, (0, 1)), (2, (1, 0))):  # top-1: tokens 0-2 -> a, 3-5 -> b
+        store = write_run(tmp_path, f"i-step{step:06d}", expert_routes(
+            "g", 0, {(0, t): [a if t < 3 else b] for t in range(6)}),
+            config={"series": "i", "step": step, "n_experts": 4})
+    ids = identity(store, "i")
+    assert ids.matched.tolist() == [1, 0, -1, -1]  # experts 2 and 3 were never chosen
+    assert ids.changed.tolist() == [True, True, False, False]
+    assert ids.similarity.tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_match_is_one_to_one_with_and_without_scipy(monkeypatch):

@@ -57,7 +57,8 @@ def identity_heatmap(identity: pd.DataFrame, site: str) -> go.Figure:
                            aggfunc="first").reindex(columns=pairs)
     matched = rows.pivot_table(index="expert", columns="pair", values="matched",
                                aggfunc="first").reindex(columns=pairs)
-    text = [[f"→ e{int(v)}" if v == v else "" for v in row] for row in matched.to_numpy()]
+    text = [["" if v != v else ("–" if v < 0 else f"→ e{int(v)}") for v in row]
+            for row in matched.to_numpy()]
     fig = go.Figure(go.Heatmap(
         z=sim.to_numpy(), x=pairs, y=[f"e{int(e)}" for e in sim.index], text=text,
         texttemplate="%{text}", colorscale="Greens", zmin=0, zmax=1,

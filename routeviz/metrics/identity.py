@@ -6,7 +6,9 @@ by the Hungarian method (scipy's linear_sum_assignment; a greedy best-first matc
 scipy is missing), so "expert 3 became expert 5" reads off a row.
 
     identity(store, series) -> frame: site, from_step, to_step, expert, matched,
-                               similarity, changed (matched != expert)
+                               similarity, changed (matched is another expert)
+    matched is -1 where the pairing has similarity 0 (an expert idle at either step, or one
+    whose tokens all went to experts already matched): it became no one in particular.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from routeviz.metrics import _common as common
 from routeviz.metrics.series import SERIES_CTE, series_runs
 
 COLUMNS = ["site", "from_step", "to_step", "expert", "matched", "similarity", "changed"]
+NO_MATCH = -1  # `matched` of an expert that shares no probe token with any expert it could pair
 
 OVERLAP = """
 WITH """ + SERIES_CTE + """,
@@ -80,8 +83,10 @@ def identity(store, series: str) -> pd.DataFrame:
             denom = np.sqrt(np.outer(n_from, n_to))
             similarity = np.divide(both, denom, out=np.zeros_like(both), where=denom > 0)
             for expert, matched in enumerate(match(similarity)):
+                score = float(similarity[expert, matched])
+                if score == 0.0:  # shares no probe token with any free expert: no match
+                    matched = NO_MATCH
                 rows.append({"site": site, "from_step": int(step), "to_step": int(next_step),
-                             "expert": expert, "matched": int(matched),
-                             "similarity": float(similarity[expert, matched]),
-                             "changed": bool(matched != expert)})
+                             "expert": expert, "matched": int(matched), "similarity": score,
+                             "changed": bool(matched not in (expert, NO_MATCH))})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -42,10 +42,29 @@ class ModelSpec:
     datasets: tuple  # dataset names that suit it (`routeviz trace --dataset`)
     description: str
     load: Callable  # (name) -> routeviz.models.ModelRunner; import heavy code inside it
+    examples: tuple = ()  # `Example`s ready to run (the app's "Try" buttons)
 
     def info(self) -> dict:
         return {"name": self.name, "modality": self.modality, "routing": list(self.routing),
                 "datasets": list(self.datasets), "description": self.description}
+
+
+@dataclass(frozen=True)
+class Example:
+    """An input a model's spec offers to try: a short text, or item `index` of a dataset."""
+
+    title: str  # what the button says
+    text: str | None = None
+    dataset: str | None = None
+    index: int = 0
+
+    def item(self):
+        """The input as a `routeviz.inputs.Item` (a dataset item keeps its tags)."""
+        from routeviz.inputs import Item
+
+        if self.text is not None:
+            return Item(text=self.text, source=self.title)
+        return load_dataset(self.dataset, self.index + 1)[self.index]
 
 
 @dataclass(frozen=True)

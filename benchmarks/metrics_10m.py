@@ -106,8 +106,9 @@ def build(store: str, n_examples: int) -> int:
             schema=schema.TAGS)
         write_part(store, "tags", "bench", tags)
         write_part(store, "tokens", "bench", pa.table(
-            {"example": example, "token": token, "text": [f"w{v}" for v in pos]},
-            schema=schema.TOKENS))
+            {"example": example, "token": token, "text": [f"w{v}" for v in pos],
+             "char_start": pa.nulls(len(example), pa.int32()),
+             "char_end": pa.nulls(len(example), pa.int32())}, schema=schema.TOKENS))
     return rows
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from routeviz import schema
+from routeviz.contexts import token_offsets
 from routeviz.writer import RouteColumns
 
 KIND_CODE = {k: i for i, k in enumerate(schema.KINDS)}
@@ -103,6 +104,15 @@ def expand_batch(batch, packed, site_codes, with_logits, hidden=None):
     return routes, tables
 
 
+def _spans(meta: dict, strings) -> list:
+    """Each token's (start, end) in the example's full text: the runner's offsets where it
+    gives them (a (0, 0) or empty span: not in the text), else found by routeviz.contexts."""
+    given, full = meta.get("offsets"), meta.get("text")
+    if given is not None and len(given) == len(strings):
+        return [(int(a), int(b)) if b > a else None for a, b in given]
+    return token_offsets(full, strings) if isinstance(full, str) else [None] * len(strings)
+
+
 def _site_label(site, event) -> str:
     return f"{site.name}.{event.site}" if event.site else site.name
 
@@ -186,12 +196,16 @@ def side_tables(batch, mask) -> dict[str, pa.Table]:
             ex_cols[key].append(m.get(key))
     tables = {"examples": pa.table(ex_cols, schema=schema.EXAMPLES)}
     if tokens is not None:
-        t_ex, t_tok, t_text = [], [], []
-        for example, strings in zip(examples, tokens):
+        t_ex, t_tok, t_text, t_start, t_end = [], [], [], [], []
+        for example, strings, m in zip(examples, tokens, meta):
             t_ex.extend([example] * len(strings))
             t_tok.extend(range(len(strings)))
             t_text.extend(str(s) for s in strings)
-        tables["tokens"] = pa.table({"example": t_ex, "token": t_tok, "text": t_text},
+            spans = _spans(m or {}, strings)
+            t_start.extend(None if s is None else s[0] for s in spans)
+            t_end.extend(None if s is None else s[1] for s in spans)
+        tables["tokens"] = pa.table({"example": t_ex, "token": t_tok, "text": t_text,
+                                     "char_start": t_start, "char_end": t_end},
                                     schema=schema.TOKENS)
     if batch.tags is not None:
         g_ex, g_tok, g_name, g_val = [], [], [], []

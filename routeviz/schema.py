@@ -90,7 +90,15 @@ EXAMPLES = pa.schema(
     ]
 )
 
-TOKENS = pa.schema([("example", pa.int64()), ("token", pa.int32()), ("text", pa.string())])
+TOKENS = pa.schema([
+    ("example", pa.int64()),
+    ("token", pa.int32()),
+    ("text", pa.string()),
+    # the token's character span in examples.text (routeviz.contexts); NULL where it is not
+    # in the text (a special token), for images, and in older stores
+    ("char_start", pa.int32()),
+    ("char_end", pa.int32()),
+])
 
 TAGS = pa.schema(
     [

@@ -124,7 +124,7 @@ class MiniLMRunner(KnobsMixin, ModelRunner):
             tokens.append(pieces)
             tags.append(text_tags(item, spans, [p in specials for p in pieces]))
             meta.append({"modality": "text", "source": item.source or item.text[:200],
-                         "label": item.label})
+                         "label": item.label, "offsets": spans})  # spans: tokens.char_start/end
             full = len(self.tokenizer(item.text)["input_ids"])
             if full > n:
                 name = item.source or item.text

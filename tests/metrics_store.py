@@ -40,7 +40,8 @@ def write_run(path, run, routes, *, tags=(), tokens=None, config=None, logits=()
         rows = [(e, i, s) for e, texts in tokens.items() for i, s in enumerate(texts)]
         ex, tok, text = zip(*rows)
         write_part(path, "tokens", run, pa.table({"example": list(ex), "token": list(tok),
-                                                  "text": list(text)}, schema=schema.TOKENS))
+                                                  "text": list(text), "char_start": [None] * len(ex),
+                                                  "char_end": [None] * len(ex)}, schema=schema.TOKENS))
     if logits:
         ex, tok, layer, site, values = zip(*logits)
         write_part(path, "logits", run, pa.table(

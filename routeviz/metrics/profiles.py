@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from routeviz.contexts import context_windows
 from routeviz.metrics import _common as common
 from routeviz.metrics.focus_cover import _has, all_tag_values
 from routeviz.metrics.unit_counts import example_lengths_sql, unit_counts
@@ -101,7 +102,8 @@ def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
 
 
 def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
-    """The `contexts` highest-weight units of each expert, with `window` tokens each side."""
+    """The `contexts` highest-weight units of each expert, with `window` tokens each side:
+    slices of the example's original text where the store has it (routeviz.contexts)."""
     params = {"run": run, "n": int(contexts)}
     site_filter = ""
     if site is not None:
@@ -116,27 +118,12 @@ def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
         f"  FROM routes WHERE run = $run AND kind = 'expert'{site_filter}) picked "
         "WHERE place <= $n ORDER BY site, expert, weight DESC, example, token", params)
     examples = sorted({int(e) for e in picks.example}) or [-1]
-    text = common.df(store, 
-        "SELECT example, token, text FROM tokens WHERE run = $run AND "
-        "list_contains($examples, example) ORDER BY example, token",
-        {"run": run, "examples": examples})
-    sources = common.df(store, 
-        "SELECT example, source FROM examples WHERE run = $run AND "
-        "list_contains($examples, example)", {"run": run, "examples": examples})
-    by_example = {e: dict(zip(g.token, g.text)) for e, g in text.groupby("example")}
-    source = dict(zip(sources.example, sources.source))
+    windows = context_windows(store, run, examples)
     rows = []
     for rec in picks.itertuples(index=False):
-        strings = by_example.get(rec.example, {})
-        t = int(rec.token)
-        if t < 0:
-            middle, left, right = source.get(rec.example) or f"example {rec.example}", "", ""
-        else:
-            middle = strings.get(t, "")
-            left = " ".join(strings[i] for i in range(t - window, t) if i in strings)
-            right = " ".join(strings[i] for i in range(t + 1, t + 1 + window) if i in strings)
+        left, middle, right = windows(int(rec.example), int(rec.token), window)
         rows.append({"site": rec.site, "expert": int(rec.expert), "example": int(rec.example),
-                     "token": t, "text": middle, "left": left, "right": right,
+                     "token": int(rec.token), "text": middle, "left": left, "right": right,
                      "weight": rec.weight})
     return pd.DataFrame(rows, columns=["site", "expert", "example", "token", "text", "left",
                                        "right", "weight"])

@@ -5,6 +5,9 @@ between recordings (the app's cached models), so one input costs its forward and
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from dataclasses import dataclass, field
 
 from routeviz.errors import RoutevizError
@@ -21,6 +24,10 @@ class RecordResult:
     rows: int
     notes: list = field(default_factory=list)
     predictions: list = field(default_factory=list)
+    # seconds: open (the run opened, hooks attached), encode, forward (the model's calls,
+    # hooks included), store (hand-offs, rows written, run closed), total; logged to the
+    # `routeviz.record` logger at INFO (benchmarks/app_response.py reads them)
+    timings: dict = field(default_factory=dict)
 
 
 class WarmRunner:
@@ -66,6 +73,8 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
             f"{runner.name} takes {runner.modality} input, but {wrong[0].source or 'an input'} "
             f"is {wrong[0].modality}")
     result = RecordResult(run=run, n_examples=0, n_batches=0, rows=0)
+    timings = result.timings = dict.fromkeys(("open", "encode", "forward", "store"), 0.0)
+    started = clock = time.perf_counter()
     run_config = {**runner.trace_config(), **(config or {})}
     with trace(runner.module, store, run, overwrite=overwrite, append=append, logits=logits,
                model_name=runner.name, config=run_config, write_run=write_run,
@@ -73,9 +82,12 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
                hooks=runner.hooks if isinstance(runner, WarmRunner) else None) as tracer, \
             OutputRecorder(runner.module, OUTPUT_BUDGET if outputs else 0) as recorded:
         start = example_offset + tracer.next_example
+        timings["open"], clock = _lap(clock)
         for begin in range(0, len(items), batch_size):
             chunk = items[begin:begin + batch_size]
             encoded = runner.encode(chunk)
+            encoding, clock = _lap(clock)
+            timings["encode"] += encoding
             result.notes.extend(encoded.notes)
             ids = list(range(start + begin, start + begin + len(chunk)))
             mask = encoded.inputs.get("attention_mask") if isinstance(encoded.inputs, dict) else None
@@ -86,13 +98,27 @@ def record(runner, items, store, run, *, batch_size: int = 8, overwrite: bool = 
                               meta=encoded.meta, attention_mask=mask) as batch:
                 predictions = runner.predict(encoded)
                 batch.predict(predictions)
+                forward, clock = _lap(clock)
+                timings["forward"] += forward
             recorded.write(tracer.writer, ids, mask)
             result.predictions.extend(predictions)
             result.n_batches += 1
             result.n_examples += len(chunk)
             if progress is not None:
                 progress(result.n_examples, len(items))
+            handed, clock = _lap(clock)  # the batch's hand-off, outputs, progress
+            timings["store"] += handed
     if outputs and recorded.note():
         result.notes.append(recorded.note())
     result.rows = tracer.writer.rows_written
+    closing, _ = _lap(clock)
+    timings["store"] += closing
+    timings["total"] = time.perf_counter() - started
+    logging.getLogger(__name__).info("record %s", json.dumps(
+        {"run": run, "model": runner.name, "examples": result.n_examples, **timings}))
     return result
+
+
+def _lap(since: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return now - since, now

@@ -95,3 +95,14 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def scratch() -> str:
+    """A folder for benchmark stores: build/ in the repository, on the filesystem a store in
+    the working directory (the app's) lives on. (On this machine /tmp creates a directory
+    ~25x slower, which a trace's run folders would pay.)"""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "build" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)

@@ -71,6 +71,10 @@ def main() -> dict:
             results[key] = run("overhead", "--model", "text-moe", "--shape", shape)
         else:
             results[key] = {"skipped": "sample_models/weights/text-moe not trained"}
+    # issue 18: one input at a time, compiled models, the app's response
+    results["single_input"] = run("single_input")
+    results["compiled"] = run("compiled", timeout=1200)
+    results["app_response"] = run("app_response", timeout=1200)
     results["streaming"] = run("streaming")
     results["profile_trace"] = run("profile_trace")
     if (HERE / "metrics_10m.py").exists():

@@ -47,12 +47,79 @@ def overhead_rows(results: dict) -> list[str]:
     return rows
 
 
+def _ratio(entry: dict, shape: str, variant: str):
+    v = entry.get("shapes", {}).get(shape, {}).get(variant, {})
+    return v.get("forward_cpu_ratio"), v.get("forward_ratio")
+
+
+def target_rows(r: dict) -> list[str]:
+    """Issue 18's targets beside nnsight and hand-written hooks, as measured in `r`."""
+    rows = ["| target | routeviz | hand-written hooks + .cpu() | nnsight | met? |",
+            "|---|---|---|---|---|"]
+
+    def both(pair):
+        return "–" if pair[0] is None else f"{pair[0]:.3f} ({pair[1]:.2f})"
+
+    si = r.get("single_input", {}).get("variants", {})
+    if si:
+        rv, hk, nn = si["routeviz"], si["cpu_hooks"], si.get("nnsight", {})
+        rows.append(f"| 1×16 forward inside an open trace ≤ 1.03× untraced, below nnsight "
+                    f"(CPU (wall)) | {both((rv['cpu_ratio'], rv['ratio']))} "
+                    f"| {both((hk['cpu_ratio'], hk['ratio']))} "
+                    f"| {both((nn.get('cpu_ratio'), nn.get('ratio')))} "
+                    f"| {_met(rv['cpu_ratio'] <= 1.03 and rv['cpu_ratio'] < nn.get('cpu_ratio', 9))} |")
+        for key, label in (("stored_warm", "hooks kept (the app)"),
+                           ("stored_cold", "hooks registered per trace")):
+            v = si[key]
+            rows.append(f"| whole stored trace of one 1×16 input ≤ untraced + 2 ms, {label} "
+                        f"(CPU (wall), ms over untraced {_f(si['untraced']['cpu_ms'])} ms) "
+                        f"| +{_f(v['over_untraced_cpu_ms'])} (+{_f(v['over_untraced_ms'])}) "
+                        f"| nothing stored | nothing stored | {_met(v['over_untraced_cpu_ms'] <= 2)} |")
+    for shape, key in (("8x128", "overhead_mixtral_8x128"), ("32x512", "overhead_mixtral_32x512")):
+        entry = r.get(key, {})
+        ours = _ratio(entry, shape, "routeviz")
+        if ours[0] is not None:
+            rows.append(f"| tiny Mixtral {shape.replace('x', '×')} forward ≤ 1.01× (CPU (wall)) "
+                        f"| {both(ours)} | {both(_ratio(entry, shape, 'cpu_hooks'))} "
+                        f"| {both(_ratio(entry, shape, 'nnsight'))} | {_met(ours[0] <= 1.01)} |")
+    c = r.get("compiled", {})
+    if "compiled_traced" in c:
+        t = c["compiled_traced"]
+        rows.append(f"| torch.compile ({c['backend']}) {c['shape'].replace('x', '×')} traced ≤ "
+                    f"1.03× compiled untraced (CPU (wall)) | {both((t['cpu_ratio'], t['ratio']))}"
+                    f"; outputs equal: {c.get('outputs_equal')} | – | – "
+                    f"| {_met(t['cpu_ratio'] <= 1.03)} |")
+    elif c:
+        rows.append(f"| torch.compile traced ≤ 1.03× | {c.get('error', '–')[:80]} | – | – | – |")
+    a = r.get("app_response", {})
+    for kind in ("text", "image"):
+        med = a.get(kind, {}).get("median")
+        if med:
+            info = a[kind]
+            what = (f"{info['tokens_given']}-token text ({info['tokens_traced']} traced) on "
+                    f"{info['model']}" if kind == "text" else f"1-megapixel photo on {info['model']}")
+            rows.append(f"| app: {what}, click to result ≤ 1 s | {_f(med['click_to_result_s'])} s "
+                        f"(model {_f(med['model_s'])}, trace {_f(med['trace_s'], 3)}, storage "
+                        f"{_f(med['storage_s'])}, drawing {_f(med['drawing_s'])}) | – | – "
+                        f"| {_met(med['click_to_result_s'] <= 1)} |")
+    return rows
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
 def main() -> str:
     r = json.loads(RESULTS.read_text())
     m = r["machine"]
     out = [(f"Machine: {m['cpu_count']} cores ({m['processor']}), no GPU, torch {m['torch']}, "
            f"{m['when']}; shared with other jobs, so wall-clock figures are noisy and CPU-time "
            "figures are the ones to compare."), ""]
+    loads = [v.get("load_average") for v in r.values() if isinstance(v, dict)]
+    loads = [x for x in loads if x is not None]
+    if loads:
+        out[0] += f" Load average during the runs: {min(loads):.1f}–{max(loads):.1f}."
+    out += target_rows(r) + [""]
     out += overhead_rows(r)
     sw = r.get("store_write", {})
     out += ["", "| store | float32 weights (lossless) | float16 weights |", "|---|---|---|"]

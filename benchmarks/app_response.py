@@ -1,0 +1,189 @@
+"""The app's response in a real browser: seconds from clicking "Run the model" on Inspect to
+the result on screen (text: the token chips; image: the patch views), and its parts.
+
+Serves app.py (through benchmarks/app_timed.py, which logs record()'s timings) with
+`streamlit run` on 127.0.0.1 and drives Debian Chromium with Playwright:
+  text  - a ~200-token Python text on text-moe (the model keeps its first 128 tokens);
+  image - a 1000 x 1000 photo-like JPEG (1 megapixel) on glyph-vit, or dinov2-small.
+The first click loads the model (not counted: the app keeps it warm, see load_runner); then
+`--repeats` clicks are timed. Parts per click, from record()'s log: model (encode + forward,
+the hooks included), trace (opening the run, attaching the kept hooks), storage (hand-off,
+Parquet writes, closing the run); drawing is the rest (the page's rerun: store refresh,
+queries, figures, the browser's rendering).
+
+usage: python -m benchmarks.app_response [--repeats 3] [--image-model glyph-vit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import scratch
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+TEXT_LINE = "def route(token, experts): return experts[hash(token) % len(experts)]"
+
+
+def text_of_tokens(runner, n: int = 200) -> tuple[str, int]:
+    """A code text of about `n` tokens for `runner`'s tokenizer (before its own truncation)."""
+    from routeviz.uploads import item_from_text
+
+    words = (TEXT_LINE + "\n") * 40
+    tokenizer = getattr(runner, "tokenizer", None)
+    if hasattr(tokenizer, "encode"):  # a `tokenizers.Tokenizer`: count its tokens
+        lines = words.splitlines()
+        for k in range(1, len(lines) + 1):
+            text = "\n".join(lines[:k])
+            count = len(tokenizer.encode(text).ids)
+            if count >= n:
+                return text, count
+    text = " ".join(words.split()[:n])
+    return text, len(runner.encode([item_from_text(text)]).tokens[0])
+
+
+def photo_jpeg(side: int = 1000) -> bytes:
+    """A smooth, photo-like 1-megapixel RGB JPEG (gradients and blobs, no text)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:side, 0:side] / side
+    img = np.stack([0.5 + 0.5 * np.sin(6 * x + 3 * y), 0.5 + 0.5 * np.cos(5 * y - 2 * x),
+                    x * y], -1)
+    for _ in range(12):
+        cx, cy, r = rng.random(3) * [1, 1, 0.2]
+        img += 0.4 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (r * r + 1e-3))[..., None] \
+            * rng.random(3)
+    buf = io.BytesIO()
+    Image.fromarray((255 * img.clip(0, 1)).astype("uint8")).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def idle(pg):
+    time.sleep(0.05)
+    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+
+
+def choose(pg, label, option):
+    pg.locator("[data-testid=stSelectbox]").filter(has_text=label).first.click()
+    pg.get_by_role("option", name=option, exact=True).click()
+    idle(pg)
+
+
+DONE = """([before, selector]) => {
+    if (document.querySelector('[data-testid=stAlertContentError]')) return 'error';
+    const box = document.querySelector('[data-testid=stSidebar] input[aria-label=Run]');
+    if (!box || !box.value.startsWith('inspect-') || box.value === before) return false;
+    return document.querySelector(selector) ? box.value : false;
+}"""
+
+
+def click_and_wait(pg, selector: str) -> tuple[float, str]:
+    """Seconds from the click to `selector` showing under a new run; the run's name."""
+    before = pg.locator("[data-testid=stSidebar] input[aria-label=Run]").input_value()
+    button = pg.get_by_role("button", name="Run the model")
+    start = time.perf_counter()
+    button.click()
+    handle = pg.wait_for_function(DONE, arg=[before, selector], polling=10)
+    seconds = time.perf_counter() - start
+    run = handle.json_value()
+    if run == "error":
+        raise RuntimeError(pg.locator("[data-testid=stAlertContentError]").first.inner_text())
+    idle(pg)
+    return seconds, run
+
+
+def timings(log: Path) -> dict:
+    out = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if line.startswith("record "):
+                entry = json.loads(line[len("record "):])
+                out[entry["run"]] = entry
+    return out
+
+
+def measure(pg, log: Path, selector: str, repeats: int) -> dict:
+    click_and_wait(pg, selector)  # loads the model: not counted
+    clicks = []
+    for _ in range(repeats):
+        seconds, run = click_and_wait(pg, selector)
+        clicks.append((seconds, run))
+    logged = timings(log)
+    rows = []
+    for seconds, run in clicks:
+        t = logged.get(run, {})
+        model = t.get("encode", 0) + t.get("forward", 0)
+        rows.append({"click_to_result_s": seconds, "model_s": model, "trace_s": t.get("open"),
+                     "storage_s": t.get("store"),
+                     "drawing_s": seconds - t["total"] if "total" in t else None})
+    med = {k: statistics.median([r[k] for r in rows if r[k] is not None] or [float("nan")])
+           for k in rows[0]}
+    return {"median": med, "clicks": rows}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--image-model", default="glyph-vit")
+    args = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        return {"benchmark": "app_response", "error": f"needs {CHROMIUM}"}
+    from playwright.sync_api import sync_playwright
+
+    from routeviz.models import load_model
+    from routeviz.record import record
+    from routeviz.uploads import item_from_text
+    from tests.e2e.streamlit_server import streamlit_app
+
+    runner = load_model("text-moe")
+    text, n_tokens = text_of_tokens(runner)
+    folder = Path(tempfile.mkdtemp(prefix="routeviz-app-", dir=scratch()))
+    store, log = folder / "store", folder / "timings.log"
+    record(runner, [item_from_text("a first run, so the page opens on a store with one")],
+           store, "inspect-0-first")
+    os.environ["ROUTEVIZ_TIMINGS_LOG"] = str(log)
+    out = {"benchmark": "app_response", "load_average_start": os.getloadavg()[0],
+           "text": {"model": "text-moe", "tokens_given": n_tokens,
+                    "tokens_traced": len(runner.encode([item_from_text(text)]).tokens[0])},
+           "image": {"model": args.image_model, "pixels": "1000x1000 JPEG"}}
+    try:
+        with streamlit_app(HERE / "app_timed.py", store) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            pg.set_default_timeout(180_000)
+            pg.goto(base)
+            pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
+            idle(pg)
+            choose(pg, "Model", "text-moe")
+            pg.get_by_label("Type or paste a text").fill(text)
+            out["text"].update(measure(pg, log, ".rv-chips .rv-chip", args.repeats))
+            pg.get_by_label("Type or paste a text").fill("")
+            choose(pg, "Model", args.image_model)
+            pg.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(
+                {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo_jpeg()})
+            pg.get_by_text("photo.jpg").first.wait_for()
+            idle(pg)
+            out["image"].update(measure(
+                pg, log, "[data-testid=stMain] img, [data-testid=stMain] .js-plotly-plot",
+                args.repeats))
+            browser.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    out["load_average_end"] = os.getloadavg()[0]
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))

@@ -10,8 +10,14 @@ import torch
 from routeviz.errors import RoutevizError
 from routeviz.metrics import identity as identity_mod
 from routeviz.metrics.identity import identity, match
-from routeviz.metrics.series import (balance, saturation, series_names, series_runs,
-                                     series_summary, timeline)
+from routeviz.metrics.series import (
+    balance,
+    saturation,
+    series_names,
+    series_runs,
+    series_summary,
+    timeline,
+)
 from routeviz.store import open_store
 from tests.series_store import three_step_store
 

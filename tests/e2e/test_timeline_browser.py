@@ -73,7 +73,7 @@ def chart(pg, title: str):
 
 
 def test_metric_lines_and_identity_render(page, series_store):
-    _, name, steps = series_store
+    steps = series_store[2]
     for title in ("top-1 agreement with the last step", "share of top-k kept",
                   "Load CV", "MaxVio", "Focus", "Cover", "Expert identity at"):
         chart(page, title).locator(".main-svg").first.wait_for()

@@ -1,5 +1,7 @@
-"""Embeddings: a UMAP map of tokens (routing vectors or recorded hidden states) coloured by
-expert, tag or exit layer; the point count is capped and stated."""
+"""Embeddings: a UMAP map of tokens (routing vectors, or the hidden states each routing site
+received when the run recorded them: `trace --hidden-states`) coloured by expert, tag or
+exit layer. Points are drawn with WebGL (plotly Scattergl), so tens of thousands stay
+responsive; the count drawn is stated. UMAP's time, not the drawing, sets the limit."""
 
 import threading
 
@@ -10,7 +12,7 @@ from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
 
-MAX_POINTS = 5000
+MAX_POINTS = 200_000  # WebGL draws this many; UMAP takes ~1 min per 20k points on one core
 
 
 def _embed(store, run, source, site, limit):
@@ -19,7 +21,14 @@ def _embed(store, run, source, site, limit):
     return embed(store, run, source=source, site=site, limit=limit)
 
 
+def _state_sites(store, run):
+    from routeviz.embeddings import hidden_sites
+
+    return hidden_sites(store, run)
+
+
 embed_points = cached(_embed)
+state_sites = cached(_state_sites)
 
 
 @st.cache_resource(show_spinner=False)
@@ -56,12 +65,23 @@ cols = st.columns([2, 3, 2])
 source = cols[0].radio("Points", sources, key="emb_source",
                        format_func={"routing": "routing vectors", "hidden": "hidden states"}.get)
 site = None
-if expert_sites:
+recorded = state_sites(handle, run).dropna(subset=["site"]) if source == "hidden" else None
+if expert_sites and (recorded is None or recorded.empty):
     site = cols[1].selectbox("Expert site", expert_sites, index=len(expert_sites) - 1,
                              key="emb_site", format_func=data.short_site,
                              help="Routing vectors are taken here; points are coloured by "
                                   "their top-1 expert here.")
-limit = cols[2].number_input("Max points", 10, MAX_POINTS, 2000, step=500, key="emb_limit")
+if recorded is not None and len(recorded):  # states per site (older stores: per layer)
+    names = recorded.site.tolist()
+    preferred = [n for n in names if n in expert_sites] or names
+    site = cols[1].selectbox("Hidden states at", names, index=names.index(preferred[-1]),
+                             key="emb_state_site", format_func=data.short_site,
+                             help="The input this routing site received; points are "
+                                  "coloured by their top-1 expert here (an expert site) "
+                                  "or at the last expert site.")
+limit = cols[2].number_input("Max points", 10, MAX_POINTS, 2000, step=1000, key="emb_limit",
+                             help="All points up to this many are mapped (a seeded sample "
+                                  "beyond it) and drawn with WebGL.")
 color_options = (["expert"] if expert_sites else []) + \
     (["exit_layer"] if "exit" in facts["kinds"] else []) + [f"tag:{t}" for t in facts["tags"]]
 color = st.radio("Colour by", color_options, horizontal=True, key="emb_color",
@@ -80,7 +100,9 @@ if st.button("Draw the map", type="primary", key="emb_go") or drawn:
     except RoutevizError as exc:
         show_error(exc)
         st.stop()
-    st.caption(f"{result.note}; at most {int(limit):,} points are drawn.")
+    where = f" at {data.short_site(result.state_site)}" if result.state_site else ""
+    st.caption(f"{result.note}{where}; {result.n_shown:,} points drawn with WebGL "
+               f"(at most {int(limit):,}).")
     shown = result.points.assign(label=result.points.get("text", ""))
     if color not in shown or shown[color].isna().all():
         st.info(f"No {color.replace('_', ' ')} values for these points.")

@@ -7,7 +7,8 @@
 source "routing": each token's routing-probability vector at one expert site: the softmax of
 its router logits when the run recorded them, else its recorded top-k gate weights placed at
 their expert ids (zeros elsewhere). source "hidden": the hidden states of the `embeddings`
-table at one layer. At most `limit` units are drawn (a seeded reservoir sample inside
+table recorded at one routing site (the input its router received; `trace(...,
+hidden_states=True)`), or at one layer for stores that recorded them per layer. At most `limit` units are drawn (a seeded reservoir sample inside
 DuckDB) and the result says how many of how many are shown.
 
 UMAP compiles its kernels with numba on the first call in a process (~15-30 s on this
@@ -36,6 +37,7 @@ class EmbeddingResult:
     n_total: int  # units available before sampling
     n_shown: int
     note: str
+    state_site: str | None = None  # the site whose recorded input is mapped (hidden)
 
 
 def warm_umap() -> None:
@@ -61,14 +63,16 @@ def embed(store, run: str, source: str = "routing", site: str | None = None,
           n_neighbors: int = 15) -> EmbeddingResult:
     run = common.require_run(store, run)
     choose("source", source, ["routing", "hidden"])
+    state_site = None
     if source == "routing":
         site = _expert_site(store, run, site)
         units, vectors, n_total = _routing_vectors(store, run, site, limit, seed)
     else:
-        layer = _hidden_layer(store, run, layer)
-        units, vectors, n_total = _hidden_vectors(store, run, layer, limit, seed)
+        state_site, layer = _hidden_key(store, run, site, layer)
+        units, vectors, n_total = _hidden_vectors(store, run, state_site, layer, limit, seed)
         sites = common.sites_of(store, run, "expert").site.tolist()
-        site = choose("site", site, sites) if site else (sites[-1] if sites else None)
+        # colour by the top-1 expert at the site whose input this is, else at the last one
+        site = state_site if state_site in sites else (sites[-1] if sites else None)
     xy = project(vectors, n_neighbors=n_neighbors, seed=seed)  # [n, 2]
     points = units.assign(x=xy[:, 0], y=xy[:, 1])
     points = _decorate(store, run, points, site)
@@ -76,7 +80,8 @@ def embed(store, run: str, source: str = "routing", site: str | None = None,
     sampled = f" (random sample, seed {seed})" if n_total > len(points) else ""
     note = f"{len(points)} of {n_total} {what} shown{sampled}"
     return EmbeddingResult(points=points, source=source, site=site, layer=layer,
-                           n_total=n_total, n_shown=len(points), note=note)
+                           n_total=n_total, n_shown=len(points), note=note,
+                           state_site=state_site if source == "hidden" else None)
 
 
 def _expert_site(store, run, site):
@@ -86,18 +91,36 @@ def _expert_site(store, run, site):
     return sites[-1] if site is None else choose("site", site, sites)
 
 
-def _hidden_layer(store, run, layer):
-    layers = common.df(store, "SELECT DISTINCT layer FROM embeddings WHERE run = $run "
-                              "ORDER BY layer", {"run": run}).layer.astype(int).tolist()
-    if not layers:
+def hidden_sites(store, run) -> pd.DataFrame:
+    """site, layer of the run's recorded hidden states, in model order (site NULL: a store
+    that recorded them per layer only)."""
+    return common.df(store, "SELECT site, layer, count(*) AS n FROM embeddings WHERE run = $run "
+                            "GROUP BY site, layer ORDER BY layer, site", {"run": run})
+
+
+def _hidden_key(store, run, site, layer) -> tuple:
+    """(site or None, layer): which recorded states to map; a site where the store has
+    sites (default: the last expert site with states), else a layer (default: the last)."""
+    keys = hidden_sites(store, run)
+    if keys.empty:
         raise RoutevizError(f"run {run!r} recorded no hidden states (the embeddings table is "
-                            "empty); use source='routing'")
+                            "empty); trace with hidden_states=True (CLI: --hidden-states) "
+                            "or use source='routing'")
+    named = keys.dropna(subset=["site"])
+    if len(named) and layer is None:
+        if site is None:
+            experts = set(common.sites_of(store, run, "expert").site)
+            preferred = named[named.site.isin(experts)]
+            site = str((preferred if len(preferred) else named).site.iloc[-1])
+        choose("site", site, named.site.tolist())
+        return site, int(named[named.site == site].layer.iloc[0])
+    layers = sorted({int(v) for v in keys.layer})
     if layer is None:
-        return int(layers[-1])
+        return None, layers[-1]
     if int(layer) not in layers:
         raise RoutevizError(f"unknown layer {layer!r}; available: "
                             + ", ".join(str(v) for v in layers))
-    return int(layer)
+    return None, int(layer)
 
 
 def _sample_sql(table: str, where: str) -> str:
@@ -136,15 +159,16 @@ def _routing_vectors(store, run, site, limit, seed):
     return units, vectors, n_total
 
 
-def _hidden_vectors(store, run, layer, limit, seed):
-    params = {"run": run, "layer": layer}
-    units_sql = _sample_sql("embeddings", "run = $run AND layer = $layer")
+def _hidden_vectors(store, run, state_site, layer, limit, seed):
+    params = {"run": run, "layer": layer, "site": state_site}
+    where = "run = $run AND layer = $layer" + (" AND site = $site" if state_site else "")
+    units_sql = _sample_sql("embeddings", where)
     n_total = int(common.scalar(store, f"SELECT count(*) FROM ({units_sql})", params) or 0)
     rows = common.df(store,
         f"WITH s AS (SELECT * FROM ({units_sql}) USING SAMPLE reservoir({int(limit)} ROWS) "
         f"REPEATABLE ({int(seed)})) SELECT e.example, e.token, any_value(e.vector) AS v "
-        "FROM embeddings e JOIN s USING (example, token) WHERE e.run = $run AND "
-        "e.layer = $layer GROUP BY e.example, e.token ORDER BY e.example, e.token", params)
+        f"FROM embeddings e JOIN s USING (example, token) WHERE {where} "
+        "GROUP BY e.example, e.token ORDER BY e.example, e.token", params)
     vectors = np.array([np.asarray(v, dtype=np.float32) for v in rows.v])  # [n, h]
     return rows[["example", "token"]].reset_index(drop=True), vectors, n_total
 

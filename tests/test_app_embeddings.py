@@ -31,3 +31,35 @@ def test_map_is_capped_says_so_and_recolours(app_store):
     at.radio(key="emb_color").set_value("exit_layer").run()
     assert {t["name"] for t in plotly_specs(at)[0]["data"]} <= {"0", "1"}
     assert sum(len(t["x"]) for t in plotly_specs(at)[0]["data"]) == 20
+
+
+def test_hidden_states_per_site_are_mapped_with_webgl(tmp_path):
+    from routeviz.record import record
+    from tests.app_toys import load, toy_dataset
+
+    store = tmp_path / "states"
+    record(load("toy-text"), toy_dataset(), store, "states", batch_size=4, hidden_states=True)
+    recorded = open_store(store).query_df(
+        "SELECT site, count(*) AS n FROM embeddings WHERE run = 'states' GROUP BY site")
+    assert len(recorded) >= 1
+    at = open_page(store, "embeddings", run="states")
+    at.radio(key="emb_source").set_value("hidden").run()
+    box = at.selectbox(key="emb_state_site")
+    assert sorted(box.options) == sorted(data_short(recorded.site))
+    site = recorded.site.iloc[-1]
+    n = int(recorded[recorded.site == site].n.iloc[0])
+    box.set_value(site).run()
+    at.number_input(key="emb_limit").set_value(n + 10)
+    at.button(key="emb_go").click().run()
+    assert not at.error and not at.exception
+    caption = next(c.value for c in at.caption if "drawn with WebGL" in c.value)
+    assert caption.startswith(f"{n} of {n} tokens shown at ") and f"{n:,} points drawn" in caption
+    scatter = plotly_specs(at)[0]
+    assert {t["type"] for t in scatter["data"]} == {"scattergl"}
+    assert sum(len(t["x"]) for t in scatter["data"]) == n  # every point, none sampled away
+
+
+def data_short(sites):
+    from routeviz.figures import data
+
+    return [data.short_site(s) for s in sites]

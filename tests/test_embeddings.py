@@ -64,3 +64,20 @@ def test_errors_name_what_exists(store):
         embed(store, "r", source="hidden", layer=7)
     with pytest.raises(RoutevizError, match="unknown run"):
         embed(store, "nope")
+
+
+def test_states_of_an_older_store_without_sites_are_mapped_by_layer(tmp_path):
+    assign = {(e, t): [t % 4, (t + 1) % 4] for e in range(2) for t in range(10)}
+    st = write_run(tmp_path / "old", "r", expert_routes("moe.0.gate", 0, assign,
+                                                         {k: [0.8, 0.2] for k in assign}),
+                   config={"n_experts": 4})
+    old = pa.schema([f for f in schema.EMBEDDINGS if f.name != "site"])
+    rng = np.random.default_rng(1)
+    write_part(st.path, "embeddings", "r", pa.table(
+        {"example": [e for e in range(2) for _ in range(10)], "token": list(range(10)) * 2,
+         "layer": [3] * 20, "vector": [rng.standard_normal(6).astype(np.float16).tolist()
+                                       for _ in range(20)]}, schema=old))
+    st.refresh()
+    res = embed(st, "r", source="hidden")
+    assert res.layer == 3 and res.state_site is None and res.n_shown == 20
+    assert res.site == "moe.0.gate" and (res.points.expert == res.points.token % 4).all()

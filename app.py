@@ -2,30 +2,39 @@
 
 The sidebar holds what every page shares: the store (a directory, created on first use)
 and the run being looked at. Each page in app_pages/ reads them from st.session_state.
+The URL keeps the view (`?run=...&page=...` plus Inspect's keys, app_pages/common.URL_KEYS):
+a link reopens it; widget state of pages not shown is kept (common.KEPT_KEYS).
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import current_run, default_store_path, get_handle, run_names
+from app_pages.common import (current_run, default_store_path, get_handle, keep_widget_state,
+                              run_names, state_from_url, state_to_url)
 
 st.set_page_config(page_title="routeviz", layout="wide")
 
 HERE = Path(__file__).resolve().parent
-PAGES = [
-    st.Page(HERE / "app_pages/inspect.py", title="Inspect", icon=":material/search:", default=True),
-    st.Page(HERE / "app_pages/experts.py", title="Experts", icon=":material/groups:"),
-    st.Page(HERE / "app_pages/specialization.py", title="Specialization", icon=":material/center_focus_strong:"),
-    st.Page(HERE / "app_pages/load_depth.py", title="Load & depth", icon=":material/balance:"),
-    st.Page(HERE / "app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-    st.Page(HERE / "app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page(HERE / "app_pages/timeline.py", title="Timeline", icon=":material/timeline:"),
-    st.Page(HERE / "app_pages/runs.py", title="Runs", icon=":material/folder_open:"),
-    st.Page(HERE / "app_pages/export.py", title="Export", icon=":material/download:"),
+PAGES = [  # file in app_pages/ (its URL path), title, icon; the first is the default
+    ("inspect", "Inspect", ":material/search:"),
+    ("experts", "Experts", ":material/groups:"),
+    ("specialization", "Specialization", ":material/center_focus_strong:"),
+    ("load_depth", "Load & depth", ":material/balance:"),
+    ("embeddings", "Embeddings", ":material/scatter_plot:"),
+    ("compare", "Compare", ":material/compare_arrows:"),
+    ("timeline", "Timeline", ":material/timeline:"),
+    ("runs", "Runs", ":material/folder_open:"),
+    ("export", "Export", ":material/download:"),
 ]
 
-page = st.navigation(PAGES)
+url_page = state_from_url()  # a link's query parameters, read once per session
+if url_page in {name for name, _, _ in PAGES}:
+    st.session_state["_default_page"] = url_page  # the page a link opened stays at "/"
+default = st.session_state.get("_default_page", PAGES[0][0])
+page = st.navigation([st.Page(HERE / f"app_pages/{name}.py", title=title, icon=icon,
+                              default=name == default) for name, title, icon in PAGES])
+keep_widget_state()
 
 if "store_path" not in st.session_state:
     st.session_state["store_path"] = default_store_path()
@@ -44,7 +53,9 @@ with st.sidebar:
             if st.session_state.get("run") not in names:
                 st.session_state["run"] = chosen
             st.selectbox("Run", names, key="run")
+            state_to_url(run=st.session_state["run"])
         else:
             st.caption("No runs yet.")
 
+state_to_url(page=page.url_path or default)
 page.run()

@@ -1,43 +1,83 @@
-"""What Inspect shows for one example: text chips + heatmap, or image overlays."""
+"""What Inspect shows for one example: text chips + tag row + heatmap, or image overlays.
+
+Every figure is sized to its content: heatmap rows of a fixed height, at most PAGE_TOKENS
+tokens a page (one label each), images at their own aspect ratio; a legend names every state.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from app_pages.common import (MAX_CHIPS, MAX_HEATMAP_TOKENS, cached, n_experts_for,
-                              run_config)
-from routeviz import figures
+from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
+from routeviz import figures, find
 from routeviz.figures import data
+from routeviz.figures.labels import exit_label
+from routeviz.figures.tokens import states_legend_html, tag_chips_html
+
+PAGE_TOKENS = 80  # heatmap columns a page, each labelled
+ALL_BINNED = "all tokens (binned)"
 
 
 def _bundle(store, run, example):
     return {"info": data.example_info(store, run, example),
             "tokens": data.example_tokens(store, run, example),
-            "routes": data.example_routes(store, run, example)}
+            "routes": data.example_routes(store, run, example),
+            "tags": find.token_tags(store, run, example)}
 
 
 example_bundle = cached(_bundle)
 
 
-def _examples(store, run, limit=1000):
-    return store.example_list(run, limit)
+def token_tag_values(tags, n: int) -> dict:
+    """tag family -> [value or None per token] (example-level tags apply to every token)."""
+    out = {}
+    for name, rows in tags.groupby("name", sort=True):
+        values = [None] * n
+        whole = rows[rows.token < 0]
+        if len(whole):
+            values = [str(whole.value.iloc[0])] * n
+        for token, value in zip(rows.token, rows.value):
+            if 0 <= token < n:
+                values[int(token)] = str(value)
+        out[str(name)] = values
+    return out
 
 
-example_list = cached(_examples)
+def with_tags(cards: list[str], tag_values: dict) -> list[str]:
+    """Route cards with one `tags: name=value, ...` line each."""
+    out = []
+    for i, card in enumerate(cards):
+        pairs = [f"{name}={values[i]}" for name, values in tag_values.items()
+                 if values[i] is not None]
+        out.append(card + ("<br>tags: " + data.plot_text(", ".join(pairs)) if pairs else ""))
+    return out
 
 
-def show_example(handle, run: str, example: int) -> None:
+def site_picker(sites: list[str], label: str = "Routing site (layer)") -> str | None:
+    """One site of `sites`, kept in session state and the URL as `inspect_site`."""
+    if not sites:
+        return None
+    if st.session_state.get("inspect_site") not in sites:
+        st.session_state["inspect_site"] = sites[0]
+    if len(sites) == 1:
+        return sites[0]
+    return st.select_slider(label, options=sites, format_func=data.short_site, key="inspect_site")
+
+
+def show_example(handle, run: str, example: int) -> dict | None:
+    """Draw one example; returns its bundle (None when the run lacks it)."""
     bundle = example_bundle(handle, run, int(example))
     info, routes = bundle["info"], bundle["routes"]
     if not info:
         st.warning(f"example {example} is not in run {run!r}")
-        return
+        return None
     config = run_config(handle, run)
+    tags = token_tag_values(bundle["tags"], len(bundle["tokens"]))
     if info.get("modality") == "image":
-        show_image(info, routes, config)
+        show_image(info, bundle["tokens"], routes, config, tags)
     else:
-        show_text(bundle["tokens"], routes, config)
+        show_text(bundle["tokens"], routes, config, tags)
     prediction = info.get("prediction")
     st.subheader("Model output")
     if prediction:
@@ -46,30 +86,23 @@ def show_example(handle, run: str, example: int) -> None:
         st.caption("The model gave no output for this example.")
     if info.get("label"):
         st.caption(f"Label: {info['label']}")
+    return bundle
 
 
-def _layer_picker(sites: list[str], key: str) -> str | None:
-    if not sites:
-        return None
-    if len(sites) == 1:
-        return sites[0]
-    labels = {data.short_site(s): s for s in sites}
-    chosen = st.select_slider("Layer (routing site)", options=list(labels), key=key)
-    return labels[chosen]
-
-
-def show_text(tokens: list[str], routes, config: dict) -> None:
+def show_text(tokens: list[str], routes, config: dict, tags: dict) -> None:
     n = len(tokens)
     st.subheader(f"Tokens ({n:,})")
     expert_sites = data.sites_of(routes, "expert")
     keep_sites = data.sites_of(routes, ("keep", "merge"))
+    has_exit = bool((routes["kind"] == "exit").any())
     mode = "expert" if expert_sites else "kept"
-    site = _layer_picker(expert_sites or keep_sites, key="inspect_layer")
+    site = site_picker(expert_sites or keep_sites)
     shown = tokens[:MAX_CHIPS]
     if n > MAX_CHIPS:
         st.info(f"Long input: showing the first {MAX_CHIPS:,} of {n:,} tokens as chips; the "
-                f"heatmap below aggregates all {n:,}.")
-    cards = data.route_cards(routes[routes["token"] < MAX_CHIPS], shown)
+                f"heatmap below pages through all {n:,}.")
+    cards = with_tags(data.route_cards(routes[routes["token"] < MAX_CHIPS], shown),
+                      {k: v[:MAX_CHIPS] for k, v in tags.items()})
     if site is not None:
         if mode == "expert":
             grid, _ = data.token_grid(routes[routes["site"] == site], len(shown), "expert")
@@ -78,83 +111,115 @@ def show_text(tokens: list[str], routes, config: dict) -> None:
             fate, labels = data.token_fate(routes, len(shown))
             values = fate[:, labels.index(data.short_site(site))]
         n_exp = n_experts_for(config, site, fallback=int(np.nanmax(values, initial=0)) + 1)
-        st.caption(f"Coloured by {'top-1 expert' if mode == 'expert' else 'kept / dropped / merged'} at "
-                   f"`{data.short_site(site)}`; hover a chip for its route through every layer.")
+        st.caption(f"Coloured by {'top-1 expert' if mode == 'expert' else 'kept / dropped / merged'}"
+                   f" at `{data.short_site(site)}`; hover a chip for its route through every "
+                   "layer and its tags.")
         st.html(figures.legend_html(n_exp, mode))
     else:
         values, n_exp = np.full(len(shown), np.nan), 1
         st.caption("This run has no per-token expert or keep decisions to colour by.")
     st.html(figures.token_chips_html(shown, values, cards, mode=mode, limit=MAX_CHIPS))
+    if keep_sites or has_exit or mode == "expert":
+        st.html(states_legend_html(exited=has_exit))
+    token_tags = {k: v for k, v in tags.items() if any(x is not None for x in v)}
+    if token_tags:
+        family = st.selectbox("Tag row", ["(none)"] + list(token_tags), key="inspect_tag_row",
+                              help="A second row of chips: each token's value of one tag.")
+        if family != "(none)":
+            st.html(tag_chips_html(shown, token_tags[family][:MAX_CHIPS], cards))
+    _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit)
 
-    has_exit = bool((routes["kind"] == "exit").any())
+
+def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit) -> None:
+    n = len(tokens)
     choices = ((["expert", "gate"] if expert_sites else []) + (["kept"] if keep_sites else [])
                + (["exit"] if has_exit else []))
     if not choices:
         return
-    value = st.selectbox("Heatmap shows", choices, format_func=data.GRID_VALUES.get,
-                         key="inspect_heatmap_value")
+    left, right = st.columns([1, 1])
+    value = left.selectbox("Heatmap shows", choices, format_func=data.GRID_VALUES.get,
+                           key="inspect_heatmap_value")
+    pages = [(a, min(a + PAGE_TOKENS, n)) for a in range(0, n, PAGE_TOKENS)]
+    span = (0, n)
+    if len(pages) > 1:
+        options = [f"tokens {a}–{b - 1}" for a, b in pages] + [ALL_BINNED]
+        chosen = right.selectbox(f"{n:,} tokens: page", options, key="inspect_heatmap_page")
+        span = (0, n) if chosen == ALL_BINNED else pages[options.index(chosen)]
     grid, columns = data.token_grid(routes, n, value, n_layers=config.get("n_layers"))
-    if n > MAX_HEATMAP_TOKENS:
-        st.caption(f"{n:,} tokens: the heatmap bins them into at most {MAX_HEATMAP_TOKENS} "
-                   "columns (the most common expert per bin, or the mean).")
-    fig = figures.token_heatmap(grid, columns, tokens, value,
-                                cards=cards if n <= MAX_HEATMAP_TOKENS else None,
-                                n_experts=n_experts_for(config), max_tokens=MAX_HEATMAP_TOKENS)
+    a, b = span
+    binned = b - a > PAGE_TOKENS
+    if binned:
+        st.caption(f"{n:,} tokens binned into at most {PAGE_TOKENS} columns (the most common "
+                   "expert per bin, or the mean); pick a page to see each token.")
+    fig = figures.token_heatmap(grid[a:b], columns, tokens[a:b], value,
+                                cards=None if binned else cards[a:b] if b <= len(cards) else None,
+                                n_experts=n_experts_for(config), max_tokens=PAGE_TOKENS, first=a)
     st.plotly_chart(fig, key="inspect_heatmap")
 
 
-def show_image(info: dict, routes, config: dict) -> None:
+def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) -> None:
     image_bytes = info.get("image")
     grid_h, grid_w = info.get("grid_h"), info.get("grid_w")
     if image_bytes is None:
         st.warning("This example has no stored image to draw.")
-        _whole_example_routes(routes)
+        _whole_example_routes(routes, config)
         return
+    image = data.display_image(bytes(image_bytes))
     if not grid_h or not grid_w:  # routed per image, not per patch (e.g. DAE-Syn)
-        image = data.display_image(bytes(image_bytes))
         st.image(image, caption=f"shown at {image.size[0]}×{image.size[1]}", width=image.size[0])
-        _whole_example_routes(routes)
+        _whole_example_routes(routes, config)
         return
     grid_h, grid_w = int(grid_h), int(grid_w)
-    image = data.display_image(bytes(image_bytes))
-    st.subheader(f"Patches ({grid_h}×{grid_w})")
     n_patches = grid_h * grid_w
+    st.subheader(f"Patches ({grid_h}×{grid_w})")
+    names = (tokens + [f"patch {i}" for i in range(len(tokens), n_patches)])[:n_patches]
+    cards = with_tags(data.route_cards(routes, names),
+                      {k: (v + [None] * n_patches)[:n_patches] for k, v in tags.items()})
     expert_sites = data.sites_of(routes, "expert")
-    site = _layer_picker(expert_sites, key="inspect_image_layer")
+    site = site_picker(expert_sites)
     if site is not None:
         grid, _ = data.token_grid(routes[routes["site"] == site], n_patches, "expert")
         patch_grid = data.patch_values(grid[:, 0], grid_h, grid_w)
         fig = figures.patch_overlay(image, patch_grid, n_experts_for(config, site),
-                                    title=f"Top-1 expert per patch at {data.short_site(site)}")
-        st.plotly_chart(fig, key="inspect_overlay")
+                                    title=f"Top-1 expert per patch at {data.short_site(site)}",
+                                    cards=cards)
+        st.caption("Hover a patch: its number, experts at every site, kept / merged, exit, tags.")
+        st.plotly_chart(fig, key="inspect_overlay", width="content")
     else:
-        st.image(image, caption="No expert decisions in this run")
+        st.image(image, caption="No expert decisions in this run", width=image.size[0])
     fate, labels = data.token_fate(routes, n_patches)
+    exits = data.exit_layers(routes, n_patches)
     if labels:
         panels = [data.patch_values(fate[:, j], grid_h, grid_w) for j in range(fate.shape[1])]
         st.plotly_chart(figures.kept_small_multiples(panels, labels), key="inspect_kept",
                         width="content")
         if len(labels) > 24:
             st.caption(f"Showing 24 of {len(labels)} keep/merge sites.")
-    exits = data.exit_layers(routes, n_patches)
+    if labels or np.isfinite(exits).any():
+        st.html(states_legend_html(exited=bool(np.isfinite(exits).any())))
     whole = routes[(routes["kind"] == "exit") & (routes["token"] < 0)]
     n_layers = config.get("n_layers")
     if not whole.empty:
-        row = whole.iloc[0]
-        depth = f" of {n_layers}" if n_layers else ""
-        st.metric("Exit depth", f"layer {int(row['choice'])}{depth}",
-                  help=f"confidence {row['weight']:.2f}" if row["weight"] == row["weight"] else None)
+        _exit_metric(whole.iloc[0], n_layers)
     elif np.isfinite(exits).any():
         st.plotly_chart(figures.exit_depth_grid(data.patch_values(exits, grid_h, grid_w), n_layers),
-                        key="inspect_exit")
+                        key="inspect_exit", width="content")
 
 
-def _whole_example_routes(routes) -> None:
+def _exit_metric(row, n_layers) -> None:
+    st.metric("Exit depth", exit_label(int(row["choice"]), n_layers),
+              help=f"confidence {row['weight']:.2f}" if row["weight"] == row["weight"] else None)
+
+
+def _whole_example_routes(routes, config) -> None:
     """Decisions made once for the whole example (token = -1), as a table."""
     whole = routes[routes["token"] < 0]
     if whole.empty:
         st.caption("No per-example decisions in this run.")
         return
+    exits = whole[whole["kind"] == "exit"]
+    if not exits.empty:
+        _exit_metric(exits.iloc[0], config.get("n_layers"))
     st.subheader("Routing of the whole example")
     table = whole.assign(site=whole["site"].astype(str), kind=whole["kind"].astype(str))
     st.dataframe(table[["layer", "site", "kind", "rank", "choice", "weight"]], hide_index=True,

@@ -41,7 +41,7 @@ def test_typed_text_shows_escaped_chips_and_heatmap(tmp_path, toy_models):
     assert heat["type"] == "heatmap" and len(heat["z"]) == 2  # two expert sites
     assert len(heat["z"][0]) == 9  # one column per token
     assert "e" in htmls(at)[0]  # the expert legend
-    layer = at.select_slider(key="inspect_layer")
+    layer = at.select_slider(key="inspect_site")
     assert len(layer.options) == 2
     assert at.code[0].value.startswith("next id")  # the model's output
 
@@ -80,17 +80,26 @@ def test_uploaded_png_shows_patch_overlay_kept_and_exit(tmp_path, toy_models):
     assert at.code[0].value.startswith("class ")
 
 
-def test_long_text_is_capped_and_says_so(tmp_path, toy_models):
+def test_long_text_runs_in_windows_of_the_context_and_pages_the_heatmap(tmp_path, toy_models):
     at = open_page(tmp_path / "store", "inspect")
-    run_text(at, " ".join(f"w{i % 50}" for i in range(20_000)), model="toy-long")
+    run_text(at, " ".join(f"w{i}" for i in range(20_000)), model="toy-long")
     assert not at.error
     notes = " ".join(i.value for i in at.info)
-    assert "truncated to 5000 of 20000 tokens" in notes
-    assert "first 2,000 of 5,000 tokens" in notes
-    assert len(chips(at)) == 2000
+    # toy-long's context is 5,000 tokens: windows of 4,999 words (a full one may be cut)
+    assert "ran as 5 consecutive windows, examples 0–4" in notes
+    assert "truncated" not in notes
+    assert "first 2,000 of 4,999 tokens" in notes
+    assert len(chips(at)) == 2000 and chips(at)[0] == "w0"
+    assert at.number_input(key="inspect_example").max == 4
+    page = at.selectbox(key="inspect_heatmap_page")
+    assert page.value == "tokens 0–79" and page.options[-1] == "all tokens (binned)"
     heat = plotly_specs(at)[0]
-    assert len(heat["data"][0]["z"][0]) <= 400
-    assert "aggregated" in heat["layout"]["title"]["text"]
+    assert len(heat["data"][0]["z"][0]) == 80  # one labelled column per token on a page
+    page.set_value("all tokens (binned)").run()
+    heat = plotly_specs(at)[0]
+    assert len(heat["data"][0]["z"][0]) <= 80 and "aggregated" in heat["layout"]["title"]["text"]
+    at.number_input(key="inspect_example").set_value(4).run()
+    assert chips(at) == ["w19996", "w19997", "w19998", "w19999"]  # the text's end, not dropped
 
 
 def test_large_photo_is_downscaled_for_display(tmp_path, toy_models):

@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from routeviz.figures.labels import exit_label
 from routeviz.figures.palette import DROPPED_COLOR, KEPT_COLOR, MERGED_COLOR, discrete_colorscale
 
 
@@ -23,8 +24,12 @@ def _data_uri(image) -> str:
 
 
 def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = "",
-                  opacity: float = 0.45) -> go.Figure:
-    """`image` (PIL, display size) under a [grid_h, grid_w] grid of expert ids (NaN = none)."""
+                  opacity: float = 0.45, cards=None) -> go.Figure:
+    """`image` (PIL, display size) under a [grid_h, grid_w] grid of expert ids (NaN = none),
+    drawn at the image's own aspect ratio and size.
+
+    cards: per patch (row-major), its hover text (escaped HTML lines joined by <br>: its
+    experts, kept/merged, exit, tags); without them a patch shows its index and expert."""
     width, height = image.size
     grid_h, grid_w = patch_grid.shape
     dx, dy = width / grid_w, height / grid_h
@@ -32,12 +37,15 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
     fig = go.Figure()
     fig.add_trace(go.Image(source=_data_uri(image), hoverinfo="skip"))
     rows, cols = np.indices(patch_grid.shape)
+    index = rows * grid_w + cols  # [grid_h, grid_w] patch number, row-major
+    hover = dict(customdata=index, hovertemplate="patch %{customdata}: expert %{z}<extra></extra>")
+    if cards is not None:
+        text = [[cards[i] if i < len(cards) else f"patch {i}" for i in row] for row in index]
+        hover = dict(text=text, hovertemplate="%{text}<extra></extra>")
     fig.add_trace(go.Heatmap(
         z=patch_grid, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, xgap=1, ygap=1,
         colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5, hoverongaps=False,
-        customdata=(rows * grid_w + cols), name="patches",
-        hovertemplate="patch %{customdata}: expert %{z}<extra></extra>",
-        colorbar=dict(title="expert", tickvals=list(range(n)))))
+        name="patches", colorbar=dict(title="expert", tickvals=list(range(n))), **hover))
     if grid_h <= 64 and grid_w <= 64:  # patch borders
         line = dict(color="rgba(255,255,255,0.7)", width=1)
         shapes = [dict(type="line", x0=c * dx, x1=c * dx, y0=0, y1=height, line=line)
@@ -47,7 +55,8 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
         fig.update_layout(shapes=shapes)
     fig.update_xaxes(visible=False, range=[0, width])
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
-    fig.update_layout(title=title or "Patches coloured by top-1 expert", height=min(640, height + 80),
+    fig.update_layout(title=title or "Patches coloured by top-1 expert",
+                      width=width + 20 + 110, height=height + 50,  # image + colorbar, title
                       margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -83,13 +92,22 @@ def kept_small_multiples(grids: list[np.ndarray], labels: list[str], max_panels:
     return fig
 
 
-def exit_depth_grid(exit_grid: np.ndarray, n_layers: int | None = None) -> go.Figure:
-    """[grid_h, grid_w] exit layer per patch."""
+def exit_depth_grid(exit_grid: np.ndarray, n_layers: int | None = None,
+                    cell_px: int = 24) -> go.Figure:
+    """[grid_h, grid_w] exit layer per patch, numbered as `labels.exit_label` says."""
     top = n_layers - 1 if n_layers else (np.nanmax(exit_grid) if np.isfinite(exit_grid).any() else 1)
+    grid_h, grid_w = exit_grid.shape
+    rows, cols = np.indices(exit_grid.shape)
+    text = [[f"patch {r * grid_w + c}: exits at {exit_label(exit_grid[r, c], n_layers)}"
+             for r, c in zip(row_r, row_c)] for row_r, row_c in zip(rows, cols)]
     fig = go.Figure(go.Heatmap(z=exit_grid, zmin=0, zmax=top, colorscale="Blues", xgap=1,
-                               ygap=1, hoverongaps=False, colorbar=dict(title="exit layer"),
-                               hovertemplate="row %{y}, col %{x}: exits at %{z}<extra></extra>"))
+                               ygap=1, hoverongaps=False, text=text,
+                               colorbar=dict(title="exit layer<br>(0-based)"),
+                               hovertemplate="%{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
-    fig.update_xaxes(visible=False)
-    fig.update_layout(title="Exit depth per patch", height=360, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(visible=False, constrain="domain")
+    side = max(160, cell_px * max(grid_h, grid_w))
+    fig.update_layout(title="Exit depth per patch", height=side + 60,
+                      width=int(side * grid_w / max(grid_h, 1)) + 140,
+                      margin=dict(l=10, r=10, t=40, b=10))
     return fig

@@ -73,21 +73,54 @@ def legend_html(n_experts: int, mode: str = "expert") -> str:
     return f'{CHIP_CSS}<div class="rv-legend">{"".join(spans)}</div>'
 
 
+STATES = (("kept / computed", KEPT_COLOR), ("dropped (pruned) here", DROPPED_COLOR),
+          ("merged into another token here", MERGED_COLOR),
+          ("skipped: gone earlier, exited, or no decision here", MISSING_COLOR))
+
+
+def states_legend_html(exited: bool = False) -> str:
+    """What every token state looks like, chips and heatmaps alike (one legend for all)."""
+    items = list(STATES)
+    if exited:
+        items.insert(3, ("exited (no longer computed)", DROPPED_COLOR))
+    spans = [f'<span class="rv-chip" style="background:{c};color:{text_color_on(c)}">'
+             f"{html.escape(name)}</span>" for name, c in items]
+    return (f'{CHIP_CSS}<div class="rv-legend rv-states"><b>States:</b> '
+            f'{"".join(spans)}</div>')
+
+
+def tag_chips_html(tokens, tag_values, cards=None, limit: int = 2000) -> str:
+    """A row of chips, one per token, showing and coloured by its tag value (None: no tag)."""
+    order = list(dict.fromkeys(v for v in tag_values if v is not None))
+    parts = []
+    for i, token in enumerate(tokens[:limit]):
+        value = tag_values[i] if i < len(tag_values) else None
+        color = expert_color(order.index(value)) if value is not None else MISSING_COLOR
+        title = _tooltip(cards[i]) if cards is not None else ""
+        label = html.escape(f"{show_token(token)} · {value if value is not None else '—'}")
+        parts.append(f'<span class="rv-chip" title="{title}" '
+                     f'style="background:{color};color:{text_color_on(color)}">{label}</span>')
+    return f'{CHIP_CSS}<div class="rv-chips rv-tags" style="line-height:1.9">{"".join(parts)}</div>'
+
+
 def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value: str,
-                  cards=None, n_experts: int | None = None, max_tokens: int = 400) -> go.Figure:
+                  cards=None, n_experts: int | None = None, max_tokens: int = 400,
+                  first: int = 0) -> go.Figure:
     """Tokens across, sites (or layers) down; binned when there are more than `max_tokens`.
 
-    grid: [tokens, columns] from `data.token_grid`.
+    grid: [tokens, columns] from `data.token_grid`; first: the index of its first token (a
+    page of a longer text), so labels name tokens as the rest of the page does.
     """
     categorical = value == "expert"
     binned, starts = aggregate_tokens(grid, max_tokens, categorical=categorical)
     aggregated = len(starts) < grid.shape[0]
     z = binned.T  # [columns, tokens]
     if aggregated:
-        x_labels = [f"{s}–{min(s + starts[1] - starts[0], grid.shape[0]) - 1}" for s in starts]
+        x_labels = [f"{first + s}–{first + min(s + starts[1] - starts[0], grid.shape[0]) - 1}"
+                    for s in starts]
         hover = None
     else:
-        x_labels = [f"{i}:{plot_text(show_token(t))}" for i, t in enumerate(tokens)]
+        x_labels = [f"{first + i}:{plot_text(show_token(t)[:16])}" for i, t in enumerate(tokens)]
         hover = [[cards[i] if cards else x_labels[i] for i in range(len(tokens))]
                  for _ in columns]
     kwargs = dict(z=z, x=list(range(len(starts))), y=columns, xgap=1, ygap=1,
@@ -116,10 +149,14 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     if aggregated:
         title += f" (aggregated: {grid.shape[0]} tokens in {len(starts)} bins)"
     tickvals = list(range(len(starts)))
-    step = max(1, len(starts) // 60)
-    fig.update_layout(title=title, height=max(260, 120 + 28 * len(columns)),
+    step = max(1, len(starts) // 100)
+    label_px = max(len(t) for t in x_labels[::step]) * 7 if x_labels else 40  # rotated ticks
+    # rows tall enough to read, whatever the number of sites; labels below, not clipped
+    fig.update_layout(title=title, height=90 + min(label_px, 160) + 34 * max(len(columns), 2),
                       margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_xaxes(tickvals=tickvals[::step], ticktext=x_labels[::step], tickangle=-60,
+    fig.update_xaxes(tickvals=tickvals[::step], ticktext=x_labels[::step], tickangle=-90,
+                     tickfont=dict(size=11), automargin=True,
                      title="bins of tokens" if aggregated else "token")
-    fig.update_yaxes(autorange="reversed", title="site" if value != "exit" else "layer")
+    fig.update_yaxes(autorange="reversed", title="site" if value != "exit" else "layer",
+                     automargin=True)
     return fig

@@ -93,6 +93,9 @@ def command_for(args):
     if getattr(args, "series", None) is not None:
         if getattr(args, "run", None) is not None:
             raise RoutevizError("give --run or --series, not both")
+        if getattr(args, "against", None) is not None:
+            raise RoutevizError("--against compares two runs; a series report compares its "
+                                "steps already (leave out --against)")
         return SERIES_COMMANDS.get(args.command)
     if args.command == "trace":
         if len(args.model) > 1:
@@ -107,6 +110,9 @@ def command_for(args):
 def cmd_trace_series(args) -> None:
     from routeviz.cli import trace_items
 
+    if args.ablate or args.force or args.top_k is not None or args.disable:
+        raise RoutevizError("--ablate, --force, --top-k and --disable trace one run; they "
+                            "are not taken with --series")
     items = trace_items(args)
     bars = {}
 

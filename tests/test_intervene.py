@@ -201,6 +201,13 @@ def test_bad_intervention_is_one_line_error(option, message, mixtral_dir, store_
     assert "Traceback" not in err
 
 
+def test_intervention_with_series_is_refused(mixtral_dir, store_dir, capsys):
+    code = main(["trace", "--model", str(mixtral_dir), str(mixtral_dir), "--series", "s",
+                 "--text", "the a", "--store", str(store_dir), "--top-k", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "not taken with --series" in err and len(err.splitlines()) == 1
+
+
 def test_family_not_softmax_top_k_is_refused():
     from tests.families import BY_NAME
 

@@ -121,6 +121,7 @@ def test_report_escapes_a_hostile_checkpoint_path(checkpoints, tmp_path):
     (["trace", "--model", "{a}", "--text", "x"], "needs --run NAME"),
     (["metrics", "--series", "nope"], "unknown series 'nope'; available: ck"),
     (["metrics"], "needs --run NAME (or --series NAME)"),
+    (["report", "--series", "ck", "--against", "x", "--out", "{plain}"], "leave out --against"),
     (["trace", "--model", "{a}", "--series", "ck", "--text", "x"], "already exists"),
 ])
 def test_bad_series_arguments_are_one_line_errors(argv, message, checkpoints, series_store,

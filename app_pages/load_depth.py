@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.common import get_handle, metric, need_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
+from routeviz.figures.labels import exit_label
 
 st.title("Load & depth")
 handle = get_handle()
@@ -54,7 +55,8 @@ try:
         a, b = st.columns(2)
         a.metric("Compute saved", f"{ex.compute_saved:.1%}",
                  help="1 − mean((exit layer + 1) / layers), over " + ex.unit + "s.")
-        b.metric("Mean exit layer", f"{ex.mean_exit_layer:.2f} of {ex.n_layers}")
+        b.metric("Mean exit layer", exit_label(ex.mean_exit_layer, ex.n_layers),
+                 help="Exit layers are 0-based: exiting at layer L means blocks 0..L ran.")
         hist = pd.concat([ex.per_token.assign(unit="tokens"),
                           ex.per_example.assign(unit="examples")], ignore_index=True)
         st.plotly_chart(figures.exit_histogram(hist, ex.n_layers), key="load_exits")

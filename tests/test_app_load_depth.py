@@ -19,7 +19,10 @@ def test_text_run_shows_every_section(app_store):
     assert shown["Starved experts"] == str(int(load.sites.n_starved.sum()))
     ex = metrics.exits(store, "words")
     assert shown["Compute saved"] == f"{ex.compute_saved:.1%}"
-    bars = plotly_specs(at)[0]["data"]
+    # 0-based exit layers, said once: "layer 1.25 (ran 2.25 of 3 blocks)"
+    assert shown["Mean exit layer"] == (f"layer {ex.mean_exit_layer:.2f} (ran "
+                                        f"{ex.mean_exit_layer + 1:.2f} of {ex.n_layers} blocks)")
+    bars = [t for t in plotly_specs(at)[0]["data"] if t["type"] == "bar"]
     assert len(bars) == 2 and bars[0]["x"] == ["e0", "e1", "e2", "e3"]
     first_site = load.experts[load.experts.site == load.sites.site.iloc[0]].sort_values("expert")
     assert [round(v, 6) for v in bars[0]["y"]] == [round(v, 6) for v in first_site.share]

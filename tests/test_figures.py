@@ -138,7 +138,8 @@ def test_run_figures_from_metrics(app_store):
     transitions = metrics.paths(store, "words").transitions
     assert sum(sankey.data[0].link.value) == transitions["count"].sum()
     load = routing.load_bars(metrics.load(store, "words").experts)
-    assert [t.visible for t in load.data] == [True, "legendonly"]
+    assert [t.visible for t in load.data if t.type == "bar"] == [True, "legendonly"]
+    assert all(isinstance(t.marker.color, str) for t in load.data if t.showlegend is not False)
     head = analysis.headline(metrics.summary(store, "words"))
     assert set(head) >= {"Focus (pooled)", "Cover (pooled)", "mean load CV", "compute saved"}
     with pytest.raises(routeviz.RoutevizError, match="unknown figure"):

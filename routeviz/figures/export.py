@@ -1,5 +1,10 @@
 """Figures to files: HTML always; PNG and SVG through kaleido and a local Chromium.
 
+Every figure that leaves the app (a file here, the report's figures) goes through
+`standalone` first, so it looks the same whichever process builds it: inside Streamlit,
+plotly's default template is Streamlit's, whose colours are placeholders only the app
+replaces (#000001… draw black) and whose axes have no automargin (tick labels clipped).
+
 kaleido's page asks a CDN for MathJax, which stalls with no network, so MathJax is turned
 off for every export (the figures use no LaTeX).
 """
@@ -9,8 +14,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import plotly.graph_objects as go
+import plotly.io as pio
+
 from routeviz.errors import RoutevizError, choose
 
+TEMPLATE = "plotly_white"  # named, never the process default (see above)
 FORMATS = ("html", "png", "svg")
 MIME = {"html": "text/html", "png": "image/png", "svg": "image/svg+xml"}
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -28,9 +37,21 @@ def available_formats() -> tuple[str, ...]:
     return FORMATS if chromium_path() else ("html",)
 
 
+def standalone(fig) -> go.Figure:
+    """A copy of `fig` as drawn outside the app: plotly's own white template (set by name,
+    not taken from the process default) and automargin on every axis, so tick labels and
+    axis titles push the margins out instead of falling outside the figure."""
+    out = go.Figure(fig)
+    out.update_layout(template=pio.templates[TEMPLATE])
+    out.update_xaxes(automargin=True)
+    out.update_yaxes(automargin=True)
+    return out
+
+
 def figure_bytes(fig, fmt: str, width: int | None = None, height: int | None = None) -> bytes:
-    """`fig` as a self-contained HTML page, or a PNG/SVG image."""
+    """`fig` as a self-contained HTML page, or a PNG/SVG image (through `standalone`)."""
     fmt = choose("format", fmt, FORMATS)
+    fig = standalone(fig)
     if fmt == "html":
         return fig.to_html(full_html=True, include_plotlyjs=True,
                            default_height=f"{height or fig.layout.height or 500}px").encode()

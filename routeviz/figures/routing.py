@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from routeviz.figures.data import plot_text, short_site
+from routeviz.figures.labels import EXIT_AXIS
 from routeviz.figures.palette import KEPT_COLOR, expert_color
 
 STARVED_COLOR = "#D62728"
@@ -20,13 +21,21 @@ def load_bars(load: pd.DataFrame, max_sites: int = 32) -> go.Figure:
         sub = load[load["site"].astype(str) == site].sort_values("expert")
         starved = sub["starved"].astype(bool).tolist() if "starved" in sub else [False] * len(sub)
         colors = [STARVED_COLOR if s else expert_color(e) for e, s in zip(sub["expert"], starved)]
+        name = plot_text(short_site(site))
+        visible = True if site == sites[0] else "legendonly"
+        # plotly's legend draws a bar trace's swatch from marker colours it reads as one
+        # colour (per-bar arrays log "Invalid color specifier: Array(n)"): the bars stay out
+        # of the legend and a one-colour marker trace of the same group stands for the site
         fig.add_trace(go.Bar(
-            x=[f"e{int(e)}" for e in sub["expert"]], y=sub["share"], name=plot_text(short_site(site)),
-            marker=dict(color=colors, line=dict(color=["black" if s else "rgba(0,0,0,0)"
-                                                        for s in starved], width=2)),
+            x=[f"e{int(e)}" for e in sub["expert"]], y=sub["share"], name=name,
+            legendgroup=site, showlegend=False, visible=visible,
+            marker=dict(color=colors, line=dict(color="black",
+                                                width=[2 if s else 0 for s in starved])),
             text=["starved" if s else "" for s in starved], textposition="outside",
-            hovertemplate="%{x}: %{y:.1%}<extra>" + plot_text(short_site(site)) + "</extra>",
-            visible=True if site == sites[0] else "legendonly"))
+            hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>"))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                                 legendgroup=site, visible=visible, hoverinfo="skip",
+                                 marker=dict(color="#555555", symbol="square", size=10)))
     fig.update_layout(title="Expert load share per site (red = starved); pick sites in the legend",
                       yaxis_tickformat=".0%", barmode="group", height=380,
                       margin=dict(l=10, r=10, t=40, b=10))
@@ -120,9 +129,9 @@ def exit_histogram(exits: pd.DataFrame, n_layers: int | None = None) -> go.Figur
                       height=320, margin=dict(l=10, r=10, t=40, b=10))
     if share:
         fig.update_yaxes(tickformat=".0%", title="share of units")
-        return fig.update_xaxes(title="exit layer", dtick=1,
+        return fig.update_xaxes(title=EXIT_AXIS, dtick=1,
                                 range=[-0.5, n_layers - 0.5] if n_layers else None)
-    fig.update_xaxes(title="exit layer", dtick=1,
+    fig.update_xaxes(title=EXIT_AXIS, dtick=1,
                      range=[-0.5, n_layers - 0.5] if n_layers else None)
     fig.update_yaxes(title="count")
     return fig

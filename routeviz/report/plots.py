@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from routeviz import figures
+from routeviz.figures.export import standalone
 from routeviz.report.collect import Report
 
 
@@ -20,6 +21,10 @@ class Plot:
     section: str  # "overview", "site:<site>", "comparison"
     caption: str
     figure: object  # plotly Figure
+
+    def __post_init__(self):
+        # the report's figures leave the app: the same look from the CLI and from Export
+        self.figure = standalone(self.figure)
 
     @property
     def height(self) -> int:

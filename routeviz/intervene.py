@@ -178,6 +178,8 @@ class Intervened:
         return self.request.config
 
     def __enter__(self):
+        if self.request.empty:  # nothing to change: no sites to look for
+            return self
         sites = find_sites(self.model, self.include, registry=self.registry)
         self.request.plans = plan_sites(sites, self.request)
         self._thread = threading.get_ident()

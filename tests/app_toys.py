@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from routeviz.models import Encoded, ModelRunner
-from routeviz.plugins import DatasetSpec, ModelSpec
+from routeviz.plugins import DatasetSpec, Example, ModelSpec
 from sample_models import layers
 
 D, E, K, VOCAB = 16, 4, 2, 64
@@ -186,8 +186,10 @@ def toy_dataset(limit=None):
 
 
 # As a third-party package declares them (tests.app_support installs them as entry points).
+TOY_EXAMPLES = {"toy-text": (Example("a short text", text="the cat sat on the mat ."),),
+                "toy-long": (Example("toy word text 2", dataset="toy-words", index=2),)}
 TOY_MODELS = tuple(ModelSpec(name, modality, ("expert", "keep", "exit"), datasets,
-                             f"{name} (test toy)", load)
+                             f"{name} (test toy)", load, TOY_EXAMPLES.get(name, ()))
                    for name, modality, datasets in (("toy-text", "text", ("toy-words",)),
                                                     ("toy-long", "text", ("toy-words",)),
                                                     ("toy-image", "image", ())))

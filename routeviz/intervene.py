@@ -52,7 +52,7 @@ class Intervention:
 
     @property
     def empty(self) -> bool:
-        return not (self.ablate or self.force or self.top_k or self.disable)
+        return not (self.ablate or self.force or self.top_k is not None or self.disable)
 
     @property
     def config(self) -> dict:

@@ -191,6 +191,7 @@ def test_intervene_inside_a_trace_is_recorded(mixtral_dir, store_dir):
     (["--ablate", f"{LAYER0}:9"], "has 4 experts"),
     (["--force", f"{LAYER0}:1", "--ablate", f"{LAYER0}:1"], "both ablated and forced"),
     (["--top-k", "5"], "--top-k 5"),
+    (["--top-k", "0"], "must be 1 or more"),
     (["--disable", "merge"], "--disable merge"),
 ])
 def test_bad_intervention_is_one_line_error(option, message, mixtral_dir, store_dir, capsys):

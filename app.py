@@ -10,8 +10,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import (current_run, default_store_path, get_handle, keep_widget_state,
-                              run_names, state_from_url, state_to_url)
+from app_pages.common import (
+    current_run,
+    default_store_path,
+    get_handle,
+    keep_widget_state,
+    run_names,
+    state_from_url,
+    state_to_url,
+)
 
 st.set_page_config(page_title="routeviz", layout="wide")
 

@@ -8,8 +8,17 @@ tag) is kept in session state and the URL (app_pages/common.URL_KEYS).
 
 import streamlit as st
 
-from app_pages.common import (LOCAL_CHECKPOINT, current_run, get_handle, load_runner,
-                              new_run_name, run_config, select_run, show_error, state_to_url)
+from app_pages.common import (
+    LOCAL_CHECKPOINT,
+    current_run,
+    get_handle,
+    load_runner,
+    new_run_name,
+    run_config,
+    select_run,
+    show_error,
+    state_to_url,
+)
 from app_pages.inspect_find import find_panel, go_to, pick_example, token_detail
 from app_pages.inspect_views import show_example
 from routeviz.errors import RoutevizError

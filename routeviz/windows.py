@@ -39,7 +39,10 @@ def _longest_fit(runner, text: str, start: int, points: list[int]) -> int:
 
     first = bisect_right(points, start)
     after = points[first:] + [len(text)]
-    fits = lambda i: _fits(runner, text[start:after[i]])  # noqa: E731
+
+    def fits(i: int) -> bool:
+        return _fits(runner, text[start:after[i]])
+
     lo, hi, step = -1, None, 1  # after[lo] fits (or lo = -1), after[hi] does not
     probe = min(bisect_right(after, start + int(runner.max_tokens)), len(after) - 1)
     while hi is None:

@@ -7,7 +7,6 @@ import streamlit as st
 from app_pages.common import (
     get_handle,
     load_runner,
-    new_run_name,
     runs_frame,
     sample_model_names,
     select_run,
@@ -16,6 +15,14 @@ from app_pages.common import (
 from routeviz.errors import RoutevizError
 from routeviz.plugins import dataset_specs, load_dataset, model_specs
 from routeviz.record import record
+
+
+def fresh_name(prefix: str, taken: set) -> str:
+    """`prefix`, or `prefix-2`, `prefix-3`… : the first name no run has."""
+    if prefix not in taken:
+        return prefix
+    return next(f"{prefix}-{i}" for i in range(2, len(taken) + 3) if f"{prefix}-{i}" not in taken)
+
 
 st.title("Runs")
 handle = get_handle()
@@ -48,19 +55,32 @@ else:
         f"{k}: {datasets[k].description}" for k in suits if k in datasets))
     limit = cols[2].number_input("Examples", min_value=1, max_value=5000, value=64, step=16,
                                  key="runs_limit")
-    name = cols[3].text_input("Run name", key="runs_name", placeholder=f"{model}-{dataset}")
+    taken = set(runs["run"].astype(str)) if not runs.empty else set()
+    default = fresh_name(f"{model}-{dataset}", taken)
+    if st.session_state.pop("runs_name_used", False):  # set by the last trace: start afresh
+        st.session_state["runs_name"] = ""
+    name = cols[3].text_input("Run name", key="runs_name", placeholder=default,
+                              help=f"Empty: {default}")
+    overwrite = st.checkbox("Replace a run of the same name", key="runs_overwrite")
     if st.button("Trace", type="primary", key="runs_trace"):
+        run = name.strip() or default
+        slot = st.empty()  # the progress bar, cleared when the trace fails
         try:
+            if run in taken and not overwrite:
+                raise RoutevizError(f"run {run!r} already exists: tick \"Replace a run of the "
+                                    "same name\" or choose another name")
             items = load_dataset(dataset, int(limit))
             runner = load_runner(model)
-            run = name.strip() or new_run_name(f"{model}-{dataset}")
-            bar = st.progress(0.0, text=f"Tracing {len(items)} examples…")
+            bar = slot.progress(0.0, text=f"Tracing {len(items)} examples…")
             result = record(runner, items, handle.store.path, run, batch_size=16,
+                            overwrite=overwrite and run in taken,
                             progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} examples"))
             st.success(f"Run {run!r}: {result.n_examples} examples, {result.rows:,} route rows")
+            st.session_state["runs_name_used"] = True
             select_run(run)
             st.rerun()
         except Exception as exc:  # noqa: BLE001 — shown in the page, the app keeps running
+            slot.empty()
             show_error(exc)
 
 st.subheader("Delete a run")

@@ -1,0 +1,167 @@
+"""Click-to-explain: which input tokens (or patches) drive one token's router at one site.
+
+`render_explain(handle, run, example, config)` draws the panel for one recorded example
+(Inspect calls it under the example view). It follows the token and site selected on the
+page (`inspect_selected_token`: a click on the heatmap or the token chips) and offers its
+own pickers; "Explain" recovers the example's input from the store (examples.text for a
+text, the PNG in examples.image for an image), runs routeviz.explain on the run's model
+and draws the attributions over the text (token chips, red = pushes the logit up, blue =
+down) or over the image (a patch overlay), with the convergence delta stated.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import numpy as np
+import streamlit as st
+
+from app_pages.common import cached, load_runner, query, run_facts, show_error
+from routeviz.errors import RoutevizError
+from routeviz.figures import data
+
+SELECTED = "inspect_selected_token"  # {run, example, token, text, site} set by Inspect
+OVERLAY_PX = 384  # the image drawn this wide at least
+
+
+def _explain(store, run, example, site, token, expert, steps):
+    from routeviz.explain import explain
+    from routeviz.whatif import example_item, model_source
+
+    item = example_item(store, run, example)
+    runner = load_runner(model_source(store.config(run)))
+    return explain(runner, item, site, int(token), expert, n_steps=int(steps)).to_json()
+
+
+explain_cached = cached(_explain)
+
+
+def render_explain(handle, run: str, example: int, config: dict | None = None,
+                   key: str = "explain") -> None:
+    """The panel for `example` of `run` (config: the run's config; read here if None)."""
+    config = config if config is not None else query(handle, lambda s: s.config(run))
+    facts = run_facts(handle, run)
+    sites = facts["sites"]
+    expert_sites = sites[sites["kind"] == "expert"]["site"].tolist()
+    if not expert_sites:
+        st.info("This run has no expert routing to explain.")
+        return
+    tokens = query(handle, lambda s: s.example_tokens(run, int(example)))
+    if not tokens:
+        st.info("This example has no tokens to explain.")
+        return
+    _follow_selection(run, example, expert_sites, len(tokens), key)
+    left, middle, right = st.columns([3, 3, 2])
+    site = left.selectbox("Router site", expert_sites, key=f"{key}_site",
+                          format_func=data.short_site)
+    token = middle.selectbox(f"Token (0–{len(tokens) - 1})", list(range(len(tokens))),
+                             key=f"{key}_token",
+                             format_func=lambda t: f"#{t} {data.show_token(tokens[t])}")
+    n_experts = _n_experts(config, site)
+    expert = right.selectbox("Expert", [None] + list(range(n_experts)), key=f"{key}_expert",
+                             format_func=lambda e: "its top-1" if e is None else str(e))
+    asked = (run, int(example), site, int(token), expert)
+    if st.button("Explain", key=f"{key}_go", type="primary"):
+        st.session_state[f"{key}_asked"] = asked
+    if st.session_state.get(f"{key}_asked") != asked:
+        st.caption("Integrated Gradients on the chosen expert's router logit for this token: "
+                   "how much each input token (or patch) moves it.")
+        return
+    try:
+        with st.spinner("Integrated Gradients (32 steps)…"):
+            result = explain_cached(handle, run, int(example), site, int(token), expert, 32)
+    except RoutevizError as exc:
+        show_error(exc)
+        return
+    _draw(handle, run, example, result, key)
+
+
+def _follow_selection(run, example, expert_sites, n_tokens, key) -> None:
+    """Take the page's selected token (and its site, if an expert site) when it changes."""
+    selected = st.session_state.get(SELECTED) or {}
+    if selected.get("run") != run or selected.get("example") != int(example):
+        return
+    mark = (selected.get("token"), selected.get("site"))
+    if st.session_state.get(f"{key}_followed") == (run, int(example), mark):
+        return
+    st.session_state[f"{key}_followed"] = (run, int(example), mark)
+    if isinstance(mark[0], int) and 0 <= mark[0] < n_tokens:
+        st.session_state[f"{key}_token"] = mark[0]
+    if mark[1] in expert_sites:
+        st.session_state[f"{key}_site"] = mark[1]
+
+
+def _n_experts(config: dict, site: str) -> int:
+    from app_pages.common import n_experts_for
+
+    return n_experts_for(config or {}, site)
+
+
+def _draw(handle, run, example, result: dict, key: str) -> None:
+    target = result["target"]
+    unit = result["input"]["unit"]
+    st.markdown(f"**{unit.capitalize()} #{target['token']}** "
+                f"`{data.show_token(target['text'] or '')}` → expert **{target['expert']}** at "
+                f"`{data.short_site(target['site'])}`: router logit {target['logit']:.3f} "
+                f"(baseline {target['baseline_logit']:.3f})")
+    if result["input"]["modality"] == "image":
+        image = _overlay(handle, run, example, result)
+        if image is not None:
+            st.image(image, width=OVERLAY_PX)
+    else:
+        st.html(chips_html(result))
+    st.caption(f"Sum of attributions {result['sum_attributions']:.4f} = logit − baseline "
+               f"logit ({target['logit'] - target['baseline_logit']:.4f}) + convergence "
+               f"delta {result['convergence_delta']:.4g} ({result['n_steps']} steps; a large "
+               "delta means routing changed along the path, e.g. a token dropped or exited).")
+
+
+def chips_html(result: dict) -> str:
+    """The input's tokens as chips coloured by attribution (red up, blue down), the target
+    outlined; token text escaped."""
+    scores = np.array([a["attribution"] for a in result["attributions"]], dtype=float)
+    largest = float(np.abs(scores).max()) or 1.0
+    target = result["target"]["token"]
+    chips = []
+    for a in result["attributions"]:
+        share = a["attribution"] / largest
+        rgb = "214,39,40" if share >= 0 else "31,119,180"
+        outline = "outline:2px solid #222;" if a["index"] == target else ""
+        text = html.escape(data.show_token(a["text"]))
+        chips.append(f'<span class="rv-attr" title="#{a["index"]}: {a["attribution"]:+.4f}" '
+                     f'style="background:rgba({rgb},{abs(share):.3f});{outline}padding:1px 3px;'
+                     f'margin:1px;border-radius:3px;display:inline-block;'
+                     f'font-family:monospace">{text}</span>')
+    return f'<div class="rv-explain" style="line-height:1.9">{"".join(chips)}</div>'
+
+
+def _overlay(handle, run, example, result: dict):
+    """The example's image with each patch tinted by its attribution; the target outlined."""
+    from PIL import Image, ImageDraw
+
+    info = query(handle, lambda s: s.example_info(run, int(example)))
+    if not info.get("image"):
+        st.info("The image was not stored; no overlay to draw.")
+        return None
+    image = Image.open(io.BytesIO(bytes(info["image"]))).convert("RGBA")
+    rows, cols = result["input"]["grid"]
+    scores = np.array([a["attribution"] for a in result["attributions"]]).reshape(rows, cols)
+    share = scores / (float(np.abs(scores).max()) or 1.0)
+    tint = np.zeros((rows, cols, 4), dtype=np.uint8)  # [rows, cols, rgba]
+    tint[..., 0] = np.where(share >= 0, 214, 31)
+    tint[..., 1] = np.where(share >= 0, 39, 119)
+    tint[..., 2] = np.where(share >= 0, 40, 180)
+    tint[..., 3] = (np.abs(share) * 170).astype(np.uint8)
+    scale = max(1, OVERLAY_PX // max(image.size))
+    size = (image.size[0] * scale, image.size[1] * scale)
+    image = image.resize(size, Image.NEAREST)
+    layer = Image.fromarray(tint, "RGBA").resize(size, Image.NEAREST)
+    drawn = Image.alpha_composite(image, layer)
+    row, col = divmod(int(result["target"]["token"]), cols)
+    w, h = size[0] / cols, size[1] / rows
+    ImageDraw.Draw(drawn).rectangle([col * w, row * h, (col + 1) * w - 1, (row + 1) * h - 1],
+                                    outline=(0, 0, 0, 255), width=max(2, scale))
+    buf = io.BytesIO()
+    drawn.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()

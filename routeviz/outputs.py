@@ -15,6 +15,8 @@ small and the few-input runs that interventions compare are recorded in full.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -59,8 +61,9 @@ def output_rows(examples, logprobs: np.ndarray, mask) -> pa.Table:
 
 
 class OutputRecorder:
-    """Captures the model's logits on every forward in the block; `write` hands the last
-    batch's log-probabilities to a trace's writer while the budget lasts.
+    """Captures the model's logits on every forward in the block run by the thread that
+    entered it (a shared model may run elsewhere meanwhile); `write` hands the last batch's
+    log-probabilities to a trace's writer while the budget lasts.
 
         with OutputRecorder(model) as outputs:
             ... model(**inputs) ...
@@ -74,8 +77,10 @@ class OutputRecorder:
         self.stopped = False  # the budget ran out: later batches were not recorded
         self._last = None
         self._hooks = None
+        self._thread = None
 
     def __enter__(self):
+        self._thread = threading.get_ident()
         self._hooks = hooks(self.model, fwd_hooks=[(self.model, self._capture)])
         self._hooks.__enter__()
         return self
@@ -84,6 +89,8 @@ class OutputRecorder:
         return self._hooks.__exit__(*exc)
 
     def _capture(self, module, inputs, output):
+        if threading.get_ident() != self._thread:
+            return
         logits = model_logits(output)
         self._last = None if logits is None else logits.detach()
 

@@ -217,3 +217,25 @@ def test_family_not_softmax_top_k_is_refused():
     with routeviz.intervene(model, ablate=["*:1"]), pytest.raises(RoutevizError,
                                                                    match="softmax then top-k"):
         model(input_ids=ids)
+
+
+def test_outputs_recorded_per_token_within_the_budget(store_dir, monkeypatch):
+    """The outputs table: one row per token, log-probabilities over the vocabulary that
+    sum to 1; once the run's budget is spent, later batches are left out and a note says so."""
+    import numpy as np
+
+    from routeviz.inputs import Item
+    from routeviz.models import load_model
+    from routeviz.record import record
+
+    runner = load_model("text-moe")
+    items = [Item(text=t) for t in TEXT_MOE_TEXTS]
+    n_first = len(runner.encode(items[:1]).tokens[0])
+    monkeypatch.setattr("routeviz.record.OUTPUT_BUDGET", n_first * 2048)
+    result = record(runner, items, store_dir, "small", batch_size=1)
+    assert any("outputs recorded for the first 1 example" in n for n in result.notes)
+    rows = routeviz.open_store(store_dir).query_df(
+        "SELECT example, token, logprobs FROM outputs WHERE run = 'small' ORDER BY token", [])
+    assert set(rows.example) == {0} and list(rows.token) == list(range(n_first))
+    probs = np.exp(np.stack(rows.logprobs).astype(np.float64)).sum(axis=1)
+    assert np.allclose(probs, 1.0, atol=2e-2) and len(rows.logprobs[0]) == 2048

@@ -171,9 +171,15 @@ def sample_model_names() -> list[str]:
 def load_runner(name_or_dir: str):
     """The model, kept warm: its routing hooks stay registered between inputs, so
     `routeviz.record.record(runner, ...)` costs the forward and the write (issue 18)."""
+    import torch
+
     from routeviz.models import load_model
     from routeviz.record import WarmRunner
 
+    # one input at a time: half the cores at most (1 of 2 here). A second intra-op thread
+    # on a busy 2-core machine made text-moe's 128-token forward 0.2 s -> 1-6 s (spinning
+    # and waiting for a core), and the page's own work needs the other core.
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) // 2)))
     return WarmRunner(load_model(name_or_dir))
 
 

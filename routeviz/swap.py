@@ -49,21 +49,23 @@ class Generation:
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(folder / f"{self.gid}.lock")  # taken before the directory exists
         self.root = folder / self.gid
-        os.mkdir(self.root)  # plain mkdirs: one system call per folder
+        root, partition = str(self.root), f"run={self.run}"
+        os.mkdir(root)  # plain mkdirs and strings: a trace of one input opens one of these
         for table in schema.TABLES:
-            os.mkdir(self.root / table)
-            os.mkdir(self.root / table / f"run={self.run}")
+            os.mkdir(os.path.join(root, table))
+            os.mkdir(os.path.join(root, table, partition))
 
     def link(self) -> None:
         """Point every table of a new run at this generation (readers see it fill up)."""
+        store, partition = str(self.store_path), f"run={self.run}"
         for table in schema.TABLES:  # a new run: nothing to replace, one symlink per table
-            place = self.store_path / table / f"run={self.run}"
-            target = os.path.join("..", GEN, self.gid, table, f"run={self.run}")
+            place = os.path.join(store, table, partition)
+            target = os.path.join("..", GEN, self.gid, table, partition)
             try:
                 try:
                     os.symlink(target, place)
                 except FileNotFoundError:  # the store's first run of this table
-                    place.parent.mkdir(exist_ok=True)
+                    os.makedirs(os.path.dirname(place), exist_ok=True)
                     os.symlink(target, place)
             except FileExistsError:  # someone made the run meanwhile: swap as an overwrite
                 _roll_forward(self.store_path, self.run, self.gid)

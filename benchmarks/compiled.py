@@ -2,6 +2,9 @@
 
 The traced copy has its routing hooks registered before compiling (`SiteHooks`, as the
 README says); the hooks run outside the compiled graphs, one graph break per routing site.
+Two copies of one model class, one with hooks and one without, share dynamo's compiled
+code unless it guards on hooks (`skip_nnmodule_hook_guards = False`, set here): without
+that the traced copy would run the untraced copy's code and record nothing.
 Both copies are compiled with the same backend and warmed up (compile time not counted),
 then take turns call by call; medians of wall and this thread's CPU time. The eager
 untraced forward is measured beside them for reference.
@@ -37,6 +40,7 @@ def main(argv=None) -> dict:
     from routeviz.hooks import SiteHooks
     from routeviz.sites import find_sites
 
+    torch._dynamo.config.skip_nnmodule_hook_guards = False
     b, s = (int(x) for x in args.shape.split("x"))
     model, vocab = tiny_mixtral()
     inputs = torch.randint(1, vocab, (b, s))
@@ -79,7 +83,8 @@ def main(argv=None) -> dict:
                     times[name].append((time.perf_counter() - wall, time.thread_time() - cpu))
         kept.close()
         routes = routeviz.open_store(store).routes("compiled")
-        out["route_rows"] = len(routes)
+        out["route_rows"] = len(routes)  # 0 would mean the hooks never ran
+        out["routes_per_call"] = len(routes) / max(1, tracer.n_batches)
     finally:
         shutil.rmtree(store.parent, ignore_errors=True)
     base = times["compiled_untraced"]

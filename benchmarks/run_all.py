@@ -10,6 +10,7 @@ py-spy, which profiles where tracing time goes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -57,29 +58,46 @@ def run(module: str, *args: str, timeout: float = 600) -> dict:
     return result
 
 
-def main() -> dict:
-    start = time.perf_counter()
-    results = {"machine": machine(), "tools_setup": ensure_tools()}
-    results["store_write"] = run("store_write")
-    # one process per model and shape, so a slow one cannot take the others' figures along
+def benchmarks() -> dict:
+    """key in results.json -> a function measuring it (each in its own process, so a slow
+    one cannot take the others' figures along)."""
+    plan = {"store_write": lambda: run("store_write")}
     for shape in ("8x128", "32x512"):
-        results[f"overhead_mixtral_{shape}"] = run("overhead", "--model", "mixtral",
-                                                   "--shape", shape)
+        plan[f"overhead_mixtral_{shape}"] = lambda shape=shape: run(
+            "overhead", "--model", "mixtral", "--shape", shape)
+    trained = (ROOT / "sample_models" / "weights" / "text-moe" / "model.safetensors").exists()
     for shape in ("8x128", "32x128"):
-        key = f"overhead_text_moe_{shape}"
-        if (ROOT / "sample_models" / "weights" / "text-moe" / "model.safetensors").exists():
-            results[key] = run("overhead", "--model", "text-moe", "--shape", shape)
-        else:
-            results[key] = {"skipped": "sample_models/weights/text-moe not trained"}
+        plan[f"overhead_text_moe_{shape}"] = (
+            (lambda shape=shape: run("overhead", "--model", "text-moe", "--shape", shape))
+            if trained else (lambda: {"skipped": "sample_models/weights/text-moe not trained"}))
     # issue 18: one input at a time, compiled models, the app's response
-    results["single_input"] = run("single_input")
-    results["compiled"] = run("compiled", timeout=1200)
-    results["app_response"] = run("app_response", timeout=1200)
-    results["streaming"] = run("streaming")
-    results["profile_trace"] = run("profile_trace")
-    if (HERE / "metrics_10m.py").exists():
-        results["metrics_10m"] = run("metrics_10m")
-    results["total_seconds"] = round(time.perf_counter() - start, 1)
+    plan["single_input"] = lambda: run("single_input")
+    plan["compiled"] = lambda: run("compiled", timeout=1200)
+    plan["app_response"] = lambda: run("app_response", timeout=1200)
+    plan["streaming"] = lambda: run("streaming")
+    plan["profile_trace"] = lambda: run("profile_trace")
+    plan["metrics_10m"] = lambda: run("metrics_10m")
+    return plan
+
+
+def main(argv=None) -> dict:
+    """Every benchmark; or, with `--only KEY ...`, those and the rest kept from results.json
+    (their times listed under `measured`)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", nargs="+", choices=list(benchmarks()))
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    plan = benchmarks()
+    results = {}
+    if args.only and (HERE / "results.json").exists():
+        results = json.loads((HERE / "results.json").read_text())
+    when = results.setdefault("measured", {})
+    results.update({"machine": machine(), "tools_setup": ensure_tools()})
+    for key in args.only or plan:
+        results[key] = plan[key]()
+        when[key] = results["machine"]["when"]
+    if not args.only:
+        results["total_seconds"] = round(time.perf_counter() - start, 1)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 

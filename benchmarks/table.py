@@ -119,6 +119,12 @@ def main() -> str:
     loads = [x for x in loads if x is not None]
     if loads:
         out[0] += f" Load average during the runs: {min(loads):.1f}–{max(loads):.1f}."
+    dates: dict = {}
+    for key, when in r.get("measured", {}).items():
+        dates.setdefault(when, []).append(key)
+    if len(dates) > 1:
+        out += ["Measured at different times: " + "; ".join(
+            f"{when}: {', '.join(keys)}" for when, keys in sorted(dates.items())) + ".", ""]
     out += target_rows(r) + [""]
     out += overhead_rows(r)
     sw = r.get("store_write", {})

@@ -117,3 +117,25 @@ def test_image_rerun_from_stored_png_shows_class_probability(tmp_path):
     assert "merge" not in set(routes.kind) and "merge" in set(store.example_routes(plain, 0).kind)
     assert [m.label for m in at.metric] == ["Probability of the plain prediction"]
     assert store.example_info(edited, 0)["image"] == store.example_info(plain, 0)["image"]
+
+
+def test_panel_inside_inspect(text_store):
+    """Inspect hosts the panel in an expander under the example: the same choices rerun the
+    example from there."""
+    from tests.app_support import open_page
+
+    at = open_page(text_store, "inspect", run="code")
+    assert any(e.label.startswith("What if") for e in at.expander)
+    key = "whatif-code-0"
+    at.multiselect(key=f"{key}-ablate-sites").set_value([SITE]).run()
+    at.multiselect(key=f"{key}-ablate-experts").set_value([2]).run()
+    at.number_input(key=f"{key}-top-k").set_value(1).run()
+    at.button(key=f"{key}-go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    _, edited = at.session_state[key]
+    store = routeviz.open_store(text_store)
+    routes = store.example_routes(edited, 0)
+    expert = routes[routes.kind == "expert"]
+    assert (expert.groupby(["site", "token"]).size() == 1).all()
+    assert 2 not in set(expert[expert.site == SITE].choice)
+    assert store.facts(edited).config["intervention"]["top_k"] == 1

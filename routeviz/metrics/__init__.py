@@ -58,8 +58,9 @@ Paths (`paths.py`)
 Expert profiles (`profiles.py`)
     expert_profiles(store, run, site=None, tag=None, top=10, min_count=2, contexts=5, window=4)
         -> ProfileResult(.tags, .tokens, .examples)
-        .tags: site, expert, name, value, count, lift (P(tag|expert)/P(tag)), precision
-        .tokens: site, expert, text, count, lift
+        .tags: site, expert, name, value, count, lift (P(tag|expert)/P(tag)), precision,
+               p_expert (P(expert|tag)), score (Wilson lower bound of p_expert; ranked by)
+        .tokens: site, expert, text, count, n_text, lift, p_expert, score (as .tags)
         .examples: site, expert, example, token, text, left, right, weight  (gallery contexts)
 
 Diff (`diff.py`)

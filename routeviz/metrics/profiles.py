@@ -1,15 +1,24 @@
 """Per-expert profiles for the expert-token gallery (LIMoE-style): the tag values and token
-strings most over-represented among an expert's tokens, and example contexts.
+strings an expert most reliably gets, and example contexts.
 
-lift(x, e) = P(x | routed to e) / P(x) = (n_both / n_e) / (n_x / n_units); an expert is
-"routed to" at any rank. Items seen fewer than `min_count` times with the expert are left
-out, so a single rare token cannot top the list by chance.
+For an item x (a token string or a tag value) and an expert e, with n_both units of x routed
+to e (at any rank) of the n_x units of x:
+
+    p_expert = P(e | x) = n_both / n_x
+    score    = the Wilson lower bound of P(e | x) (95%, z = 1.96): count-aware, so a token
+               seen twice and routed twice to e (score 0.34) ranks below one routed 45 times
+               in 50 (0.79); lift alone saturates at 1 / P(e) for every item always routed to e
+    lift     = P(x | e) / P(x) = P(e | x) / P(e)  (shown, not ranked by)
+
+Items are ranked by score; those seen fewer than `min_count` times with the expert are left
+out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from routeviz.contexts import context_windows
@@ -20,8 +29,9 @@ from routeviz.metrics.unit_counts import example_lengths_sql, unit_counts
 
 @dataclass
 class ProfileResult:
-    tags: pd.DataFrame  # site, expert, name, value, count, n_expert, n_tag, lift, precision
-    tokens: pd.DataFrame  # site, expert, text, count, n_expert, n_text, lift
+    tags: pd.DataFrame  # site, expert, name, value, count, n_expert, n_tag, lift, precision,
+    #                     p_expert, score
+    tokens: pd.DataFrame  # site, expert, text, count, n_expert, n_text, lift, p_expert, score
     examples: pd.DataFrame  # site, expert, example, token, text, left, right, weight
     unit: str
 
@@ -35,20 +45,42 @@ def expert_profiles(store, run: str, site: str | None = None, tag=None, top: int
     unit = "token" if per_token else "example"
     tags = _tag_profiles(store, run, site, tag, unit, top, min_count)
     tokens = _token_profiles(store, run, site, top, min_count) if per_token else pd.DataFrame(
-        columns=["site", "expert", "text", "count", "n_expert", "n_text", "lift"])
+        columns=TOKEN_COLUMNS)
     examples = _contexts(store, run, site, contexts, window)
     return ProfileResult(tags=tags, tokens=tokens, examples=examples, unit=unit)
 
 
+Z = 1.96  # the Wilson bound's normal quantile (95%)
+TOKEN_COLUMNS = ["site", "expert", "text", "count", "n_expert", "n_text", "lift", "p_expert",
+                 "score"]
+
+
+def wilson_lower(count, n, z: float = Z):
+    """The Wilson score interval's lower bound for a proportion count / n (arrays or scalars)."""
+    n = np.maximum(np.asarray(n, dtype=float), 1.0)
+    p = np.asarray(count, dtype=float) / n
+    z2 = z * z
+    spread = z * np.sqrt(np.maximum(p * (1 - p) / n + z2 / (4 * n * n), 0.0))
+    return np.maximum((p + z2 / (2 * n) - spread) / (1 + z2 / n), 0.0)
+
+
+def _wilson_sql(count: str, n: str, z: float = Z) -> str:
+    """wilson_lower as a SQL expression (DuckDB and Spark) over numeric columns."""
+    z2 = z * z
+    p = f"({count} * 1.0 / {n})"
+    return (f"greatest(({p} + {z2 / 2!r} / {n} - {z!r} * sqrt(greatest({p} * (1 - {p}) / {n} "
+            f"+ {z2 / 4!r} / ({n} * {n}), 0.0))) / (1 + {z2!r} / {n}), 0.0)")
+
+
 def _top_per_expert(df: pd.DataFrame, top: int) -> pd.DataFrame:
-    df = df.sort_values(["site", "expert", "lift", "count", "name", "value"],  # ties: by name
+    df = df.sort_values(["site", "expert", "score", "count", "name", "value"],  # ties: by name
                         ascending=[True, True, False, False, True, True])
     return df.groupby(["site", "expert"], sort=False).head(top).reset_index(drop=True)
 
 
 def _tag_profiles(store, run, site, tag, unit, top, min_count) -> pd.DataFrame:
     columns = ["site", "expert", "name", "value", "count", "n_expert", "n_tag", "lift",
-               "precision"]
+               "precision", "p_expert", "score"]
     families = common.tag_names(store, run)
     if tag is not None:
         families = common.require_tags(store, run, tag)
@@ -69,6 +101,8 @@ def _tag_profiles(store, run, site, tag, unit, top, min_count) -> pd.DataFrame:
     both = both[both["count"] >= min_count].copy()
     both["precision"] = both["count"] / both.n_expert
     both["lift"] = both.precision / (both.n_tag / float(n_units or 1))
+    both["p_expert"] = both["count"] / both.n_tag
+    both["score"] = wilson_lower(both["count"], both.n_tag)
     return _top_per_expert(both, top)[columns]
 
 
@@ -92,13 +126,15 @@ def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
         "per_expert AS (SELECT site, expert, count(*) AS n_expert FROM routed GROUP BY ALL), "
         "cell AS (SELECT site, expert, text_id, count(*) AS count FROM routed GROUP BY ALL), "
         "scored AS (SELECT c.site, c.expert, n.text, c.count, e.n_expert, n.n_text, "
-        "  (c.count / e.n_expert) / (n.n_text / total.n) AS lift "
+        "  (c.count / e.n_expert) / (n.n_text / total.n) AS lift, "
+        "  c.count * 1.0 / n.n_text AS p_expert, "
+        f"  {_wilson_sql('c.count', 'n.n_text')} AS score "
         "  FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text_id), "
         "  total WHERE c.count >= $min_count) "
-        "SELECT site, expert, text, count, n_expert, n_text, lift FROM ("
+        f"SELECT {', '.join(TOKEN_COLUMNS)} FROM ("
         "  SELECT *, row_number() OVER (PARTITION BY site, expert "
-        "    ORDER BY lift DESC, count DESC, text) AS place FROM scored) ranked "
-        "WHERE place <= $top ORDER BY site, expert, lift DESC, count DESC, text", params)
+        "    ORDER BY score DESC, count DESC, text) AS place FROM scored) ranked "
+        "WHERE place <= $top ORDER BY site, expert, score DESC, count DESC, text", params)
 
 
 def _contexts(store, run, site, contexts, window) -> pd.DataFrame:

@@ -137,14 +137,16 @@ def chips_html(result: dict) -> str:
 
 
 def _overlay(handle, run, example, result: dict):
-    """The example's image with each patch tinted by its attribution; the target outlined."""
+    """The example's image (in grey) with each patch tinted by its attribution (red up,
+    blue down); the target patch outlined."""
     from PIL import Image, ImageDraw
 
     info = query(handle, lambda s: s.example_info(run, int(example)))
     if not info.get("image"):
         st.info("The image was not stored; no overlay to draw.")
         return None
-    image = Image.open(io.BytesIO(bytes(info["image"]))).convert("RGBA")
+    # in grey, so the tint reads on any colour
+    image = Image.open(io.BytesIO(bytes(info["image"]))).convert("L").convert("RGBA")
     rows, cols = result["input"]["grid"]
     scores = np.array([a["attribution"] for a in result["attributions"]]).reshape(rows, cols)
     share = scores / (float(np.abs(scores).max()) or 1.0)

@@ -49,18 +49,26 @@ def series_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(series_store):
+def browser():
     from playwright.sync_api import sync_playwright
 
-    with streamlit_app(ROOT / "app.py", series_store[0]) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    with sync_playwright() as p:  # one Playwright per module: the sync API does not nest
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(series_store, browser):
+    with streamlit_app(ROOT / "app.py", series_store[0]) as base:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        pg = context.new_page()
         pg.set_default_timeout(60_000)
         pg.goto(f"{base}/timeline")
         pg.get_by_role("heading", name="Timeline").wait_for()
         idle(pg)
         yield pg
-        browser.close()
+        context.close()
 
 
 def idle(pg):
@@ -107,11 +115,9 @@ def test_step_slider_moves_the_step_figure(page, series_store):
         ".main-svg").first.wait_for()
 
 
-def test_series_report_renders_offline(series_store, tmp_path):
+def test_series_report_renders_offline(series_store, browser, tmp_path):
     """report.html of the series from disk, every network request refused: each figure
     (one line chart per metric, one identity heatmap per site) draws."""
-    from playwright.sync_api import sync_playwright
-
     from routeviz.report.series import write_series_report
     from routeviz.store import open_store
 
@@ -120,19 +126,17 @@ def test_series_report_renders_offline(series_store, tmp_path):
     write_series_report(store, name, tmp_path / "out")
     n_sites = len(store.query_df("SELECT DISTINCT site FROM routes WHERE kind = 'expert'"))
     store.close()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        refused, errors = [], []
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-            "file:") else (refused.append(route.request.url), route.abort()))
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto((tmp_path / "out" / "report.html").resolve().as_uri())
-        page.wait_for_function(
-            "[...document.querySelectorAll('figure.plot')].every(f => f.querySelector('.main-svg'))"
-            " && document.querySelectorAll('figure.plot').length > 0", timeout=30_000)
-        keys = page.eval_on_selector_all("figure.plot", "els => els.map(e => e.dataset.key)")
-        browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    refused, errors = [], []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+        "file:") else (refused.append(route.request.url), route.abort()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto((tmp_path / "out" / "report.html").resolve().as_uri())
+    page.wait_for_function(
+        "[...document.querySelectorAll('figure.plot')].every(f => f.querySelector('.main-svg'))"
+        " && document.querySelectorAll('figure.plot').length > 0", timeout=30_000)
+    keys = page.eval_on_selector_all("figure.plot", "els => els.map(e => e.dataset.key)")
+    page.close()
     assert {"saturation-top1", "saturation-overlap", "load-cv", "maxvio"} <= set(keys)
     assert len([k for k in keys if k.startswith("identity-")]) == min(n_sites, 8)
     assert errors == [] and refused == []

@@ -2,9 +2,17 @@
 
 import streamlit as st
 
-from app_pages.common import get_handle, metric, need_run, run_facts, show_error
+from app_pages.common import cached, get_handle, metric, need_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
+from routeviz.metrics.tag_families import content_families
+
+
+def _family_stats(store, run):
+    return store.tag_family_stats(run)
+
+
+family_stats = cached(_family_stats)
 
 DEFINITION = r"""
 From *Suboptimal routing in conditional computation* (§4.2). For each **tag value** $i$
@@ -41,9 +49,15 @@ if not kinds:
     st.warning(f"Run {run!r} has no expert, keep or exit decisions.")
     st.stop()
 
+content, left_out = content_families(family_stats(handle, run))
 cols = st.columns([3, 2, 2, 1])
-families = cols[0].multiselect("Tag families", facts["tags"], default=facts["tags"],
-                               key="spec_tags", help="Empty = all families, pooled.")
+families = cols[0].multiselect(
+    "Tag families", facts["tags"], default=content or facts["tags"], key="spec_tags",
+    help="By default the families that describe content; provenance (a source file, an id: "
+         "about one value per example) is left out. Empty = all families, pooled.")
+if left_out and content:
+    st.caption("Left out by default (provenance, not content): " + ", ".join(
+        f"`{name}` ({why})" for name, why in left_out.items()) + ". Add them above to pool them.")
 kind = cols[1].selectbox("Subnetworks", kinds, key="spec_kind",
                          format_func={"expert": "experts", "keep": "kept / dropped",
                                       "exit": "exit layers"}.get)

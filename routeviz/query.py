@@ -158,6 +158,52 @@ class RunQueries:
         return {"n_examples": int(row.n_examples or 0), "n_sources": int(row.n_sources or 0),
                 "n_tokens": int(row.n_tokens or 0)}
 
+    # -- tags and token search (Experts, Specialization, Embeddings pages) -------------------
+    def tag_values(self, run: str) -> pd.DataFrame:
+        """name, value, n (tag rows) for every tag value of the run, by name then value."""
+        return self.engine.query(
+            "SELECT name, value, count(*) AS n FROM tags WHERE run = $run "
+            "GROUP BY name, value ORDER BY name, value", {"run": run})
+
+    def tag_family_stats(self, run: str) -> pd.DataFrame:
+        """name, n_values (distinct values), n_examples (examples carrying the family),
+        per_token (its values are given per token) for every tag family of the run."""
+        return self.engine.query(
+            "SELECT name, count(DISTINCT value) AS n_values, count(DISTINCT example) AS "
+            "n_examples, max(token) >= 0 AS per_token FROM tags WHERE run = $run "
+            "GROUP BY name ORDER BY name", {"run": run})
+
+    def tag_value_experts(self, run: str, site: str, name: str, value: str) -> pd.DataFrame:
+        """expert, count (units with tag name=value routed to the expert at `site`, any
+        rank), n_tag (units with the value routed at the site): P(expert | value) =
+        count / n_tag. A per-example tag (token -1) covers every token of its example."""
+        return self.engine.query(
+            "WITH tagged AS (SELECT DISTINCT r.example, r.token, r.choice FROM routes r "
+            "  JOIN tags g ON g.run = r.run AND g.example = r.example "
+            "   AND (g.token = r.token OR g.token = -1) "
+            "  WHERE r.run = $run AND r.site = $site AND r.kind = 'expert' "
+            "   AND g.name = $name AND g.value = $value), "
+            "n AS (SELECT count(*) AS n_tag FROM (SELECT DISTINCT example, token FROM tagged) u) "
+            "SELECT t.choice AS expert, count(*) AS count, any_value(n.n_tag) AS n_tag "
+            "FROM tagged t, n GROUP BY t.choice ORDER BY t.choice",
+            {"run": run, "site": site, "name": name, "value": value})
+
+    def token_experts(self, run: str, site: str, search: str, limit: int = 20) -> pd.DataFrame:
+        """text, expert, count, n_text (occurrences of the text) for the (at most `limit`)
+        most frequent token texts containing `search` (case-insensitive, no wildcards) and
+        the experts they are routed to at `site` (any rank), by text then count."""
+        return self.engine.query(
+            "WITH tok AS (SELECT example, token, text FROM tokens WHERE run = $run "
+            "  AND instr(lower(text), lower($search)) > 0), "
+            "texts AS (SELECT text, count(*) AS n_text FROM tok GROUP BY text "
+            "  ORDER BY n_text DESC, text LIMIT $limit) "
+            "SELECT t.text, r.choice AS expert, count(*) AS count, any_value(x.n_text) AS n_text "
+            "FROM tok t JOIN texts x ON x.text = t.text JOIN routes r ON r.run = $run "
+            "  AND r.example = t.example AND r.token = t.token AND r.site = $site "
+            "  AND r.kind = 'expert' "
+            "GROUP BY t.text, r.choice ORDER BY any_value(x.n_text) DESC, t.text, count DESC, "
+            "r.choice", {"run": run, "site": site, "search": str(search), "limit": int(limit)})
+
 
 def _is_missing(value) -> bool:
     try:

@@ -73,3 +73,54 @@ def test_pooled_scores_show_their_permutation_band(app_store):
     bars, _ = plotly_specs(at)
     assert "chance band" in bars["data"][0]["hovertemplate"]
     assert bars["data"][0]["customdata"][0] == pytest.approx([pooled.focus_lo, pooled.focus_hi])
+
+
+@pytest.fixture(scope="module")
+def skewed_store(tmp_path_factory):
+    from tests.ranking_store import skewed_run
+
+    path = tmp_path_factory.mktemp("skewed") / "store"
+    skewed_run(path)
+    return path
+
+
+def test_default_families_leave_out_provenance_and_say_so(skewed_store):
+    at = open_page(skewed_store, "specialization", run="skewed")
+    assert not at.error
+    assert at.multiselect(key="spec_tags").value == ["kind", "token_type"]
+    note = next(c.value for c in at.caption if c.value.startswith("Left out by default"))
+    assert "`source` (provenance)" in note and "`doc` (20 values over 20 examples)" in note
+    expected = metrics.focus_cover(open_store(skewed_store), "skewed",
+                                   tags=["kind", "token_type"])
+    pooled = expected.scores[(expected.scores.site == "*") & (expected.scores.tag == "*")].iloc[0]
+    assert {m.label: m.value for m in at.metric}["Cover (pooled)"] == f"{pooled.cover:.3f}"
+    everything = metrics.focus_cover(open_store(skewed_store), "skewed")
+    pooled_all = everything.scores[(everything.scores.site == "*")
+                                   & (everything.scores.tag == "*")].iloc[0]
+    assert pooled_all.cover < pooled.cover  # 40 id values would pull Cover down
+    at.multiselect(key="spec_tags").set_value(["kind", "source"]).run()  # still changeable
+    matrix = plotly_specs(at)[1]["data"][0]
+    assert any(str(y).startswith("source=") for y in matrix["y"])
+
+
+def test_matrix_rows_and_columns_follow_the_best_match(app_store):
+    at = open_page(app_store, "specialization", run="words")
+    at.selectbox(key="spec_site").set_value(at.selectbox(key="spec_site").options[1]).run()
+    heat = plotly_specs(at)[1]
+    z = [[0.0 if v is None or v != v else v for v in row] for row in heat["data"][0]["z"]]
+    best_cols = [row.index(max(row)) for row in z]
+    assert best_cols == sorted(best_cols)  # a diagonal from the top left
+    assert heat["layout"]["yaxis"]["autorange"] == "reversed"  # first row drawn on top
+
+
+def test_diagonal_order_puts_each_best_match_on_the_diagonal():
+    import pandas as pd
+
+    from routeviz.figures.analysis import diagonal_order
+
+    matrix = pd.DataFrame([[0.1, 0.9, 0.0], [0.0, 0.2, 0.5], [0.8, 0.1, 0.0], [0.0, 0.7, 0.1]],
+                          index=["a", "b", "c", "d"], columns=["x", "y", "z"])
+    ordered = diagonal_order(matrix)
+    assert list(ordered.index) == ["a", "d", "c", "b"]  # y's rows (best first), then x, z
+    assert list(ordered.columns) == ["y", "x", "z"]
+    assert ordered.loc["a", "y"] == 0.9  # cells travel with their labels

@@ -45,16 +45,36 @@ def _band_hover(scores: pd.DataFrame, column: str, name: str) -> dict:
                              "–%{customdata[1]:.3f}<extra></extra>"}
 
 
+def diagonal_order(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Rows and columns reordered so that each row's best match lies on a diagonal: columns
+    by the rank of the row they match best (rows first taken by their best value), then rows
+    by the position of their best column, best value first among rows sharing a column."""
+    if matrix.empty:
+        return matrix
+    values = matrix.fillna(0.0)
+    rows = values.max(axis=1).sort_values(ascending=False, kind="stable").index
+    row_rank = {r: i for i, r in enumerate(rows)}
+    col_key = pd.DataFrame({"row": [row_rank[r] for r in values.idxmax(axis=0)],
+                            "best": -values.max(axis=0).to_numpy()}, index=values.columns)
+    cols = col_key.sort_values(["row", "best"], kind="stable").index
+    col_rank = {c: i for i, c in enumerate(cols)}
+    row_key = pd.DataFrame({"col": [col_rank[c] for c in values[cols].idxmax(axis=1)],
+                            "best": -values.max(axis=1).to_numpy()}, index=values.index)
+    return matrix.loc[row_key.sort_values(["col", "best"], kind="stable").index, cols]
+
+
 def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 96,
                       title: str = "") -> go.Figure:
     """matrix: tag values down (index), subnetworks across (columns), A_ij F1 in cells.
 
-    Larger matrices keep the rows and columns with the highest maxima, and say so."""
+    Rows and columns are drawn in diagonal_order (top row first). Larger matrices keep the
+    rows and columns with the highest maxima, and say so."""
     full_shape = matrix.shape
     if matrix.shape[0] > max_rows:
         matrix = matrix.loc[matrix.max(axis=1).sort_values(ascending=False).index[:max_rows]]
     if matrix.shape[1] > max_cols:
         matrix = matrix[matrix.max(axis=0).sort_values(ascending=False).index[:max_cols]]
+    matrix = diagonal_order(matrix)
     fig = go.Figure(go.Heatmap(
         z=matrix.to_numpy(dtype=float), x=[plot_text(_short_subnetwork(c)) for c in matrix.columns],
         y=[plot_text(str(i)) for i in matrix.index], zmin=0, zmax=1, colorscale="Viridis",
@@ -66,6 +86,7 @@ def alignment_heatmap(matrix: pd.DataFrame, max_rows: int = 60, max_cols: int = 
     fig.update_layout(title=title, height=max(300, 80 + 18 * matrix.shape[0]),
                       margin=dict(l=10, r=10, t=40, b=10))
     fig.update_xaxes(tickangle=-60)
+    fig.update_yaxes(autorange="reversed")  # the first (best-matched) row on top
     return fig
 
 

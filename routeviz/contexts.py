@@ -19,9 +19,7 @@ CONTEXT_CHARS = 60  # characters each side when the neighbouring tokens have no 
 
 
 def _clean(piece: str) -> str:
-    piece = str(piece)
-    if piece.startswith("##"):
-        piece = piece[2:]
+    piece = str(piece).removeprefix("##")
     for marker, char in MARKERS.items():
         piece = piece.replace(marker, char)
     return piece

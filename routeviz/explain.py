@@ -135,8 +135,8 @@ def explain(runner, item, site: str, token: int, expert: int | None = None,
     meta = encoded.meta[0] if encoded.meta else {}
     modality = meta.get("modality") or runner.modality
     primary, _, _, _ = split_inputs(encoded.inputs)
-    options = dict(expert=expert, n_steps=n_steps, internal_batch_size=internal_batch_size,
-                   reader=adapter_reader(sites[site].adapter, site))
+    options = {"expert": expert, "n_steps": n_steps, "internal_batch_size": internal_batch_size,
+               "reader": adapter_reader(sites[site].adapter, site)}
     grid = None
     if primary.is_floating_point() and primary.dim() == 4:  # [1, c, H, W] pixels
         patch = int(meta.get("patch") or 0)
@@ -168,11 +168,11 @@ def format_explanation(explanation: Explanation, width: int = 40) -> str:
     target = data["target"]
     largest = max((abs(a["attribution"]) for a in data["attributions"]), default=0.0) or 1.0
     unit = data["input"]["unit"]
-    lines = [f"{data['model']}: {target['site']} {unit} {target['token']} "
-             f"({target['text']!r}) -> expert {target['expert']}, logit {target['logit']:.4f} "
-             f"(baseline {target['baseline_logit']:.4f})",
-             f"sum of attributions {data['sum_attributions']:.4f}; convergence delta "
-             f"{data['convergence_delta']:.4g} ({data['n_steps']} steps)"]
+    lines = [(f"{data['model']}: {target['site']} {unit} {target['token']} "
+              f"({target['text']!r}) -> expert {target['expert']}, logit {target['logit']:.4f} "
+              f"(baseline {target['baseline_logit']:.4f})"),
+             (f"sum of attributions {data['sum_attributions']:.4f}; convergence delta "
+              f"{data['convergence_delta']:.4g} ({data['n_steps']} steps)")]
     for a in data["attributions"]:
         bar = "#" * round(abs(a["attribution"]) / largest * width)
         sign = "-" if a["attribution"] < 0 else "+"

@@ -101,8 +101,8 @@ def test_image_attributions_per_patch():
 
 @pytest.mark.parametrize("argv, message", [
     (["--site", "nope", "--token", "1"], "unknown site 'nope'; available: blocks.0.mlp.router"),
-    (["--site", "blocks.0.mlp.router", "--token", "99"], "token 99 is out of range: the input "
-                                                          "has 12 tokens (0-11)"),
+    (["--site", "blocks.0.mlp.router", "--token", "99"],
+     "token 99 is out of range: the input has 12 tokens (0-11)"),
     (["--site", "blocks.0.mlp.router", "--token", "1", "--expert", "8"],
      "expert 8 is out of range: blocks.0.mlp.router has 8 experts (0-7)"),
     (["--site", "blocks.1.mod", "--token", "1"], "blocks.1.mod decides keep, not experts"),

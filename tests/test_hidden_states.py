@@ -1,7 +1,5 @@
 """trace(..., hidden_states=True): the stored vectors are the inputs each router received."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -60,9 +58,10 @@ def check_equal(df, expected, sites):
         np.testing.assert_allclose(got[key], vector, rtol=1e-3, atol=1e-3)  # float16
 
 
-def test_tiny_mixtral_router_inputs_are_stored(mixtral_dir, store_dir):
-    runner = load_model(str(mixtral_dir))
-    routers = [n for n, m in runner.module.named_modules() if n.endswith("mlp.gate")]
+def trace_and_expect(runner, suffix, store_dir, run):
+    """Trace TEXTS with hidden states; return the routers (names ending in `suffix`), the
+    inputs an independent pre-hook saw on them, the stored rows and the token counts."""
+    routers = [n for n, m in runner.module.named_modules() if n.endswith(suffix)]
     items = [Item(text=t, source=t) for t in TEXTS]
     encoded = runner.encode(items)
     lengths = [len(t) for t in encoded.tokens]
@@ -73,9 +72,15 @@ def test_tiny_mixtral_router_inputs_are_stored(mixtral_dir, store_dir):
         return [0, 1, 2], lengths
 
     expected = router_inputs(runner.module, routers, run_model)
-    record(runner, items, store_dir, "h", batch_size=3, hidden_states=True)
-    df = stored(store_dir, "h")
+    record(runner, items, store_dir, run, batch_size=3, hidden_states=True)
+    df = stored(store_dir, run)
     check_equal(df, expected, routers)
+    return routers, expected, df, lengths
+
+
+def test_tiny_mixtral_router_inputs_are_stored(mixtral_dir, store_dir):
+    routers, expected, df, lengths = trace_and_expect(load_model(str(mixtral_dir)), "mlp.gate",
+                                                      store_dir, "h")
     assert len(expected) == sum(lengths) * len(routers)  # every token at every router
     layers = dict(zip(df.site, df.layer))
     assert [layers[r] for r in routers] == [0, 1]  # layer = the site's layer
@@ -83,21 +88,8 @@ def test_tiny_mixtral_router_inputs_are_stored(mixtral_dir, store_dir):
 
 
 def test_text_moe_routers_seeing_subsets_map_to_their_tokens(store_dir):
-    runner = load_model("text-moe")
-    routers = [n for n, m in runner.module.named_modules() if n.endswith("mlp.router")]
-    items = [Item(text=t, source=t) for t in TEXTS]
-    encoded = runner.encode(items)
-    lengths = [len(t) for t in encoded.tokens]
-
-    def run_model():
-        with torch.no_grad():
-            runner.module(**encoded.inputs)
-        return [0, 1, 2], lengths
-
-    expected = router_inputs(runner.module, routers, run_model)
-    record(runner, items, store_dir, "t", batch_size=3, hidden_states=True)
-    df = stored(store_dir, "t")
-    check_equal(df, expected, routers)
+    routers, expected, df, lengths = trace_and_expect(load_model("text-moe"), "mlp.router",
+                                                      store_dir, "t")
     routes = routeviz.open_store(store_dir).query_df(
         "SELECT DISTINCT example, token, site FROM routes WHERE run = 't' AND kind = 'expert'")
     assert {(int(r.example), int(r.token), r.site) for r in routes.itertuples()} == set(expected)

@@ -12,6 +12,7 @@ from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import catalog
 from routeviz.figures.export import MIME, chromium_path
+from routeviz.metrics.pairing import input_difference
 
 st.title("Export")
 handle = get_handle()
@@ -27,6 +28,7 @@ def _summary_json(store, run):
 
 
 summary_json = cached(_summary_json)
+inputs_differ = cached(input_difference)
 figure_names = cached(catalog.available)
 report_ready = importlib.util.find_spec("routeviz.report") is not None
 
@@ -36,6 +38,10 @@ if report_ready:
     against = cols[0].selectbox("Compare against (optional)",
                                 ["(none)"] + [r for r in run_names(handle) if r != run],
                                 key="export_against")
+    if against != "(none)":
+        inputs_note = inputs_differ(handle, run, against)
+        if inputs_note:
+            st.warning(inputs_note)
     images = cols[1].checkbox("Static PNG figures too", value=chromium_path() is not None,
                               disabled=chromium_path() is None, key="export_images",
                               help="Needs Chromium; the HTML report is interactive either way.")

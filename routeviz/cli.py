@@ -247,6 +247,12 @@ def cmd_report(args):
     from routeviz.store import open_store
 
     store = open_store(args.store)
+    if args.against and args.run:  # the report says it too; say it where the user looks
+        from routeviz.metrics.pairing import input_difference
+
+        note = input_difference(store, args.run, args.against, refuse_disjoint=True)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     paths = write_report(store, args.run, args.out, against=args.against, tags=args.tag)
     for path in paths:
         print(path)

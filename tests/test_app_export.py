@@ -51,3 +51,12 @@ def test_report_zip(app_store):
     names = zipfile.ZipFile(io.BytesIO(payload)).namelist()
     assert run == "words" and "report.html" in names and "metrics.json" in names
     assert any(b.label.startswith("Download report") for b in at.download_button)
+
+
+def test_report_against_a_run_over_other_inputs_is_flagged(app_store):
+    at = open_page(app_store, "export", run="words")
+    at.selectbox(key="export_against").set_value("words-b").run()
+    assert not any("same inputs" in w.value for w in at.warning)  # same texts, another model
+    at.selectbox(key="export_against").set_value("pictures").run()
+    assert any("'words' and 'pictures' are not over the same inputs" in w.value
+               for w in at.warning)

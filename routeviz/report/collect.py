@@ -15,6 +15,7 @@ import pandas as pd
 import routeviz
 from routeviz import metrics
 from routeviz.errors import RoutevizError
+from routeviz.metrics.pairing import input_difference
 from routeviz.report.gallery import Gallery, build_gallery
 from routeviz.schema import check_run_name
 
@@ -30,6 +31,7 @@ class Comparison:
     against: str
     diff: dict  # `routeviz diff --json`
     headline: pd.DataFrame  # metric, a, b (the two runs' headline numbers)
+    inputs_note: str | None = None  # how the two runs' inputs differ (None: the same)
 
 
 @dataclass
@@ -56,8 +58,10 @@ class Report:
 def collect(store, run: str, against: str | None = None, tags=None) -> Report:
     """Compute everything the report shows; raises RoutevizError for a bad run or tag."""
     run = store.require_run(check_run_name(run))
+    inputs_note = None
     if against is not None:
         against = store.require_run(check_run_name(against))
+        inputs_note = input_difference(store, run, against, refuse_disjoint=True)
     if isinstance(tags, str):
         tags = [tags]
     summary = metrics.summary(store, run, tags=tags)
@@ -89,7 +93,11 @@ def collect(store, run: str, against: str | None = None, tags=None) -> Report:
         notes.append(f"{report.sites.site.nunique()} sites: the first {MAX_SITES} in model "
                      "order have a section each; every site is in the tables and CSV files")
     if against is not None:
-        report.comparison = compare(store, run, against, report.overview, tags)
+        report.comparison = c = compare(store, run, against, report.overview, tags)
+        if inputs_note:  # said at the top and in the comparison
+            c.inputs_note = inputs_note
+            c.diff["note"] = "; ".join(x for x in (inputs_note, c.diff.get("note")) if x)
+            notes.append(inputs_note)
     return report
 
 

@@ -21,7 +21,8 @@ def three_step_store(path, series: str = "s"):
     token texts w0..w5; plus a run "lone" that belongs to no series."""
     store = None
     for step in STEPS:
-        routes = expert_routes("g0", 0, assignments(step)) + expert_routes("g1", 1, assignments(step))
+        chosen = assignments(step)
+        routes = expert_routes("g0", 0, chosen) + expert_routes("g1", 1, chosen)
         store = write_run(path, f"{series}-step{step:06d}", routes,
                           tags=[(0, t, "parity", str(t % 2)) for t in range(6)],
                           tokens={0: [f"w{t}" for t in range(6)]},

@@ -28,7 +28,8 @@ def test_metrics_as_lines_over_steps(series_store):
             "Router saturation, share of top-k kept at the last step",
             "Load CV (std / mean of expert counts)",
             "MaxVio ((max − mean) / mean of expert counts)", "Focus", "Cover",
-            "Routing entropy (nats; router logits where recorded, else top-k weights)"} <= set(specs)
+            "Routing entropy (nats; router logits where recorded, else top-k weights)",
+            } <= set(specs)
     top1 = specs["Router saturation, top-1 agreement with the last step"]
     overlap = specs["Router saturation, share of top-k kept at the last step"]
     assert top1["data"][0]["x"] == [10, 20, 30]

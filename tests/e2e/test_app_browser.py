@@ -1,6 +1,7 @@
 """The real app in a real browser: Streamlit on 127.0.0.1 driven by Debian Chromium through
 Playwright. Types a text and uploads an image on Inspect, opens Specialization, checks long
-inputs, bad uploads and HTML in tokens, and saves full-page screenshots to docs/screenshots/.
+inputs, bad uploads and HTML in tokens, and saves full-page screenshots (tests/e2e/shots.py:
+a temporary directory, or docs/screenshots/ under `make screenshots`).
 
 Runs `streamlit run app.py` with the sample models text-moe and glyph-vit; where their
 weights do not load, it serves tests/e2e/toy_app.py (app.py plus the tests' toy models)."""
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.e2e.shots import screenshot_dir
 from tests.e2e.streamlit_server import ROOT, streamlit_app
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 60_000
@@ -147,8 +148,7 @@ def screenshot(pg, name):
         height = new
         pg.set_viewport_size({"width": 1400, "height": height})
         time.sleep(1.0)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SHOTS / name), full_page=True)
+    pg.screenshot(path=str(screenshot_dir() / name), full_page=True)
     pg.set_viewport_size({"width": 1400, "height": 900})
 
 

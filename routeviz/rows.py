@@ -121,8 +121,9 @@ def hidden_rows(state, choice, pos, examples, layer, name,
                 per_example: bool = False) -> pa.Table | None:
     """Rows of the embeddings table: the site's input for every token it decided about.
 
-    state [..., d]: one row per router row ([b*s, d] or [b, s, d]), or one per decided row
-    only (e.g. a router fed the running tokens only); choice [b, s, k]; pos [b, s] token ids
+    state [..., d]: one row per router row ([b*s, d] or [b, s, d]), the same after one leading
+    class-token row per example ([b, 1 + s, d], ViT pruners), or one per decided row only
+    (e.g. a router fed the running tokens only); choice [b, s, k]; pos [b, s] token ids
     (-1: padding; per_example: s = 1 and the row is the example's, token -1).
     """
     b, s = pos.shape
@@ -131,12 +132,15 @@ def hidden_rows(state, choice, pos, examples, layer, name,
     decided = (choice != schema.SKIP).any(-1)  # [b, s]
     if len(rows) == b * s:
         grid = rows.reshape(b, s, d)
+    elif len(rows) == b * (s + 1):  # a leading class token per example ([b, 1 + n, d])
+        grid = rows.reshape(b, s + 1, d)[:, 1:]
     elif len(rows) == int(decided.sum()):
         grid = np.zeros((b, s, d), dtype=rows.dtype)
         grid[decided] = rows
-    else:
-        warnings.warn(f"routeviz: {name}: its input ({len(rows)} rows) does not line up with its "
-                      f"{b * s} decisions; hidden states not recorded")
+    else:  # one message per site (warnings shows a repeated text once)
+        warnings.warn(f"routeviz: {name}: its input does not line up with its decisions "
+                      "(one row per token, or per decided token); its hidden states are not "
+                      "recorded")
         return None
     keep = decided if per_example else decided & (pos >= 0)
     values = np.ascontiguousarray(grid[keep], dtype=np.float16)  # [n, d]

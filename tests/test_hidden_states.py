@@ -115,3 +115,29 @@ def test_off_by_default_and_on_from_the_cli(mixtral_dir, store_dir, capsys):
 def _one_thread():
     torch.set_num_threads(1)
     yield
+
+
+def test_a_vit_pruner_input_drops_its_class_token(store_dir):
+    from sample_models.glyphs import glyph_batch, glyph_item
+
+    runner = load_model("glyph-vit")
+    items = [glyph_item(g, i) for i, g in enumerate(glyph_batch(2, seed=5))]
+    seen = {}
+
+    def pre(module, args):  # hidden [b, 1 + n, d] (class token first), positions [b, n]
+        hidden, positions = args[0].detach(), args[2]
+        for example in range(hidden.shape[0]):
+            for row, pos in enumerate(positions[example].tolist()):
+                seen[(example, pos)] = hidden[example, 1 + row].numpy()
+
+    handle = runner.module.get_submodule("blocks.0.reduce").register_forward_pre_hook(pre)
+    try:
+        with torch.no_grad():
+            runner.module(**runner.encode(items).inputs)
+    finally:
+        handle.remove()
+    record(runner, items, store_dir, "v", hidden_states=True)
+    df = stored(store_dir, "v")
+    expected = {(e, t, "blocks.0.reduce"): v for (e, t), v in seen.items()}
+    check_equal(df, expected, ["blocks.0.reduce"])
+    assert len(expected) == 2 * 36

@@ -2,13 +2,14 @@
 Playwright), through Inspect: a link selects a token and a site of a recorded text-moe
 example (a glyph-vit image's patch), the "Why" panel under the example follows that
 selection, "Explain" draws one attribution chip per token (a patch overlay on the image)
-and states the convergence delta. Saves docs/screenshots/explain-text.png and
-explain-image.png for the README."""
+and states the convergence delta. Saves explain-text.png and explain-image.png (to
+docs/screenshots/ for the README under `make screenshots`, a temporary directory otherwise)."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.e2e.shots import screenshot_dir
 from tests.e2e.streamlit_server import ROOT, streamlit_app
 from tests.e2e.test_timeline_browser import ARGS, CHROMIUM, idle
 
@@ -44,7 +45,7 @@ def explain_in_browser(pg, base, run, token, site, shot):
     panel.get_by_text("convergence delta").wait_for()
     idle(pg)
     panel.scroll_into_view_if_needed()
-    panel.screenshot(path=str(ROOT / "docs" / "screenshots" / shot))
+    panel.screenshot(path=str(screenshot_dir() / shot))
     return panel
 
 

@@ -2,7 +2,8 @@
 Playwright): on a text-moe run, pick a site and an expert to ablate, click the button, and
 the page shows the plain and what-if outputs, the next-token KL and the tokens whose
 routing changed; the store holds the what-if run, without the ablated expert at its site.
-Saves docs/screenshots/whatif.png for the README. Driven through tests/e2e/whatif_app.py (the panel alone) until Inspect embeds it."""
+Saves whatif.png (to docs/screenshots/ for the README under `make screenshots`, a temporary
+directory otherwise). Driven through tests/e2e/whatif_app.py (the panel alone) until Inspect embeds it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.shots import screenshot_dir
 from tests.e2e.streamlit_server import ROOT, streamlit_app
 from tests.e2e.test_timeline_browser import ARGS, CHROMIUM, idle
 
@@ -63,7 +65,7 @@ def test_ablate_in_the_browser(text_store, monkeypatch):
         pg.get_by_text("Next-token KL").wait_for()
         idle(pg)
         body = pg.locator("body").inner_text()
-        pg.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif.png"), full_page=True)
+        pg.screenshot(path=str(screenshot_dir() / "whatif.png"), full_page=True)
         browser.close()
     assert "Plain: model output" in body and "What if: model output" in body
     assert "routed differently" in body and "error" not in body.lower()

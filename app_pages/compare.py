@@ -6,8 +6,16 @@ models are matched by what they route before their agreement is measured."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (cached, get_handle, metric, need_run, run_facts, run_names,
-                              runs_frame, show_error)
+from app_pages.common import (
+    cached,
+    get_handle,
+    metric,
+    need_run,
+    run_facts,
+    run_names,
+    runs_frame,
+    show_error,
+)
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import analysis, data

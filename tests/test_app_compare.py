@@ -3,9 +3,9 @@
 from routeviz import metrics, open_store
 from routeviz.figures import analysis
 from routeviz.metrics.pairing import expert_matching
-from tests.metrics_store import expert_routes, write_run
 from tests import app_support
 from tests.app_support import open_page, plotly_specs
+from tests.metrics_store import expert_routes, write_run
 
 app_store = app_support.app_store  # shared fixture
 

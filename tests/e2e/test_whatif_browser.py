@@ -1,13 +1,12 @@
 """The What-if panel in a real browser (Streamlit on 127.0.0.1, Debian Chromium through
-Playwright): on a text-moe run, pick a site and an expert to ablate, click the button, and
-the page shows the plain and what-if outputs, the next-token KL and the tokens whose
-routing changed; the store holds the what-if run, without the ablated expert at its site.
-Saves whatif.png (to docs/screenshots/ for the README under `make screenshots`, a temporary
-directory otherwise). Driven through tests/e2e/whatif_app.py (the panel alone) until Inspect embeds it."""
+Playwright): on Inspect, under a text-moe example, open the What-if expander, pick a site
+and an expert to ablate, click the button, and the page shows the plain and what-if
+outputs, the next-token KL and the tokens whose routing changed; the store holds the
+what-if run, without the ablated expert at its site. Saves whatif.png (to docs/screenshots/
+under `make screenshots`, a temporary directory otherwise)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -38,34 +37,45 @@ def text_store(tmp_path_factory):
 
 
 def pick(pg, label, option):
-    pg.locator("[data-testid=stMultiSelect]").filter(has_text=label).first.click()
-    pg.get_by_role("option", name=option, exact=True).click()
+    """Choose `option` in the multiselect labelled `label` (its list closes if a script run
+    lands meanwhile: open it again)."""
+    box = pg.locator("[data-testid=stMultiSelect]").filter(has_text=label).first
+    item = pg.get_by_role("option", name=option, exact=True)
+    for _ in range(3):
+        idle(pg)
+        box.click()
+        try:
+            item.click(timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 — playwright's TimeoutError: try once more
+            pg.keyboard.press("Escape")
     pg.keyboard.press("Escape")
     idle(pg)
 
 
-def test_ablate_in_the_browser(text_store, monkeypatch):
+def test_ablate_in_the_browser(text_store):
     from playwright.sync_api import sync_playwright
 
     from routeviz.store import open_store
 
     path, ablated = text_store
-    monkeypatch.setitem(os.environ, "ROUTEVIZ_WHATIF_RUN", "code")
-    with streamlit_app(ROOT / "tests" / "e2e" / "whatif_app.py", path) as base, \
-            sync_playwright() as p:
+    with streamlit_app(ROOT / "app.py", path) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         pg.set_default_timeout(90_000)
-        pg.goto(base)
-        pg.get_by_role("heading", name="What if").wait_for()
+        pg.goto(base)  # Inspect is the default page
+        pg.get_by_role("heading", name="Inspect").first.wait_for()
+        idle(pg)
+        panel = pg.locator("[data-testid=stExpander]").filter(has_text="What if")
+        panel.get_by_text("What if: run it again").click()
         idle(pg)
         pick(pg, "Ablate at sites", SITE)
         pick(pg, "these experts", str(ablated))
         pg.get_by_role("button", name="Run with this intervention").click()
         pg.get_by_text("Next-token KL").wait_for()
         idle(pg)
-        body = pg.locator("body").inner_text()
-        pg.screenshot(path=str(screenshot_dir() / "whatif.png"), full_page=True)
+        body = panel.inner_text()
+        panel.screenshot(path=str(screenshot_dir() / "whatif.png"))
         browser.close()
     assert "Plain: model output" in body and "What if: model output" in body
     assert "routed differently" in body and "error" not in body.lower()

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 STAMP := $(VENV)/.installed
 
-.PHONY: run test e2e bench install clean
+.PHONY: run test test-fast e2e screenshots bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,21 @@ run: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT) \
 		--browser.gatherUsageStats=false --server.fileWatcherType=none --server.runOnSave=false
 
+# Everything, browser tests included (CI runs this through .ci/run).
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# The development tier: no browser tests, nothing marked slow (pytest.mark.slow).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/e2e -m "not slow and not e2e"
+
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
+
+# The browser tests, saving the README's pictures to docs/screenshots/ (tests/e2e/shots.py);
+# other runs write them to a temporary directory.
+screenshots: $(STAMP)
+	ROUTEVIZ_SCREENSHOTS=1 $(PY) -m pytest tests/e2e
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

@@ -111,3 +111,17 @@ def test_bad_site_token_or_expert_is_one_line(argv, message, capsys):
     assert main(["explain", "--model", "text-moe", "--text", TEXT, *argv, "--steps", "2"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_pretrained_expert_scores_per_wordpiece():
+    """minilm-moe's routers rank experts by activation norm: the attributed target is that
+    score, one attribution per WordPiece token ([CLS] and [SEP] included)."""
+    runner = load_model("minilm-moe")
+    item = Item(text=TEXT, source="t")
+    data = explain(runner, item, "encoder.layers.0.moe.router", 3, n_steps=24).to_json()
+    tokens = runner.encode([item]).tokens[0]
+    assert [a["text"] for a in data["attributions"]] == tokens and tokens[0] == "[CLS]"
+    assert data["target"]["n_experts"] == 16 and data["target"]["text"] == "("
+    check_complete(data, tolerance=0.02)
+    # a bidirectional encoder: tokens after the routed one move it too
+    assert any(abs(a["attribution"]) > 1e-3 for a in data["attributions"][4:])

@@ -65,9 +65,9 @@ class SiteHooks:
         self._registered = ExitStack()
         self._registered.enter_context(hooks(
             model,
-            pre_hooks=[(model, self._root_pre)]
+            pre_hooks=[(model, outside_graphs(self._root_pre))]
             + [(s.module, self._site_hook(s)) for s in sites if s.hook == "pre"],
-            fwd_hooks=[(model, self._root_post)]
+            fwd_hooks=[(model, outside_graphs(self._root_post))]
             + [(s.module, self._site_hook(s)) for s in sites if s.hook != "pre"]))
 
     def attach(self, target, this_thread_only: bool = False) -> None:
@@ -95,24 +95,36 @@ class SiteHooks:
         return target
 
     def _site_hook(self, site):
-        @torch.compiler.disable  # see _root_pre
         def hook(module, inputs, output):
             target = self._current()
             if target is not None:
                 target.on_site(site, module, inputs, output)
-        return hook
+        return outside_graphs(hook)
 
-    # torch.compile runs the hooks as they are, outside its graphs (a graph break at each
-    # hooked module): traced into a graph, they would guard on the tracer's batch object
-    # and compile the model again for every batch
-    @torch.compiler.disable
     def _root_pre(self, module, args, kwargs):
         target = self._current()
         if target is not None:
             target.on_root_pre(args, kwargs)
 
-    @torch.compiler.disable
     def _root_post(self, module, inputs, output):
         target = self._current()
         if target is not None:
             target.on_root_post()
+
+
+def outside_graphs(hook):
+    """`hook`, run as plain Python even inside a torch.compile'd model (a graph break there).
+
+    Traced into a graph, the hooks would guard on the tracer's batch object and compile the
+    model again for every batch. `torch.compiler.disable` alone costs in eager mode too: its
+    wrapper makes every frame the hook runs go through dynamo's frame callback (~5x slower
+    hooks), so it is used only while dynamo traces (`is_compiling()` is true there).
+    """
+    disabled = torch.compiler.disable(hook)
+
+    def run(*args):
+        if torch.compiler.is_compiling():
+            return disabled(*args)
+        return hook(*args)
+
+    return run

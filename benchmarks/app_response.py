@@ -166,18 +166,24 @@ def main(argv=None) -> dict:
             pg.goto(base)
             pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
             idle(pg)
-            choose(pg, "Model", "text-moe")
-            pg.get_by_label("Type or paste a text").fill(text)
-            out["text"].update(measure(pg, log, ".rv-chips .rv-chip", args.repeats))
-            pg.get_by_label("Type or paste a text").fill("")
-            choose(pg, "Model", args.image_model)
-            pg.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(
-                {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo_jpeg()})
-            pg.get_by_text("photo.jpg").first.wait_for()
-            idle(pg)
-            out["image"].update(measure(
-                pg, log, "[data-testid=stMain] img, [data-testid=stMain] .js-plotly-plot",
-                args.repeats))
+            try:
+                choose(pg, "Model", "text-moe")
+                pg.get_by_label("Type or paste a text").fill(text)
+                out["text"].update(measure(pg, log, ".rv-chips .rv-chip", args.repeats))
+            except Exception as exc:  # noqa: BLE001 — the page changed: say where it stopped
+                out["text"]["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            try:
+                pg.get_by_label("Type or paste a text").fill("")
+                choose(pg, "Model", args.image_model)
+                pg.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(
+                    {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo_jpeg()})
+                time.sleep(1.0)  # the upload reruns the script
+                idle(pg)
+                out["image"].update(measure(
+                    pg, log, "[data-testid=stMain] img, [data-testid=stMain] .js-plotly-plot",
+                    args.repeats))
+            except Exception as exc:  # noqa: BLE001
+                out["image"]["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             browser.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -224,7 +224,7 @@ class TextMoERunner(ModelRunner):
             tokens.append([item.text[a:b] for a, b in offsets])
             tags.append(text_tags(item, offsets))
             meta.append({"modality": "text", "source": item.source or item.text[:200],
-                         "label": item.label})
+                         "label": item.label, "offsets": offsets})  # tokens.char_start/end
         return Encoded(inputs={"input_ids": ids, "attention_mask": mask}, tokens=tokens,
                        tags=tags, meta=meta, notes=notes)
 

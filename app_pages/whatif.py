@@ -28,14 +28,14 @@ def render_whatif(handle, run: str, example: int, config: dict | None = None) ->
     left, right = st.columns(2)
     with left:
         ablate_sites = st.multiselect("Ablate at sites", expert_sites, key=f"{key}-ablate-sites")
-        ablate_experts = st.multiselect("…these experts", _experts(facts, config, ablate_sites),
+        ablate_experts = st.multiselect("…these experts", _experts(facts, ablate_sites),
                                         key=f"{key}-ablate-experts")
         top_k = st.number_input("Top-k (0: as recorded)", min_value=0, max_value=64, value=0,
                                 key=f"{key}-top-k")
     with right:
         force_site = st.selectbox("Force at site", ["(none)"] + expert_sites,
                                   key=f"{key}-force-site")
-        force_expert = st.selectbox("…this expert", _experts(facts, config, [force_site]),
+        force_expert = st.selectbox("…this expert", _experts(facts, [force_site]),
                                     key=f"{key}-force-expert")
         offered = [k for k in ("keep", "merge", "exit") if k in facts.kinds]
         disable = st.multiselect("Turn off", offered, key=f"{key}-disable",
@@ -60,7 +60,7 @@ def render_whatif(handle, run: str, example: int, config: dict | None = None) ->
         _show_comparison(handle, *st.session_state[key])
 
 
-def _experts(facts, config, sites) -> list[int]:
+def _experts(facts, sites) -> list[int]:
     counts = [n for s, n in facts.n_experts.items() if s in sites] or list(
         facts.n_experts.values())
     return list(range(max(counts))) if counts else []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -40,6 +40,8 @@ class SitePlan:
     force: int | None = None  # expert every token takes at rank 0
     top_k: int | None = None  # experts per token (None: the site's own)
     disable: frozenset = frozenset()  # decision kinds turned off: keep, merge, exit
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # an editor's
+    # findings about its module, kept for the block (e.g. a check done on the first call)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ Qwen2-MoE without norm_topk_prob, routed_scaling_factor for DeepSeek-V3 ...).
 Interventions (`routeviz.intervene`): for the softmax-then-top-k families (Mixtral,
 Qwen2/3-MoE, OLMoE, GraniteMoE ...) the router's output is recomputed from its logits with
 the ablated experts at -inf: softmax over all experts, top-k, renormalised exactly where the
-family's own output was. Each call first checks that this recipe reproduces what the router
-returned; a family that routes otherwise (DeepSeek's grouped sigmoid, PhiMoE's sparsemixer)
-is refused with an error, not re-routed wrongly.
+family's own output was. The first call in a block checks that this recipe reproduces what
+the router returned; a family that routes otherwise (DeepSeek's grouped sigmoid, PhiMoE's
+sparsemixer) is refused with an error, not re-routed wrongly.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def edit_topk(module, args, kwargs, output, plan):
     if triple is None:
         return None
     logits, weights, index = triple  # [t, e], [t, k], [t, k]
-    renormalise = _family_renormalises(module, logits, weights, index)
+    if "renormalise" not in plan.memo:  # checked once per block (it reads the device)
+        plan.memo["renormalise"] = _family_renormalises(module, logits, weights, index)
+    renormalise = plan.memo["renormalise"]
     k = plan.top_k or index.shape[-1]
     check_top_k(k, logits.shape[-1], plan)
     edited = edited_scores(logits, plan)

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -11,11 +12,34 @@ import torch
 from routeviz.cli import main
 
 
-def run_cli(*args):
-    """The installed console script, as a user runs it."""
-    proc = subprocess.run([sys.executable, "-m", "routeviz.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+def console_script(*args):
+    """The installed console script, as a user runs it (the few smoke tests below)."""
+    script = Path(sys.executable).with_name("routeviz")
+    assert script.exists(), f"no console script at {script}: pip install -e ."
+    proc = subprocess.run([str(script), *map(str, args)], capture_output=True, text=True,
+                          timeout=300, check=False)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_console_script_help_lists_the_commands():
+    code, out, err = console_script("--help")
+    assert code == 0, err
+    assert out.startswith("usage: routeviz")
+    for command in ("models", "trace", "runs", "metrics", "diff", "report"):
+        assert command in out
+
+
+def test_console_script_traces_and_fails_in_one_line(mixtral_dir, store_dir):
+    code, out, err = console_script("trace", "--model", mixtral_dir, "--text", "the model",
+                                    "--store", store_dir, "--run", "smoke", "--json")
+    assert code == 0, err
+    assert json.loads(out)["examples"] == 1
+    assert len(pd.read_parquet(store_dir / "routes")) > 0
+    code, out, err = console_script("trace", "--model", mixtral_dir, "--text", "the",
+                                    "--store", store_dir, "--run", "smoke")
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
+    assert code == 2 and len(lines) == 1 and "already exists" in lines[0], err
+    assert "Traceback" not in err
 
 
 def test_trace_mixtral_checkpoint_records_router_topk(mixtral_dir, store_dir, capsys):
@@ -79,7 +103,7 @@ def test_existing_run_needs_overwrite(mixtral_dir, store_dir, capsys):
 
 @pytest.mark.parametrize("case", ["missing", "not_checkpoint", "no_router", "empty_text",
                                   "store_is_file", "bad_run"])
-def test_bad_input_one_line_error(case, tmp_path, mixtral_dir):
+def test_bad_input_one_line_error(case, tmp_path, mixtral_dir, capsys):
     store = tmp_path / "store"
     model = str(mixtral_dir)
     text = ["the model"]
@@ -104,8 +128,9 @@ def test_bad_input_one_line_error(case, tmp_path, mixtral_dir):
         store.write_text("x")
     elif case == "bad_run":
         run = "../escape"
-    code, out, err = run_cli("trace", "--model", model, "--text", *text, "--store", store,
-                             "--run", run)
+    code = main(["trace", "--model", model, "--text", *text, "--store", str(store),
+                 "--run", run])
+    err = capsys.readouterr().err
     assert code != 0
     lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
     assert len(lines) == 1 and lines[0].startswith("routeviz: error:"), err

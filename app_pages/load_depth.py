@@ -1,12 +1,12 @@
 """Load & depth: expert load per site (starved experts flagged), layer-to-layer paths,
 exit depth, kept-token fraction, compute saved."""
 
-import pandas as pd
 import streamlit as st
 
 from app_pages.common import get_handle, metric, need_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
+from routeviz.figures import data
 from routeviz.figures.labels import exit_label
 
 st.title("Load & depth")
@@ -57,8 +57,7 @@ try:
                  help="1 − mean((exit layer + 1) / layers), over " + ex.unit + "s.")
         b.metric("Mean exit layer", exit_label(ex.mean_exit_layer, ex.n_layers),
                  help="Exit layers are 0-based: exiting at layer L means blocks 0..L ran.")
-        hist = pd.concat([ex.per_token.assign(unit="tokens"),
-                          ex.per_example.assign(unit="examples")], ignore_index=True)
-        st.plotly_chart(figures.exit_histogram(hist, ex.n_layers), key="load_exits")
+        st.plotly_chart(figures.exit_histogram(data.exit_frame(ex), ex.n_layers),
+                        key="load_exits")
 except RoutevizError as exc:
     show_error(exc)

@@ -4,8 +4,6 @@ can offer. `available(store, run)` lists the names that apply to the run's routi
 
 from __future__ import annotations
 
-import pandas as pd
-
 from routeviz.errors import choose
 from routeviz.figures import analysis, data, routing, tokens
 
@@ -57,9 +55,7 @@ def build(store, run: str, name: str):
         return routing.path_sankey(metrics.paths(store, run).transitions)
     if name == "Exit histogram":
         ex = metrics.exits(store, run)
-        hist = pd.concat([ex.per_token.assign(unit="tokens"),
-                          ex.per_example.assign(unit="examples")], ignore_index=True)
-        return routing.exit_histogram(hist, ex.n_layers)
+        return routing.exit_histogram(data.exit_frame(ex), ex.n_layers)
     if name == "Kept fraction":
         return routing.kept_fraction(metrics.keep(store, run).sites)
     first = store.first_example(run)

@@ -121,6 +121,19 @@ def token_fate(routes: pd.DataFrame, n_tokens: int):
     return grid, [short_site(s) for s in sites]
 
 
+def exit_frame(exits) -> pd.DataFrame:
+    """A `routeviz.metrics.exits` result as the exit histogram's frame: layer (0-based exit
+    layer), count, fraction, unit ("tokens" / "examples") — the one frame the app, the
+    exported figure and the report draw."""
+    parts = [hist.assign(unit=unit) for unit, hist in (("tokens", exits.per_token),
+                                                       ("examples", exits.per_example))
+             if len(hist)]
+    if not parts:
+        return pd.DataFrame(columns=["layer", "count", "fraction", "unit"])
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.astype({"layer": "int64", "count": "int64"})
+
+
 def exit_layers(routes: pd.DataFrame, n_tokens: int) -> np.ndarray:
     """[n_tokens] exit layer of each token (an example-level exit applies to all); NaN if none."""
     exits = np.full(n_tokens, np.nan)

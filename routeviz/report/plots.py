@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from routeviz import figures
+from routeviz.figures.data import exit_frame
 from routeviz.figures.export import standalone
 from routeviz.report.collect import Report
 
@@ -72,18 +73,6 @@ def overview_plots(report: Report) -> list[Plot]:
                           figures.exit_histogram(exit_frame(report.exits),
                                                  report.exits.n_layers)))
     return plots
-
-
-def exit_frame(exits) -> pd.DataFrame:
-    """ExitResult histograms -> layer (= exit_layer), count, unit (the builder's columns)."""
-    parts = []
-    for unit, hist in (("token", exits.per_token), ("example", exits.per_example)):
-        if len(hist):
-            parts.append(pd.DataFrame({"layer": hist.layer.astype(int),
-                                       "exit_layer": hist.layer.astype(int),
-                                       "count": hist["count"].astype(int), "unit": unit}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["layer", "exit_layer", "count", "unit"])
 
 
 def site_plots(report: Report, site: str, number: int) -> list[Plot]:

@@ -22,7 +22,7 @@ COLUMNS = {
                       "f1", "n_both", "n_tag", "n_active"],
     "load.csv": ["site", "layer", "expert", "count", "share", "token_fraction", "starved"],
     "experts.csv": ["site", "expert", "profile", "name", "value", "count", "n_expert", "lift",
-                    "precision"],
+                    "precision", "p_expert", "score"],
     "exits.csv": ["unit", "layer", "count", "fraction"],
     "keep.csv": ["site", "layer", "n_seen", "n_kept", "kept_fraction"],
 }

@@ -115,7 +115,8 @@ def top_tags(report: Report, site: str, expert: int) -> list[str]:
         return []
     t = report.profiles.tags
     t = t[(t.site == site) & (t.expert == expert)]
-    return [f"{n}={v} (×{lift:.1f})" for n, v, lift in zip(t.name, t.value, t.lift)]
+    return [f"{n}={v} (P {p:.2f} of {int(k)})" for n, v, p, k in
+            zip(t.name, t.value, t.p_expert, t.n_tag)]  # ranked by a count-aware score
 
 
 def top_tokens(report: Report, site: str, expert: int) -> list[str]:
@@ -123,7 +124,8 @@ def top_tokens(report: Report, site: str, expert: int) -> list[str]:
         return []
     t = report.profiles.tokens
     t = t[(t.site == site) & (t.expert == expert)]
-    return [f"{text} (×{lift:.1f})" for text, lift in zip(t.text, t.lift)]
+    return [f"{text} (P {p:.2f} of {int(k)})" for text, p, k in
+            zip(t.text, t.p_expert, t.n_text)]  # ranked by a count-aware score
 
 
 def diff_sites(report: Report) -> pd.DataFrame:

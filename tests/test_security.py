@@ -165,12 +165,7 @@ def damaged_store(tmp_path):
     return store, bad, expected_b
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "routeviz.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT, check=False)
-
-
-def test_damaged_part_is_named_skipped_and_the_rest_reads(damaged_store):
+def test_damaged_part_is_named_skipped_and_the_rest_reads(damaged_store, capsys):
     store, bad, expected_b = damaged_store
     before = listing(store)
     with pytest.warns(UserWarning, match=re.escape(bad.name)):
@@ -181,14 +176,17 @@ def test_damaged_part_is_named_skipped_and_the_rest_reads(damaged_store):
     assert len(opened.routes("b")) == expected_b > 0  # ... every other file reads
     assert len(opened.tokens("a")) > 0 and len(opened.examples("a")) == 4
 
-    runs = run_cli("runs", "--store", str(store))
-    assert runs.returncode == 0, runs.stderr
-    assert bad.name in runs.stderr and "Traceback" not in runs.stderr
-    assert [line.split()[0] for line in runs.stdout.splitlines()] == ["a", "b"]
-    metrics = run_cli("metrics", "--store", str(store), "--run", "b", "--json")
-    assert metrics.returncode == 0, metrics.stderr
-    assert bad.name in metrics.stderr and "Traceback" not in metrics.stderr
-    assert metrics.stdout.strip().startswith("{")
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=re.escape(bad.name)):
+        assert main(["runs", "--store", str(store)]) == 0
+    runs = capsys.readouterr()
+    assert "Traceback" not in runs.err
+    assert [line.split()[0] for line in runs.out.splitlines()] == ["a", "b"]
+    with pytest.warns(UserWarning, match=re.escape(bad.name)):
+        assert main(["metrics", "--store", str(store), "--run", "b", "--json"]) == 0
+    metrics = capsys.readouterr()
+    assert "Traceback" not in metrics.err
+    assert metrics.out.strip().startswith("{")
     assert listing(store) == before  # reading never rewrites or deletes anything
 
 

@@ -59,3 +59,25 @@ def expert_routes(site, layer, assignments, weights=None):
             w = weights[(example, token)][rank] if weights else 1.0 / len(experts)
             rows.append((example, token, layer, site, "expert", e, rank, w))
     return rows
+
+
+# 10 tokens in one example; site a (layer 0) and site b (layer 1), 4 experts, top-1
+# a: tokens 0-5 -> expert 0, 6-8 -> expert 1, token 9 dropped (no row); expert 2, 3 idle
+# b: tokens 0-9 -> expert (token % 2) + 2
+A = {(0, t): [0 if t < 6 else 1] for t in range(9)}
+B = {(0, t): [t % 2 + 2] for t in range(10)}
+TEXT = ["def", "x", "(", "y", ")", ":", "return", "x", "+", "y"]
+TAGS = [(0, t, "kind", "kw" if TEXT[t] in ("def", "return") else "other") for t in range(10)]
+TAGS += [(0, -1, "lang", "py")]
+
+
+def known_run(path):
+    """Run 'r' over A and B, with prune/merge/exit rows on every token (tests of the metrics)."""
+    routes = expert_routes("a", 0, A) + expert_routes("b", 1, B)
+    routes += [(0, t, 1, "prune", "keep", int(t % 3 != 0), 0, 0.5) for t in range(10)]
+    routes += [(0, 4, 1, "merge", "merge", 3, 0, 0.9), (0, 5, 1, "merge", "merge", 3, 0, 0.8),
+               (0, 7, 1, "merge", "merge", 6, 0, 0.7)]
+    routes += [(0, t, 1 if t < 8 else 3, "exit", "exit", 1 if t < 8 else 3, 0, 0.9)
+               for t in range(10)]
+    return write_run(path, "r", routes, tags=TAGS, tokens={0: TEXT},
+                     config={"n_experts": 4, "n_layers": 4})

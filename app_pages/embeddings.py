@@ -12,6 +12,7 @@ from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
 
+ANY = "(any)"
 MAX_POINTS = 200_000  # WebGL draws this many; UMAP takes ~1 min per 20k points on one core
 
 
@@ -25,6 +26,11 @@ def _state_sites(store, run):
     from routeviz.embeddings import hidden_sites
 
     return hidden_sites(store, run)
+
+
+def _plain(value) -> str:
+    """3.0 -> "3" (exit layers and expert ids come back as floats after a join)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 embed_points = cached(_embed)
@@ -104,8 +110,37 @@ if st.button("Draw the map", type="primary", key="emb_go") or drawn:
     st.caption(f"{result.note}{where}; {result.n_shown:,} points drawn with WebGL "
                f"(at most {int(limit):,}).")
     shown = result.points.assign(label=result.points.get("text", ""))
+    left, right = st.columns(2)
+    search = left.text_input("Highlight tokens containing", key="emb_search",
+                             help="Points whose token text contains this (any case) are "
+                                  "ringed.").strip()
+    tag_columns = [c for c in shown.columns if str(c).startswith("tag:")]
+    value_options = [f"{c[4:]}={v}" for c in tag_columns
+                     for v in sorted(shown[c].dropna().astype(str).unique())]
+    only = right.selectbox("Only points with tag value", [ANY] + value_options, key="emb_value")
+    if only != ANY:
+        name, _, value = only.partition("=")
+        shown = shown[shown[f"tag:{name}"].astype(str) == value]
+        st.caption(f"Filtered to `{only}`: {len(shown):,} of {result.n_shown:,} points.")
+    what = "Routing vectors" if result.source == "routing" else "Hidden states"
+    at = result.state_site or result.site
+    title = (f"{what}{' at ' + data.short_site(at) if at else ''}, coloured by "
+             f"{color.replace('tag:', '').replace('_', ' ')}")
     if color not in shown or shown[color].isna().all():
         st.info(f"No {color.replace('_', ' ')} values for these points.")
     else:
-        st.plotly_chart(figures.embedding_scatter(shown.dropna(subset=[color]), color),
-                        key="emb_scatter")
+        shown = shown.dropna(subset=[color])
+        distinct = shown[color].unique()
+        if len(distinct) == 1:
+            st.caption(f"One colour: every point drawn has {color.replace('_', ' ')} = "
+                       f"{_plain(distinct[0])}" + (" (every token exits at the same layer)"
+                                           if color == "exit_layer" else "") + ".")
+        matches = None
+        if search:
+            matches = shown["label"].astype(str).str.lower().str.contains(search.lower(),
+                                                                         regex=False)
+            st.caption(f"{int(matches.sum()):,} points contain the text searched for "
+                       "(ringed).")
+        st.plotly_chart(figures.embedding_scatter(
+            shown, color, title=title, highlight=matches,
+            highlight_name=f"contains {search}"), key="emb_scatter")

@@ -63,3 +63,50 @@ def data_short(sites):
     from routeviz.figures import data
 
     return [data.short_site(s) for s in sites]
+
+
+def test_title_legend_search_and_tag_filter(app_store):
+    at = open_page(app_store, "embeddings", run="words")
+    at.number_input(key="emb_limit").set_value(500)  # every token
+    at.button(key="emb_go").click().run()
+    assert not at.error and not at.exception
+    fig = plotly_specs(at)[0]
+    title = fig["layout"]["title"]["text"]
+    assert title.startswith("Routing vectors at ") and title.endswith("coloured by expert")
+    assert "token states" not in title.lower()
+    assert fig["layout"]["showlegend"] is True
+    labels = [t for trace in fig["data"] for t in trace["text"]]
+
+    at.text_input(key="emb_search").set_value("THE").run()  # any case
+    traces = plotly_specs(at)[0]["data"]
+    ringed = traces[-1]
+    assert ringed["name"] == "contains THE"
+    assert sorted(ringed["text"]) == sorted(t for t in labels if "the" in t.lower())
+    assert len(ringed["text"]) >= 3  # the, the, the (the cat ... the mat; the best)
+    assert any(c.value.startswith(f"{len(ringed['text'])} points contain") for c in at.caption)
+
+    at.text_input(key="emb_search").set_value("").run()
+    at.selectbox(key="emb_value").set_value("kind=code").run()
+    at.radio(key="emb_color").set_value("tag:kind").run()
+    fig = plotly_specs(at)[0]
+    assert [t["name"] for t in fig["data"]] == ["code"]  # narrowed to one value...
+    assert fig["layout"]["showlegend"] is True  # ...and its legend still drawn
+    assert fig["layout"]["legend"]["title"]["text"] == "tag:kind"
+    assert any(c.value.startswith("One colour: every point drawn has tag:kind = code")
+               for c in at.caption)
+    n_code = sum(len(t["x"]) for t in fig["data"])
+    assert any(c.value.startswith(f"Filtered to `kind=code`: {n_code} of ") for c in at.caption)
+    assert 0 < n_code < len(labels)
+
+
+def test_a_one_value_colouring_keeps_its_legend():
+    import pandas as pd
+
+    from routeviz.figures import embedding_scatter
+
+    points = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "exit_layer": [11.0, 11.0],
+                           "label": ["a", "<b>"]})
+    fig = embedding_scatter(points, "exit_layer", title="t").to_plotly_json()
+    assert fig["layout"]["showlegend"] is True
+    assert [t["name"] for t in fig["data"]] == ["11"]
+    assert fig["data"][0]["text"] == ["a", "&lt;b&gt;"]

@@ -109,8 +109,11 @@ def compare_bars(table: pd.DataFrame, run_a: str, run_b: str, title: str = "") -
     return fig
 
 
-def embedding_scatter(points: pd.DataFrame, color: str, title: str = "") -> go.Figure:
-    """points columns: x, y, `color`, label (hover text, escaped here)."""
+def embedding_scatter(points: pd.DataFrame, color: str, title: str = "",
+                      highlight=None, highlight_name: str = "matches") -> go.Figure:
+    """points columns: x, y, `color`, label (hover text, escaped here). A legend always
+    (a categorical colouring with one value included); `highlight` (a boolean mask over the
+    points) rings those points in a last trace named `highlight_name`."""
     fig = go.Figure()
     values = points[color]
     if pd.api.types.is_float_dtype(values) and np.allclose(values.dropna() % 1, 0):
@@ -132,7 +135,15 @@ def embedding_scatter(points: pd.DataFrame, color: str, title: str = "") -> go.F
                                    marker=dict(size=5, color=values, colorscale="Viridis",
                                                colorbar=dict(title=color)),
                                    hovertemplate="%{text}<extra></extra>"))
-    fig.update_layout(title=title or f"Token states coloured by {color}", height=560,
+    if highlight is not None and np.asarray(highlight, dtype=bool).any():
+        marked = points[np.asarray(highlight, dtype=bool)]
+        fig.add_trace(go.Scattergl(
+            x=marked["x"], y=marked["y"], mode="markers", name=plot_text(highlight_name),
+            marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color="#111111", width=2)),
+            text=[plot_text(str(t)) for t in marked.get("label", [""] * len(marked))],
+            hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(title=title or f"Points coloured by {color}", height=560,
+                      showlegend=True, legend_title_text=plot_text(color.replace("_", " ")),
                       margin=dict(l=10, r=10, t=40, b=10))
     return fig
 

@@ -7,6 +7,8 @@ per example), `token_type` (per token), `source` (one value per example: provena
 
 from __future__ import annotations
 
+import pytest
+
 from tests.report_store import routes_columns, write_runs_row, write_table
 
 SITE = "model.layers.0.mlp.gate"
@@ -43,3 +45,11 @@ def skewed_run(path, run: str = "skewed") -> None:
     write_table(path, "examples", run, {
         "example": list(range(20)), "modality": ["text"] * 20,
         "source": [f"file-{ex}.txt" for ex in range(20)], "n_tokens": [10] * 20})
+
+
+@pytest.fixture(scope="module")
+def skewed_store(tmp_path_factory):
+    """A store holding skewed_run's run, `skewed`."""
+    path = tmp_path_factory.mktemp("skewed") / "store"
+    skewed_run(path)
+    return path

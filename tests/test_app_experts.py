@@ -3,10 +3,11 @@
 import pytest
 
 from routeviz import metrics, open_store
-from tests import app_support
+from tests import app_support, ranking_store
 from tests.app_support import open_page
 
-app_store = app_support.app_store  # shared fixture
+app_store = app_support.app_store  # shared fixtures
+skewed_store = ranking_store.skewed_store
 
 
 def test_text_gallery_lists_every_expert_with_its_load(app_store):
@@ -39,15 +40,6 @@ def test_image_gallery_shows_patch_crops(app_store):
     at = open_page(app_store, "experts", run="pictures")
     assert not at.error
     assert len(at.get("image")) == 4  # one strip of patch crops per expert
-
-
-@pytest.fixture(scope="module")
-def skewed_store(tmp_path_factory):
-    from tests.ranking_store import skewed_run
-
-    path = tmp_path_factory.mktemp("skewed") / "store"
-    skewed_run(path)
-    return path
 
 
 def blocks(node):

@@ -1,12 +1,15 @@
 """Specialization page: Focus/Cover per site and pooled, the A_ij heatmap, filters."""
 
+import math
+
 import pytest
 
 from routeviz import metrics, open_store
-from tests import app_support
+from tests import app_support, ranking_store
 from tests.app_support import open_page, plotly_specs
 
-app_store = app_support.app_store  # shared fixture
+app_store = app_support.app_store  # shared fixtures
+skewed_store = ranking_store.skewed_store
 
 
 def test_focus_cover_matches_metrics_and_matrix_is_drawn(app_store):
@@ -75,15 +78,6 @@ def test_pooled_scores_show_their_permutation_band(app_store):
     assert bars["data"][0]["customdata"][0] == pytest.approx([pooled.focus_lo, pooled.focus_hi])
 
 
-@pytest.fixture(scope="module")
-def skewed_store(tmp_path_factory):
-    from tests.ranking_store import skewed_run
-
-    path = tmp_path_factory.mktemp("skewed") / "store"
-    skewed_run(path)
-    return path
-
-
 def test_default_families_leave_out_provenance_and_say_so(skewed_store):
     at = open_page(skewed_store, "specialization", run="skewed")
     assert not at.error
@@ -107,7 +101,7 @@ def test_matrix_rows_and_columns_follow_the_best_match(app_store):
     at = open_page(app_store, "specialization", run="words")
     at.selectbox(key="spec_site").set_value(at.selectbox(key="spec_site").options[1]).run()
     heat = plotly_specs(at)[1]
-    z = [[0.0 if v is None or v != v else v for v in row] for row in heat["data"][0]["z"]]
+    z = [[0.0 if v is None or math.isnan(v) else v for v in row] for row in heat["data"][0]["z"]]
     best_cols = [row.index(max(row)) for row in z]
     assert best_cols == sorted(best_cols)  # a diagonal from the top left
     assert heat["layout"]["yaxis"]["autorange"] == "reversed"  # first row drawn on top

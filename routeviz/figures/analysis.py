@@ -139,7 +139,8 @@ def embedding_scatter(points: pd.DataFrame, color: str, title: str = "",
         marked = points[np.asarray(highlight, dtype=bool)]
         fig.add_trace(go.Scattergl(
             x=marked["x"], y=marked["y"], mode="markers", name=plot_text(highlight_name),
-            marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color="#111111", width=2)),
+            marker={"size": 11, "color": "rgba(0,0,0,0)",
+                    "line": {"color": "#111111", "width": 2}},
             text=[plot_text(str(t)) for t in marked.get("label", [""] * len(marked))],
             hovertemplate="%{text}<extra></extra>"))
     fig.update_layout(title=title or f"Points coloured by {color}", height=560,

@@ -70,17 +70,6 @@ def photo_jpeg(side: int = 1000) -> bytes:
     return buf.getvalue()
 
 
-def idle(pg):
-    time.sleep(0.05)
-    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
-
-
-def choose(pg, label, option):
-    pg.locator("[data-testid=stSelectbox]").filter(has_text=label).first.click()
-    pg.get_by_role("option", name=option, exact=True).click()
-    idle(pg)
-
-
 DONE = """([before, selector]) => {
     if (document.querySelector('[data-testid=stAlertContentError]')) return 'error';
     const box = document.querySelector('[data-testid=stSidebar] input[aria-label=Run]');
@@ -91,6 +80,8 @@ DONE = """([before, selector]) => {
 
 def click_and_wait(pg, selector: str) -> tuple[float, str]:
     """Seconds from the click to `selector` showing under a new run; the run's name."""
+    from tests.e2e.test_app_browser import idle
+
     before = pg.locator("[data-testid=stSidebar] input[aria-label=Run]").input_value()
     button = pg.get_by_role("button", name="Run the model")
     start = time.perf_counter()
@@ -146,6 +137,7 @@ def main(argv=None) -> dict:
     from routeviz.record import record
     from routeviz.uploads import item_from_text
     from tests.e2e.streamlit_server import streamlit_app
+    from tests.e2e.test_app_browser import choose, idle
 
     runner = load_model("text-moe")
     text, n_tokens = text_of_tokens(runner)

@@ -38,13 +38,15 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
     fig.add_trace(go.Image(source=_data_uri(image), hoverinfo="skip"))
     rows, cols = np.indices(patch_grid.shape)
     index = rows * grid_w + cols  # [grid_h, grid_w] patch number, row-major
-    hover = dict(customdata=index, hovertemplate="patch %{customdata}: expert %{z}<extra></extra>")
+    hover = dict(customdata=index, hoverongaps=False,
+                 hovertemplate="patch %{customdata}: expert %{z}<extra></extra>")
     if cards is not None:
         text = [[cards[i] if i < len(cards) else f"patch {i}" for i in row] for row in index]
-        hover = dict(text=text, hovertemplate="%{text}<extra></extra>")
+        # every patch answers, also one with no expert here (dropped or merged before)
+        hover = dict(text=text, hovertemplate="%{text}<extra></extra>", hoverongaps=True)
     fig.add_trace(go.Heatmap(
         z=patch_grid, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, xgap=1, ygap=1,
-        colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5, hoverongaps=False,
+        colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
         name="patches", colorbar=dict(title="expert", tickvals=list(range(n))), **hover))
     if grid_h <= 64 and grid_w <= 64:  # patch borders
         line = dict(color="rgba(255,255,255,0.7)", width=1)

@@ -109,7 +109,7 @@ def choose(pg, label, option):
     idle(pg)
 
 
-def run_model(pg, model, text=None, upload=None):
+def run_model(pg, model, text=None, upload=None, timeout=TIMEOUT_MS):
     choose(pg, "Model", model)
     if text is not None:
         pg.get_by_label("Type or paste a text").fill(text)
@@ -119,9 +119,13 @@ def run_model(pg, model, text=None, upload=None):
             {"name": name, "mimeType": mime, "buffer": data})
         pg.get_by_text(name).first.wait_for()
         idle(pg)  # the upload reruns the script; clicking before it ends races the upload
+    click_and_wait_for_run(pg, "Run the model", timeout)
+
+
+def click_and_wait_for_run(pg, button, timeout=TIMEOUT_MS):
+    """Click `button`; done when the sidebar shows a new run, or an error is on the page."""
     before = current_run(pg)
-    pg.get_by_role("button", name="Run the model").click()
-    # done when the sidebar shows a new run, or an error is on the page
+    pg.get_by_role("button", name=button).click()
     pg.wait_for_function(
         """(before) => {
             if (document.querySelector('[data-testid=stAlertContentError]')) return true;
@@ -218,13 +222,55 @@ def test_specialization_shows_focus_and_cover(page, store):
     screenshot(page, "experts.png")
 
 
-def test_long_text_is_truncated_and_says_so(page, models):
+def test_long_text_runs_in_windows_and_says_so(page, models):
     open_page(page)
     lines = [f"the router sends word{i} to an expert and the expert returns it ." for i in range(1540)]
-    run_model(page, models["text"], text="\n".join(lines))  # 20,020 words
-    page.locator("[data-testid=stAlertContentInfo]").filter(has_text="truncated to").wait_for()
+    # 20,020 words: text-moe's context is 128 tokens, so ~320 windows, each traced
+    run_model(page, models["text"], text="\n".join(lines), timeout=5 * TIMEOUT_MS)
+    page.locator("[data-testid=stAlertContentInfo]").filter(
+        has_text="consecutive windows").wait_for()
     page.locator(".rv-chip").first.wait_for()
-    assert page.locator(".rv-chip").count() <= 2000
+    assert page.locator(".rv-chips .rv-chip").count() <= 2000
+    assert not page.locator("[data-testid=stAlertContentInfo]").filter(
+        has_text="truncated to").count()
+
+
+def test_first_visit_try_button_runs_an_example(page, models):
+    open_page(page)
+    choose(page, "Model", models["text"])
+    tries = page.get_by_role("button", name="Try:")
+    assert tries.count() >= 1 or models["text"] == "toy-text"
+    if not tries.count():
+        pytest.skip("the toy fallback model offers no example")
+    name = tries.first.inner_text().strip()
+    page.get_by_text("routing:").first.wait_for()  # the model's one-line description
+    click_and_wait_for_run(page, name)
+    page.locator(".rv-chips .rv-chip").first.wait_for()
+    page.locator(".rv-states").first.wait_for()  # the legend of every state
+    assert not errors(page)
+
+
+def test_image_patches_answer_a_hover(page, models):
+    open_page(page)
+    if models["image"] == "glyph-vit":
+        choose(page, "Model", "glyph-vit")
+        click_and_wait_for_run(page, "Try: glyph 0 (a letter B)")
+    else:
+        run_model(page, models["image"], upload=("shapes.png", image_bytes(320, 240), "image/png"))
+    overlay = page.locator("[data-testid=stPlotlyChart]").filter(has_text="per patch").first
+    overlay.wait_for()
+    drag = overlay.locator(".nsewdrag").first
+    drag.scroll_into_view_if_needed()
+    time.sleep(0.5)
+    box = drag.bounding_box()
+    assert box["width"] == pytest.approx(box["height"], rel=0.1) or models["image"] != "glyph-vit"
+    drag.hover(position={"x": box["width"] * 0.6, "y": box["height"] * 0.6}, timeout=5000)
+    page.mouse.move(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.62, steps=4)
+    hover = page.locator(".hoverlayer .hovertext").first
+    hover.wait_for()
+    text = hover.text_content()
+    assert text.startswith("#") and "tags:" in text  # the patch: its number, route, tags
+    assert not errors(page)
 
 
 def test_big_photo_is_downscaled_and_says_so(page, models):

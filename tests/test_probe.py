@@ -252,3 +252,17 @@ def test_shipped_dae_syn_series_ends_at_the_shipped_weights(tmp_path):
     run = routeviz.probe(runner, probe_set(runner), tmp_path, "again", step=3000)
     again = routeviz.open_store(tmp_path)
     assert choices(again, run).equals(choices(store, "dae-syn-top-k-step003000"))
+
+
+def test_shipped_text_moe_series_covers_training_and_exits_appear():
+    from sample_models.text_moe_train import PROBE_EXAMPLES, PROBE_TOKENS, STEPS
+
+    store = routeviz.open_store(SHIPPED / "text-moe")
+    runs = series_runs(store, "text-moe")
+    assert runs["step"].tolist() == list(range(0, STEPS + 1, STEPS // 20))
+    assert (runs["n_examples"] == PROBE_EXAMPLES).all()
+    assert store.tokens(run=runs["run"].iloc[-1]).groupby("example").size().max() == PROBE_TOKENS
+    early = store.query_df("SELECT run, avg(CASE WHEN choice < 3 THEN 1.0 ELSE 0 END) AS share "
+                           "FROM routes WHERE kind = 'exit' GROUP BY run").set_index("run").share
+    first, last = runs["run"].iloc[0], runs["run"].iloc[-1]
+    assert early[first] == 0 and early[last] > 0.03  # the untrained model never exits early

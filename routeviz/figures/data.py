@@ -13,6 +13,8 @@ import io
 import numpy as np
 import pandas as pd
 
+from routeviz.figures.labels import exit_label
+
 
 def plot_text(value) -> str:
     """User text for a plotly label or hover: `<`, `>` and `&` escaped (plotly reads its text
@@ -203,7 +205,7 @@ def _describe(row) -> str:
     if kind == "keep":
         return f"{site}: {'kept' if int(row.choice) == 1 else 'dropped'}{weight}"
     if kind == "exit":
-        return f"exit at layer {int(row.choice)}{weight}"
+        return f"exit at {exit_label(int(row.choice))}{weight}"
     return f"{site}: merged into #{int(row.choice)}{weight}"
 
 

@@ -227,3 +227,15 @@ def test_series(stores):
     a, b = (series_summary(s, "s") for s in stores)
     assert b["runs"] == ["s-0", "s-1"] and b["final_step"] == 100 and b["identity"]
     close(a, b)
+
+
+def test_tag_and_token_queries(stores):
+    """The query layer's tag and token-search questions (Experts, Specialization pages)."""
+    a, b = stores
+    same(a.tag_values(RUN), b.tag_values(RUN), ["name", "value"])
+    same(a.tag_family_stats(RUN), b.tag_family_stats(RUN), ["name"])
+    same(a.tag_value_experts(RUN, "moe.0", "group", "g0"),
+         b.tag_value_experts(RUN, "moe.0", "group", "g0"), ["expert"])
+    found = a.token_experts(RUN, "moe.1", "D")
+    same(found, b.token_experts(RUN, "moe.1", "D"), ["text", "expert"])
+    assert set(found.text) == {"def"} and found["count"].sum() == 2 * N_EXAMPLES  # top-2

@@ -66,10 +66,15 @@ def wilson_lower(count, n, z: float = Z):
 
 def _wilson_sql(count: str, n: str, z: float = Z) -> str:
     """wilson_lower as a SQL expression (DuckDB and Spark) over numeric columns."""
+    def num(v: float) -> str:  # a double, not a decimal literal (Spark's decimals round)
+        return f"CAST({v!r} AS DOUBLE)"
+
     z2 = z * z
-    p = f"({count} * 1.0 / {n})"
-    return (f"greatest(({p} + {z2 / 2!r} / {n} - {z!r} * sqrt(greatest({p} * (1 - {p}) / {n} "
-            f"+ {z2 / 4!r} / ({n} * {n}), 0.0))) / (1 + {z2!r} / {n}), 0.0)")
+    n = f"CAST({n} AS DOUBLE)"
+    p = f"(CAST({count} AS DOUBLE) / {n})"
+    return (f"greatest(({p} + {num(z2 / 2)} / {n} - {num(z)} * sqrt(greatest({p} * (1 - {p}) "
+            f"/ {n} + {num(z2 / 4)} / ({n} * {n}), {num(0.0)}))) / (1 + {num(z2)} / {n}), "
+            f"{num(0.0)})")
 
 
 def _top_per_expert(df: pd.DataFrame, top: int) -> pd.DataFrame:
@@ -127,7 +132,7 @@ def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
         "cell AS (SELECT site, expert, text_id, count(*) AS count FROM routed GROUP BY ALL), "
         "scored AS (SELECT c.site, c.expert, n.text, c.count, e.n_expert, n.n_text, "
         "  (c.count / e.n_expert) / (n.n_text / total.n) AS lift, "
-        "  c.count * 1.0 / n.n_text AS p_expert, "
+        "  CAST(c.count AS DOUBLE) / n.n_text AS p_expert, "
         f"  {_wilson_sql('c.count', 'n.n_text')} AS score "
         "  FROM cell c JOIN per_expert e USING (site, expert) JOIN text_n n USING (text_id), "
         "  total WHERE c.count >= $min_count) "

@@ -2,18 +2,15 @@
 click; the legend of every state; a token's other occurrences; the panels Inspect hosts."""
 
 import json
-import re
 
 from tests import app_support
 from tests.app_support import htmls, open_page, plotly_specs
+from tests.test_app_inspect import chips
 
 app_store = app_support.app_store  # shared fixtures
 toy_models = app_support.toy_models
 
 
-def chip_texts(at) -> list[str]:
-    body = next(h for h in htmls(at) if 'class="rv-chips"' in h)
-    return re.findall(r'<span class="rv-chip"[^>]*>(.*?)</span>', body)
 
 
 def test_first_visit_describes_the_model_and_a_try_button_runs_its_example(tmp_path, toy_models):
@@ -28,11 +25,11 @@ def test_first_visit_describes_the_model_and_a_try_button_runs_its_example(tmp_p
     at.selectbox(key="inspect_model").set_value("toy-text").run()
     at.button(key="inspect_try_0").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert chip_texts(at) == ["the", "cat", "sat", "on", "the", "mat", "."]
+    assert chips(at) == ["the", "cat", "sat", "on", "the", "mat", "."]
     # a dataset example keeps its tags
     at.selectbox(key="inspect_model").set_value("toy-long").run()
     at.button(key="inspect_try_0").click().run()
-    assert chip_texts(at)[:3] == ["for", "i", "in"]  # toy-words item 2
+    assert chips(at)[:3] == ["for", "i", "in"]  # toy-words item 2
     at.selectbox(key="inspect_tag_row").set_value("kind").run()
     tag_row = next(h for h in htmls(at) if "rv-tags" in h)
     assert "for · code" in tag_row

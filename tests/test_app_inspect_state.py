@@ -7,8 +7,9 @@ from streamlit.testing.v1 import AppTest
 from routeviz.inputs import Item
 from routeviz.record import record
 from tests import app_support
-from tests.app_support import APP, htmls, open_page
+from tests.app_support import APP, open_page
 from tests.app_toys import load
+from tests.test_app_inspect import chips
 
 app_store = app_support.app_store  # shared fixtures
 toy_models = app_support.toy_models
@@ -23,11 +24,6 @@ def big_store(tmp_path_factory):
     return path
 
 
-def chip_texts(at) -> list[str]:
-    import re
-
-    body = next(h for h in htmls(at) if 'class="rv-chips"' in h)
-    return re.findall(r'<span class="rv-chip"[^>]*>(.*?)</span>', body)
 
 
 def test_a_1024_example_run_counts_all_and_the_last_can_be_picked(big_store):
@@ -37,7 +33,7 @@ def test_a_1024_example_run_counts_all_and_the_last_can_be_picked(big_store):
     assert picker.max == 1023
     picker.set_value(1023).run()
     assert not at.exception
-    assert chip_texts(at) == ["item1023", "end"]
+    assert chips(at) == ["item1023", "end"]
     assert any("ex-1023" in c.value for c in at.caption)
 
 
@@ -51,7 +47,7 @@ def test_view_restored_from_the_url_and_written_back(app_store):
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="run").value == "words"
     assert at.number_input(key="inspect_example").value == 5
-    assert chip_texts(at)[:3] == ["it", "was", "the"]  # toy-5: "it was the best of times ."
+    assert chips(at)[:3] == ["it", "was", "the"]  # toy-5: "it was the best of times ."
     assert at.select_slider(key="inspect_site").value == "moe.1.router"
     assert at.number_input(key="inspect_token").value == 2
     assert at.text_input(key="inspect_search").value == "the"

@@ -123,7 +123,8 @@ if st.button("Draw the map", type="primary", key="emb_go") or drawn:
         shown = shown[shown[f"tag:{name}"].astype(str) == value]
         st.caption(f"Filtered to `{only}`: {len(shown):,} of {result.n_shown:,} points.")
     what = "Routing vectors" if result.source == "routing" else "Hidden states"
-    at = result.state_site or result.site
+    at = result.state_site or (f"layer {result.layer}" if result.source == "hidden"
+                               and result.layer is not None else result.site)
     title = (f"{what}{' at ' + data.short_site(at) if at else ''}, coloured by "
              f"{color.replace('tag:', '').replace('_', ' ')}")
     if color not in shown or shown[color].isna().all():

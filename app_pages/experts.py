@@ -141,6 +141,8 @@ for chunk in rows:
             flag = " · **starved**" if bool(rec.starved) else ""
             st.markdown(f"**Expert {e}** · load {rec.share:.1%}{flag}")
             tokens = profile.tokens[profile.tokens["expert"] == e]
+            if not len(tokens) and not is_image and profile.unit == "token":
+                st.caption(f"No token routed here {int(min_count)}+ times.")
             if len(tokens) and not is_image:
                 st.dataframe(pd.DataFrame({"token": [data.show_token(t) for t in tokens["text"]],
                                            "count": tokens["count"], "seen": tokens["n_text"],

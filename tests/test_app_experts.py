@@ -71,6 +71,8 @@ def test_count_aware_score_ranks_a_frequent_token_above_a_twice_seen_one(skewed_
     assert not at.error
     assert at.slider(key="experts_min").value == 5
     assert list(token_table(at, 0).token) == ["the"]  # zyx (seen twice) is under the minimum count
+    assert token_table(at, 2) is None  # w-tokens spread over experts 1-3: none 5+ times at 2
+    assert any(c.value == "No token routed here 5+ times." for c in at.caption)
     at.slider(key="experts_min").set_value(1).run()
     table = token_table(at, 0)
     assert list(table.token) == ["the", "zyx"]

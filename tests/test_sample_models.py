@@ -65,6 +65,13 @@ def test_text_moe_records_experts_depth_routing_and_one_exit_per_token(text_run)
     assert set(map(tuple, in_block.values.tolist())) <= kept
 
 
+def test_text_moe_exits_early_for_a_fifth_of_heldout_tokens(text_run):
+    runner, store, _, _ = text_run
+    exits = store.routes("text").query("kind == 'exit'")
+    early = (exits.choice < runner.cfg.n_layers - 1).mean()
+    assert early >= 0.2, f"only {early:.0%} of tokens exit before the last layer"
+
+
 def test_text_moe_routes_vary_across_inputs(text_run):
     store = text_run[1]
     routes = store.routes("text")

@@ -32,8 +32,7 @@ def test_figure_as_html(app_store):
 
 
 def test_summary_json_is_the_metrics_summary(app_store):
-    from app_pages.export import _summary_json  # noqa: F401  (the page's own builder)
-
+    # (not importing the page: outside an app, st.stop() does not stop a page's script)
     summary = json.loads(json.dumps(metrics.summary(open_store(app_store), "words"), default=str))
     assert summary["run"] == "words" and summary["focus_cover"]
 

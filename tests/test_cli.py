@@ -21,6 +21,7 @@ def console_script(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_console_script_help_lists_the_commands():
     code, out, err = console_script("--help")
     assert code == 0, err
@@ -29,6 +30,7 @@ def test_console_script_help_lists_the_commands():
         assert command in out
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_console_script_traces_and_fails_in_one_line(mixtral_dir, store_dir):
     code, out, err = console_script("trace", "--model", mixtral_dir, "--text", "the model",
                                     "--store", store_dir, "--run", "smoke", "--json")

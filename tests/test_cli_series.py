@@ -68,6 +68,7 @@ def test_metrics_series_json_per_step_with_saturation(series_store, capsys):
     assert len(out["identity"]) == 2 * 4  # 2 sites x 4 experts, one transition
 
 
+@pytest.mark.slow  # a report over every step
 def test_report_series_writes_html_json_and_csv(series_store, tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["report", "--store", str(series_store), "--series", "ck", "--out", str(out)]) == 0

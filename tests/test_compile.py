@@ -14,6 +14,8 @@ from routeviz.hooks import SiteHooks
 from routeviz.sites import find_sites
 from tests.toy import ToyMoE, expected_experts, register_toy
 
+pytestmark = pytest.mark.slow  # torch.compile
+
 dynamo = pytest.importorskip("torch._dynamo")
 
 

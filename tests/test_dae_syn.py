@@ -144,6 +144,7 @@ def test_shipped_metrics_rank_tag_routing_first():
 
 
 @pytest.mark.parametrize("strategy", ("reinforce", "st-gumbel"))
+@pytest.mark.slow  # trains
 def test_training_runs_two_steps(strategy, tmp_path):
     from sample_models.train import main
 

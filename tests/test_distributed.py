@@ -13,6 +13,8 @@ import routeviz
 from tests.distributed_trace import SEQ, SIZES
 from tests.toy import ToyMoE, register_toy
 
+pytestmark = pytest.mark.slow  # torchrun with two ranks, in subprocesses
+
 ROOT = Path(__file__).resolve().parent.parent
 N_EXAMPLES = sum(sum(s) for s in SIZES.values())
 ROWS_PER_EXAMPLE = SEQ * 2 * 2  # tokens x layers x k

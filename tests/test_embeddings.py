@@ -33,6 +33,7 @@ def store(tmp_path):
     return st
 
 
+@pytest.mark.slow  # UMAP's first call compiles (numba)
 def test_routing_and_hidden_maps_are_sampled_and_coloured(store):
     res = embed(store, "r", limit=40)
     assert res.n_total == 60 and res.n_shown == 40 and len(res.points) == 40
@@ -66,6 +67,7 @@ def test_errors_name_what_exists(store):
         embed(store, "nope")
 
 
+@pytest.mark.slow  # UMAP's first call compiles (numba)
 def test_states_of_an_older_store_without_sites_are_mapped_by_layer(tmp_path):
     assign = {(e, t): [t % 4, (t + 1) % 4] for e in range(2) for t in range(10)}
     st = write_run(tmp_path / "old", "r", expert_routes("moe.0.gate", 0, assign,

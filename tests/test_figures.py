@@ -146,6 +146,7 @@ def test_run_figures_from_metrics(app_store):
         catalog.build(store, "words", "Pie chart")
 
 
+@pytest.mark.slow  # Chromium renders PNG and SVG
 def test_export_html_always_png_svg_with_chromium(app_store):
     store = routeviz.open_store(app_store)
     fig = catalog.build(store, "words", "Exit histogram")

@@ -161,6 +161,7 @@ cases = st.integers(2, 4).flatmap(lambda e: st.tuples(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases)
+@pytest.mark.slow  # many random stores against the reference
 def test_matches_reference_and_stays_in_bounds(case):
     n_experts, choices, tag_values, top1 = case
     assign = {("g0", t): c for t, c in enumerate(choices)}

@@ -190,6 +190,7 @@ def _check_positions(routes, n_tokens):
             assert not ((experts.token == token) & (experts.layer > layer)).any()
 
 
+@pytest.mark.slow  # ONNX Runtime beside two DINOv2 forwards
 def test_dinov2_converted_matches_onnx_and_dense_matches_converted(dinov2, cache):
     from sample_models.dinov2_convert import load_dinov2, onnx_backbone_session
     from sample_models.dinov2_small import preprocess

@@ -193,6 +193,7 @@ def test_trainer_callback_probes_every_k_steps(tmp_path):
     assert (runs["n_routes"] == 2 * 2 * 8 * 2).all()  # 2 layers x 2 examples x 8 tokens x top-2
 
 
+@pytest.mark.slow  # trains
 def test_text_moe_training_writes_its_probe_series(tmp_path):
     from sample_models.text_moe_train import PROBE_EXAMPLES, PROBE_TOKENS, train
 
@@ -215,6 +216,7 @@ def test_train_cli_refuses_probe_for_a_recipe_without_one(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # trains
 def test_dae_syn_training_writes_its_probe_series(tmp_path):
     from sample_models.dae_syn_train import PROBE_IMAGES, train
 

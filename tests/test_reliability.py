@@ -39,6 +39,7 @@ def _spawn(tmp_path, store, run, n):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # two fresh Python processes
 def test_sigkill_mid_trace_keeps_completed_batches(tmp_path):
     store_dir = tmp_path / "store"
     proc = _spawn(tmp_path, store_dir, "killed", 100000)
@@ -64,6 +65,7 @@ def test_sigkill_mid_trace_keeps_completed_batches(tmp_path):
     assert len(routeviz.open_store(store_dir).routes("killed")) == len(routes)
 
 
+@pytest.mark.slow  # two fresh Python processes
 def test_two_processes_write_one_store(tmp_path):
     store_dir = tmp_path / "store"
     procs = [_spawn(tmp_path, store_dir, run, 30) for run in ("left", "right")]

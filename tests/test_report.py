@@ -170,6 +170,7 @@ def test_run_names_and_out_cannot_escape(store, tmp_path):
         write_report(store, "dae", a_file, images=False)
 
 
+@pytest.mark.slow  # a report per call, with figures
 def test_cli_report_creates_out_and_lists_files(store, tmp_path, capsys):
     out = tmp_path / "new" / "nested"
     code = main(["report", "--store", str(store.path), "--run", "dae", "--out", str(out),
@@ -191,6 +192,7 @@ def test_zip_holds_the_same_files(store):
     assert names == FILES
 
 
+@pytest.mark.slow  # a report per call, with figures
 def test_large_run_keeps_galleries_bounded(tmp_path):
     n_routes = large_run(tmp_path / "store", n_examples=240, seq=32, n_sites=4, n_experts=64)
     store = open_store(tmp_path / "store")
@@ -205,6 +207,7 @@ def test_large_run_keeps_galleries_bounded(tmp_path):
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="static figures need Chromium")
+@pytest.mark.slow  # Chromium renders every static figure
 def test_static_figures_beside_the_markdown(store, tmp_path):
     written = write_report(store, "image", tmp_path, images=True)
     pngs = [p for p in written if p.suffix == ".png"]
@@ -220,6 +223,7 @@ SAMPLES = [("glyph-vit", "glyphs"), ("dae-syn-top-k", "dae-syn"), ("text-moe", "
 
 
 @pytest.mark.parametrize("model,dataset", SAMPLES)
+@pytest.mark.slow  # loads and traces each sample model
 def test_report_of_a_real_sample_model(model, dataset, tmp_path):
     """A few examples through the shipped sample model, then every report file."""
     weights = Path(__file__).resolve().parents[1] / "sample_models" / "weights" / model
@@ -278,6 +282,7 @@ def test_a_failing_static_export_does_not_fail_the_report(store, tmp_path, monke
     assert "(in report.html)" in markdown  # each figure points to the HTML instead
 
 
+@pytest.mark.slow  # a report per call, with figures
 def test_the_same_run_gives_the_same_files(store):
     """Fixed figure ids and tie-broken profiles: a report can be committed and diffed."""
     from routeviz.report import build_report_files

@@ -40,6 +40,7 @@ def test_input_difference_says_what_differs(store):
         input_difference(store, "a", "disjoint", refuse_disjoint=True)
 
 
+@pytest.mark.slow  # two reports
 def test_report_against_other_inputs_warns_in_one_line(store, tmp_path, capsys):
     assert main(["report", "--store", str(tmp_path / "st"), "--run", "a", "--against",
                  "other-text", "--out", str(tmp_path / "out")]) == 0

@@ -186,6 +186,7 @@ def test_models_json_lists_both_samples(capsys):
 
 
 # --- training ------------------------------------------------------------------------------
+@pytest.mark.slow  # trains
 def test_text_moe_training_runs_a_few_steps(tmp_path):
     from sample_models.text_moe import TextMoERunner
     from sample_models.text_moe_train import train

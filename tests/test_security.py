@@ -138,6 +138,7 @@ def test_cli_odd_but_valid_file_is_traced(seeded, case, toy_models, capsys, tmp_
     opened.delete_run(run)
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_cli_subprocess_prints_no_traceback(seeded):
     store, files = seeded
     before = listing(store)

@@ -13,6 +13,8 @@ import pytest
 from routeviz import metrics
 from tests.metrics_store import expert_routes, write_run
 
+pytestmark = pytest.mark.slow  # a local Spark session (JVM) per module: minutes
+
 pyspark = pytest.importorskip("pyspark")
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java", allow_module_level=True)

@@ -25,6 +25,8 @@ from routeviz import schema
 from routeviz.swap import GEN
 from tests.toy import ToyMoE, register_toy
 
+pytestmark = pytest.mark.slow  # kills an overwrite at many points, a process each
+
 RUN = "big"
 STEP_EVENTS = {"os.mkdir", "os.rename", "os.symlink", "os.remove", "os.rmdir", "shutil.rmtree"}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT

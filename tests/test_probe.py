@@ -88,6 +88,11 @@ def test_plain_loop_writes_one_run_per_probe_step(tmp_path):
     # step 4 routed differently before the updates that followed it
     assert choices(store, "tiny-step000008").equals(choices(store, "tiny-step000012"))
     assert not choices(store, "tiny-step000004").equals(choices(store, "tiny-step000012"))
+    from routeviz.metrics.series import saturation  # what the Timeline page reads
+
+    pooled = saturation(store, "tiny").query("site == '*'").set_index("step")
+    assert pooled.loc[8, "overlap"] == 1.0 and pooled.loc[12, "overlap"] == 1.0
+    assert pooled.loc[4, "overlap"] < 1.0
     # the probe ran in eval mode: the recorded routing is the dropout-free one
     seen = []
     handle = model.ffns[0].router.register_forward_hook(lambda m, i, out: seen.append(out[2]))

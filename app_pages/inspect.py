@@ -44,6 +44,9 @@ def describe(spec) -> str:
             f"{spec.description}")
 
 
+MAX_WINDOWS = 64  # windows of one text run from this page (each one example)
+
+
 def run_items(handle, model: str, items: list, run_name: str = "") -> None:
     """Record `items` with `model` into a new run, then show its first example."""
     runner = load_runner(model)
@@ -51,12 +54,17 @@ def run_items(handle, model: str, items: list, run_name: str = "") -> None:
     if runner.modality == "text":
         windowed = []
         for item in items:
-            windows = text_windows(runner, item)
+            windows = text_windows(runner, item, MAX_WINDOWS)
             if len(windows) > 1:
+                covered = sum(len(w.text) for w in windows)
+                rest = (f" They cover its first {covered:,} of {len(item.text):,} characters; "
+                        f"the rest was not run (at most {MAX_WINDOWS} windows a text here)."
+                        if covered < len(item.text) else "")
                 notes.append(f"{item.source or 'text'} is longer than {runner.name}'s context "
                              f"of {runner.max_tokens:,} tokens: ran as {len(windows)} "
                              f"consecutive windows, examples {len(windowed)}–"
-                             f"{len(windowed) + len(windows) - 1} (tags `window`, `char_start`).")
+                             f"{len(windowed) + len(windows) - 1} (tags `window`, "
+                             f"`char_start`).{rest}")
             windowed.extend(windows)
         items = windowed
     run = run_name.strip() or new_run_name("inspect")

@@ -59,14 +59,15 @@ def _longest_fit(runner, text: str, start: int, points: list[int]) -> int:
     return after[max(lo, 0)]
 
 
-def text_windows(runner, item) -> list:
-    """`[item]` when its text fits the runner's context, else its consecutive windows."""
+def text_windows(runner, item, max_windows: int | None = None) -> list:
+    """`[item]` when its text fits the runner's context, else its consecutive windows (the
+    first `max_windows` of them if given: they then end before the text does)."""
     text = item.text
     if text is None or _fits(runner, text):
         return [item]
     points = _cut_points(text)
     windows, start = [], 0
-    while start < len(text):
+    while start < len(text) and (max_windows is None or len(windows) < max_windows):
         end = _longest_fit(runner, text, start, points)
         windows.append((start, end))
         start = end

@@ -149,3 +149,14 @@ def test_local_checkpoint_directory(tmp_path, mixtral_dir):
     assert not at.error and not at.exception
     assert chips(at) == ["the", "model", "is", "a", "token"]
     assert at.code[0].value.startswith("next token:")
+
+
+def test_windows_of_one_text_are_capped_and_the_rest_named(tmp_path, toy_models):
+    at = open_page(tmp_path / "store", "inspect")
+    text = " ".join(f"w{i}" for i in range(63 * 70))  # 70 windows of toy-text's 63 words
+    run_text(at, text)
+    notes = " ".join(i.value for i in at.info)
+    assert "ran as 64 consecutive windows, examples 0–63" in notes
+    covered = len(" ".join(f"w{i}" for i in range(63 * 64))) + 1  # through the last space
+    assert f"first {covered:,} of {len(text):,} characters; the rest was not run" in notes
+    assert at.number_input(key="inspect_example").max == 63

@@ -33,7 +33,8 @@ with torch.no_grad(), routeviz.trace(model, tempfile.mkdtemp() + "/s", "p") as t
             model(ids)
 """
 # frames that are routeviz's own work on the tracing thread (hooks, packing, hand-off)
-HOOK_FRAMES = ("hook (routeviz/trace.py", "_root_pre_hook", "_root_post_hook", "_finish (")
+HOOK_FRAMES = ("run (routeviz/hooks.py", "hook (routeviz/hooks.py", "_root_pre (routeviz",
+               "_root_post (routeviz", "on_site (routeviz", "_finish (")
 WAITING = ("Condition.wait (", "Queue.get (", "wait (", "get (")
 
 

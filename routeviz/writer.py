@@ -107,7 +107,7 @@ class Writer:
                     self._take(build)
                 self._first.clear()
                 self._flush(last=True)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 — raised just below, as the thread's are
                 self._error = exc
         self._raise_if_failed()
 

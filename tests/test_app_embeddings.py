@@ -1,5 +1,7 @@
 """Embeddings page: a capped UMAP map (routeviz.embeddings) coloured by expert, tag or exit."""
 
+import pytest
+
 from routeviz import open_store
 from tests import app_support
 from tests.app_support import open_page, plotly_specs
@@ -13,6 +15,7 @@ def n_units(store, run, site):
         "site = ? AND kind = 'expert')", [run, site]).fetchone()[0]
 
 
+@pytest.mark.slow  # UMAP's first call compiles (numba)
 def test_map_is_capped_says_so_and_recolours(app_store):
     at = open_page(app_store, "embeddings", run="words")
     assert not at.get("plotly_chart")  # nothing drawn (no UMAP) until asked
@@ -33,6 +36,7 @@ def test_map_is_capped_says_so_and_recolours(app_store):
     assert sum(len(t["x"]) for t in plotly_specs(at)[0]["data"]) == 20
 
 
+@pytest.mark.slow  # UMAP's first call compiles (numba)
 def test_hidden_states_per_site_are_mapped_with_webgl(tmp_path):
     from routeviz.record import record
     from tests.app_toys import load, toy_dataset
@@ -65,6 +69,7 @@ def data_short(sites):
     return [data.short_site(s) for s in sites]
 
 
+@pytest.mark.slow  # UMAP's first call compiles (numba)
 def test_title_legend_search_and_tag_filter(app_store):
     at = open_page(app_store, "embeddings", run="words")
     at.number_input(key="emb_limit").set_value(500)  # every token

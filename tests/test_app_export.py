@@ -3,6 +3,8 @@ when Chromium is there)."""
 
 import json
 
+import pytest
+
 from routeviz import metrics, open_store
 from tests import app_support
 from tests.app_support import open_page
@@ -37,6 +39,7 @@ def test_summary_json_is_the_metrics_summary(app_store):
     assert summary["run"] == "words" and summary["focus_cover"]
 
 
+@pytest.mark.slow  # builds the whole report
 def test_report_zip(app_store):
     import io
     import zipfile

@@ -110,6 +110,7 @@ def token_detail(handle, run: str, example: int, tokens: list[str], site: str | 
     if not tokens:
         return
     n = len(tokens)
+    st.subheader("A token and its other occurrences")
     if not isinstance(st.session_state.get("inspect_token"), int) or not (
             0 <= st.session_state["inspect_token"] < n):
         st.session_state["inspect_token"] = 0

@@ -307,3 +307,15 @@ def test_templates_escape_every_field_unless_marked_safe():
     figure = {"key": "k", "caption": hostile, "div": Markup("<div id='plot-k'></div>")}
     html = str(macros.figures([figure]))
     assert "<div id='plot-k'></div>" in html and "<script>" not in html
+
+
+def test_focus_cover_tables_show_the_permutation_band(reports):
+    """Each site's Focus/Cover row carries the chance band from metrics.json's baseline."""
+    folder = reports["dae"]
+    page = (folder / "report.html").read_text()
+    assert "<th>focus by chance</th>" in page and "<th>cover by chance</th>" in page
+    entries = json.loads((folder / "metrics.json").read_text())["focus_cover"]
+    site_entry = next(e for e in entries if e["site"] != "*" and "baseline" in e)
+    band = site_entry["baseline"]["cover"]
+    assert f"{band['mean']:.2f} [{band['lo']:.2f}, {band['hi']:.2f}]" in page
+    assert "cover by chance" in (folder / "report.md").read_text()

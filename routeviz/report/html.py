@@ -104,8 +104,7 @@ def _site(report: Report, site: str, number: int, figures: list[dict]) -> dict:
     return {
         "number": number, "site": site, "layer": fmt.site_layer(report, site),
         "kinds": ", ".join(fmt.site_kinds(report, site)), "figures": figures,
-        "scores": table(scores, ["kind", "tag", "unit", "focus", "cover", "n_subnetworks",
-                                 "n_tags"]) if len(scores) else None,
+        "scores": table(scores, fmt.SCORE_COLUMNS) if len(scores) else None,
         "load": None if stats is None else table(
             pd.DataFrame([stats]), ["n_experts", "n_tokens", "cv", "max_over_mean", "n_starved",
                                     "dropped_tokens", "dropped_fraction"],

@@ -75,8 +75,7 @@ def _site(report: Report, site: str, plots: list[Plot], images: dict[str, str]) 
            f"Layer {fmt.site_layer(report, site)} · {md(', '.join(fmt.site_kinds(report, site)))}\n"]
     scores = fmt.site_scores(report, site)
     if len(scores):
-        out += ["### Focus and Cover\n", md_table(
-            scores, ["kind", "tag", "unit", "focus", "cover", "n_subnetworks", "n_tags"])]
+        out += ["### Focus and Cover\n", md_table(scores, fmt.SCORE_COLUMNS)]
     out += [_figure(p, images) for p in plots]
     stats = fmt.load_stats(report, site)
     if stats is not None:

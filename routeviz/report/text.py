@@ -66,13 +66,34 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     return rows
 
 
+SCORE_COLUMNS = ["kind", "tag", "unit", "focus", "focus by chance", "cover", "cover by chance",
+                 "n_subnetworks", "n_tags"]
+
+
 def site_scores(report: Report, site: str) -> pd.DataFrame:
     """Focus/Cover rows of one site: kind, tag, unit, focus, cover, n_subnetworks, n_tags."""
     parts = [r.scores[r.scores.site == site] for r in report.focus.values()]
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=["kind", "tag", "unit", "focus", "cover"])
-    return pd.concat(parts)[["kind", "tag", "unit", "focus", "cover", "n_subnetworks", "n_tags"]]
+    frame = pd.concat(parts)[["kind", "tag", "unit", "focus", "cover", "n_subnetworks",
+                              "n_tags"]]
+    bands = {(e.get("kind"), e.get("site"), e.get("tag")): e["baseline"]
+             for e in report.summary.get("focus_cover", []) if "baseline" in e}
+    for score in ("focus", "cover"):
+        frame[f"{score} by chance"] = [
+            _band(bands.get((kind, site, tag)), score)
+            for kind, tag in zip(frame["kind"], frame["tag"])]
+    return frame
+
+
+def _band(baseline: dict | None, score: str) -> str:
+    """'0.22 [0.20, 0.25]': the permutation baseline's mean and band (tags shuffled across
+    units), or '–' where the summary has none for this row."""
+    if not baseline:
+        return "–"
+    b = baseline[score]
+    return f"{b['mean']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]"
 
 
 def site_kinds(report: Report, site: str) -> list[str]:

@@ -11,7 +11,6 @@ The output is the pooled CLS feature after the final layernorm, as `Dinov2Model`
 from __future__ import annotations
 
 import io
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,11 +22,9 @@ from sample_models import DINOV2_SMALL
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
     KnobsMixin,
-    describe_compute,
-    load_expert_split,
     make_block,
 )
-from sample_models.pretrained_encoder import ConditionalEncoder
+from sample_models.pretrained_encoder import ConditionalEncoder, output_type
 
 NAME = "dinov2-small"
 N_EXPERTS = 16
@@ -40,12 +37,7 @@ DEFAULT_KNOBS = Knobs(top_k=12, router="norm", keep_ratio=0.7, prune_layers=(3, 
                       merge_count=16, merge_layers=(2, 5), exit_threshold=0.99, exit_patience=2)
 
 
-class ImageOutput(NamedTuple):
-    pooler_output: torch.Tensor  # [B, d] CLS after the final layernorm
-    last_hidden_state: torch.Tensor  # [B, 1 + patches, d]
-    exit_layer: torch.Tensor  # [B]
-    macs: torch.Tensor  # [B]
-    dense_macs: torch.Tensor  # [B]
+ImageOutput = output_type("ImageOutput", "pooler_output")  # CLS after the final layernorm
 
 
 class Dinov2Small(nn.Module):
@@ -137,13 +129,7 @@ class Dinov2Runner(KnobsMixin, ModelRunner):
     def __init__(self, knobs: Knobs | None = None):
         from sample_models.dinov2_convert import load_dinov2
 
-        dinov2 = load_dinov2()
-        self.n_experts = N_EXPERTS
-        labels, self.split_info = load_expert_split(NAME, dinov2.config.num_hidden_layers)
-        self.module = Dinov2Small(dinov2, labels, N_EXPERTS).eval()
-        self.encoder = self.module.encoder
-        self.default_knobs = DEFAULT_KNOBS
-        self.set_knobs(knobs or DEFAULT_KNOBS)
+        self.attach(NAME, load_dinov2(), Dinov2Small, N_EXPERTS, DEFAULT_KNOBS, knobs)
 
     def encode(self, items) -> Encoded:
         if any(item.image is None for item in items):
@@ -169,13 +155,6 @@ class Dinov2Runner(KnobsMixin, ModelRunner):
         pixels = preprocess(images)
         return Encoded(inputs={"pixel_values": pixels}, tokens=tokens, tags=tags, meta=meta,
                        notes=notes)
-
-    @torch.no_grad()
-    def predict(self, encoded: Encoded) -> list[str]:
-        out = self.module(**encoded.inputs)
-        n_layers = len(self.encoder.layers)
-        return [describe_compute(int(e), n_layers, float(m), float(dm))
-                for e, m, dm in zip(out.exit_layer, out.macs, out.dense_macs)]
 
     def trace_config(self) -> dict:
         return {**super().trace_config(), **self.knob_config(), "image_size": IMAGE_SIZE,

@@ -10,8 +10,6 @@ L2-normalised. With `runner.dense()` it equals the original model's embedding.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
@@ -21,11 +19,9 @@ from sample_models import MINILM_MOE
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
     KnobsMixin,
-    describe_compute,
-    load_expert_split,
     make_block,
 )
-from sample_models.pretrained_encoder import ConditionalEncoder
+from sample_models.pretrained_encoder import ConditionalEncoder, output_type
 from sample_models.text_tags import text_tags
 
 NAME = "minilm-moe"
@@ -58,12 +54,7 @@ def load_bert():
     return model, tokenizer
 
 
-class SentenceOutput(NamedTuple):
-    embedding: torch.Tensor  # [B, d] L2-normalised mean of the last states
-    last_hidden_state: torch.Tensor  # [B, S, d]
-    exit_layer: torch.Tensor  # [B]
-    macs: torch.Tensor  # [B]
-    dense_macs: torch.Tensor  # [B]
+SentenceOutput = output_type("SentenceOutput", "embedding")  # L2-normalised mean state
 
 
 class MiniLMMoE(nn.Module):
@@ -102,12 +93,7 @@ class MiniLMRunner(KnobsMixin, ModelRunner):
 
     def __init__(self, knobs: Knobs | None = None):
         bert, self.tokenizer = load_bert()
-        self.n_experts = N_EXPERTS
-        labels, self.split_info = load_expert_split(NAME, bert.config.num_hidden_layers)
-        self.module = MiniLMMoE(bert, labels, N_EXPERTS).eval()
-        self.encoder = self.module.encoder
-        self.default_knobs = DEFAULT_KNOBS
-        self.set_knobs(knobs or DEFAULT_KNOBS)
+        self.attach(NAME, bert, MiniLMMoE, N_EXPERTS, DEFAULT_KNOBS, knobs)
 
     def encode(self, items) -> Encoded:
         texts = [item.text for item in items]
@@ -132,13 +118,6 @@ class MiniLMRunner(KnobsMixin, ModelRunner):
                 notes.append(f"{name}: truncated to {n} of {full} tokens")
         inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
         return Encoded(inputs=inputs, tokens=tokens, tags=tags, meta=meta, notes=notes)
-
-    @torch.no_grad()
-    def predict(self, encoded: Encoded) -> list[str]:
-        out = self.module(**encoded.inputs)
-        n_layers = len(self.encoder.layers)
-        return [describe_compute(int(e), n_layers, float(m), float(dm))
-                for e, m, dm in zip(out.exit_layer, out.macs, out.dense_macs)]
 
     def trace_config(self) -> dict:
         return {**super().trace_config(), **self.knob_config(),

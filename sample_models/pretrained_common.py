@@ -54,9 +54,28 @@ class KnobsMixin:
     n_experts: int
     default_knobs: Knobs
 
+    def attach(self, name: str, hf_model, module_type, n_experts: int, defaults: Knobs,
+               knobs: Knobs | None) -> None:
+        """Wrap the loaded transformers model in `module_type` with its shipped expert split
+        and put `knobs` (or the defaults) in force."""
+        self.n_experts = n_experts
+        labels, self.split_info = load_expert_split(name, hf_model.config.num_hidden_layers)
+        self.module = module_type(hf_model, labels, n_experts).eval()
+        self.encoder = self.module.encoder
+        self.default_knobs = defaults
+        self.set_knobs(knobs or defaults)
+
     @property
     def knobs(self) -> Knobs:
         return self.encoder.knobs
+
+    @torch.no_grad()
+    def predict(self, encoded) -> list[str]:
+        """Per example: where it exited and the compute it used against the dense model."""
+        out = self.module(**encoded.inputs)
+        n_layers = len(self.encoder.layers)
+        return [describe_compute(int(e), n_layers, float(m), float(dm))
+                for e, m, dm in zip(out.exit_layer, out.macs, out.dense_macs)]
 
     def set_knobs(self, knobs: Knobs | None = None, **changes) -> Knobs:
         """Use `knobs` (or the current ones with `changes`); returns what is now in force."""

@@ -175,3 +175,10 @@ def _store(states, x, active: Active, which: torch.Tensor) -> None:
     """Write rows `which` [b, s] of x [b, s, d] to their original positions in states."""
     example = active.rows[:, None].expand_as(active.pos)[which]
     states[example, active.pos[which]] = x[which]
+
+
+def output_type(name: str, pooled: str) -> type:
+    """The tuple a conditional encoder model returns: `pooled` [B, d] (its summary vector),
+    last_hidden_state [B, S, d], exit_layer, macs and dense_macs (each [B])."""
+    fields = [pooled, "last_hidden_state", "exit_layer", "macs", "dense_macs"]
+    return NamedTuple(name, [(f, torch.Tensor) for f in fields])

@@ -137,6 +137,17 @@ def new_run_name(prefix: str) -> str:
     return f"{prefix}-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
+def page_run(title: str) -> tuple[StoreHandle, str]:
+    """A run page's head: its title, then the store and the current run; the page stops
+    here (after saying how to make a run) when there is none."""
+    st.title(title)
+    handle = get_handle()
+    run = need_run(handle)
+    if run is None:
+        st.stop()
+    return handle, run
+
+
 def need_run(handle: StoreHandle | None) -> str | None:
     """The current run, or None after telling the user how to make one."""
     if handle is None:

@@ -8,9 +8,8 @@ import streamlit as st
 
 from app_pages.common import (
     cached,
-    get_handle,
     metric,
-    need_run,
+    page_run,
     run_facts,
     run_names,
     runs_frame,
@@ -27,11 +26,7 @@ FRACTIONS = ("Focus (pooled)", "Cover (pooled)", "mean kept fraction", "compute 
 related = cached(related_run)
 matching = cached(expert_matching)
 
-st.title("Compare")
-handle = get_handle()
-run = need_run(handle)
-if run is None:
-    st.stop()
+handle, run = page_run("Compare")
 names = run_names(handle)
 if len(names) < 2:
     st.info("Compare needs two runs in the store; record another on **Inspect** or **Runs**.")

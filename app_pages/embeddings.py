@@ -7,7 +7,7 @@ import threading
 
 import streamlit as st
 
-from app_pages.common import cached, get_handle, need_run, run_facts, show_error
+from app_pages.common import cached, page_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
@@ -53,11 +53,7 @@ def _has_states(store, run):
 
 has_states = cached(_has_states)
 
-st.title("Embeddings")
-handle = get_handle()
-run = need_run(handle)
-if run is None:
-    st.stop()
+handle, run = page_run("Embeddings")
 warming = _warm_umap()
 facts = run_facts(handle, run)
 expert_sites = facts["sites"][facts["sites"]["kind"] == "expert"]["site"].tolist()

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import cached, get_handle, metric, need_run, run_facts, show_error
+from app_pages.common import cached, metric, page_run, run_facts, show_error
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
 
@@ -78,11 +78,7 @@ def value_filter(handle, run, site, choice: str, min_count: int):
                + ", ".join(f"{int(e)} (P = {p:.2f})" for e, p in zip(got.expert, got.p)))
     return [int(e) for e in got.expert]
 
-st.title("Experts")
-handle = get_handle()
-run = need_run(handle)
-if run is None:
-    st.stop()
+handle, run = page_run("Experts")
 facts = run_facts(handle, run)
 sites = facts["sites"]
 expert_sites = sites[sites["kind"] == "expert"]["site"].tolist()

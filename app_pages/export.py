@@ -6,19 +6,22 @@ import json
 
 import streamlit as st
 
-from app_pages.common import (cached, get_handle, metric, need_run, query, run_facts,
-                              run_names, show_error)
+from app_pages.common import (
+    cached,
+    metric,
+    page_run,
+    query,
+    run_facts,
+    run_names,
+    show_error,
+)
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import catalog
 from routeviz.figures.export import MIME, chromium_path
 from routeviz.metrics.pairing import input_difference
 
-st.title("Export")
-handle = get_handle()
-run = need_run(handle)
-if run is None:
-    st.stop()
+handle, run = page_run("Export")
 
 
 def _summary_json(store, run):

@@ -3,17 +3,13 @@ exit depth, kept-token fraction, compute saved."""
 
 import streamlit as st
 
-from app_pages.common import get_handle, metric, need_run, run_facts, show_error
+from app_pages.common import metric, page_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
 from routeviz.figures.labels import exit_label
 
-st.title("Load & depth")
-handle = get_handle()
-run = need_run(handle)
-if run is None:
-    st.stop()
+handle, run = page_run("Load & depth")
 kinds = run_facts(handle, run)["kinds"]
 if not kinds:
     st.info(f"Run {run!r} recorded no routes.")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.common import cached, get_handle, metric, need_run, run_facts, show_error
+from app_pages.common import cached, metric, page_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.metrics.tag_families import content_families
@@ -31,11 +31,7 @@ Pooled over all sites (`*`) it is the paper's definition; per site, only that si
 subnetworks count. Experts that are never chosen still count (with $\max_i A_{ij}=0$).
 """
 
-st.title("Specialization")
-handle = get_handle()
-run = need_run(handle)
-if run is None:
-    st.stop()
+handle, run = page_run("Specialization")
 
 facts = run_facts(handle, run)
 with st.expander("What Focus and Cover mean"):

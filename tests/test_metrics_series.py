@@ -117,7 +117,8 @@ def test_frozen_steps_keep_every_expert_identity_and_metric(trained):
                                  "focus", "cover", "entropy"}
     for metric in ("load_cv", "maxvio", "focus", "cover", "entropy"):
         after = frame[(frame.metric == metric) & (frame.step >= FROZEN_AFTER)]
-        assert after.groupby("site").value.nunique().eq(1).all(), metric  # nothing moves
+        # nothing moves (to float precision: DuckDB's parallel sums may add in any order)
+        assert after.value.round(9).groupby(after.site).nunique().eq(1).all(), metric
 
 
 def test_synthetic_series_known_answers(tmp_path):

@@ -45,7 +45,8 @@ def main(root):
     trace_rank(model, rank, root / "appended", "dist", append=True)
     trace_rank(model, rank, root / "overwritten", "dist")
     trace_rank(model, rank, root / "overwritten", "dist", overwrite=True)
-    dist.destroy_process_group()
+    dist.barrier()  # both ranks tear gloo down together: a rank destroying its group while
+    dist.destroy_process_group()  # the other exits can abort ("terminate called ...")
 
 
 if __name__ == "__main__":

@@ -110,3 +110,23 @@ def values(matrix) -> list:
     """The non-NaN numbers of a nested list."""
     flat = np.asarray(matrix, dtype=float).ravel()
     return flat[~np.isnan(flat)].tolist()
+
+
+def open_panel(store, module: str, function: str, run: str, timeout: float = 120,
+               state: dict | None = None):
+    """Run one Inspect panel alone (`app_pages.<module>.<function>(handle, run, example 0)`)
+    on `store` in an AppTest; fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    script = ("import streamlit as st\n"
+              "from app_pages.common import get_handle\n"
+              f"from app_pages.{module} import {function}\n"
+              f"{function}(get_handle(), st.session_state['panel_run'], 0)\n")
+    at = AppTest.from_string(script, default_timeout=timeout)
+    at.session_state["store_path"] = str(store)
+    at.session_state["panel_run"] = run
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

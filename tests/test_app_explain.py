@@ -14,17 +14,11 @@ from routeviz.explain import explain
 from routeviz.inputs import Item
 from routeviz.models import load_model
 from routeviz.record import record
+from tests.app_support import open_panel
 
 TEXT = "def add(x, y):\n    return x + y  # <b>sum</b>"
 SITE = "blocks.0.mlp.router"
 
-PANEL = """
-import streamlit as st
-from app_pages.common import get_handle
-from app_pages.explain_panel import render_explain
-
-render_explain(get_handle(), st.session_state["explain_run"], 0)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +33,8 @@ def store(tmp_path_factory):
 
 
 def panel(store, run, selected=None):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_string(PANEL, default_timeout=180)
-    at.session_state["store_path"] = str(store)
-    at.session_state["explain_run"] = run
-    if selected is not None:
-        at.session_state["inspect_selected_token"] = selected
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    state = {} if selected is None else {"inspect_selected_token": selected}
+    return open_panel(store, "explain_panel", "render_explain", run, 180, state)
 
 
 def chips(at):

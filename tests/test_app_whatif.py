@@ -9,17 +9,11 @@ import routeviz
 from routeviz.inputs import Item
 from routeviz.models import load_model
 from routeviz.record import record
+from tests.app_support import open_panel
 
 TEXT = "def add(x, y):\n    return x + y  # add two numbers"
 SITE = "blocks.0.mlp.router"
 
-PANEL = """
-import streamlit as st
-from app_pages.common import get_handle
-from app_pages.whatif import render_whatif
-
-render_whatif(get_handle(), st.session_state["whatif_run"], 0)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +24,7 @@ def text_store(tmp_path_factory):
 
 
 def panel(store, run="code"):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_string(PANEL, default_timeout=120)
-    at.session_state["store_path"] = str(store)
-    at.session_state["whatif_run"] = run
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_panel(store, "whatif", "render_whatif", run, 120)
 
 
 def test_ablate_and_rerun_shows_both_routings(text_store):

@@ -13,6 +13,7 @@ from routeviz.cli import main
 from routeviz.plugins import dataset_specs, model_specs
 from routeviz.registry import Registry
 from tests.plugin_dist import write_distribution
+from tests.toy import GatedEmbedding
 
 PLUGIN = '''
 import zlib
@@ -171,14 +172,8 @@ def test_a_fresh_registry_isolates_one_trace(plugin, tmp_path):
         def forward(self, h):  # [b, s, d] -> the top-1 of its first 3 channels
             return h[..., :3].softmax(-1).topk(1, dim=-1)
 
-    class Model(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(8, 4)
-            self.gate = Opaque()
-
-        def forward(self, input_ids, attention_mask=None):
-            return self.gate(self.embed(input_ids))
+    def Model():  # noqa: N802 (a model factory, read like the class it builds)
+        return GatedEmbedding(Opaque(), vocab=8, dim=4)
 
     own = Registry()
     own.register(Opaque, sys.modules["rvz_plugin_toy"].read_router)

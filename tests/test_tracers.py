@@ -10,6 +10,7 @@ import routeviz
 from routeviz.cli import main
 from tests.families import BY_NAME, FAMILIES, check_weights, decisions, hook_routers
 from tests.legacy_moe import LegacyMoE, OpaqueRouter, fuse_layer, opaque_routers
+from tests.toy import GatedEmbedding
 
 MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # right padding: 8 real tokens
 N_REAL = int(MASK.sum())
@@ -87,16 +88,7 @@ class ShuffledTopKRouter(torch.nn.Module):
 
 
 def test_unsorted_topk_is_ranked_by_router_logit(store_dir):
-    class Model(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(64, 16)
-            self.gate = ShuffledTopKRouter()
-
-        def forward(self, input_ids, attention_mask=None):
-            return self.gate(self.embed(input_ids))
-
-    model = Model()
+    model = GatedEmbedding(ShuffledTopKRouter())
     with torch.no_grad():
         logits = model(_ids())[0].reshape(2, 5, 4)
     routes, _ = _trace(model, store_dir, "shuffled")

@@ -61,3 +61,15 @@ def register_toy():
 
 def expected_experts(token_id, k=2):
     return [token_id % N_EXPERTS, (token_id + 1) % N_EXPERTS][:k]
+
+
+class GatedEmbedding(nn.Module):
+    """The smallest model around one routing module: a token embedding, then `gate`."""
+
+    def __init__(self, gate: nn.Module, vocab: int = 64, dim: int = 16):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.gate = gate
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.gate(self.embed(input_ids))

@@ -181,11 +181,11 @@ def sample_model_names() -> list[str]:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_runner(name_or_dir: str):
     """The model, kept warm: its routing hooks stay registered between inputs, so
-    `routeviz.record.record(runner, ...)` costs the forward and the write (issue 18)."""
+    `routeviz.runs.record.record(runner, ...)` costs the forward and the write (issue 18)."""
     import torch
 
-    from routeviz.models import load_model
-    from routeviz.record import WarmRunner
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import WarmRunner
 
     # one input at a time: half the cores at most (1 of 2 here). A second intra-op thread
     # on a busy 2-core machine made text-moe's 128-token forward 0.2 s -> 1-6 s (spinning

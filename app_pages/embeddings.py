@@ -17,13 +17,13 @@ MAX_POINTS = 200_000  # WebGL draws this many; UMAP takes ~1 min per 20k points 
 
 
 def _embed(store, run, source, site, limit):
-    from routeviz.embeddings import embed
+    from routeviz.analysis.embeddings import embed
 
     return embed(store, run, source=source, site=site, limit=limit)
 
 
 def _state_sites(store, run):
-    from routeviz.embeddings import hidden_sites
+    from routeviz.analysis.embeddings import hidden_sites
 
     return hidden_sites(store, run)
 
@@ -40,7 +40,7 @@ state_sites = cached(_state_sites)
 @st.cache_resource(show_spinner=False)
 def _warm_umap() -> threading.Thread:
     """Compile UMAP's numba kernels in the background once per process (15-30 s)."""
-    from routeviz.embeddings import warm_umap
+    from routeviz.analysis.embeddings import warm_umap
 
     thread = threading.Thread(target=warm_umap, name="routeviz-warm-umap", daemon=True)
     thread.start()

@@ -26,8 +26,8 @@ OVERLAY_PX = 384  # the image drawn this wide at least
 
 
 def _explain(store, run, example, site, token, expert, steps):
-    from routeviz.explain import explain
-    from routeviz.whatif import example_item, model_source
+    from routeviz.interventions.explain import explain
+    from routeviz.interventions.whatif import example_item, model_source
 
     item = example_item(store, run, example)
     runner = load_runner(model_source(store.config(run)))

@@ -23,9 +23,9 @@ from app_pages.inspect_find import find_panel, go_to, pick_example, token_detail
 from app_pages.inspect_views import show_example
 from routeviz.errors import RoutevizError
 from routeviz.plugins import model_specs
-from routeviz.record import record
-from routeviz.uploads import UPLOAD_TYPES, item_from_text, item_from_upload
-from routeviz.windows import text_windows
+from routeviz.runs.record import record
+from routeviz.runs.uploads import UPLOAD_TYPES, item_from_text, item_from_upload
+from routeviz.runs.windows import text_windows
 
 try:  # panels written beside this page (issue 16); the page works without them
     from app_pages.whatif import render_whatif

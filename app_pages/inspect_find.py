@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.common import cached
-from routeviz import find
+from routeviz.analysis import find
 
 GOTO = "_inspect_goto"  # (example, token) asked for by a click; applied before the widgets
 MAX_FOUND = 500  # occurrences listed at most

@@ -10,7 +10,8 @@ import numpy as np
 import streamlit as st
 
 from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
-from routeviz import figures, find
+from routeviz import figures
+from routeviz.analysis import find
 from routeviz.figures import data
 from routeviz.figures.labels import exit_label
 from routeviz.figures.tokens import states_legend_html, tag_chips_html

@@ -14,7 +14,7 @@ from app_pages.common import (
 )
 from routeviz.errors import RoutevizError
 from routeviz.plugins import dataset_specs, load_dataset, model_specs
-from routeviz.record import record
+from routeviz.runs.record import record
 
 
 def fresh_name(prefix: str, taken: set) -> str:

@@ -15,7 +15,7 @@ MAX_ROWS = 2000  # side-by-side rows drawn at most
 
 def render_whatif(handle, run: str, example: int, config: dict | None = None) -> None:
     """The panel for `example` of `run` (config: the run's config; read here if None)."""
-    from routeviz import whatif
+    from routeviz.interventions import whatif
 
     config = config if config is not None else query(handle, lambda s: s.config(run))
     facts = query(handle, lambda s: s.facts(run))
@@ -67,7 +67,8 @@ def _experts(facts, sites) -> list[int]:
 
 
 def _show_comparison(handle, plain: str, edited: str) -> None:
-    from routeviz import metrics, whatif
+    from routeviz import metrics
+    from routeviz.interventions import whatif
 
     with handle.lock:
         store = handle.store

@@ -37,7 +37,7 @@ TEXT_LINE = "def route(token, experts): return experts[hash(token) % len(experts
 
 def text_of_tokens(runner, n: int = 200) -> tuple[str, int]:
     """A code text of about `n` tokens for `runner`'s tokenizer (before its own truncation)."""
-    from routeviz.uploads import item_from_text
+    from routeviz.runs.uploads import item_from_text
 
     words = (TEXT_LINE + "\n") * 40
     tokenizer = getattr(runner, "tokenizer", None)
@@ -133,9 +133,9 @@ def main(argv=None) -> dict:
         return {"benchmark": "app_response", "error": f"needs {CHROMIUM}"}
     from playwright.sync_api import sync_playwright
 
-    from routeviz.models import load_model
-    from routeviz.record import record
-    from routeviz.uploads import item_from_text
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+    from routeviz.runs.uploads import item_from_text
     from tests.e2e.streamlit_server import streamlit_app
     from tests.e2e.test_app_browser import choose, idle
 

@@ -6,7 +6,7 @@ import os
 import runpy
 from pathlib import Path
 
-log = logging.getLogger("routeviz.record")
+log = logging.getLogger("routeviz.runs.record")
 if not log.handlers and os.environ.get("ROUTEVIZ_TIMINGS_LOG"):
     log.addHandler(logging.FileHandler(os.environ["ROUTEVIZ_TIMINGS_LOG"]))
     log.setLevel(logging.INFO)

@@ -17,7 +17,7 @@ def mixtral_like_routes(rng, n_examples: int, seq: int, layers: int = 4, experts
     Returns a list of `RouteColumns`, one per layer (site), examples numbered from
     `first_example`.
     """
-    from routeviz.writer import RouteColumns
+    from routeviz.store.writer import RouteColumns
 
     t = n_examples * seq
     example = np.repeat(np.arange(first_example, first_example + n_examples, dtype=np.int64),

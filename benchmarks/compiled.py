@@ -37,8 +37,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     import routeviz
-    from routeviz.hooks import SiteHooks
-    from routeviz.sites import find_sites
+    from routeviz.capture.hooks import SiteHooks
+    from routeviz.capture.sites import find_sites
 
     torch._dynamo.config.skip_nnmodule_hook_guards = False
     b, s = (int(x) for x in args.shape.split("x"))

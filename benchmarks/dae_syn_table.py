@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from routeviz.cli import main as routeviz_cli
 from routeviz.plugins import load_dataset
-from routeviz.record import record
+from routeviz.runs.record import record
 from sample_models.dae_syn import STRATEGIES, load, weights_dir
 
 # Table 1 of the suboptimal-routing paper, DAE-Syn column (final L2 loss, lower is better)

@@ -32,7 +32,7 @@ CHUNK = 2000  # examples per part file
 
 
 def _routes_chunk(rng, first: int, n: int) -> tuple[pa.Table, np.ndarray]:
-    from routeviz import schema
+    from routeviz.store import schema
 
     t = n * SEQ
     example = np.repeat(np.arange(first, first + n, dtype=np.int64), SEQ)  # [t]
@@ -78,8 +78,7 @@ def _routes_chunk(rng, first: int, n: int) -> tuple[pa.Table, np.ndarray]:
 
 def build(store: str, n_examples: int) -> int:
     """Write the synthetic run `bench` into `store`; returns the number of route rows."""
-    from routeviz import schema
-    from routeviz.store import init_store, write_part
+    from routeviz.store import init_store, schema, write_part
 
     init_store(store)
     rng = np.random.default_rng(0)

@@ -52,7 +52,7 @@ def tiny_mixtral():
 
 
 def text_moe():
-    from routeviz.models import load_model
+    from routeviz.runs.models import load_model
 
     runner = load_model("text-moe")
     return runner.module.eval(), runner.cfg.vocab_size
@@ -71,7 +71,7 @@ def load(name):
 
 def site_names(model, inputs) -> list[str]:
     """Routing sites in the order a forward pass calls them (nnsight needs that order)."""
-    from routeviz.sites import find_sites
+    from routeviz.capture.sites import find_sites
 
     sites = [s.name for s in find_sites(model)]
     called = []

@@ -23,7 +23,7 @@ import torch
 
 
 def text_items(n: int):
-    from routeviz.inputs import Item
+    from routeviz.runs.inputs import Item
 
     try:
         from sample_models.text_data import stdlib_dataset
@@ -42,7 +42,7 @@ def text_items(n: int):
 def image_items(n: int):
     from PIL import Image
 
-    from routeviz.inputs import Item
+    from routeviz.runs.inputs import Item
     from sample_models.glyphs import glyph_dataset
 
     glyphs = glyph_dataset(n - n // 4)

@@ -45,8 +45,8 @@ def clock(fn, out):
 def variants(model, inputs, store: Path, with_nnsight: bool) -> tuple[dict, list]:
     """name -> a callable doing one call of the variant; plus things to close at the end."""
     import routeviz
-    from routeviz.hooks import SiteHooks
-    from routeviz.sites import find_sites
+    from routeviz.capture.hooks import SiteHooks
+    from routeviz.capture.sites import find_sites
 
     copies = {name: copy.deepcopy(model) for name in
               ("untraced", "routeviz", "cpu_hooks", "nnsight", "stored_cold", "stored_warm")}

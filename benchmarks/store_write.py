@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import median, mixtral_like_routes
 from routeviz.store import init_store, open_store
-from routeviz.writer import RouteColumns, Writer
+from routeviz.store.writer import RouteColumns, Writer
 
 N_BATCHES = 64
 EXAMPLES_PER_BATCH = 32

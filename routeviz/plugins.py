@@ -60,7 +60,7 @@ class Example:
 
     def item(self):
         """The input as a `routeviz.inputs.Item` (a dataset item keeps its tags)."""
-        from routeviz.inputs import Item
+        from routeviz.runs.inputs import Item
 
         if self.text is not None:
             return Item(text=self.text, source=self.title)

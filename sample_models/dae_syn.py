@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from routeviz.errors import RoutevizError, choose
-from routeviz.models import Encoded, ModelRunner
+from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import DAE_SYN, DAE_SYN_STRATEGIES
 
 STRATEGIES = DAE_SYN_STRATEGIES

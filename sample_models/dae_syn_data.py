@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from routeviz.inputs import Item
+from routeviz.runs.inputs import Item
 
 IMAGE_SIZE = 32  # pixels per side
 FONT_SIZE = 14  # PIL's built-in (FreeType) font; glyphs are ~10 px tall at this size

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from routeviz.errors import RoutevizError
-from routeviz.models import Encoded, ModelRunner
+from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import DINOV2_SMALL
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (
@@ -76,7 +76,7 @@ def preprocess(images) -> torch.Tensor:
 def resized(image):
     from PIL import Image
 
-    from routeviz.inputs import to_rgb
+    from routeviz.runs.inputs import to_rgb
 
     if image.mode != "RGB":
         image = to_rgb(image)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from routeviz.models import Encoded, ModelRunner
+from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import GLYPH_VIT, layers
 from sample_models.glyphs import LETTERS, PATCH, SIZE
 
@@ -168,7 +168,7 @@ class GlyphViT(nn.Module):
 
 def to_pixels(images, size: int = SIZE) -> torch.Tensor:
     """PIL images (any size or mode) -> [b, 3, size, size] normalised floats."""
-    from routeviz.inputs import to_rgb
+    from routeviz.runs.inputs import to_rgb
 
     arrays = [np.asarray(_resized(to_rgb(im), size), dtype=np.float32) for im in images]
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
@@ -210,7 +210,7 @@ class GlyphViTRunner(ModelRunner):
 
         if any(item.image is None for item in items):
             raise RoutevizError(f"{self.name} is an image model; it cannot take a text")
-        from routeviz.inputs import to_rgb
+        from routeviz.runs.inputs import to_rgb
 
         resized = [_resized(to_rgb(item.image), self.cfg.image_size) for item in items]
         labels = [f"r{r}c{c}" for r in range(self.grid) for c in range(self.grid)]

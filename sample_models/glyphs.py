@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from routeviz.inputs import Item
+from routeviz.runs.inputs import Item
 
 SIZE = 48  # image side in pixels
 PATCH = 8  # patch side: a 6×6 grid

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from routeviz.errors import RoutevizError
-from routeviz.models import Encoded, ModelRunner
+from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import MINILM_MOE
 from sample_models.conditional import Knobs
 from sample_models.pretrained_common import (

@@ -13,7 +13,7 @@ import sysconfig
 import zlib
 from pathlib import Path
 
-from routeviz.inputs import Item
+from routeviz.runs.inputs import Item
 
 CHUNK_CHARS = 320  # about 128 byte-level BPE tokens of code
 HELD_OUT_PERCENT = 10  # share of modules / topics kept for evaluation

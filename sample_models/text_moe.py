@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from routeviz.models import Encoded, ModelRunner
+from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import TEXT_MOE, layers, routing
 from sample_models.text_tags import text_tags
 

@@ -28,7 +28,7 @@ def start_series(store, series: str) -> None:
     not only the steps it probes again); other runs in the store are kept."""
     from pathlib import Path
 
-    from routeviz.probe import series_runs
+    from routeviz.runs.probe import series_runs
     from routeviz.store import open_store
 
     if not (Path(store) / "runs").is_dir():

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routeviz.inputs import Item
-from routeviz.record import record
+from routeviz.runs.inputs import Item
+from routeviz.runs.record import record
 from tests.app_toys import load, toy_dataset
 from tests.plugin_dist import write_distribution
 

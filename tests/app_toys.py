@@ -14,8 +14,8 @@ import zlib
 import torch
 from torch import nn
 
-from routeviz.models import Encoded, ModelRunner
 from routeviz.plugins import DatasetSpec, Example, ModelSpec
+from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import layers
 
 D, E, K, VOCAB = 16, 4, 2, 64
@@ -174,7 +174,7 @@ def load(name: str):
 
 def toy_dataset(limit=None):
     """Eight tagged texts, half code, half prose."""
-    from routeviz.inputs import Item
+    from routeviz.runs.inputs import Item
 
     texts = ["def f ( x ) : return x + 1", "the cat sat on the mat .",
              "for i in range ( 3 ) : print ( i )", "a model routes every token to experts .",

@@ -7,8 +7,7 @@ import json
 
 import pyarrow as pa
 
-from routeviz import schema
-from routeviz.store import init_store, open_store, write_part
+from routeviz.store import init_store, open_store, schema, write_part
 
 
 def write_run(path, run, routes, *, tags=(), tokens=None, config=None, logits=(), model="synthetic"):

@@ -12,8 +12,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from routeviz import schema
-from routeviz.store import init_store, open_store, write_part
+from routeviz.store import init_store, open_store, schema, write_part
 
 HOSTILE_TOKEN = "</script><script>window.__pwned=1</script>"
 HOSTILE_TAG = "<img src=x onerror=\"window.__pwned=2\">"

@@ -38,7 +38,7 @@ def test_map_is_capped_says_so_and_recolours(app_store):
 
 @pytest.mark.slow  # UMAP's first call compiles (numba)
 def test_hidden_states_per_site_are_mapped_with_webgl(tmp_path):
-    from routeviz.record import record
+    from routeviz.runs.record import record
     from tests.app_toys import load, toy_dataset
 
     store = tmp_path / "states"

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import routeviz
-from routeviz.explain import explain
-from routeviz.inputs import Item
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.interventions.explain import explain
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 from tests.app_support import open_panel
 
 TEXT = "def add(x, y):\n    return x + y  # <b>sum</b>"

@@ -9,7 +9,7 @@ import re
 import pytest
 
 import routeviz
-from routeviz.record import record
+from routeviz.runs.record import record
 from tests import app_support
 from tests.app_support import htmls, open_page
 from tests.app_toys import load, toy_dataset
@@ -88,7 +88,7 @@ IMG = "<img src=x onerror=window.__pwned=1>"
 
 
 def test_hostile_tags_and_sources_are_escaped_on_inspect(tmp_path, toy_models):
-    from routeviz.inputs import Item
+    from routeviz.runs.inputs import Item
 
     store = tmp_path / "store"
     items = [Item(text=f"alpha {SCRIPT} beta {IMG}", source=f"../../{IMG}.txt",

@@ -4,8 +4,8 @@ query parameters and written back to it, model and text kept across a page switc
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from routeviz.inputs import Item
-from routeviz.record import record
+from routeviz.runs.inputs import Item
+from routeviz.runs.record import record
 from tests import app_support
 from tests.app_support import APP, open_page
 from tests.app_toys import load

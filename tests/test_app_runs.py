@@ -1,7 +1,7 @@
 """Runs page: list runs, trace a bundled dataset with a progress bar, delete a run."""
 
 from routeviz import open_store
-from routeviz.record import record
+from routeviz.runs.record import record
 from tests import app_support
 from tests.app_support import open_page
 from tests.app_toys import load, toy_dataset

@@ -6,9 +6,9 @@ the output change; an example whose text was not kept says so in one line."""
 import pytest
 
 import routeviz
-from routeviz.inputs import Item
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 from tests.app_support import open_panel
 
 TEXT = "def add(x, y):\n    return x + y  # add two numbers"
@@ -67,7 +67,7 @@ def test_nothing_chosen_and_lost_text_are_one_line_errors(text_store, tmp_path):
     assert [e.value for e in at.error] and "choose an expert" in at.error[0].value
 
     old = tmp_path / "old"  # a run recorded without examples.text, as older versions did
-    from routeviz.trace import trace
+    from routeviz.capture.trace import trace
 
     runner = load_model("text-moe")
     encoded = runner.encode([Item(text=TEXT)])

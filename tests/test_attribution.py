@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from routeviz.attribution import router_attribution
-from routeviz.explain import attribute_item
 from routeviz.errors import RoutevizError
-from routeviz.inputs import Item
-from routeviz.models import load_model
+from routeviz.interventions.attribution import router_attribution
+from routeviz.interventions.explain import attribute_item
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import routeviz
-from routeviz.hooks import SiteHooks
-from routeviz.sites import find_sites
+from routeviz.capture.hooks import SiteHooks
+from routeviz.capture.sites import find_sites
 from tests.toy import ToyMoE, expected_experts, register_toy
 
 pytestmark = pytest.mark.slow  # torch.compile

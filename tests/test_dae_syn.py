@@ -91,7 +91,7 @@ def test_tag_routing_follows_the_attributes_exactly(sample, tmp_path):
 
 
 def test_tag_routing_without_tags_falls_back_to_the_learned_router(sample):
-    from routeviz.inputs import Item
+    from routeviz.runs.inputs import Item
 
     runner = load("dae-syn-tag")
     items = [Item(image=item.image.resize((100, 60)), source=f"upload{i}.png")

@@ -4,10 +4,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from routeviz import schema
-from routeviz.embeddings import embed
+from routeviz.analysis.embeddings import embed
 from routeviz.errors import RoutevizError
-from routeviz.store import write_part
+from routeviz.store import schema, write_part
 from tests.metrics_store import expert_routes, write_run
 
 

@@ -3,10 +3,10 @@
 import torch
 from torch import nn
 
-from routeviz.adapters.contract import AdapterSpec
-from routeviz.exits import resolve_exits
-from routeviz.schema import RouteEvent
-from routeviz.sites import Site
+from routeviz.capture.adapters.contract import AdapterSpec
+from routeviz.capture.exits import resolve_exits
+from routeviz.capture.sites import Site
+from routeviz.store.schema import RouteEvent
 
 
 def head(layer, first_exit=True):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from routeviz.cli import main
-from routeviz.explain import explain
-from routeviz.inputs import Item
-from routeviz.models import load_model
+from routeviz.interventions.explain import explain
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
 
 TEXT = "def add(x, y):\n    return x + y"
 

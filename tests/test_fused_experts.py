@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from routeviz.adapters.fused_experts import takes_routing
+from routeviz.capture.adapters.fused_experts import takes_routing
 from tests.families import BY_NAME, hook_routers
 from tests.legacy_moe import OpaqueRouter, opaque_routers
 from tests.test_tracers import N_REAL, _trace

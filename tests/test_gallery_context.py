@@ -8,11 +8,12 @@ import torch
 
 import routeviz
 from routeviz import metrics
-from routeviz.contexts import context, token_offsets
-from routeviz.inputs import Item
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.analysis.contexts import context
+from routeviz.capture.offsets import token_offsets
 from routeviz.report.gallery import build_gallery
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 
 TEXTS = ["def add(x, y):\n    return x + y  # the sum",
          "The model routes each token; experts   specialise.\n\nimport os",

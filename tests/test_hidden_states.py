@@ -6,9 +6,9 @@ import torch
 
 import routeviz
 from routeviz.cli import main
-from routeviz.inputs import Item
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 
 TEXTS = ["the model of the expert token route", "def x ( ) : return y", "a gate"]
 

@@ -1,10 +1,10 @@
-"""routeviz.hooks.hooks: every hook it registers is gone after the block, even after an error."""
+"""routeviz.capture.hooks.hooks: every hook it registers is gone after the block, even after an error."""
 
 import pytest
 import torch
 from torch import nn
 
-from routeviz.hooks import hooks
+from routeviz.capture.hooks import hooks
 
 
 def _model():

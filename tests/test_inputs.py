@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from routeviz.errors import RoutevizError
-from routeviz.inputs import (MAX_TEXT_BYTES, decode_text, load_image, read_file,
-                             read_text_file)
+from routeviz.runs.inputs import MAX_TEXT_BYTES, decode_text, load_image, read_file, read_text_file
 
 
 def _png(image, fmt="PNG", **kw):

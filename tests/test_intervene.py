@@ -124,10 +124,10 @@ def test_text_moe_disable_keep_and_exit(store_dir):
 
 
 def test_glyph_vit_disable_merge_and_keep(store_dir, tmp_path):
-    from routeviz.intervene import intervene
-    from routeviz.models import load_model
+    from routeviz.interventions.intervene import intervene
     from routeviz.plugins import load_dataset
-    from routeviz.record import record
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
 
     runner = load_model("glyph-vit")
     items = load_dataset("glyphs", limit=2)
@@ -147,8 +147,8 @@ def test_glyph_vit_disable_merge_and_keep(store_dir, tmp_path):
 
 
 def test_hooks_gone_after_block_and_after_error(mixtral_dir):
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
 
     runner = load_model(str(mixtral_dir))
     model = runner.module
@@ -173,8 +173,8 @@ def test_hooks_gone_after_block_and_after_error(mixtral_dir):
 
 def test_intervene_inside_a_trace_is_recorded(mixtral_dir, store_dir):
     """The edit hook goes ahead of the tracer's, so a trace that began first records it."""
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
 
     runner = load_model(str(mixtral_dir))
     inputs = runner.encode([Item(text=MIXTRAL_TEXTS[1])]).inputs
@@ -224,14 +224,14 @@ def test_outputs_recorded_per_token_within_the_budget(store_dir, monkeypatch):
     sum to 1; once the run's budget is spent, later batches are left out and a note says so."""
     import numpy as np
 
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
-    from routeviz.record import record
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
 
     runner = load_model("text-moe")
     items = [Item(text=t) for t in TEXT_MOE_TEXTS]
     n_first = len(runner.encode(items[:1]).tokens[0])
-    monkeypatch.setattr("routeviz.record.OUTPUT_BUDGET", n_first * 2048)
+    monkeypatch.setattr("routeviz.runs.record.OUTPUT_BUDGET", n_first * 2048)
     result = record(runner, items, store_dir, "small", batch_size=1)
     assert any("outputs recorded for the first 1 example" in n for n in result.notes)
     rows = routeviz.open_store(store_dir).query_df(

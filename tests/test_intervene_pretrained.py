@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import routeviz
-from routeviz.inputs import Item
-from routeviz.intervene import intervene
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.interventions.intervene import intervene
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 
 
 def image_item():

@@ -7,10 +7,10 @@ import torch
 
 from routeviz.cli import main
 from routeviz.errors import RoutevizError
-from routeviz.inputs import Item
 from routeviz.metrics import diff
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 from routeviz.store import open_store
 from tests.metrics_store import expert_routes, write_run
 

@@ -32,7 +32,7 @@ def train_with_callback(store_path):
 
     from transformers import AutoModelForCausalLM, TrainerControl, TrainerState
 
-    from routeviz.probe import RouteProbeCallback
+    from routeviz.runs.probe import RouteProbeCallback
     from routeviz.testing import tiny_mixtral_config
 
     torch.set_num_threads(1)

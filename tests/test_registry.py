@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import routeviz
-from routeviz.registry import Registry
+from routeviz.capture.registry import Registry
 from tests.plugin_dist import write_distribution
 from tests.test_tracers import N_REAL, _ids, _trace
 

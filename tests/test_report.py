@@ -231,9 +231,9 @@ def test_report_of_a_real_sample_model(model, dataset, tmp_path):
         pytest.skip(f"{model} weights are not in sample_models/weights yet")
     import torch
 
-    from routeviz.models import load_model
     from routeviz.plugins import load_dataset
-    from routeviz.record import record
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
 
     torch.set_num_threads(1)
     runner = load_model(model)

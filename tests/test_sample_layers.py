@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import routeviz
-from routeviz.adapters.hf_topk import is_topk_router
+from routeviz.capture.adapters.hf_topk import is_topk_router
 from sample_models import conditional, layers, routing
 
 

@@ -9,8 +9,8 @@ import torch
 
 import routeviz
 from routeviz.cli import main
-from routeviz.models import load_model
-from routeviz.record import record
+from routeviz.runs.models import load_model
+from routeviz.runs.record import record
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from PIL import Image
 
 import routeviz
 from routeviz.cli import main
-from routeviz.inputs import MAX_IMAGE_BYTES, MAX_TEXT_BYTES
-from routeviz.record import record
+from routeviz.runs.inputs import MAX_IMAGE_BYTES, MAX_TEXT_BYTES
+from routeviz.runs.record import record
 from tests import app_support
 from tests.app_toys import load, toy_dataset
 
@@ -238,7 +238,7 @@ PAYLOADS = ("<script>alert(1)</script>", "<img/src=x/onerror=alert(2)>")
 
 @pytest.fixture(scope="module")
 def hostile_store(tmp_path_factory):
-    from routeviz.inputs import Item
+    from routeviz.runs.inputs import Item
 
     items = [Item(text=f"alpha {PAYLOADS[0]} beta {PAYLOADS[1]} {i}", source=f"{PAYLOADS[1]}.txt",
                   tags={"kind": PAYLOADS[i % 2], "topic": PAYLOADS[0]}) for i in range(6)]

@@ -56,7 +56,7 @@ def _tags():
 def stores(tmp_path_factory):
     from pyspark.sql import SparkSession
 
-    import routeviz.spark
+    import routeviz.store.spark
 
     path = tmp_path_factory.mktemp("spark") / "store"
     tokens = {e: TEXT for e in range(N_EXAMPLES)}
@@ -73,7 +73,7 @@ def stores(tmp_path_factory):
                .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
-    yield routeviz.spark.open_store(session, path), routeviz.open_store(path)
+    yield routeviz.store.spark.open_store(session, path), routeviz.open_store(path)
     session.stop()
 
 
@@ -158,7 +158,7 @@ def test_diff(stores):
 
 
 def test_duckdb_dialect_becomes_spark_sql():
-    from routeviz.spark import spark_sql
+    from routeviz.store.spark import spark_sql
 
     query = ("WITH a AS MATERIALIZED (SELECT * FROM tags WHERE run = $run AND "
              "list_contains($names, name)) SELECT count(*) FROM a")

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import routeviz
-from routeviz import schema
-from routeviz.swap import GEN
+from routeviz.store import schema
+from routeviz.store.swap import GEN
 from tests.toy import ToyMoE, register_toy
 
 pytestmark = pytest.mark.slow  # kills an overwrite at many points, a process each

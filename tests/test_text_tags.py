@@ -2,7 +2,7 @@
 
 import pytest
 
-from routeviz.inputs import Item
+from routeviz.runs.inputs import Item
 from sample_models import text_tags
 from sample_models.text_data import stdlib_dataset
 

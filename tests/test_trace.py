@@ -201,8 +201,8 @@ def test_overwrite_replaces_every_table(store_dir):
 def test_hooks_kept_across_traces_record_the_same_and_only_inside_a_trace(store_dir):
     import threading
 
-    from routeviz.hooks import SiteHooks
-    from routeviz.sites import find_sites
+    from routeviz.capture.hooks import SiteHooks
+    from routeviz.capture.sites import find_sites
 
     model = ToyMoE(layers=2, k=2)
     bare = _hook_count(model)

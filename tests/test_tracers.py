@@ -190,7 +190,7 @@ def test_fused_moe_is_read_from_experts_arguments_and_unhandled_one_is_named(sto
 
 
 def test_experts_fallback_yields_to_a_recognised_router():
-    from routeviz.sites import find_sites
+    from routeviz.capture.sites import find_sites
 
     model = BY_NAME["mixtral"].build()
     names = [s.name for s in find_sites(model)]
@@ -333,7 +333,7 @@ def test_cli_traces_a_saved_checkpoint(family, tmp_path, capsys):
 @pytest.mark.parametrize("name, dense", [("qwen2_moe", {"mlp_only_layers": [0]}),
                                          ("deepseek_v3", {"first_k_dense_replace": 1})])
 def test_dense_layers_of_moe_models_are_not_reported_as_unhandled(name, dense, store_dir):
-    from routeviz.sites import find_sites, unhandled_moe_modules
+    from routeviz.capture.sites import find_sites, unhandled_moe_modules
 
     family = BY_NAME[name]
     config = family.make_config()

@@ -33,7 +33,7 @@ def test_cuda_trace_rows_equal_cpu_trace(family, store_dir):
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
 def test_adapters_never_wait_for_the_gpu(family):
     """Each adapter runs on the router's real CUDA output with sync debugging set to error."""
-    from routeviz.sites import find_sites
+    from routeviz.capture.sites import find_sites
 
     model = family.build().to("cuda")
     calls, handles = [], []

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from routeviz.errors import RoutevizError
-from routeviz.uploads import item_from_text, item_from_upload, upload_kind
+from routeviz.runs.uploads import item_from_text, item_from_upload, upload_kind
 
 
 def encoded(fmt: str, mode: str = "RGB", size=(20, 10)) -> bytes:

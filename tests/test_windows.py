@@ -1,7 +1,7 @@
 """routeviz/windows.py: a text longer than the context is cut into consecutive windows."""
 
-from routeviz.inputs import Item
-from routeviz.windows import text_windows
+from routeviz.runs.inputs import Item
+from routeviz.runs.windows import text_windows
 from tests.app_toys import ToyTextRunner
 
 

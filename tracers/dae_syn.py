@@ -7,7 +7,7 @@ subnetwork and its routing probability; the site is the router's name (`routers.
 
 from __future__ import annotations
 
-from routeviz.schema import RouteEvent
+from routeviz.store.schema import RouteEvent
 
 
 def router_decision(module, inputs, output) -> RouteEvent:

@@ -23,8 +23,8 @@ import math
 
 import torch
 
-from routeviz.adapters.contract import AdapterSpec
-from routeviz.adapters.edits import (
+from routeviz.capture.adapters.contract import AdapterSpec
+from routeviz.capture.adapters.edits import (
     EXPERT_EDITS,
     Editor,
     argument,
@@ -33,7 +33,7 @@ from routeviz.adapters.edits import (
     replace_argument,
     rerun_with,
 )
-from routeviz.schema import RouteEvent
+from routeviz.store.schema import RouteEvent
 
 
 # --- sample_models.layers: decisions over the rows the module saw -------------------------

@@ -8,12 +8,21 @@
 - `export`: a figure as HTML, PNG or SVG.
 """
 
-from routeviz.figures.analysis import (alignment_heatmap, compare_bars, embedding_scatter,
-                                       focus_cover_bars)
+from routeviz.figures.analysis import (
+                                       alignment_heatmap,
+                                       compare_bars,
+                                       embedding_scatter,
+                                       focus_cover_bars,
+)
 from routeviz.figures.export import available_formats, figure_bytes
 from routeviz.figures.images import exit_depth_grid, kept_small_multiples, patch_overlay
-from routeviz.figures.routing import (exit_histogram, kept_fraction, load_bars, load_matrix,
-                                      path_sankey)
+from routeviz.figures.routing import (
+                                       exit_histogram,
+                                       kept_fraction,
+                                       load_bars,
+                                       load_matrix,
+                                       path_sankey,
+)
 from routeviz.figures.tokens import legend_html, token_chips_html, token_heatmap
 
 __all__ = ["alignment_heatmap", "available_formats", "compare_bars", "embedding_scatter",

@@ -15,7 +15,7 @@ DuckDB and Spark are two back ends of one code path:
 SQL is written in DuckDB's dialect over the views runs, examples, tokens, tags, routes,
 logits, embeddings, with named parameters `$name` (params: a dict; keys the query does not
 use are ignored; values str/int/float/bool/None or lists of those). On Spark it is
-translated by sqlglot (routeviz.spark.spark_sql), so keep to SQL both engines have:
+translated by sqlglot (routeviz.store.spark.spark_sql), so keep to SQL both engines have:
 no arg_max/max(x, n) top-n aggregates (use row_number() in a subquery), no
 list(x ORDER BY y) (aggregate per position instead), one unnest per SELECT, no QUALIFY,
 no UBIGINT. tests/test_spark.py runs every analysis on both engines and compares numbers.

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
-from routeviz.metrics.series import SERIES_CTE, series_runs
+from routeviz.store.series import SERIES_CTE, series_runs
 
 COLUMNS = ["site", "from_step", "to_step", "expert", "matched", "similarity", "changed"]
 NO_MATCH = -1  # `matched` of an expert that shares no probe token with any expert it could pair

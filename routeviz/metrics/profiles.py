@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from routeviz.contexts import context_windows
+from routeviz.analysis.contexts import context_windows
 from routeviz.metrics import _common as common
 from routeviz.metrics.focus_cover import _has, all_tag_values
 from routeviz.metrics.unit_counts import example_lengths_sql, unit_counts

@@ -25,27 +25,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from routeviz.errors import RoutevizError, choose
 from routeviz.metrics import _common as common
 from routeviz.metrics.entropy import entropy
 from routeviz.metrics.focus_cover import focus_cover
 from routeviz.metrics.load import load
+from routeviz.store.series import SERIES_CTE, series_names, series_runs  # noqa: F401
 
 POOLED = "*"
 TIMELINE_METRICS = ("saturation_top1", "saturation_overlap", "load_cv", "maxvio", "focus",
                     "cover", "entropy")
-
-# a config that is not a JSON object (NULL, "") reads as no series; CASE guards the parse
-SERIES_OF = "CASE WHEN config LIKE '{{%' THEN json_extract_string(config, '$.{key}') END"
-
-SERIES_RUNS = f"""
-SELECT run, TRY_CAST({SERIES_OF.format(key="step")} AS BIGINT) AS step,
-       {SERIES_OF.format(key="checkpoint")} AS checkpoint
-FROM runs WHERE {SERIES_OF.format(key="series")} = $series
-ORDER BY step NULLS LAST, run"""
-
-# a series' runs as a CTE; units keyed by one integer (common.unit_key), as elsewhere
-SERIES_CTE = "sr AS (" + SERIES_RUNS + ")"
 
 SATURATION = """
 WITH """ + SERIES_CTE + """,
@@ -63,30 +51,6 @@ units AS (
 SELECT run, coalesce(site, '*') AS site, avg(CAST(top1_same AS DOUBLE)) AS top1,
        avg(n_shared / k) AS overlap, count(*) AS n_units
 FROM units GROUP BY GROUPING SETS ((run, site), (run))"""
-
-
-def series_names(store) -> list[str]:
-    """The series recorded in the store, by name."""
-    names = common.df(store, f"SELECT DISTINCT {SERIES_OF.format(key='series')} AS series "
-                             "FROM runs ORDER BY series")
-    names = names[names.series.notna()]
-    return [str(n) for n in names.series]
-
-
-def series_runs(store, series: str) -> pd.DataFrame:
-    """The runs of `series` ordered by step: run, step, checkpoint."""
-    if series is None:
-        raise RoutevizError("no series given; available: "
-                            + (", ".join(series_names(store)) or "(none)"))
-    runs = common.df(store, SERIES_RUNS, {"series": series})
-    if runs.empty:
-        choose("series", series, series_names(store))  # raises, listing what exists
-    if runs.step.isna().any():
-        missing = ", ".join(runs.run[runs.step.isna()])
-        raise RoutevizError(f"run(s) {missing} of series {series!r} have no step in their "
-                            "config")
-    runs["step"] = runs.step.astype("int64")
-    return runs.reset_index(drop=True)
 
 
 def _steps(runs: pd.DataFrame) -> dict[str, int]:

@@ -17,7 +17,7 @@ from routeviz import metrics
 from routeviz.errors import RoutevizError
 from routeviz.metrics.pairing import input_difference
 from routeviz.report.gallery import Gallery, build_gallery
-from routeviz.schema import check_run_name
+from routeviz.store.schema import check_run_name
 
 MAX_SITES = 48  # sites with a section of their own, in model order
 GALLERY_ITEMS = 600  # gallery entries (contexts or patch crops) in the whole report

@@ -84,7 +84,7 @@ def _int(value) -> int:
 
 
 def _decode(data):
-    from routeviz.inputs import load_image
+    from routeviz.runs.inputs import load_image
 
     try:
         return load_image(bytes(data))

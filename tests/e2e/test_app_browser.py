@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.e2e,
 
 
 def loadable(name: str) -> bool:
-    from routeviz.models import load_model
+    from routeviz.runs.models import load_model
 
     try:
         load_model(name)
@@ -46,8 +46,8 @@ def models():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, models):
     """A store holding a tagged dataset run, so Specialization has something to show."""
-    from routeviz.models import load_model
-    from routeviz.record import record
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
     from tests.app_toys import load, toy_dataset
 
     path = tmp_path_factory.mktemp("e2e") / "store"

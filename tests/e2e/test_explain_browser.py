@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.e2e,
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
-    from routeviz.record import record
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
     from sample_models.glyphs import glyph_batch, glyph_item
 
     path = tmp_path_factory.mktemp("explain-e2e") / "store"
@@ -52,8 +52,8 @@ def explain_in_browser(pg, base, run, token, site, shot):
 def test_click_to_explain_a_text_token_and_an_image_patch(store):
     from playwright.sync_api import sync_playwright
 
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
 
     n_tokens = len(load_model("text-moe").encode([Item(text=TEXT)]).tokens[0])
     with streamlit_app(ROOT / "app.py", store) as base, sync_playwright() as p:

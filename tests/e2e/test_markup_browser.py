@@ -27,9 +27,9 @@ RUN = "hostile-markup"
 @pytest.fixture(scope="module")
 def hostile_store(tmp_path_factory):
     from routeviz.errors import RoutevizError
-    from routeviz.inputs import Item
-    from routeviz.record import record
-    from routeviz.schema import check_run_name
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.record import record
+    from routeviz.store.schema import check_run_name
     from tests.app_toys import load
 
     for name in (SCRIPT, "<b>run</b>", "a'onmouseover=alert(1)"):

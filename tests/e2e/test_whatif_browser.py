@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.e2e,
 
 @pytest.fixture(scope="module")
 def text_store(tmp_path_factory):
-    from routeviz.inputs import Item
-    from routeviz.models import load_model
-    from routeviz.record import record
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
     from routeviz.store import open_store
 
     path = tmp_path_factory.mktemp("whatif-e2e") / "store"

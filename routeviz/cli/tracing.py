@@ -13,12 +13,17 @@ def add_parsers(sub) -> None:
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("trace", help="run a model on inputs and record its routing")
-    s.add_argument("--model", required=True, nargs="+", help="sample-model name or checkpoint "
-                   "directory; with --series, several checkpoint directories")
+    s.add_argument("--model", required=True, nargs="+", action="extend",
+                   help="sample-model name or checkpoint directory; with --series, several "
+                        "checkpoint directories (`--model A B` or `--model A --model B`)")
     s.add_argument("--series", help="trace each --model checkpoint as one run of this series")
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--text", nargs="+", metavar="T", help="texts, one example each")
-    src.add_argument("--file", nargs="+", metavar="PATH", help="text or image files")
+    # extend: `--text A B` and `--text A --text B` both keep every input (append would
+    # nest lists, store would let a repeated flag replace the earlier ones)
+    src.add_argument("--text", nargs="+", action="extend", metavar="T",
+                     help="texts, one example each (repeatable)")
+    src.add_argument("--file", nargs="+", action="extend", metavar="PATH",
+                     help="text or image files (repeatable)")
     src.add_argument("--dataset", metavar="NAME", help="a bundled dataset (see `models --json`)")
     s.add_argument("--lines", action="store_true", help="each non-empty line is one example")
     s.add_argument("--limit", type=int, help="at most N examples of the dataset")

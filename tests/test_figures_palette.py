@@ -1,10 +1,17 @@
-"""routeviz/figures/palette.py: one stable colour per expert, readable text on each."""
+"""routeviz/figures/palette.py: one stable colour per expert, distinct from each other and
+from the reserved token-state colours, readable text on each."""
 
+import itertools
 import math
+
+import pytest
 
 from routeviz.figures.palette import (
     EXPERT_COLORS,
+    KEPT_COLOR,
     MISSING_COLOR,
+    RESERVED_COLORS,
+    delta_e,
     discrete_colorscale,
     expert_color,
     text_color_on,
@@ -29,3 +36,21 @@ def test_discrete_colorscale_gives_each_integer_one_flat_band():
 def test_text_colour_is_black_on_light_and_white_on_dark():
     assert text_color_on("#FFFFFF") == "#000000" and text_color_on(MISSING_COLOR) == "#000000"
     assert text_color_on("#000000") == "#FFFFFF" and text_color_on("#0D2A63") == "#FFFFFF"
+
+
+def test_delta_e_is_ciede2000():
+    assert delta_e("#FFFFFF", "#000000") == pytest.approx(100, abs=1e-3)
+    assert delta_e("#3366CC", "#3366CC") == 0
+    assert delta_e("#808080", "#818181") < 1
+
+
+def test_expert_colours_have_distinct_hues_and_never_a_state_colour():
+    """The 16-expert palette had e4/e10/e11 as magentas 9 apart (CIEDE2000), and e2 was the
+    kept green: a kept chip read as expert 2."""
+    first16 = EXPERT_COLORS[:16]
+    assert min(delta_e(a, b) for a, b in itertools.combinations(first16, 2)) >= 20
+    assert min(delta_e(a, b) for a, b in itertools.combinations(EXPERT_COLORS, 2)) >= 15
+    assert len(set(RESERVED_COLORS.values())) == 5 and KEPT_COLOR == RESERVED_COLORS["kept"]
+    for state, colour in RESERVED_COLORS.items():
+        nearest = min(delta_e(colour, e) for e in EXPERT_COLORS)
+        assert nearest >= 20, (state, nearest)

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from routeviz.figures.data import GRID_VALUES, aggregate_tokens, plot_text, show_token
 from routeviz.figures.palette import (
     DROPPED_COLOR,
+    EXITED_COLOR,
     KEPT_COLOR,
     MERGED_COLOR,
     MISSING_COLOR,
@@ -82,7 +83,7 @@ def states_legend_html(exited: bool = False) -> str:
     """What every token state looks like, chips and heatmaps alike (one legend for all)."""
     items = list(STATES)
     if exited:
-        items.insert(3, ("exited (no longer computed)", DROPPED_COLOR))
+        items.insert(3, ("exited (no longer computed)", EXITED_COLOR))
     spans = [f'<span class="rv-chip" style="background:{c};color:{text_color_on(c)}">'
              f"{html.escape(name)}</span>" for name, c in items]
     return (f'{CHIP_CSS}<div class="rv-legend rv-states"><b>States:</b> '
@@ -140,7 +141,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
                       zmin=0, zmax=1, colorbar=dict(title="", tickvals=[0, 0.5, 1],
                                                     ticktext=["dropped", "merged", "kept"]))
     elif value == "exit":
-        kwargs.update(colorscale=[[0, DROPPED_COLOR], [1, KEPT_COLOR]], zmin=0, zmax=1,
+        kwargs.update(colorscale=[[0, EXITED_COLOR], [1, KEPT_COLOR]], zmin=0, zmax=1,
                       colorbar=dict(title="", tickvals=[0, 1], ticktext=["exited", "computed"]))
     else:
         kwargs.update(colorscale="Viridis", colorbar=dict(title="weight"))

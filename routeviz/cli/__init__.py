@@ -12,10 +12,10 @@ import argparse
 import sys
 import warnings
 
-from routeviz.cli import reading, tracing
+from routeviz.cli import experts, reading, tracing
 from routeviz.errors import RoutevizError
 
-MODULES = (tracing, reading)
+MODULES = (tracing, reading, experts)
 COMMANDS = {name: fn for module in MODULES for name, fn in module.COMMANDS.items()}
 
 

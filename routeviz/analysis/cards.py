@@ -1,0 +1,206 @@
+"""Expert cards: what one expert does, in one place, each claim beside its chance value.
+
+    expert_cards(store, run, site=None, expert=None, ...) -> CardSet(.cards, .rule)
+
+One card per (site, expert), the same in the app (Experts page), the report and the CLI
+(`routeviz experts`). Each card is a JSON-able dict:
+
+  site, layer, expert
+  label          the tag values the expert takes beyond chance, strongest first
+                 ("token_type=string · 4.1× chance"), or "no tag beyond chance"
+                 (routeviz.analysis.card_tags: exact permutation test, Bonferroni over the
+                 site's tests, a minimum count and lift; `test` states m and the threshold)
+  strength       the best such value's lift (0 without one): how the grid is sorted
+  tags           the values beyond chance, else the three closest (each {family, value,
+                 count, share, lift, chance, chance_lo, chance_hi, p_value, beyond_chance});
+                 n_tags_tested, n_tags_beyond
+  tokens         top token texts by the count-aware score (routeviz.metrics.profiles: the
+                 Wilson lower bound of P(expert | token)), each {text, n, seen, p_expert, score}
+  contexts       its highest-weight units: {example, token, left, text, right} slices of the
+                 original text (image runs: the patch, or token -1 for a whole image)
+  load           {count, share, rank (1 = busiest at the site), n_experts, starved}
+  exclusive      token texts seen min_count+ times at the site whose every occurrence has
+                 this expert as its top choice: {text, n}
+  coactivation   {"with": experts chosen beside it at the site, "feeds": experts chosen at
+                 the next expert site for its units}, each {expert, p, chance, lift, n,
+                 beyond_chance} (routeviz.metrics.coactivation; binomial tail, Bonferroni)
+  history        a run in a series: {series, step, formed_step, before: [{step, expert,
+                 similarity}]} (routeviz.metrics.identity), else None
+  ablation       the output change when it is ablated (routeviz.analysis.card_ablation),
+                 where a model runner is given, else None
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from routeviz.analysis.card_history import histories
+from routeviz.analysis.card_tags import ALPHA, MIN_COUNT, NO_LABEL, label_of, tag_tests
+from routeviz.metrics import _common as common
+from routeviz.metrics._sample import example_sample
+from routeviz.metrics.coactivation import coactivation
+from routeviz.metrics.load import load
+from routeviz.metrics.profiles import expert_profiles
+
+TAG_FIELDS = ["family", "value", "count", "share", "lift", "chance", "chance_lo", "chance_hi",
+              "p_value", "beyond_chance"]
+CLOSEST = 3  # tags listed for an expert with none beyond chance
+PARTNERS = 3  # co-activated experts listed each way
+
+
+@dataclass
+class CardSet:
+    cards: list  # card dicts, by site (model order) then strength, strongest first
+    rule: dict  # the label test (card_tags.TagTests.rule)
+    unit: str
+    modality: str
+
+
+def expert_cards(store, run: str, site: str | None = None, expert: int | None = None,
+                 tags=None, min_count: int = MIN_COUNT, top_tokens: int = 8,
+                 contexts: int = 5, window: int = 4, history: bool = True,
+                 max_units: int = 20_000, seed: int = 0, runner=None,
+                 ablation_examples: int = 16) -> CardSet:
+    """The cards of `run` (one site, one expert of it, or all); see the module docstring.
+    runner: a loaded model (routeviz.runs.record.WarmRunner) to measure each card's
+    ablation on up to `ablation_examples` of the run's inputs (new runs in the store)."""
+    run = common.require_run(store, run)
+    tests = tag_tests(store, run, site=site, tags=tags, min_count=min_count)
+    loads = _ranked(load(store, run).experts)
+    if site is not None:
+        loads = loads[loads.site == site]
+    if expert is not None:
+        if int(expert) not in set(loads.expert.astype(int)):
+            raise_unknown_expert(loads, site, expert)
+        loads = loads[loads.expert == int(expert)]
+    profile = expert_profiles(store, run, site=site, top=top_tokens, min_count=min_count,
+                              contexts=contexts, window=window, tag=tests.families[:1] or None)
+    partners = _partners(store, run, max_units, seed)
+    exclusive = _exclusive(store, run, site, min_count)
+    past = histories(store, run, tests, site) if history else {}
+    facts = store.facts(run)
+    cards = []
+    for rec in loads.itertuples(index=False):
+        s, e = str(rec.site), int(rec.expert)
+        rows = tests.of(s, e)
+        card = {"site": s, "layer": int(rec.layer), "expert": e, "label": label_of(rows)}
+        beyond = rows[rows.beyond_chance.astype(bool)]
+        card["strength"] = float(beyond.lift.max()) if len(beyond) else 0.0
+        shown = beyond if len(beyond) else rows.head(CLOSEST)
+        card["tags"] = common.records(shown[TAG_FIELDS])
+        card["n_tags_tested"], card["n_tags_beyond"] = len(rows), len(beyond)
+        card["test"] = tests.rule(s)
+        card["tokens"] = _tokens(profile.tokens, s, e)
+        card["contexts"] = _contexts(profile.examples, s, e)
+        card["load"] = {"count": int(rec.count), "share": float(rec.share),
+                        "rank": int(rec.rank), "n_experts": int(rec.n_experts),
+                        "starved": bool(rec.starved)}
+        card["exclusive"] = common.records(exclusive[(exclusive.site == s)
+                                                     & (exclusive.expert == e)][["text", "n"]])
+        card["coactivation"] = partners(s, e)
+        card["history"] = past.get((s, e))
+        card["ablation"] = None
+        cards.append(card)
+    cards.sort(key=lambda c: (_site_order(facts, c["site"]), -c["strength"], c["expert"]))
+    if runner is not None:
+        from routeviz.analysis.card_ablation import ablation_change
+
+        for card in cards:
+            card["ablation"] = ablation_change(runner, store, run, card["site"], card["expert"],
+                                               limit=ablation_examples)
+    return CardSet(cards=cards, rule=tests.rule(), unit=tests.unit,
+                   modality=str(facts.modality or "text"))
+
+
+def raise_unknown_expert(loads: pd.DataFrame, site, expert) -> None:
+    from routeviz.errors import RoutevizError
+
+    where = f" at site {site!r}" if site else ""
+    known = sorted(set(loads.expert.astype(int)))
+    raise RoutevizError(f"no expert {expert}{where}; experts: {known[0]}–{known[-1]}"
+                        if known else f"no experts{where}")
+
+
+def _site_order(facts, site: str) -> int:
+    names = facts.sites_of("expert").site.tolist()
+    return names.index(site) if site in names else len(names)
+
+
+def _ranked(experts: pd.DataFrame) -> pd.DataFrame:
+    """load.experts with rank (1 = the most chosen at its site) and n_experts per site."""
+    experts = experts.copy()
+    experts["rank"] = experts.groupby("site")["count"].rank(method="min", ascending=False)
+    experts["n_experts"] = experts.groupby("site").expert.transform("size")
+    return experts
+
+
+def _tokens(tokens: pd.DataFrame, site: str, expert: int) -> list:
+    mine = tokens[(tokens.site == site) & (tokens.expert == expert)]
+    return [{"text": str(r.text), "n": int(r.count), "seen": int(r.n_text),
+             "p_expert": float(r.p_expert), "score": float(r.score)}
+            for r in mine.itertuples(index=False)]
+
+
+def _contexts(examples: pd.DataFrame, site: str, expert: int) -> list:
+    mine = examples[(examples.site == site) & (examples.expert == expert)]
+    return [{"example": int(r.example), "token": int(r.token), "left": str(r.left),
+             "text": str(r.text), "right": str(r.right)} for r in mine.itertuples(index=False)]
+
+
+def _exclusive(store, run: str, site: str | None, min_count: int, top: int = 10) -> pd.DataFrame:
+    """site, expert, text, n: texts whose every top choice at the site is one expert."""
+    params = {"run": run, "min_count": int(min_count), "top": int(top)}
+    where = ""
+    if site is not None:
+        where, params["site"] = " AND r.site = $site", site
+    return common.df(store,
+        "SELECT site, expert, text, n FROM ("
+        "  SELECT *, row_number() OVER (PARTITION BY site, expert ORDER BY n DESC, text) AS place"
+        "  FROM (SELECT r.site, t.text, min(r.choice) AS expert, count(*) AS n FROM routes r "
+        "    JOIN tokens t ON t.run = r.run AND t.example = r.example AND t.token = r.token "
+        "    WHERE r.run = $run AND r.kind = 'expert' AND r.rank = 0 AND r.token >= 0"
+        f"{where} GROUP BY r.site, t.text "
+        "    HAVING count(DISTINCT r.choice) = 1 AND count(*) >= $min_count) per_text) ranked "
+        "WHERE place <= $top ORDER BY site, expert, n DESC, text", params)
+
+
+def _partners(store, run: str, max_units: int, seed: int):
+    """A function (site, expert) -> {"with": [...], "feeds": {...}} from one co-activation
+    pass (a seeded example sample above max_units tokens, as `metrics --json` reads it)."""
+    from scipy.stats import binom
+
+    sample, _, _ = example_sample(store, run, max_units, seed)
+    res = coactivation(store, run, sample)
+
+    def tested(pairs: pd.DataFrame) -> pd.DataFrame:
+        pairs = pairs.copy()
+        pairs["p_value"] = binom.sf(pairs.n_ab - 1, pairs.n_a, pairs.p_b.clip(0, 1))
+        return pairs
+
+    within = tested(res.within)
+    within["m"] = within.groupby("site").a.transform("size")
+    across = tested(res.across)
+    across["m"] = across.groupby("from_site").a.transform("size")
+
+    def listed(pairs: pd.DataFrame) -> list:
+        pairs = pairs.sort_values(["p_b_given_a", "n_ab", "b"], ascending=[False, False, True])
+        return [{"expert": int(r.b), "p": float(r.p_b_given_a), "chance": float(r.p_b),
+                 "lift": float(r.lift), "n": int(r.n_ab),
+                 "beyond_chance": bool(r.n_ab >= MIN_COUNT and r.p_value < ALPHA / r.m
+                                       and r.lift > 1)}
+                for r in pairs.head(PARTNERS).itertuples(index=False)]
+
+    def partners(site: str, expert: int) -> dict:
+        out = {"with": listed(within[(within.site == site) & (within.a == expert)]),
+               "feeds": None}
+        nxt = across[(across.from_site == site) & (across.a == expert)]
+        if len(nxt):
+            out["feeds"] = {"site": str(nxt.to_site.iloc[0]), "experts": listed(nxt)}
+        return out
+
+    return partners
+
+
+__all__ = ["CardSet", "NO_LABEL", "expert_cards"]

@@ -150,20 +150,23 @@ class MoEFFN(nn.Module):
         self.register_buffer("centroid_w", w1.mean(1), persistent=False)  # [e, d]
         self.register_buffer("centroid_b", b1.mean(1), persistent=False)  # [e]
         self.router = ExpertRouter()
+        self.ran_top_k: int | None = None  # experts per token in the last forward
 
     def forward(self, x: torch.Tensor, active: Active, knobs: Knobs) -> torch.Tensor:
         tokens = x[active.valid]  # [n, d]
         e, m, _ = self.w1.shape
         k = min(knobs.top_k, e)
-        hidden = None  # [n, e, m] activations grouped by expert
+        full = hidden = None  # [n, e*m] / [n, e, m] activations (original / expert order)
         if knobs.router == "norm" or k == e:
-            full = self.act(self.fc1(tokens))  # [n, e*m] in the original neuron order
+            full = self.act(self.fc1(tokens))
             hidden = full[:, self.order].reshape(-1, e, m)
             scores = hidden.norm(dim=-1)  # [n, e]
         else:
             scores = tokens @ self.centroid_w.T + self.centroid_b  # [n, e]
-        index = self.router(scores, k, active).index  # [n, k]
-        if k == e:
+        index = self.router(scores, k, active).index  # [n, k'] (an intervention may set k')
+        # the experts that ran, for the compute count: the router's k', not the knob's k
+        self.ran_top_k = index.shape[-1]
+        if index.shape[-1] == e and full is not None:
             out = self.fc2(full)
         else:
             out = torch.zeros_like(tokens)
@@ -181,10 +184,12 @@ class MoEFFN(nn.Module):
         result[active.valid] = out
         return result
 
-    def macs_per_token(self, knobs: Knobs) -> float:
-        """Multiply-adds per token for these knobs (dense FFN: 2 * d * n)."""
+    def macs_per_token(self, knobs: Knobs, top_k: int | None = None) -> float:
+        """Multiply-adds per token for these knobs (dense FFN: 2 * d * n); top_k: the
+        experts that ran per token where it differs from the knob's (`ran_top_k` after a
+        forward under an intervention)."""
         e, m, d = self.w1.shape
-        k = min(knobs.top_k, e)
+        k = min(knobs.top_k if top_k is None else top_k, e)
         if knobs.router == "norm":
             return d * e * m + d * k * m
         return d * e + 2 * d * k * m

@@ -134,9 +134,10 @@ class ConditionalEncoder(nn.Module):
         streak = torch.zeros(batch, dtype=torch.long, device=x.device)
         last = len(self.layers) - 1
         for i, block in enumerate(self.layers):
-            alive = active.valid.sum(1)  # [b]
-            macs[active.rows] += attention_macs(alive, d) + alive * block.moe.macs_per_token(knobs)
+            alive, rows = active.valid.sum(1), active.rows  # [b], [b]
             x, cls_attn = block(x, active, knobs)
+            ran = block.moe.macs_per_token(knobs, block.moe.ran_top_k)  # what ran, edited or not
+            macs[rows] += attention_macs(alive, d) + alive * ran
             if block.prune is not None:
                 pruned = block.prune(cls_attn, active, knobs.keep_ratio)
                 _store(states, x, active, pruned.dropped)

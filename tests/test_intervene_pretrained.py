@@ -56,3 +56,23 @@ def test_pretrained_ablate_force_top_k_and_turn_off(name, store_dir):
     last = store.facts("edited").config["n_layers"] - 1
     assert set(routes[routes.kind == "exit"].choice) == {last}
     assert store.facts("edited").config["intervention"]["top_k"] == 3
+
+
+def test_what_if_compute_counts_the_experts_that_ran(store_dir):
+    """A what-if with top-k 4 reports the compute of top-k 4 (as running the model with its
+    own top-k set to 4 does), not that of the plain run's top-k."""
+    from routeviz.interventions.whatif import rerun
+
+    runner = load_model("minilm-moe")
+    assert runner.knobs.top_k != 4
+    item = INPUTS["minilm-moe"]()
+    record(runner, [item], store_dir, "source")
+    store = routeviz.open_store(store_dir)
+    plain, whatif = rerun(runner, store_dir, "source", 0, item, top_k=4)
+    runner.set_knobs(top_k=4)
+    record(runner, [item], store_dir, "real-top-4")
+    store = routeviz.open_store(store_dir)
+    said = {run: store.example_info(run, 0)["prediction"] for run in (plain, whatif, "real-top-4")}
+    assert "of dense" in said[whatif]
+    assert said[whatif] != said[plain]
+    assert said[whatif] == said["real-top-4"]

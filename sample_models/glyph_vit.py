@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from routeviz.figures.labels import exit_label
 from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import GLYPH_VIT, layers
 from sample_models.glyphs import LETTERS, PATCH, SIZE
@@ -231,7 +232,8 @@ class GlyphViTRunner(ModelRunner):
         out = self.module(**encoded.inputs)
         probs = out.logits.softmax(-1)
         conf, cls = probs.max(-1)
-        return [f"letter {self.cfg.classes[int(c)]} (p={float(p):.2f}, exit layer {int(e)})"
+        return [f"letter {self.cfg.classes[int(c)]} (probability {float(p):.2f}; exit at "
+                f"{exit_label(int(e), self.cfg.n_layers)})"
                 for c, p, e in zip(cls, conf, out.exit_layer)]
 
     def trace_config(self) -> dict:

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from routeviz.figures.labels import exit_label
+
 from routeviz.errors import RoutevizError
 from sample_models.conditional import Knobs, MoEFFN
 from sample_models.pretrained_encoder import Attention, Block, ConditionalEncoder
@@ -105,5 +107,5 @@ class KnobsMixin:
 
 
 def describe_compute(exit_layer: int, n_layers: int, macs: float, dense_macs: float) -> str:
-    return (f"exit after layer {exit_layer} of {n_layers - 1}; "
+    return (f"exit at {exit_label(exit_layer, n_layers)}; "
             f"compute {macs / max(dense_macs, 1):.0%} of dense")

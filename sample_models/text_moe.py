@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from routeviz.figures.labels import exit_label
 from routeviz.runs.models import Encoded, ModelRunner
 from sample_models import TEXT_MOE, layers, routing
 from sample_models.text_tags import text_tags
@@ -235,7 +236,8 @@ class TextMoERunner(ModelRunner):
         rows = torch.arange(len(last))
         next_ids = out.logits[rows, last].argmax(-1)
         exits = out.exit_layer[rows, last]
-        return [f"next token: {self.tokenizer.decode([int(t)])!r} (exit layer {int(e)})"
+        return [f"next token: {self.tokenizer.decode([int(t)])!r} "
+                f"(exit at {exit_label(int(e), self.cfg.n_layers)})"
                 for t, e in zip(next_ids, exits)]
 
     def trace_config(self) -> dict:

@@ -267,7 +267,7 @@ def test_dinov2_odd_images(dinov2, mode):
         shown = Image.open(io.BytesIO(encoded.meta[0]["image"])).convert("RGB")
         top, bottom = shown.getpixel((112, 10)), shown.getpixel((112, 214))
         assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
-    assert dinov2.predict(encoded)[0].startswith("exit after layer")
+    assert dinov2.predict(encoded)[0].startswith("exit at layer")
 
 
 def test_dinov2_glyph_region_tags_follow_the_grid(dinov2):

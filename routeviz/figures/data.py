@@ -197,9 +197,18 @@ def route_cards(routes: pd.DataFrame, tokens: list[str]) -> list[str]:
     return ["<br>".join(_merge_ranks(card)) for card in lines]
 
 
+# what a route's weight is, per kind (the routes table's `weight` column), as a card says it
+WEIGHT_NAMES = {"expert": "gate", "keep": "keep score", "exit": "exit score",
+                "merge": "similarity"}
+
+
 def _describe(row) -> str:
+    """One card line; the weight named (gate, keep score, exit score, similarity) and left
+    out where it is no score: NULL, or a keep score of exactly 0 (a token kept by rule, such
+    as CLS, which no scorer saw)."""
     site, kind = plot_text(short_site(row.site)), row.kind
-    weight = "" if pd.isna(row.weight) else f" ({row.weight:.2f})"
+    meaningless = pd.isna(row.weight) or (kind == "keep" and row.weight == 0)
+    weight = "" if meaningless else f" ({WEIGHT_NAMES.get(kind, 'weight')} {row.weight:.2f})"
     if kind == "expert":
         return f"{site}: e{int(row.choice)}{weight}"
     if kind == "keep":

@@ -12,10 +12,10 @@ import argparse
 import sys
 import warnings
 
-from routeviz.cli import experts, reading, tracing
+from routeviz.cli import experts, importing, reading, tracing
 from routeviz.errors import RoutevizError
 
-MODULES = (tracing, reading, experts)
+MODULES = (tracing, reading, importing, experts)
 COMMANDS = {name: fn for module in MODULES for name, fn in module.COMMANDS.items()}
 
 
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     try:
         from routeviz.cli.series import command_for
 
-        (command_for(args) or COMMANDS[args.command])(args)
+        code = (command_for(args) or COMMANDS[args.command])(args)
     except RoutevizError as exc:
         if args.debug:
             raise
@@ -53,5 +53,5 @@ def main(argv=None) -> int:
         print(f"routeviz: error: {type(exc).__name__}: {first} (rerun with --debug for "
               "the traceback)", file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0  # a command may exit 1 (check: a problem)
 

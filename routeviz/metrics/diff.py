@@ -6,6 +6,14 @@ how much the model's output changed (routeviz.metrics.output_change).
 
 A unit is (site, kind, example, token); exits are compared per (example, token) whatever
 head they exited at (site "*"). Units present in one run only are counted, not compared.
+
+Engines side by side (an import from vLLM, SGLang or Megatron against a trace, or two
+imports): per site, `share_differing` is the share of tokens whose chosen set differs (the
+number RL people need for the rollout/training mismatch), `first_divergence` the first
+(example, token, layer) where the runs part, as Megatron's OFF/ON comparator reports it, and
+`differing_units` the units that differ with each run's experts. Top-1 agreement needs both
+runs' ranks to mean "best first": an imported run whose config says `rank_order` is
+`expert-id` or `unknown` gets null top-1 numbers and a note saying why.
 """
 
 from __future__ import annotations
@@ -62,8 +70,10 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
         sites = common.df(store, 
             "SELECT site, kind, count(*) AS n_units, "
             "avg(CAST(top1_a = top1_b AS DOUBLE)) AS top1_agreement, "
-            "avg(jaccard) AS jaccard, count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped "
+            "avg(jaccard) AS jaccard, count(*) FILTER (WHERE top1_a <> top1_b) AS n_flipped, "
+            "avg(CAST(jaccard < 1 AS DOUBLE)) AS share_differing "
             f"FROM {table} WHERE in_a AND in_b GROUP BY site, kind")
+        differing = _differing_units(store, table, params, top)
         coverage = common.df(store,
             "SELECT count(*) FILTER (WHERE in_a AND in_b) AS n_common, count(*) FILTER (WHERE "
             "in_a AND NOT in_b) AS n_only_a, count(*) FILTER (WHERE in_b AND NOT in_a) AS "
@@ -86,6 +96,8 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
             "SELECT count(*) FROM (SELECT example, token, text FROM tokens WHERE run = $a_run) x "
             "JOIN (SELECT example, token, text FROM tokens WHERE run = $b_run) y "
             "USING (example, token) WHERE x.text IS DISTINCT FROM y.text", params)
+    ranked = {name: rank_order(store, name) for name in (run, against)}
+    unranked = {name: order for name, order in ranked.items() if order != "score"}
     n_common, n_only_run, n_only_against = (int(v or 0) for v in coverage)
     if n_common == 0:
         raise RoutevizError(f"runs {run!r} and {against!r} share no routed tokens: diff "
@@ -102,7 +114,20 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
     if mismatched:
         notes.append(f"{mismatched} token(s) have different text in the two runs: the runs "
                      "may not be over the same inputs")
-    changed_sites = [str(x) for x in sites.site[(sites.n_flipped > 0) | (sites.jaccard < 1)]]
+    if unranked:
+        name, meaning = next(iter(unranked.items()))
+        notes.append(f"top-1 agreement not computed: run {name!r} has rank order {meaning!r} "
+                     "(its top-k order does not put the best expert first); Jaccard and "
+                     "share_differing compare the chosen sets")
+        for frame in (sites, overall):
+            frame[["top1_agreement", "flip_rate"]] = None
+        sites["n_flipped"] = None
+        changed = changed[changed.mean_jaccard < 1].assign(n_flipped=None)
+    layers = common.df(store, "SELECT site, min(layer) AS layer FROM routes WHERE run = $a_run "
+                       "GROUP BY site", {"a_run": run})
+    sites["layer"] = sites.site.map(dict(zip(layers.site.astype(str), layers.layer)))
+    changed_sites = [str(x) for x in sites.site[(sites.jaccard < 1) if unranked else
+                                                (sites.n_flipped > 0) | (sites.jaccard < 1)]]
     edited = _intervened_sites(store, run) | _intervened_sites(store, against)
     outputs = output_change(store, run, against)
     if outputs.get("note"):
@@ -114,8 +139,47 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
         "changed_tokens": common.records(changed), "changed_sites": changed_sites,
         "intervened_sites": sorted(edited),
         "downstream_changed_sites": [x for x in changed_sites if x not in edited],
-        "outputs": outputs, "notes": notes,
+        "outputs": outputs, "notes": notes, "rank_order": ranked,
+        "first_divergence": differing[0] if differing else None,
+        "differing_units": differing,
     }
+
+
+def rank_order(store, run: str) -> str:
+    """What a run's top-k order means: `score` (best first) for a traced run, the config's
+    `rank_order` for an imported one (`expert-id`, `unknown`)."""
+    order = store.facts(run).config.get("rank_order")
+    return order if order in ("score", "expert-id", "unknown") else "score"
+
+
+DIFFERING = """WITH d AS (SELECT site, kind, u FROM {table}
+                WHERE in_a AND in_b AND jaccard < 1 AND kind = 'expert'),
+first AS (SELECT d.site, d.u, min(r.layer) AS layer FROM d JOIN routes r
+          ON r.run = $a_run AND r.site = d.site AND r.kind = 'expert' AND {key} = d.u
+          GROUP BY d.site, d.u ORDER BY d.u, layer, d.site LIMIT {top})
+SELECT f.site, f.u, f.layer, r.run, list_sort(list(r.choice)) AS experts
+FROM first f JOIN routes r ON r.run IN ($a_run, $b_run) AND r.site = f.site
+  AND r.kind = 'expert' AND {key} = f.u
+GROUP BY f.site, f.u, f.layer, r.run"""
+
+
+def _differing_units(store, table: str, params: dict, top: int) -> list[dict]:
+    """The first `top` expert units (by example, token, layer) whose chosen sets differ,
+    with each run's experts."""
+    rows = common.df(store, DIFFERING.format(table=table, key=common.unit_key("r.example",
+                                                                              "r.token"),
+                                             top=int(top)), params)
+    units = {}
+    for rec in rows.itertuples(index=False):
+        unit = units.setdefault((int(rec.u), int(rec.layer), str(rec.site)), {})
+        unit["run" if rec.run == params["a_run"] else "against"] = [int(c) for c in rec.experts]
+    out = []
+    for (u, layer, site), experts in sorted(units.items()):
+        example, token = divmod(u, common.UNIT_KEY)
+        out.append({"example": example, "token": token - 1, "layer": layer, "site": site,
+                    "run_experts": experts.get("run", []),
+                    "against_experts": experts.get("against", [])})
+    return out
 
 
 def _intervened_sites(store, run: str) -> set:

@@ -5,14 +5,15 @@ import streamlit as st
 from app_pages.common import cached, metric, page_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
-from routeviz.metrics.tag_families import content_families
+from routeviz.figures.labels import site_label
+from routeviz.metrics.tag_families import focus_families
 
 
-def _family_stats(store, run):
-    return store.tag_family_stats(run)
+def _default_families(store, run):
+    return focus_families(store, run)
 
 
-family_stats = cached(_family_stats)
+default_families = cached(_default_families)
 
 DEFINITION = r"""
 From *Suboptimal routing in conditional computation* (§4.2). For each **tag value** $i$
@@ -27,8 +28,8 @@ rank, or only as the top choice with *top-1 only*.
 - **Focus** $= \frac{1}{|J|}\sum_j \max_i A_{ij}$: does each subnetwork stand for one tag?
 - **Cover** $= \frac{1}{|I|}\sum_i \max_j A_{ij}$: is each tag handled by some subnetwork?
 
-Pooled over all sites (`*`) it is the paper's definition; per site, only that site's
-subnetworks count. Experts that are never chosen still count (with $\max_i A_{ij}=0$).
+Pooled over all sites (*all sites (pooled)*; site `*` in `metrics --json`) it is the
+paper's definition; per site, only that site's subnetworks count. Experts that are never chosen still count (with $\max_i A_{ij}=0$).
 """
 
 handle, run = page_run("Specialization")
@@ -45,15 +46,17 @@ if not kinds:
     st.warning(f"Run {run!r} has no expert, keep or exit decisions.")
     st.stop()
 
-content, left_out = content_families(family_stats(handle, run))
+default = default_families(handle, run)  # the rule `metrics --json` and the report use
 cols = st.columns([3, 2, 2, 1])
 families = cols[0].multiselect(
-    "Tag families", facts["tags"], default=content or facts["tags"], key="spec_tags",
+    "Tag families", facts["tags"], default=default.pooled, key="spec_tags",
     help="By default the families that describe content; provenance (a source file, an id: "
-         "about one value per example) is left out. Empty = all families, pooled.")
-if left_out and content:
+         "about one value per example) is left out, as in `routeviz metrics` and the report. "
+         "Empty = that default.")
+if default.left_out:
     st.caption("Left out by default (provenance, not content): " + ", ".join(
-        f"`{name}` ({why})" for name, why in left_out.items()) + ". Add them above to pool them.")
+        f"`{name}` ({why})" for name, why in default.left_out.items())
+        + ". Add them above to pool them.")
 kind = cols[1].selectbox("Subnetworks", kinds, key="spec_kind",
                          format_func={"expert": "experts", "keep": "kept / dropped",
                                       "exit": "exit layers"}.get)
@@ -84,6 +87,7 @@ if len(pooled):
     b.metric("Cover (pooled)", f"{row.cover:.3f}", f"{row.cover - row.cover_mean:+.3f} vs chance",
              delta_color="off")
     c.metric("Unit", f"{result.unit}" + (" · top-1" if result.top1 else ""))
+    st.caption(f"Focus and Cover pool: {result.families.describe()}.")
     sample = (f", a sample of {band.n_units:,} of {band.n_units_total:,} units"
               if band.sampled else "")
     st.caption(
@@ -91,7 +95,8 @@ if len(pooled):
         f"95% of shuffles give Focus {row.focus_lo:.3f}–{row.focus_hi:.3f} and Cover "
         f"{row.cover_lo:.3f}–{row.cover_hi:.3f}. Bootstrap 95% interval (units resampled): "
         f"Focus {row.focus_ci_lo:.3f}–{row.focus_ci_hi:.3f}, Cover "
-        f"{row.cover_ci_lo:.3f}–{row.cover_ci_hi:.3f}. Hover a bar for its site's band.")
+        f"{row.cover_ci_lo:.3f}–{row.cover_ci_hi:.3f}. The grey strip over each bar is its "
+        "site's chance band (hover it for the numbers).")
 
 tag_choices = sorted(scores["tag"].astype(str).unique(), key=lambda t: (t != "*", t))
 shown_tag = st.selectbox("Scores for tag family", tag_choices, key="spec_score_tag",
@@ -100,10 +105,10 @@ st.plotly_chart(figures.focus_cover_bars(scores[scores["tag"] == shown_tag]),
                 key="spec_focus_cover")
 
 st.subheader("A_ij")
-site_options = ["*"] + list(dict.fromkeys(result.subnetworks["site"].astype(str)))
+site_options = list(dict.fromkeys(["*", *result.subnetworks["site"].astype(str)]))
 left, right = st.columns(2)
 site = left.selectbox("Site", site_options, key="spec_site",
-                      format_func=lambda s: "all sites (pooled)" if s == "*" else s)
+                      format_func=lambda s: site_label(s) if s == "*" else s)
 family = right.selectbox("Tag family", ["*"] + list(result.tags), key="spec_matrix_tag",
                          format_func=lambda t: "all" if t == "*" else t)
 matrix = result.matrix(site, family)
@@ -114,4 +119,5 @@ else:
 if not result.dense:
     st.caption("Large matrix: only non-zero cells were kept; scores are exact.")
 with st.expander("Scores table"):
-    st.dataframe(scores, hide_index=True)
+    st.dataframe(scores.assign(site=scores["site"].replace("*", site_label("*"))),
+                 hide_index=True)

@@ -21,8 +21,9 @@ def test_focus_cover_matches_metrics_and_matrix_is_drawn(app_store):
     assert shown["Focus (pooled)"] == f"{pooled.focus:.3f}"
     assert shown["Cover (pooled)"] == f"{pooled.cover:.3f}"
     bars, matrix = plotly_specs(at)
-    assert [t["name"] for t in bars["data"]] == ["Focus", "Cover"]
-    assert bars["data"][0]["x"][0].startswith("pooled")
+    assert [t["name"] for t in bars["data"]] == ["Focus", "Cover", "chance band (Focus)",
+                                                 "chance band (Cover)"]
+    assert bars["data"][0]["x"][0] == "all sites (pooled)"  # named, not a bare "*"
     assert len(bars["data"][0]["x"]) == 3  # pooled + two expert sites
     assert matrix["data"][0]["type"] == "heatmap"
     # rows: the tag values of both families (kind: code/prose, token_type: punct/word)
@@ -76,6 +77,37 @@ def test_pooled_scores_show_their_permutation_band(app_store):
     bars, _ = plotly_specs(at)
     assert "chance band" in bars["data"][0]["hovertemplate"]
     assert bars["data"][0]["customdata"][0] == pytest.approx([pooled.focus_lo, pooled.focus_hi])
+
+
+def test_chance_band_is_drawn_over_each_bar(app_store):
+    """Each bar carries a grey strip from the low to the high end of its permutation band,
+    at the same position as the bar (offsetgroup), for every site and the pooled one."""
+    at = open_page(app_store, "specialization", run="words")
+    band = metrics.focus_cover_baseline(open_store(app_store), "words", permutations=30,
+                                        resamples=30).scores
+    band = band[band.tag == "*"].set_index("site")
+    bars, _ = plotly_specs(at)
+    traces = {t["name"]: t for t in bars["data"]}
+    for score, name in (("focus", "Focus"), ("cover", "Cover")):
+        strip, bar = traces[f"chance band ({name})"], traces[name]
+        assert strip["type"] == "bar" and strip["offsetgroup"] == bar["offsetgroup"]
+        assert strip["x"] == bar["x"]
+        sites = ["*"] + [s for s in band.index if s != "*"]
+        lo, hi = band.loc[sites, f"{score}_lo"], band.loc[sites, f"{score}_hi"]
+        middle = [b + h / 2 for b, h in zip(strip["base"], strip["y"])]
+        assert middle == pytest.approx(((lo + hi) / 2).tolist())
+        assert all(h >= max(w, 0.006) - 1e-9 for h, w in zip(strip["y"], hi - lo))
+        assert "chance band" in strip["hovertemplate"]
+        assert strip["customdata"][0] == pytest.approx([lo.iloc[0], hi.iloc[0]])
+    assert not any(x == "*" or "(*)" in x for x in bars["data"][0]["x"])
+
+
+def test_scores_table_and_site_picker_name_the_pooled_site(app_store):
+    at = open_page(app_store, "specialization", run="words")
+    box = at.selectbox(key="spec_site")
+    assert box.options[0] == "all sites (pooled)"
+    table = at.dataframe[-1].value
+    assert "*" not in set(table["site"]) and "all sites (pooled)" in set(table["site"])
 
 
 def test_default_families_leave_out_provenance_and_say_so(skewed_store):

@@ -8,30 +8,51 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from routeviz.figures.data import plot_text, short_site
+from routeviz.figures.labels import site_label
 from routeviz.figures.palette import expert_color
 
 FOCUS_COLOR, COVER_COLOR = "#2E91E5", "#E15F99"
+CHANCE_COLOR = "rgba(40, 40, 40, 0.45)"  # the permutation band over a bar or line
 
 
 def focus_cover_bars(scores: pd.DataFrame, title: str = "") -> go.Figure:
-    """scores columns: site, tag, focus, cover (site "*" = pooled over all sites)."""
+    """scores columns: site, tag, focus, cover (site "*" = pooled over all sites); with the
+    permutation band of `metrics.focus_cover_baseline` (`<score>_lo`, `<score>_hi`) each
+    bar gets a grey band over it: where 95% of tag shuffles land (chance)."""
     scores = scores.copy()
     scores["site"] = scores["site"].astype(str)
     pooled = scores["site"] == "*"
     scores = pd.concat([scores[pooled], scores[~pooled]])
     many_tags = scores["tag"].nunique() > 1
-    labels = [("pooled (*)" if s == "*" else plot_text(short_site(s)))
-              + (f" · {plot_text(str(t))}" if many_tags else "")
+    labels = [plot_text(site_label(s)) + (f" · {plot_text(str(t))}" if many_tags else "")
               for s, t in zip(scores["site"], scores["tag"])]
     fig = go.Figure([
         go.Bar(x=labels, y=scores["focus"], name="Focus", marker_color=FOCUS_COLOR,
-               **_band_hover(scores, "focus", "Focus")),
+               offsetgroup="focus", **_band_hover(scores, "focus", "Focus")),
         go.Bar(x=labels, y=scores["cover"], name="Cover", marker_color=COVER_COLOR,
-               **_band_hover(scores, "cover", "Cover")),
+               offsetgroup="cover", **_band_hover(scores, "cover", "Cover")),
     ])
+    for column, name in (("focus", "Focus"), ("cover", "Cover")):
+        if f"{column}_lo" in scores:
+            fig.add_trace(_chance_band(labels, scores, column, name))
     fig.update_layout(title=title or "Focus and Cover per site (pooled first)", barmode="group",
                       yaxis_range=[0, 1], height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def _chance_band(labels: list, scores: pd.DataFrame, column: str, name: str) -> go.Bar:
+    """The permutation band of one score as a bar from `_lo` to `_hi`, drawn over the
+    score's own bar (same offsetgroup): a grey strip at chance level."""
+    lo = scores[f"{column}_lo"].astype(float).to_numpy()
+    hi = scores[f"{column}_hi"].astype(float).to_numpy()
+    height = np.maximum(hi - lo, 0.006)  # a band of zero width still shows as a line
+    return go.Bar(x=labels, y=height, base=lo - (height - (hi - lo)) / 2,
+                  name=f"chance band ({name})", offsetgroup=column,
+                  legendgroup="chance", marker=dict(color=CHANCE_COLOR,
+                                                    line=dict(color="#222222", width=1)),
+                  customdata=np.stack([lo, hi], axis=1),
+                  hovertemplate="%{x}<br>" + name + " chance band %{customdata[0]:.3f}"
+                                "–%{customdata[1]:.3f} (tags shuffled)<extra></extra>")
 
 
 def _band_hover(scores: pd.DataFrame, column: str, name: str) -> dict:
@@ -172,8 +193,10 @@ def headline(summary: dict) -> dict:
 
 
 def agreement_bars(sites: pd.DataFrame, title: str = "") -> go.Figure:
-    """Per site, how often two runs agree: sites columns site, top1_agreement, jaccard."""
-    labels = [plot_text(short_site(s)) for s in sites["site"]]
+    """Per site, how often two runs agree: sites columns site, top1_agreement, jaccard (and
+    kind: the exit row of `metrics.diff`, site "*", is named by `site_label`)."""
+    kinds = sites["kind"] if "kind" in sites else [None] * len(sites)
+    labels = [plot_text(site_label(s, k)) for s, k in zip(sites["site"], kinds)]
     fig = go.Figure([
         go.Bar(x=labels, y=sites["top1_agreement"], name="top-1 agreement",
                marker_color=FOCUS_COLOR),

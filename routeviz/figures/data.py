@@ -13,7 +13,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from routeviz.figures.labels import exit_label
+from routeviz.figures.labels import CONTAINERS, exit_label, short_site  # noqa: F401
 
 
 def plot_text(value) -> str:
@@ -52,21 +52,6 @@ def sites_of(routes: pd.DataFrame, kind) -> list[str]:
     order = sub.groupby("site", observed=True)["layer"].min().reset_index()
     order = order.sort_values(["layer", "site"])
     return order["site"].astype(str).tolist()
-
-
-CONTAINERS = {"layers", "layer", "blocks", "block", "h", "encoder", "decoder", "model",
-              "transformer"}
-
-
-def short_site(site: str) -> str:
-    """Enough of a site name to tell sites apart: `model.layers.3.mlp.gate` -> `3.mlp.gate`,
-    `blocks.2.moe.router` -> `2.moe.router`, `prune.0` stays `prune.0`."""
-    parts = str(site).split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            start = i - 1 if i > 0 and parts[i - 1] not in CONTAINERS else i
-            return ".".join(parts[start:])
-    return str(site)
 
 
 def token_grid(routes: pd.DataFrame, n_tokens: int, value: str, n_layers: int | None = None):

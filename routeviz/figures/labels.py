@@ -25,3 +25,32 @@ def exit_label(layer, n_layers: int | None = None) -> str:
     of = f" of {int(n_layers)}" if n_layers else ""
     noun = "block" if ran == "1" and not n_layers else "blocks"
     return f"layer {shown} (ran {ran}{of} {noun})"
+
+
+# -- site names -------------------------------------------------------------------------
+CONTAINERS = {"layers", "layer", "blocks", "block", "h", "encoder", "decoder", "model",
+              "transformer"}
+POOLED_SITES = "all sites (pooled)"
+WHOLE_MODEL_EXIT = "exit (whole model)"
+
+
+def short_site(site: str) -> str:
+    """Enough of a site name to tell sites apart: `model.layers.3.mlp.gate` -> `3.mlp.gate`,
+    `blocks.2.moe.router` -> `2.moe.router`, `prune.0` stays `prune.0`."""
+    parts = str(site).split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            start = i - 1 if i > 0 and parts[i - 1] not in CONTAINERS else i
+            return ".".join(parts[start:])
+    return str(site)
+
+
+def site_label(site, kind: str | None = None) -> str:
+    """A site as pages and figures name it. `*` means two things: in routes (and in
+    `metrics.diff`, which compares exits whatever head took them) it is the exit site of a
+    model that exits as a whole (kind "exit") -> "exit (whole model)"; in a metric's rows
+    (focus_cover, series, load, ...) it pools every site -> "all sites (pooled)". Any
+    other site is shortened (`short_site`)."""
+    if str(site) == "*":
+        return WHOLE_MODEL_EXIT if kind == "exit" else POOLED_SITES
+    return short_site(site)

@@ -33,7 +33,7 @@ from torch import nn
 
 from routeviz.errors import RoutevizError, choose
 from routeviz.runs.models import Encoded, ModelRunner
-from sample_models import DAE_SYN, DAE_SYN_STRATEGIES
+from sample_models import DAE_SYN, DAE_SYN_STRATEGIES, DAE_SYN_SUPERVISED
 
 STRATEGIES = DAE_SYN_STRATEGIES
 FORCED = ("tag", "hash", "monolithic")  # strategies whose routing is not learned
@@ -52,6 +52,7 @@ class DAEConfig:
     n_experts: int = 8  # subnetworks per router (1 for monolithic)
     value_hidden: int = 32  # hidden width of the REINFORCE baseline network
     hash_seed: int = 1234  # seed of the fixed pixel hash (hash routing)
+    supervise: float = 0.0  # training only: share of examples whose tag supervised the routers
 
     @classmethod
     def for_strategy(cls, strategy: str, **overrides) -> DAEConfig:
@@ -216,7 +217,7 @@ def load_module(path) -> DiscreteAutoencoder:
 
 class DAESynRunner(ModelRunner):
     def __init__(self, name: str, module: DiscreteAutoencoder):
-        self.spec = next(spec for spec in DAE_SYN if spec.name == name)
+        self.spec = next(spec for spec in (*DAE_SYN, *DAE_SYN_SUPERVISED) if spec.name == name)
         self.name = name
         self.module = module
         self.strategy = module.config.strategy
@@ -267,11 +268,10 @@ class DAESynRunner(ModelRunner):
         cfg = self.module.config
         return {**super().trace_config(), "strategy": cfg.strategy, "n_layers": cfg.n_routers,
                 "n_experts": cfg.n_experts, "top_k": 1, "image_size": cfg.image_size,
-                "unit": "example"}
+                "unit": "example", "supervise": cfg.supervise}
 
 
 def load(name: str) -> DAESynRunner:
-    """`dae-syn-<strategy>` with its shipped weights."""
-    strategy = name.removeprefix("dae-syn-")
-    choose("DAE-Syn model", name, [f"dae-syn-{s}" for s in STRATEGIES])
-    return DAESynRunner(name, load_module(weights_dir(f"dae-syn-{strategy}")))
+    """`dae-syn-<strategy>` or `dae-syn-<strategy>-sup<P>` with its shipped weights."""
+    choose("DAE-Syn model", name, [spec.name for spec in (*DAE_SYN, *DAE_SYN_SUPERVISED)])
+    return DAESynRunner(name, load_module(weights_dir(name)))

@@ -10,6 +10,12 @@ the 4096, with their attribute tags; the pixels are left out of the store to kee
 before training, every `probe_every` steps and at the last step, into that store as the
 series `dae-syn-<strategy>`: how the routers converge on the attributes. Probing forks the
 RNG and runs in eval mode, so the weights are the same with or without it.
+
+With `supervise=F` (`--supervise F`, paper §4.4) a fixed, seeded F share of the 4096
+examples carries its tags: for those in a batch, each router also gets the cross entropy of
+its routing distribution against its attribute; the others stay unlabelled. The model is
+saved as `dae-syn-<strategy>-sup<100·F>`. `init_from` continues training from saved
+weights (with `supervise=0`: the "supervision removed, training continued" check).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class TrainConfig:
     value_weight: float = 1.0  # gamma (eq. 2)
     huber_delta: float = 1.0  # delta of the value loss (eq. 1)
     tag_router_weight: float = 1.0  # tag strategy: side loss teaching routers the tags
+    supervise: float = 0.0  # share of the examples whose tags supervise the routers (§4.4)
+    supervision_weight: float = 1.0  # weight of that cross entropy, per router
 
 
 LOG_EVERY = 50
@@ -66,8 +74,32 @@ def temperature(step: int, cfg: TrainConfig) -> float:
     return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
 
 
-def step_loss(model: DiscreteAutoencoder, images, tag_ids, cfg: TrainConfig, tau: float):
-    """The strategy's training loss for one batch, and the reconstruction MSE to log."""
+def supervised_name(name: str, supervise: float | None) -> tuple[str, str, float]:
+    """(strategy, model name, supervised share) from `dae-syn-<strategy>[-sup<P>]` and an
+    optional `--supervise F` (which names the model `-sup<100·F>`)."""
+    import re
+
+    base, percent = re.fullmatch(r"(.*?)(?:-sup(\d+))?", name).groups()
+    share = float(supervise) if supervise is not None else int(percent or 0) / 100
+    if not 0 <= share <= 1:
+        raise ValueError(f"--supervise takes a share of the examples in [0, 1], not {share}")
+    strategy = base.removeprefix("dae-syn-")
+    label = f"{share * 100:g}".replace(".", "p")
+    return strategy, base if share == 0 else f"{base}-sup{label}", share
+
+
+def supervised_mask(n_examples: int, share: float, seed: int) -> torch.Tensor:
+    """[n] True for the fixed, seeded `share` of the examples whose tags are given."""
+    mask = torch.zeros(n_examples, dtype=torch.bool)
+    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed + 7919))
+    mask[order[:round(share * n_examples)]] = True
+    return mask
+
+
+def step_loss(model: DiscreteAutoencoder, images, tag_ids, cfg: TrainConfig, tau: float,
+              supervised=None):
+    """The strategy's training loss for one batch, and the reconstruction MSE to log;
+    `supervised` [b] marks the examples whose tags supervise the routers."""
     out = model(images, tag_ids, tau=tau)
     per_image = ((out.reconstruction - images) ** 2).flatten(1).mean(dim=1)  # [b]
     loss = per_image.mean()
@@ -86,6 +118,10 @@ def step_loss(model: DiscreteAutoencoder, images, tag_ids, cfg: TrainConfig, tau
         for i, decision in enumerate(out.decisions):
             log_probs = torch.log(decision.probs.clamp_min(1e-9))
             loss = loss + cfg.tag_router_weight * F.nll_loss(log_probs, tag_ids[:, i])
+    if supervised is not None and bool(supervised.any()):  # §4.4: cross entropy to the tag
+        for i, decision in enumerate(out.decisions):
+            log_probs = torch.log(decision.probs[supervised].clamp_min(1e-9))  # [s, e]
+            loss = loss + cfg.supervision_weight * F.nll_loss(log_probs, tag_ids[supervised, i])
     return loss, float(per_image.detach().mean())
 
 
@@ -117,23 +153,32 @@ def probe_set(runner, n: int = PROBE_IMAGES, seed: int = 0) -> list:
 
 
 def train(name: str, out_dir=None, steps=None, seed: int = 0, *, probe_store=None,
-          probe_every: int | None = None) -> dict:
-    """Train `dae-syn-<strategy>`; write weights and metrics to out_dir (default: shipped).
-    probe_store: trace the probe set there as the series `name` at step 0, every
-    `probe_every` steps (default: steps / 20) and at the last step."""
+          probe_every: int | None = None, supervise: float | None = None,
+          init_from=None) -> dict:
+    """Train `dae-syn-<strategy>` (or `-sup<P>`); write weights and metrics to out_dir
+    (default: shipped). probe_store: trace the probe set there as the series `name` at
+    step 0, every `probe_every` steps (default: steps / 20) and at the last step.
+    supervise: share of examples whose tags supervise the routers; init_from: a weights
+    folder to continue from."""
     from tqdm import tqdm
 
-    strategy = name.removeprefix("dae-syn-")
+    strategy, name, share = supervised_name(name, supervise)
     if strategy not in STRATEGIES:
         from routeviz.errors import choose
 
         choose("DAE-Syn model", name, [f"dae-syn-{s}" for s in STRATEGIES])
     torch.set_num_threads(1)
-    cfg = TrainConfig() if steps is None else TrainConfig(steps=int(steps))
+    cfg = TrainConfig(supervise=share) if steps is None else TrainConfig(steps=int(steps),
+                                                                          supervise=share)
     out_dir = Path(out_dir) if out_dir is not None else weights_dir(name)
     images, tag_ids = load_training_data()
+    supervised = supervised_mask(len(images), share, seed) if share > 0 else None
     torch.manual_seed(seed)
-    model = DiscreteAutoencoder(DAEConfig.for_strategy(strategy))
+    model = DiscreteAutoencoder(DAEConfig.for_strategy(strategy, supervise=share))
+    if init_from is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(Path(init_from) / "model.safetensors")))
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batches = torch.Generator().manual_seed(seed)
@@ -143,7 +188,8 @@ def train(name: str, out_dir=None, steps=None, seed: int = 0, *, probe_store=Non
     probe(0)
     for step in bar:
         index = torch.randint(0, len(images), (cfg.batch_size,), generator=batches)
-        loss, mse = step_loss(model, images[index], tag_ids[index], cfg, temperature(step, cfg))
+        loss, mse = step_loss(model, images[index], tag_ids[index], cfg, temperature(step, cfg),
+                              None if supervised is None else supervised[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -155,6 +201,7 @@ def train(name: str, out_dir=None, steps=None, seed: int = 0, *, probe_store=Non
     final = evaluate(model, images, tag_ids)
     save(model, out_dir)
     metrics = {"model": name, "strategy": strategy, "seed": seed, **asdict(cfg),
+               "init_from": None if init_from is None else Path(init_from).name,
                **final, "train_seconds": round(seconds, 1),
                "n_parameters": sum(p.numel() for p in model.parameters()),
                "loss": "l2_per_image = sum of squared pixel errors per 32x32x3 image, "

@@ -16,6 +16,8 @@ import sys
 TRAINERS = {
     "text-moe": "sample_models.text_moe_train:train",
     "glyph-vit": "sample_models.glyph_vit_train:train",
+    "glyph-soft": "sample_models.glyph_soft_train:train",
+    "glyph-act": "sample_models.glyph_act_train:train",
     "dae-syn": "sample_models.dae_syn_train:train",
     "minilm-moe": "sample_models.pretrained_build:build",
     "dinov2-small": "sample_models.pretrained_build:build",
@@ -43,14 +45,26 @@ def main(argv=None) -> int:
                              "series (routeviz.probe); text-moe and dae-syn-* only")
     parser.add_argument("--probe-every", type=int, metavar="N",
                         help="steps between probes (default: each recipe's own)")
+    parser.add_argument("--supervise", type=float, metavar="F",
+                        help="share of examples whose tag supervises the router (paper §4.4; "
+                             "dae-syn-* only); the model is saved as <name>-sup<100·F>")
+    parser.add_argument("--init-from", metavar="DIR",
+                        help="continue training from the weights in DIR (dae-syn-* only)")
     args = parser.parse_args(argv)
     trainer = trainer_for(args.name)
-    options = {}
-    if args.probe:
-        if "probe_store" not in inspect.signature(trainer).parameters:
-            print(f"error: {args.name} training takes no --probe", file=sys.stderr)
+    options, accepts = {}, inspect.signature(trainer).parameters
+    for flag, key, value in (("--probe", "probe_store", args.probe),
+                             ("--supervise", "supervise", args.supervise),
+                             ("--init-from", "init_from", args.init_from)):
+        if value is not None and key not in accepts:
+            print(f"error: {args.name} training takes no {flag}", file=sys.stderr)
             return 2
+    if args.probe:
         options = {"probe_store": args.probe, "probe_every": args.probe_every}
+    if args.supervise is not None:
+        options["supervise"] = args.supervise
+    if args.init_from:
+        options["init_from"] = args.init_from
     trainer(args.name, out_dir=args.out, steps=args.steps, seed=args.seed, **options)
     return 0
 

@@ -48,7 +48,7 @@ def site_config(sites: list[Site], config: dict) -> dict:
     if not described:
         return {}
     out = {"sites": config.get("sites") or described}
-    for key in ("n_experts", "top_k"):
+    for key in ("n_experts", "top_k", "slots_per_expert"):
         values = {name: info[key] for name, info in described.items() if key in info}
         if config.get(key) is None and values:
             out[key] = values.popitem()[1] if len(set(values.values())) == 1 else values

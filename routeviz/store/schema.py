@@ -15,7 +15,11 @@ from typing import NamedTuple, Optional
 
 import pyarrow as pa
 
-KINDS = ("expert", "keep", "exit", "merge")
+# soft routing (Soft MoE): `soft` one row per (token, site, expert), weight = the token's
+# combine mass on that expert (sums to 1 per token and site), rank by that mass; `dispatch`
+# one row per (token, site, slot), weight = the slot's dispatch weight on the token (sums to
+# 1 per slot over an example's tokens), rank by that weight among the token's slots.
+KINDS = ("expert", "keep", "exit", "merge", "soft", "dispatch")
 
 # The sentinel an adapter (or the tracer) writes into `choice` for an entry that must not
 # be recorded: a dropped slot, a padding position. Chosen so it survives an int32 cast.

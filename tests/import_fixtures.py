@@ -137,13 +137,13 @@ def sglang_body(routing: dict, dtype: str | None = "int32", start_len: int = 0) 
     return {"text": "...", "output_ids": ids[prompt_len:], "meta_info": meta}
 
 
-def sglang_recorder_dump(path: Path, routings: list[dict], physical_of_logical, rank=0,
-                         n_layers: int | None = None) -> Path:
+def sglang_recorder_dump(path: Path, routings: list[dict], physical_of_logical,
+                         n_physical: int, rank=0) -> Path:
     """One prefill forward pass per sequence; ids physical (`physical_of_logical[layer]`
-    maps a logical expert to one of its replicas), width 8 padded with -1, dense layers -1."""
-    n_layers = n_layers or routings[0]["experts"].shape[1]
-    n_physical = len(physical_of_logical[0])
-    logical_of_physical = np.zeros((n_layers, n_physical), np.int64)
+    maps a logical expert to the replica chosen), width 8 padded with -1, dense layers -1;
+    the other slots hold replicas (slot % experts)."""
+    n_layers, n_experts = routings[0]["experts"].shape[1], len(physical_of_logical[0])
+    logical_of_physical = np.tile(np.arange(n_physical) % n_experts, (n_layers, 1))
     for layer in range(n_layers):
         for logical, physical in enumerate(physical_of_logical[layer]):
             logical_of_physical[layer, physical] = logical

@@ -60,7 +60,7 @@ def read(format: str, paths, store, run: str, *, model=None, tokens=None,
     _refuse_existing(store, run, overwrite)
     layout = Layout.from_checkpoint(model) if model is not None else None
     token_lists = common.read_token_file(tokens) if tokens is not None else None
-    capture = importer.read(paths, {"layout": layout})
+    capture = importer.read(paths, {"layout": layout, "token_lists": token_lists})
     prepared = common.prepare(capture, layout, token_lists, format, rank_order)
     rows = common.write(prepared, store, run, layout, overwrite=overwrite)
     problems = []

@@ -30,7 +30,7 @@ import pandas as pd
 
 from routeviz.errors import RoutevizError, choose
 
-FOCUS_KINDS = ("expert", "keep", "exit")
+FOCUS_KINDS = ("expert", "keep", "exit", "soft")  # soft: the token's dominant expert
 
 # One BIGINT per unit so joins and GROUP BYs hash integers: example · 2^24 + token + 1.
 # The +1 keeps a whole-example row (token -1) inside its own example's block; without it

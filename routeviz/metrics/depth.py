@@ -2,6 +2,8 @@
 
 An `exit` route is one row per unit (token, or example with token = -1) whose choice is
 the index of the last layer computed; compute saved = 1 - mean((exit + 1) / n_layers).
+A run whose config says `halted_tokens: "masked"` (halted tokens still go through every
+block, only their state is frozen, as in A-ViT's code) saves nothing: compute saved is 0.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class ExitResult:
     mean_exit_layer: float  # over tokens when recorded per token, else over examples
     compute_saved: float  # 1 - mean((exit + 1) / n_layers), same units as mean_exit_layer
     unit: str  # "token" or "example": what the means above average over
+    halted_tokens: str | None = None  # the run config's "removed" / "masked", if it says
 
 
 def _histogram(counts: pd.DataFrame, n_layers: int) -> pd.DataFrame:
@@ -57,7 +60,11 @@ def exits(store, run: str) -> ExitResult:
     total = basis["count"].sum()
     mean_exit = float((basis.layer * basis["count"]).sum() / total) if total else float("nan")
     saved = 1.0 - (mean_exit + 1.0) / n_layers if total and n_layers else float("nan")
+    halted = common.config_of(store, run).get("halted_tokens")
+    if halted == "masked":  # every block still ran on them
+        saved = 0.0
     return ExitResult(per_token=_histogram(per_token, n_layers) if len(per_token)
                       else pd.DataFrame(columns=["layer", "count", "fraction"]),
                       per_example=_histogram(per_example, n_layers), n_layers=n_layers,
-                      mean_exit_layer=mean_exit, compute_saved=saved, unit=unit)
+                      mean_exit_layer=mean_exit, compute_saved=saved, unit=unit,
+                      halted_tokens=halted)

@@ -68,6 +68,7 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
     """
     run = common.require_run(store, run)
     kind = common.require_kind(store, run, kind)
+    top1 = top1 or kind == "soft"  # soft routing: active = the dominant expert (rank 0)
     families = common.require_tags(store, run, tags)
     site = common.require_site(store, run, site, kind)
     per_token_routes = _has(store, "routes", run, "kind = $kind AND token >= 0", kind=kind)
@@ -102,11 +103,12 @@ def _subnetworks(store, run, kind, site, active: pd.DataFrame) -> pd.DataFrame:
     sites = common.sites_of(store, run, kind)
     if site is not None:
         sites = sites[sites.site == site]
-    n_experts = common.n_experts_by_site(store, run, sites.site) if kind == "expert" else {}
+    by_expert = kind in ("expert", "soft")
+    n_experts = common.n_experts_by_site(store, run, sites.site) if by_expert else {}
     seen = {s: set(g.choice.astype(int)) for s, g in active.groupby("site")}
     rows = []
     for s, layer in zip(sites.site, sites.layer):
-        if kind == "expert":
+        if by_expert:
             choices = set(range(n_experts[s])) | seen.get(s, set())
         elif kind == "keep":
             choices = {0, 1}

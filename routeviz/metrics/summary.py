@@ -8,6 +8,7 @@ from routeviz.metrics.chance_json import add_baselines, chance_parts
 from routeviz.metrics.depth import exits
 from routeviz.metrics.focus_cover import focus_cover
 from routeviz.metrics.load import keep, load
+from routeviz.metrics.soft import soft_load_json, soft_summary
 
 
 def summary(store, run: str, tags=None, unit: str | None = None, kind: str | None = None,
@@ -50,6 +51,10 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
             result["focus_cover"].extend(entries)
 
     result["load"] = _load_json(store, run) if "expert" in recorded else []
+    if "soft" in recorded:  # soft routing: load = combine mass per expert
+        result["load"] += soft_load_json(store, run)
+    if {"soft", "dispatch"} & set(recorded):  # combine entropy, dispatch entropy per slot
+        result["soft"] = soft_summary(store, run)
     result["keep"] = _keep_json(store, run) if {"keep", "merge"} & set(recorded) else None
     result["exits"] = _exits_json(store, run) if "exit" in recorded else None
     result.update(chance_parts(store, run, recorded, notes, max_scan_units, seed))
@@ -79,4 +84,5 @@ def _exits_json(store, run) -> dict:
     return {"per_token": common.records(res.per_token),
             "per_example": common.records(res.per_example), "n_layers": res.n_layers,
             "mean_exit_layer": common.plain(res.mean_exit_layer),
-            "compute_saved": common.plain(res.compute_saved), "unit": res.unit}
+            "compute_saved": common.plain(res.compute_saved), "unit": res.unit,
+            "halted_tokens": res.halted_tokens}

@@ -13,8 +13,9 @@ from app_pages.common import (
     show_error,
 )
 from routeviz.errors import RoutevizError
-from routeviz.plugins import dataset_specs, load_dataset, model_specs
+from routeviz.plugins import dataset_specs, model_specs
 from routeviz.runs.record import record
+from routeviz.runs.sampling import sample_dataset
 
 
 def fresh_name(prefix: str, taken: set) -> str:
@@ -43,6 +44,8 @@ else:
     st.dataframe(table[shown], hide_index=True, key="runs_table")
 
 st.subheader("Trace a bundled dataset")
+for warning in st.session_state.pop("runs_sample_warnings", None) or []:
+    st.warning(f"Last trace: {warning}.")
 samples = sample_model_names()
 if not samples:
     st.info("No sample model is installed yet.")
@@ -54,7 +57,8 @@ else:
     dataset = cols[1].selectbox("Dataset", suits, key="runs_dataset", help="; ".join(
         f"{k}: {datasets[k].description}" for k in suits if k in datasets))
     limit = cols[2].number_input("Examples", min_value=1, max_value=5000, value=64, step=16,
-                                 key="runs_limit")
+                                 key="runs_limit", help="A seeded sample spread over the "
+                                 "dataset's tags (as `routeviz trace --limit`), not its head")
     taken = set(runs["run"].astype(str)) if not runs.empty else set()
     default = fresh_name(f"{model}-{dataset}", taken)
     if st.session_state.pop("runs_name_used", False):  # set by the last trace: start afresh
@@ -69,14 +73,17 @@ else:
             if run in taken and not overwrite:
                 raise RoutevizError(f"run {run!r} already exists: tick \"Replace a run of the "
                                     "same name\" or choose another name")
-            items = load_dataset(dataset, int(limit))
+            subset = sample_dataset(dataset, int(limit))
+            items = subset.items
             runner = load_runner(model)
             bar = slot.progress(0.0, text=f"Tracing {len(items)} examples…")
             result = record(runner, items, handle.store.path, run, batch_size=16,
                             overwrite=overwrite and run in taken,
-                            progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} examples"))
+                            progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} examples"),
+                            config={"inputs": f"dataset:{dataset}", "sampling": subset.config})
             st.success(f"Run {run!r}: {result.n_examples} examples, {result.rows:,} route rows")
             st.session_state["runs_name_used"] = True
+            st.session_state["runs_sample_warnings"] = subset.warnings  # shown after the rerun
             select_run(run)
             st.rerun()
         except Exception as exc:  # noqa: BLE001 — shown in the page, the app keeps running

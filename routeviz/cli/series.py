@@ -113,7 +113,7 @@ def cmd_trace_series(args) -> None:
     if args.ablate or args.force or args.top_k is not None or args.disable:
         raise RoutevizError("--ablate, --force, --top-k and --disable trace one run; they "
                             "are not taken with --series")
-    items = trace_items(args)
+    items, config = trace_items(args)
     bars = {}
 
     def progress(run, done, total):  # one bar per checkpoint, as `trace` draws for one run
@@ -131,8 +131,7 @@ def cmd_trace_series(args) -> None:
                                 logits=args.logits,
                                 hidden_states=getattr(args, "hidden_states", False),
                                 trust_remote_code=args.trust_remote_code,
-                                config={"inputs": "dataset:" + args.dataset
-                                        if args.dataset else None})
+                                config=config)
     steps = [{"run": r.run, "examples": r.n_examples, "routes": r.rows} for r in results]
     if args.json:
         print(json.dumps({"series": args.series, "store": str(args.store), "runs": steps}))

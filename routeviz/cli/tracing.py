@@ -26,7 +26,9 @@ def add_parsers(sub) -> None:
                      help="text or image files (repeatable)")
     src.add_argument("--dataset", metavar="NAME", help="a bundled dataset (see `models --json`)")
     s.add_argument("--lines", action="store_true", help="each non-empty line is one example")
-    s.add_argument("--limit", type=int, help="at most N examples of the dataset")
+    s.add_argument("--limit", type=int, help="at most N examples: of a dataset, a seeded "
+                   "sample spread over its tags (recorded in the run's config)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
     s.add_argument("--store", required=True)
     s.add_argument("--run")
     s.add_argument("--batch-size", type=int, default=8)
@@ -85,7 +87,7 @@ def cmd_trace(args):
     if run_exists(args.store, args.run) and not args.overwrite:
         raise RoutevizError(f"run {args.run!r} already exists in {args.store!r}; "
                             "pass --overwrite to replace it")
-    items = trace_items(args)
+    items, config = trace_items(args)
     runner = load_model(args.model, trust_remote_code=args.trust_remote_code)
     bar = tqdm(total=len(items), unit="ex", desc=f"tracing {args.run}", disable=None,
                file=sys.stderr)
@@ -93,7 +95,6 @@ def cmd_trace(args):
     def progress(done, total):
         bar.update(done - bar.n)
 
-    config = {"inputs": "dataset:" + args.dataset if args.dataset else None}
     try:
         with intervene_from_args(runner.module, args) as edit:
             if not edit.request.empty:
@@ -125,22 +126,30 @@ def intervene_from_args(model, args):
                      disable=disable)
 
 
-def trace_items(args) -> list:
-    """The inputs `trace` was given: --text, --file or --dataset, cut to --limit."""
+def trace_items(args) -> tuple[list, dict]:
+    """The inputs `trace` was given (--text, --file, or --dataset: a seeded sample of
+    --limit, routeviz.runs.sampling) and the run config saying where they came from; a
+    sample that leaves a tag family with one value is warned about on stderr."""
     from routeviz.runs.inputs import Item, check_text, read_file
 
+    if args.limit is not None and args.limit < 1:
+        raise RoutevizError(f"--limit must be 1 or more, got {args.limit}")
+    if args.dataset is not None:
+        from routeviz.runs.sampling import sample_dataset
+
+        subset = sample_dataset(args.dataset, args.limit, seed=args.seed)
+        for warning in subset.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        config = {"inputs": "dataset:" + args.dataset}
+        if subset.config is not None:
+            config["sampling"] = subset.config
+        return subset.items, config
     if args.text is not None:
         items = [Item(text=check_text(t, f"--text #{i + 1}"), source=t[:200])
                  for i, t in enumerate(args.text)]
-    elif args.file is not None:
-        items = [item for path in args.file for item in read_file(path, lines=args.lines)]
     else:
-        from routeviz.plugins import load_dataset
-
-        items = load_dataset(args.dataset, limit=args.limit)
-    if args.limit is not None:
-        items = items[: max(args.limit, 0)]
-    return items
+        items = [item for path in args.file for item in read_file(path, lines=args.lines)]
+    return items[:args.limit], {"inputs": None}  # the user's own inputs: the first --limit
 
 
 def cmd_explain(args):

@@ -176,3 +176,12 @@ def test_the_top_level_api_is_functions_not_modules():
 
     for name in ("trace", "probe", "intervene", "open_store", "register"):
         assert callable(getattr(routeviz, name)), name
+
+
+def test_the_architecture_page_names_every_package_and_the_readme_links_it():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    packages = sorted(str(init.parent.relative_to(ROOT)) for init in CORE.rglob("__init__.py"))
+    assert len(packages) >= 10
+    assert [p for p in packages if f"`{p}/`" not in page and f"{p.split('/')[-1]}/" not in page] \
+        == []
+    assert "(docs/architecture.md)" in (ROOT / "README.md").read_text()

@@ -291,8 +291,8 @@ def run_facts(engine: Engine, run: str) -> RunFacts:
 
     declared = config.get("n_experts")
     n_experts = {}
-    for site, max_choice in zip(sites.site[sites.kind == "expert"],
-                                sites.max_choice[sites.kind == "expert"]):
+    by_expert = sites.kind.isin(["expert", "soft"])  # soft: combine mass per expert
+    for site, max_choice in zip(sites.site[by_expert], sites.max_choice[by_expert]):
         stated = _int_or_none(declared.get(site) if isinstance(declared, dict) else declared)
         n_experts[site] = max(stated or 0, int(max_choice) + 1)
 

@@ -154,6 +154,10 @@ class Store(RunQueries):
         self._checked: dict[Path, tuple] = {}
         self.con = duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
+        # DuckDB 2 pre-aggregates a join's probe side on its group keys; on the metrics' unit
+        # joins (routes ⋈ tagged on a unique unit key) that groups 9 M rows into 9 M groups
+        # before the join: 4x the CPU of Focus/Cover at 10 M rows (benchmarks/metrics_10m.py)
+        self.con.execute("SET disabled_optimizers = 'partial_aggregate_pushdown'")
         self.engine = DuckDBEngine(self.con)
         self.refresh()
 

@@ -13,6 +13,7 @@ from app_pages.common import (
     show_error,
 )
 from routeviz.errors import RoutevizError
+from routeviz.interventions.whatif import describe_intervention
 from routeviz.plugins import dataset_specs, model_specs
 from routeviz.runs.record import record
 from routeviz.runs.sampling import sample_dataset
@@ -39,8 +40,9 @@ else:
     table["model"] = table["model"].astype(str)
     configs = [json.loads(c) if isinstance(c, str) and c else {} for c in table["config"]]
     table["routing"] = [", ".join(c.get("routing", [])) for c in configs]
-    shown = [c for c in ("run", "model", "routing", "n_examples", "n_routes", "created")
-             if c in table]
+    table["intervention"] = [describe_intervention(c) for c in configs]  # '' when plain
+    shown = [c for c in ("run", "model", "routing", "intervention", "n_examples", "n_routes",
+                         "created") if c in table]
     st.dataframe(table[shown], hide_index=True, key="runs_table")
 
 st.subheader("Trace a bundled dataset")

@@ -47,10 +47,12 @@ def render_whatif(handle, run: str, example: int, config: dict | None = None) ->
         try:
             item = query(handle, whatif.example_item, run, int(example))
             runner = load_runner(whatif.model_source(config))
-            with st.spinner("Running the model twice (plain and with the intervention)…"):
+            reuse = whatif.plain_run(facts, run, example)
+            with st.spinner("Running the model with the intervention"
+                            f"{'' if reuse else ' (and once plain)'}…"):
                 plain, edited = whatif.rerun(runner, handle.store.path, run, example, item,
                                              ablate=ablate, force=force, top_k=top_k or None,
-                                             disable=disable)
+                                             disable=disable, plain=reuse)
             st.session_state[key] = (plain, edited)
             with handle.lock:
                 handle.store.refresh()  # the views see the new runs' files
@@ -67,38 +69,85 @@ def _experts(facts, sites) -> list[int]:
 
 
 def _show_comparison(handle, plain: str, edited: str) -> None:
-    from routeviz import metrics
+    from routeviz.analysis.predictions import decoder_of
+    from routeviz.metrics.output_change import output_change
     from routeviz.interventions import whatif
 
     with handle.lock:
         store = handle.store
-        report = metrics.diff(store, edited, plain)
+        change = output_change(store, edited, plain, top=MAX_ROWS)
         table = whatif.routing_side_by_side(store, plain, edited)
         outputs = [store.example_info(r, 0).get("prediction") for r in (plain, edited)]
+        config = store.config(edited)
     st.markdown(f"**Plain** `{plain}` · **What if** `{edited}`")
     left, right = st.columns(2)
     for column, title, output in ((left, "Plain", outputs[0]), (right, "What if", outputs[1])):
         with column:
             st.caption(f"{title}: model output")
             st.code(str(output) if output else "(no output)", language=None)
-    change = report["outputs"]
     if change.get("n_compared"):
         if change["kind"] == "class":
             row = change["examples"][0]
             st.metric("Probability of the plain prediction", f"{row['p_run']:.3f}",
                       delta=f"{row['delta_p']:+.3f}")
         else:
-            st.metric("Next-token KL (mean over tokens, nats)", f"{change['mean_kl']:.4f}",
-                      delta=f"{change['n_top1_changed']} top-1 predictions changed",
-                      delta_color="off")
-    changed = table[table.changed]
-    st.caption(f"{int(changed.token.nunique())} token(s) routed differently at "
-               f"{int(changed.site.nunique())} site(s); sites changed downstream of the edit: "
-               f"{', '.join(report['downstream_changed_sites']) or 'none'}")
-    shown = table if st.toggle("Show every token", key=f"whatif-all-{edited}") else changed
-    if len(shown) > MAX_ROWS:
-        st.caption(f"Showing the first {MAX_ROWS} of {len(shown)} rows.")
-    st.dataframe(shown.head(MAX_ROWS), hide_index=True, use_container_width=True)
+            _prediction_changes(handle, store, plain, edited, change, config, decoder_of)
+    _routing_changes(table, config, edited)
     if st.button("Open the what-if run", key=f"whatif-open-{edited}"):
         select_run(edited)
         st.rerun()
+
+
+def _prediction_changes(handle, store, plain, edited, change, config, decoder_of) -> None:
+    """The mean KL, and which tokens' next-token prediction changed, with both predictions."""
+    from routeviz.interventions import whatif
+
+    n = change["n_top1_changed"]
+    st.metric("Next-token KL (mean over tokens, nats)", f"{change['mean_kl']:.4f}",
+              delta=f"{n} of {change['n_compared']} next-token predictions changed",
+              delta_color="off")
+    if not n:
+        return
+    try:
+        decode = decoder_of(load_runner(whatif.model_source(config)))
+    except (RoutevizError, OSError, ValueError):
+        decode = None  # the ids, then
+    with handle.lock:
+        predictions = whatif.prediction_changes(store, plain, edited, decode)
+    st.caption(f"The {len(predictions)} token(s) after which the model's most likely next "
+               "token changed (probabilities of each run's own top-1):")
+    st.dataframe(predictions, hide_index=True, key=f"whatif-predictions-{edited}",
+                 column_config={"plain_probability": st.column_config.NumberColumn(format="%.2f"),
+                                "whatif_probability": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _routing_changes(table, config: dict, edited: str) -> None:
+    """How many tokens changed a decision, at which sites (every one named), which of them
+    downstream of the edit; then the rows."""
+    from routeviz.interventions.whatif import EXIT_SITE
+
+    changed = table[table.changed]
+    sites = list(dict.fromkeys(changed.site))
+    intervention = config.get("intervention") or {}
+    edited_sites = set(intervention.get("sites") or {})
+    if "exit" in (intervention.get("disable") or ()):
+        edited_sites.add(EXIT_SITE)
+    downstream = [s for s in sites if s not in edited_sites]
+    def named(names):
+        return ", ".join(f"`{name}`" for name in names) or "none"
+
+    exit_note = (f" `{EXIT_SITE}` is the exit decision, whichever layer's head took it."
+                 if EXIT_SITE in sites else "")
+    st.caption(f"{changed.token.nunique()} token(s) changed a decision (top-1 expert, kept or "
+               f"dropped, merge, exit layer) at {len(sites)} site(s): {named(sites)}; of these "
+               f"{len(downstream)} downstream of the edit (not edited themselves): "
+               f"{named(downstream)}.{exit_note}")
+    others = int(table.others_changed.sum())
+    if others:
+        st.caption(f"{others} more token-site(s) kept their top-1 expert and changed only the "
+                   "experts after it (e.g. a smaller top-k): not counted as changed.")
+    shown = table if st.toggle("Show every token", key=f"whatif-all-{edited}") else changed
+    if len(shown) > MAX_ROWS:
+        st.caption(f"Showing the first {MAX_ROWS} of {len(shown)} rows.")
+    st.dataframe(shown.head(MAX_ROWS), hide_index=True, width="stretch",
+                 key=f"whatif-routing-{edited}")

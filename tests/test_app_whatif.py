@@ -53,11 +53,11 @@ def test_ablate_and_rerun_shows_both_routings(text_store):
     # the panel: both outputs, the output change, the changed tokens with their text
     assert len(at.code) == 2
     assert any("KL" in m.label for m in at.metric)
-    frame = at.dataframe[0].value
+    frame = next(d.value for d in at.dataframe if "changed" in d.value.columns)
     assert len(frame) > 0 and frame.changed.all()
     assert set(frame.site) >= {SITE}
     row = frame[frame.site == SITE].iloc[0]
-    assert str(ablated) in row.plain.split(", ") and str(ablated) not in row.whatif.split(", ")
+    assert f"e{ablated}" in row.plain.split(", ") and f"e{ablated}" not in row.whatif.split(", ")
     assert row.text == store.example_tokens("code", 0)[int(row.token)]
 
 

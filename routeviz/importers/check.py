@@ -174,7 +174,9 @@ def _degenerate(histogram, config: dict) -> list:
 
 
 def _missing(value) -> bool:
+    import pandas as pd
+
     try:
-        return value is None or math.isnan(float(value))
+        return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False

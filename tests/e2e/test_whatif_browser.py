@@ -78,9 +78,10 @@ def test_ablate_in_the_browser(text_store):
         panel.screenshot(path=str(screenshot_dir() / "whatif.png"))
         browser.close()
     assert "Plain: model output" in body and "What if: model output" in body
-    assert "routed differently" in body and "error" not in body.lower()
+    assert "changed a decision" in body and "error" not in body.lower()
     store = open_store(path)
-    edited = [r for r in store.run_names() if r.startswith("code-e0-whatif-")]
-    assert len(edited) == 1 and "code-e0-plain" in store.run_names()
+    # named after the intervention; the recorded run is the plain run (no duplicate)
+    edited = [r for r in store.run_names() if r.startswith(f"whatif-ablate-e{ablated}-")]
+    assert len(edited) == 1 and sorted(store.run_names()) == sorted(["code", edited[0]])
     routes = store.example_routes(edited[0], 0)
     assert ablated not in set(routes[routes.site == SITE].choice)

@@ -1,13 +1,54 @@
-"""Experts page: a gallery per site with typical tokens, contexts, tag profile, load share."""
+"""Experts page: a grid of expert cards per site (routeviz.analysis.cards), strongest label
+first, each linking to its full view; token search and tag-value filter."""
+
+import json
 
 import pytest
 
 from routeviz import metrics, open_store
-from tests import app_support, ranking_store
+from tests import app_support, cards_store, ranking_store
 from tests.app_support import open_page
+from tests.cards_store import SITE_A, VALUES
 
 app_store = app_support.app_store  # shared fixtures
 skewed_store = ranking_store.skewed_store
+cards_store = cards_store.cards_store
+
+
+def blocks(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from blocks(child)
+
+
+def card_blocks(at):
+    """{expert: the bordered container of its card} in page order."""
+    out = {}
+    for block in blocks(at.main):
+        heads = [m.value for m in getattr(block, "markdown", []) if m.value.startswith("**Expert")]
+        if len(heads) == 1 and "Open card" in " ".join(m.value for m in block.markdown):
+            out[int(heads[0].split()[1].strip("*"))] = block
+    return out
+
+
+def token_table(at, expert: int):
+    block = card_blocks(at)[expert]
+    return block.dataframe[0].value if len(block.dataframe) else None
+
+
+def open_cards(store, run, site=None, expert=None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(app_support.APP, default_timeout=60)
+    at.session_state["store_path"] = str(store)
+    at.query_params.update({"page": "experts", "run": run})
+    if site is not None:
+        at.query_params["site"] = site
+    if expert is not None:
+        at.query_params["expert"] = str(expert)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def test_text_gallery_lists_every_expert_with_its_load(app_store):
@@ -21,93 +62,133 @@ def test_text_gallery_lists_every_expert_with_its_load(app_store):
         assert any(h.startswith(f"**Expert {rec.expert}** · load {rec.share:.1%}") for h in heads)
     contexts = "\n".join(t.value for t in at.text)
     assert "⟦" in contexts  # tokens shown in their context
-    assert any("kind=" in c.value or "token_type=" in c.value for c in at.caption)
 
 
-def test_site_and_tag_filters(app_store):
-    at = open_page(app_store, "experts", run="words")
-    options = at.selectbox(key="experts_site").options
-    assert len(options) == 2
-    at.selectbox(key="experts_site").set_value(options[1])
-    at.selectbox(key="experts_tag").set_value("kind").run()
-    assert "1.router" in at.caption[0].value
+def test_grid_is_sorted_by_label_strength_and_names_the_copied_value(cards_store):
+    at = open_cards(cards_store, "copy-tag")
     assert not at.error
-    tag_lines = [c.value for c in at.caption if c.value.startswith("Tags: ")]
-    assert tag_lines and all("token_type=" not in line for line in tag_lines)
+    cards = card_blocks(at)
+    assert len(cards) == 4
+    from routeviz.analysis.cards import expert_cards
+
+    expected = [c["expert"] for c in expert_cards(open_store(cards_store), "copy-tag",
+                                                  site=SITE_A).cards]
+    assert list(cards) == expected  # strongest beyond chance first
+    for expert, block in cards.items():
+        label = block.markdown[1].value
+        assert label.startswith(f"**token\\_type={VALUES[expert]}** ")
+        assert label.count("× chance") == 1  # only the copied value, no chance-level padding
 
 
-def test_image_gallery_shows_patch_crops(app_store):
-    at = open_page(app_store, "experts", run="pictures")
+def test_random_router_cards_list_no_tag(cards_store):
+    at = open_cards(cards_store, "random")
+    assert len(card_blocks(at)) == 4
+    for block in card_blocks(at).values():
+        assert block.markdown[1].value == "*no tag beyond chance*"
+        assert not any("=" in m.value for m in block.markdown[1:-1])  # no padded tag list
+
+
+def test_grid_token_tables_fit_a_card(cards_store):
+    """Issue 24: 3-row tables cut off the score column; the grid shows four narrow columns,
+    as tall as their rows."""
+    at = open_cards(cards_store, "copy-token")
+    assert len(card_blocks(at)) == 4
+    for expert, block in card_blocks(at).items():
+        table = block.dataframe[0]
+        assert list(table.value.columns) == ["token", "here", "seen", "score"]
+        assert len(table.value) == 2  # the two words it copies
+        widths = {name: col.get("width") for name, col in json.loads(table.proto.columns).items()
+                  if name != "_index"}
+        assert widths == {"token": "small", "here": 48, "seen": 48, "score": 52}
+
+
+def test_card_link_opens_its_full_view(cards_store):
+    at = open_cards(cards_store, "copy-tag")
+    block = card_blocks(at)[2]
+    link = block.markdown[-1].value
+    assert link == f"[Open card →](?page=experts&run=copy-tag&site={SITE_A}&expert=2)"
+    full = open_cards(cards_store, "copy-tag", site=SITE_A, expert=2)
+    assert not full.error
+    assert full.subheader[0].value == "Expert 2 at 0.mlp.gate"
+    table = next(d.value for d in full.dataframe if "tag value" in d.value.columns)
+    assert list(table["tag value"]) == ["token_type=c"]
+    assert list(table["95% band"])[0].count("–") == 1 and list(table["share"]) == ["100%"]
+    assert any("Feeds" in m.value for m in full.markdown)
+    full.button(key="experts_back").click().run()
+    assert len(card_blocks(full)) == 4 and "expert" not in full.query_params
+
+
+def test_tag_values_say_what_they_count(cards_store):
+    """Issue 24: "P 0.78" was unexplained; the full view names share, chance, band and p."""
+    full = open_cards(cards_store, "copy-tag", site=SITE_A, expert=0)
+    table = next(d.value for d in full.dataframe if "tag value" in d.value.columns)
+    assert list(table.columns) == ["tag value", "units here", "share", "chance", "95% band",
+                                   "× chance", "p"]
+    note = full.expander[0].markdown[0].value
+    assert "share" in note and "Bonferroni" in note and "shuffled" in note
+    assert not any("(P " in c.value for c in full.caption)
+
+
+def test_token_text_is_escaped_inside_cards(cards_store):
+    full = open_cards(cards_store, "copy-token", site=SITE_A, expert=2)
+    never = next(c.value for c in full.caption if c.value.startswith("Never shared"))
+    assert "\\<b\\>bold\\</b\\>" in never  # markdown shows the tags as text
+    tokens = next(d.value for d in full.dataframe if "token" in d.value.columns)
+    assert "<b>bold</b>" in set(tokens.token)
+
+
+def test_per_example_image_experts_show_their_images(tmp_path):
+    """Issue 24: dae-syn (per-example) experts showed no images."""
+    from tests.report_store import HOSTILE_TAG, dae_syn_run
+
+    dae_syn_run(tmp_path / "store", n_examples=64)
+    at = open_cards(tmp_path / "store", "dae", site="routers.0")
     assert not at.error
-    assert len(at.get("image")) == 4  # one strip of patch crops per expert
-
-
-def blocks(node):
-    yield node
-    for child in getattr(node, "children", {}).values():
-        yield from blocks(child)
-
-
-def token_table(at, expert: int):
-    """The typical-token table in expert `expert`'s card (None when the card has none)."""
-    for block in blocks(at.main):
-        heads = [m.value for m in getattr(block, "markdown", []) if m.value.startswith("**Expert")]
-        if len(heads) == 1 and heads[0].startswith(f"**Expert {expert}**"):
-            return block.dataframe[0].value if len(block.dataframe) else None
-    raise AssertionError(f"no card for expert {expert}")
-
-
-def found_table(at):
-    return next(d.value for d in at.dataframe if "P(expert | token)" in d.value.columns)
+    cards = card_blocks(at)
+    assert len(cards) == 8
+    assert all(len(block.get("image")) == 1 for block in cards.values())  # one strip each
+    labels = " ".join(block.markdown[1].value for block in cards.values())
+    assert "shape=circle" in labels and HOSTILE_TAG not in labels  # hostile value escaped
 
 
 def test_count_aware_score_ranks_a_frequent_token_above_a_twice_seen_one(skewed_store):
     profile = metrics.expert_profiles(open_store(skewed_store), "skewed", min_count=1)
     tokens = profile.tokens[profile.tokens.expert == 0].set_index("text")
     assert tokens.lift["zyx"] > tokens.lift["the"]  # lift alone would put zyx first
-    assert tokens.p_expert["the"] == pytest.approx(54 / 60)
     assert tokens.score["the"] > tokens.score["zyx"]
     at = open_page(skewed_store, "experts", run="skewed")
     assert not at.error
     assert at.slider(key="experts_min").value == 5
-    assert list(token_table(at, 0).token) == ["the"]  # zyx (seen twice) is under the minimum count
+    assert list(token_table(at, 0).token) == ["the"]  # zyx (seen twice) is under the minimum
     assert token_table(at, 2) is None  # w-tokens spread over experts 1-3: none 5+ times at 2
-    assert any(c.value == "No token routed here 5+ times." for c in at.caption)
     at.slider(key="experts_min").set_value(1).run()
     table = token_table(at, 0)
     assert list(table.token) == ["the", "zyx"]
-    assert list(table.seen) == [60, 2] and list(table["count"]) == [54, 2]
+    assert list(table.seen) == [60, 2] and list(table["here"]) == [54, 2]
     assert "Wilson lower bound of P(expert | token)" in at.expander[0].markdown[0].value
-
-
-def test_report_profiles_rank_like_the_page(skewed_store):
-    from routeviz.report.collect import PROFILE_TOP
-
-    profile = metrics.expert_profiles(open_store(skewed_store), "skewed", top=PROFILE_TOP,
-                                      min_count=1)
-    tokens = profile.tokens[profile.tokens.expert == 0]
-    assert list(tokens.text) == ["the", "zyx"]
-    assert list(tokens.score) == sorted(tokens.score, reverse=True)
 
 
 def test_token_search_lists_the_experts_a_token_goes_to(skewed_store):
     at = open_page(skewed_store, "experts", run="skewed")
     at.text_input(key="experts_search").set_value("THE").run()
-    found = found_table(at)
+    found = next(d.value for d in at.dataframe if "P(expert | token)" in d.value.columns)
     assert list(found.token) == ["the", "the"] and list(found.expert) == [0, 1]
     assert list(found["count"]) == [54, 6]
-    assert list(found["P(expert | token)"]) == [0.9, 0.1]
     at.text_input(key="experts_search").set_value("%_<b>").run()  # no wildcards, escaped
     assert any("No token contains “%\\_\\<b\\>”" in i.value for i in at.info)
 
 
 def test_tag_value_filter_narrows_the_gallery(skewed_store):
     at = open_page(skewed_store, "experts", run="skewed")
-    heads = [m.value for m in at.markdown if m.value.startswith("**Expert ")]
-    assert len(heads) == 4
     at.selectbox(key="experts_value").set_value("token_type=article").run()
     assert not at.error
-    heads = [m.value for m in at.markdown if m.value.startswith("**Expert ")]
-    assert [h.split("**")[1] for h in heads] == ["Expert 0", "Expert 1"]  # 54 and 6 of 60
+    assert sorted(card_blocks(at)) == [0, 1]  # 54 and 6 of 60
     caption = next(c.value for c in at.caption if c.value.startswith("Filtered to"))
-    assert "0 (P = 0.90), 1 (P = 0.10)" in caption
+    assert "0 (P(expert | value) = 0.90), 1 (P(expert | value) = 0.10)" in caption
+
+
+@pytest.mark.parametrize("run", ["pictures"])
+def test_image_gallery_shows_patch_crops(app_store, run):
+    at = open_page(app_store, "experts", run=run)
+    assert not at.error
+    assert len(at.get("image")) == 4  # one strip of patch crops per expert

@@ -17,9 +17,7 @@ def test_safe_run_names_are_returned_unchanged(name):
 
 @pytest.mark.parametrize("name", ["", "x" * 129, "../up", "a/b", "a\\b", ".hidden", "-dash",
                                   "_under", "a..b", "run 1", "run=1", "é", None, 5,
-                                  pytest.param("a\n", marks=pytest.mark.xfail(
-                                      strict=True, reason="bug: `$` in _RUN_NAME matches before a "
-                                      "trailing newline; check_run_name('a\\n') passes"))])
+                                  "a\n"])  # `$` alone matched before a final newline
 def test_unsafe_run_names_are_refused_with_the_rule(name):
     with pytest.raises(RoutevizError, match=r"invalid run name .*1-128 letters, digits"):
         check_run_name(name)

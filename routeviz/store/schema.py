@@ -161,7 +161,7 @@ def check_run_name(run: str) -> str:
     """Return `run` if it is a safe run name, else raise: run names become directory names."""
     from routeviz.errors import RoutevizError
 
-    if not isinstance(run, str) or not _RUN_NAME.match(run) or ".." in run:
+    if not isinstance(run, str) or not _RUN_NAME.fullmatch(run) or ".." in run:
         raise RoutevizError(
             f"invalid run name {run!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

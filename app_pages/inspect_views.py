@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
+from app_pages.inspect_soft import has_soft, show_soft
 from routeviz import figures
 from routeviz.analysis import find
 from routeviz.figures import data
@@ -77,6 +78,8 @@ def show_example(handle, run: str, example: int) -> dict | None:
     tags = token_tag_values(bundle["tags"], len(bundle["tokens"]))
     if info.get("modality") == "image":
         show_image(info, bundle["tokens"], routes, config, tags)
+        if has_soft(routes):  # Soft MoE: dominant experts and per-slot dispatch maps
+            show_soft(handle, run, example, info, config, None)
     else:
         show_text(bundle["tokens"], routes, config, tags)
     prediction = info.get("prediction")

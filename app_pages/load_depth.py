@@ -55,5 +55,8 @@ try:
                  help="Exit layers are 0-based: exiting at layer L means blocks 0..L ran.")
         st.plotly_chart(figures.exit_histogram(data.exit_frame(ex), ex.n_layers),
                         key="load_exits")
+        from app_pages.load_depth_halting import show_token_depth
+
+        show_token_depth(handle, run, ex)  # masked or removed; depth per position and tag
 except RoutevizError as exc:
     show_error(exc)

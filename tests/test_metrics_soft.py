@@ -81,3 +81,17 @@ def test_summary_answers_on_a_soft_run(store):
     assert {e["kind"] for e in out["focus_cover"]} == {"soft"}
     assert out["soft"]["dispatch"][0]["effective_tokens"] == pytest.approx(1.0)
     assert out["soft"]["combine_entropy"][0]["site"] == SITE
+
+
+def test_depth_by_position_and_tag(tmp_path):
+    from routeviz.metrics.halting import depth_by_position, depth_by_tag
+
+    # two images of 2 patches: patch 0 is glyph and halts at 3 and 1; patch 1 background at 0
+    routes = [(e, t, layer, f"halting.{layer}", "exit", layer, 0, 0.99)
+              for e, t, layer in ((0, 0, 3), (0, 1, 0), (1, 0, 1), (1, 1, 0))]
+    tags = [(e, t, "region", "glyph" if t == 0 else "background") for e in (0, 1) for t in (0, 1)]
+    store = write_run(tmp_path / "h", "h", routes, tags=tags, config={"n_layers": 4})
+    by_position = depth_by_position(store, "h").set_index("token")
+    assert by_position.mean_layer.tolist() == [2.0, 0.0] and by_position.max_layer[0] == 3
+    by_tag = depth_by_tag(store, "h").set_index("value")
+    assert by_tag.mean_layer.to_dict() == {"glyph": 2.0, "background": 0.0}

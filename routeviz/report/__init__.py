@@ -25,6 +25,7 @@ from routeviz.report.collect import Report, collect
 from routeviz.report.html import render_html
 from routeviz.report.markdown import render_markdown
 from routeviz.report.plots import build_plots
+from routeviz.report.soft import add_soft_section
 from routeviz.report.static import export_pngs, gallery_sheet
 from routeviz.report.tables import csv_files, metrics_json
 
@@ -51,6 +52,7 @@ def build_report_files(store, run: str, against: str | None = None, tags=None,
         _add_gallery_sheets(report, files, image_paths)
     files["report.html"] = render_html(report, plots).encode("utf-8")
     files["report.md"] = render_markdown(report, plots, image_paths, note).encode("utf-8")
+    add_soft_section(store, run, files)  # Soft MoE runs only
     files["metrics.json"] = metrics_json(report)
     files.update(csv_files(report))
     return files

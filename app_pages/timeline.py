@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import cached, get_handle, metric, show_error
+from app_pages.timeline_twin import show_beside
 from routeviz.errors import RoutevizError
 from routeviz.figures import analysis, catalog
 from routeviz.figures import timeline as timeline_figures
@@ -100,6 +101,7 @@ for number, drawn in enumerate(m for m in series_metrics.TIMELINE_METRICS
                                if (frame["metric"] == m).any()):
     column = left if number % 2 == 0 else right
     column.plotly_chart(timeline_figures.metric_lines(frame, drawn), key=f"timeline_{drawn}")
+show_beside(handle, series, names, series_timeline)
 with st.expander("Every value (long table)"):
     st.dataframe(frame, hide_index=True)
 

@@ -15,7 +15,9 @@ from app_pages.common import (
     default_store_path,
     get_handle,
     keep_widget_state,
+    run_config,
     run_names,
+    run_source,
     state_from_url,
     state_to_url,
 )
@@ -60,6 +62,9 @@ with st.sidebar:
             if st.session_state.get("run") not in names:
                 st.session_state["run"] = chosen
             st.selectbox("Run", names, key="run")
+            source = run_source(run_config(handle, st.session_state["run"]))
+            if source != "traced":  # an imported run says so on every page
+                st.caption(source[0].upper() + source[1:])
             state_to_url(run=st.session_state["run"])
         else:
             st.caption("No runs yet.")

@@ -170,6 +170,19 @@ def _config(store, run):
 cached_config = cached(_config)
 
 
+def run_source(config: dict) -> str:
+    """Where a run's routing came from, in a few words: 'traced', or the engine's format and
+    what the importer sniffed, with what the run lacks (weights, ranks by score)."""
+    info = config.get("import") if isinstance(config, dict) else None
+    if not isinstance(info, dict):
+        return "traced"
+    lacks = [what for what, missing in (("no gate weights", config.get("weights") == "none"),
+                                        (f"rank order {config.get('rank_order')}",
+                                         config.get("rank_order") != "score")) if missing]
+    return (f"imported from {info.get('format')} ({info.get('version')})"
+            + (f"; {', '.join(lacks)}" if lacks else ""))
+
+
 # -- models -------------------------------------------------------------------------
 def sample_model_names() -> list[str]:
     """The installed models the pickers offer (`routeviz.models` entry points)."""

@@ -10,8 +10,10 @@ from app_pages.common import (
     cached,
     metric,
     page_run,
+    run_config,
     run_facts,
     run_names,
+    run_source,
     runs_frame,
     show_error,
 )
@@ -111,6 +113,25 @@ if len(sites):
     st.plotly_chart(analysis.agreement_bars(sites, title="Where the two runs route alike "
                                                           "(experts compared by id)"),
                     key="compare_agreement")
+expert_sites = sites[sites.kind == "expert"] if len(sites) else sites
+if len(expert_sites):  # engines side by side: the numbers the rollout/training mismatch needs
+    st.markdown("**Tokens routed differently, per layer** (share of the tokens both runs "
+                "routed whose chosen experts differ; top-1 only where both runs rank by score)")
+    sources = [run_source(run_config(handle, r)) for r in (run_a, run_b)]
+    if sources != ["traced", "traced"]:
+        st.caption(f"A: {sources[0]} · B: {sources[1]}")
+    columns = [c for c in ("site", "layer", "n_units", "share_differing", "jaccard",
+                           "top1_agreement") if c in expert_sites]
+    st.dataframe(expert_sites[columns], hide_index=True, key="compare_layers")
+    first = result.get("first_divergence")
+    if first is None:
+        st.caption("The two runs choose the same experts at every token both routed.")
+    else:
+        st.markdown(f"First divergence: example {first['example']}, token {first['token']}, "
+                    f"layer {first['layer']} — A chose {first['run_experts']}, B chose "
+                    f"{first['against_experts']}.")
+        st.dataframe(pd.DataFrame(result["differing_units"]), hide_index=True,
+                     key="compare_differing")
 changed = pd.DataFrame(result["changed_tokens"])
 st.markdown("**Most-changed tokens** (token −1: the whole example)")
 if changed.empty:

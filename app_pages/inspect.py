@@ -15,6 +15,7 @@ from app_pages.common import (
     load_runner,
     new_run_name,
     run_config,
+    run_source,
     select_run,
     show_error,
     state_to_url,
@@ -144,9 +145,13 @@ if run is not None:
     if bundle is not None:
         token_detail(handle, run, example, bundle["tokens"], site)
         config = run_config(handle, run)
-        for title, panel in (("What if: run it again with routing changed", render_whatif),
-                             ("Why: what drives a token's router (click-to-explain)",
-                              render_explain)):
+        imported = isinstance(config.get("import"), dict)  # read from files: no model to run
+        if imported:
+            st.caption(f"This run's routing was {run_source(config)}: there is no model here "
+                       "to run again, so What if and Why are not offered.")
+        for title, panel in () if imported else (
+                ("What if: run it again with routing changed", render_whatif),
+                ("Why: what drives a token's router (click-to-explain)", render_explain)):
             if panel is not None:
                 with st.expander(title):
                     try:

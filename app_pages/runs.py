@@ -1,4 +1,5 @@
-"""Runs: the runs in the store, tracing a bundled dataset, deleting a run."""
+"""Runs: the runs in the store (traced or imported), tracing a bundled dataset, importing
+another engine's routing (app_pages/runs_import.py), deleting a run."""
 
 import json
 
@@ -7,11 +8,13 @@ import streamlit as st
 from app_pages.common import (
     get_handle,
     load_runner,
+    run_source,
     runs_frame,
     sample_model_names,
     select_run,
     show_error,
 )
+from app_pages.runs_import import import_section
 from routeviz.errors import RoutevizError
 from routeviz.interventions.whatif import describe_intervention
 from routeviz.plugins import dataset_specs, model_specs
@@ -41,8 +44,9 @@ else:
     configs = [json.loads(c) if isinstance(c, str) and c else {} for c in table["config"]]
     table["routing"] = [", ".join(c.get("routing", [])) for c in configs]
     table["intervention"] = [describe_intervention(c) for c in configs]  # '' when plain
-    shown = [c for c in ("run", "model", "routing", "intervention", "n_examples", "n_routes",
-                         "created") if c in table]
+    table["source"] = [run_source(c) for c in configs]  # 'traced' or the engine it came from
+    shown = [c for c in ("run", "model", "source", "routing", "intervention", "n_examples",
+                         "n_routes", "created") if c in table]
     st.dataframe(table[shown], hide_index=True, key="runs_table")
 
 st.subheader("Trace a bundled dataset")
@@ -91,6 +95,8 @@ else:
         except Exception as exc:  # noqa: BLE001 — shown in the page, the app keeps running
             slot.empty()
             show_error(exc)
+
+import_section(handle, set(runs["run"].astype(str)) if not runs.empty else set())
 
 st.subheader("Delete a run")
 if not runs.empty:

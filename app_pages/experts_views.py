@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import cached
 from routeviz.figures import data
 
 GRID_TOKENS = 5  # token rows in a grid card
@@ -169,3 +170,25 @@ def history_caption(history: dict | None) -> str | None:
               else "no label to trace")
     return (f"Series {literal(history['series'])}, step {history['step']}: {formed}. "
             f"It was {before}.")
+
+
+def with_card_labels(cards: list, routes, labels: dict) -> list:
+    """Inspect's route cards (escaped HTML lines) with one line per expert the token passed,
+    naming its expert card's label (routeviz.analysis.cards.passed_labels)."""
+    from routeviz.analysis.cards import passed_labels
+
+    out = []
+    for card, passed in zip(cards, passed_labels(routes, labels, len(cards))):
+        lines = [f"{data.plot_text(data.short_site(s))} e{e}: {data.plot_text(label)}"
+                 for s, e, label in passed]
+        out.append(card + ("<br>expert cards:<br>" + "<br>".join(lines) if lines else ""))
+    return out + cards[len(out):]
+
+
+def _card_labels(store, run):
+    from routeviz.analysis.cards import card_labels
+
+    return card_labels(store, run)
+
+
+expert_card_labels = cached(_card_labels)

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
+from app_pages.experts_views import expert_card_labels, with_card_labels
 from app_pages.inspect_soft import has_soft, show_soft
 from routeviz import figures
 from routeviz.analysis import find
@@ -81,7 +82,8 @@ def show_example(handle, run: str, example: int) -> dict | None:
         if has_soft(routes):  # Soft MoE: dominant experts and per-slot dispatch maps
             show_soft(handle, run, example, info, config, None)
     else:
-        show_text(bundle["tokens"], routes, config, tags)
+        show_text(bundle["tokens"], routes, config, tags,
+                  labels=expert_card_labels(handle, run))
     prediction = info.get("prediction")
     st.subheader("Model output")
     if prediction:
@@ -93,7 +95,8 @@ def show_example(handle, run: str, example: int) -> dict | None:
     return bundle
 
 
-def show_text(tokens: list[str], routes, config: dict, tags: dict) -> None:
+def show_text(tokens: list[str], routes, config: dict, tags: dict, labels=None) -> None:
+    """labels: {(site, expert): expert card label}, named in each token's hover."""
     n = len(tokens)
     st.subheader(f"Tokens ({n:,})")
     expert_sites = data.sites_of(routes, "expert")
@@ -107,6 +110,7 @@ def show_text(tokens: list[str], routes, config: dict, tags: dict) -> None:
                 f"heatmap below pages through all {n:,}.")
     cards = with_tags(data.route_cards(routes[routes["token"] < MAX_CHIPS], shown),
                       {k: v[:MAX_CHIPS] for k, v in tags.items()})
+    cards = with_card_labels(cards, routes, labels or {})
     if site is not None:
         if mode == "expert":
             grid, _ = data.token_grid(routes[routes["site"] == site], len(shown), "expert")

@@ -203,4 +203,29 @@ def _partners(store, run: str, max_units: int, seed: int):
     return partners
 
 
-__all__ = ["CardSet", "NO_LABEL", "expert_cards"]
+
+
+def card_labels(store, run: str) -> dict:
+    """{(site, expert): label} of every expert of `run` ({} for a run without tags or
+    expert routes): what Inspect's hover names for each expert a token passed."""
+    from routeviz.errors import RoutevizError
+
+    try:
+        return tag_tests(store, run).labels()
+    except RoutevizError:
+        return {}
+
+
+def passed_labels(routes: pd.DataFrame, labels: dict, n_tokens: int) -> list:
+    """Per token of one example, [(site, expert, label)] for each expert it was routed to
+    (routes: the example's rows; model order, then rank), labels from `card_labels`."""
+    out = [[] for _ in range(n_tokens)]
+    experts = routes[(routes.kind == "expert") & (routes.token >= 0) & (routes.token < n_tokens)]
+    for row in experts.sort_values(["layer", "site", "rank"]).itertuples(index=False):
+        label = labels.get((str(row.site), int(row.choice)))
+        if label is not None:
+            out[int(row.token)].append((str(row.site), int(row.choice), label))
+    return out
+
+
+__all__ = ["CardSet", "NO_LABEL", "card_labels", "expert_cards", "passed_labels"]

@@ -1,12 +1,15 @@
-"""Click-to-explain: which input tokens (or patches) drive one token's router at one site.
+"""Why: which input tokens (or patches) drive one token's router at one site.
 
 `render_explain(handle, run, example, config)` draws the panel for one recorded example
 (Inspect calls it under the example view). It follows the token and site selected on the
-page (`inspect_selected_token`: a click on the heatmap or the token chips) and offers its
-own pickers; "Explain" recovers the example's input from the store (examples.text for a
+page (`inspect_selected_token`: a click on a heatmap cell or an image patch, the token
+picker or a found occurrence) and offers its own pickers, listing only the tokens the
+site routed; "Explain" recovers the example's input from the store (examples.text for a
 text, the PNG in examples.image for an image), runs routeviz.explain on the run's model
 and draws the attributions over the text (token chips, red = pushes the logit up, blue =
-down) or over the image (a patch overlay), with the convergence delta stated.
+down) or over the image (a patch overlay), with a colour legend. The colour scale is set
+by the other tokens (the target's own attribution, usually by far the largest, is clipped
+and outlined), and a convergence delta past DELTA_WARN of the logit change is a warning.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from routeviz.figures import data
 
 SELECTED = "inspect_selected_token"  # {run, example, token, text, site} set by Inspect
 OVERLAY_PX = 384  # the image drawn this wide at least
+DELTA_WARN = 0.05  # |convergence delta| / |logit - baseline logit| past which we warn
+UP, DOWN = "214,39,40", "31,119,180"  # red raises the router logit, blue lowers it
 
 
 def _explain(store, run, example, site, token, expert, steps):
@@ -51,12 +56,21 @@ def render_explain(handle, run: str, example: int, config: dict | None = None,
     if not tokens:
         st.info("This example has no tokens to explain.")
         return
-    _follow_selection(run, example, expert_sites, len(tokens), key)
+    wanted = _follow_selection(run, example, expert_sites, len(tokens), key)
     left, middle, right = st.columns([3, 3, 2])
     site = left.selectbox("Router site", expert_sites, key=f"{key}_site",
                           format_func=data.short_site)
-    token = middle.selectbox(f"Token (0–{len(tokens) - 1})", list(range(len(tokens))),
-                             key=f"{key}_token",
+    routed = routed_tokens(handle, run, int(example), site)
+    if not routed:
+        st.info(f"`{data.short_site(site)}` routed no token of this example.")
+        return
+    if wanted is not None and wanted not in routed:
+        st.info(f"Token #{wanted} `{data.show_token(tokens[wanted])}` was not routed at "
+                f"`{data.short_site(site)}` (dropped, merged or exited before it, or not "
+                "selected there): pick another site, or one of the tokens it routed.")
+    if st.session_state.get(f"{key}_token") not in routed:
+        st.session_state[f"{key}_token"] = routed[0]
+    token = middle.selectbox(f"Token ({len(routed)} routed here)", routed, key=f"{key}_token",
                              format_func=lambda t: f"#{t} {data.show_token(tokens[t])}")
     n_experts = _n_experts(config, site)
     expert = right.selectbox("Expert", [None] + list(range(n_experts)), key=f"{key}_expert",
@@ -77,19 +91,31 @@ def render_explain(handle, run: str, example: int, config: dict | None = None,
     _draw(handle, run, example, result, key)
 
 
-def _follow_selection(run, example, expert_sites, n_tokens, key) -> None:
-    """Take the page's selected token (and its site, if an expert site) when it changes."""
+def _routes_at(store, run, example, site):
+    routes = store.example_routes(run, example)
+    at = routes[(routes["site"] == site) & (routes["kind"] == "expert") & (routes["token"] >= 0)]
+    return sorted(int(t) for t in set(at["token"]))
+
+
+routed_tokens = cached(_routes_at)  # the tokens `site` routed in the example, as recorded
+
+
+def _follow_selection(run, example, expert_sites, n_tokens, key) -> int | None:
+    """Take the page's selected token (and its site, if an expert site) when it changes;
+    returns the token just taken (None when the selection did not change)."""
     selected = st.session_state.get(SELECTED) or {}
     if selected.get("run") != run or selected.get("example") != int(example):
-        return
+        return None
     mark = (selected.get("token"), selected.get("site"))
     if st.session_state.get(f"{key}_followed") == (run, int(example), mark):
-        return
+        return None
     st.session_state[f"{key}_followed"] = (run, int(example), mark)
-    if isinstance(mark[0], int) and 0 <= mark[0] < n_tokens:
-        st.session_state[f"{key}_token"] = mark[0]
     if mark[1] in expert_sites:
         st.session_state[f"{key}_site"] = mark[1]
+    if isinstance(mark[0], int) and 0 <= mark[0] < n_tokens:
+        st.session_state[f"{key}_token"] = mark[0]
+        return mark[0]
+    return None
 
 
 def _n_experts(config: dict, site: str) -> int:
@@ -111,22 +137,57 @@ def _draw(handle, run, example, result: dict, key: str) -> None:
             st.image(image, width=OVERLAY_PX)
     else:
         st.html(chips_html(result))
+    st.html(legend_html(result))
+    change = target["logit"] - target["baseline_logit"]
+    delta = result["convergence_delta"]
+    if abs(delta) > DELTA_WARN * max(abs(change), 1e-9):
+        st.warning(f"Convergence delta {delta:+.3g} is {abs(delta) / max(abs(change), 1e-9):.0%}"
+                   f" of the logit change ({change:+.3g}): the attributions do not add up to "
+                   "it, because routing changed along the path from the baseline (a token "
+                   "dropped, merged or exited). Read them as rough.")
     st.caption(f"Sum of attributions {result['sum_attributions']:.4f} = logit − baseline "
                f"logit ({target['logit'] - target['baseline_logit']:.4f}) + convergence "
                f"delta {result['convergence_delta']:.4g} ({result['n_steps']} steps; a large "
                "delta means routing changed along the path, e.g. a token dropped or exited).")
 
 
-def chips_html(result: dict) -> str:
-    """The input's tokens as chips coloured by attribution (red up, blue down), the target
-    outlined; token text escaped."""
+def colour_scale(result: dict) -> float:
+    """The |attribution| that gets full colour: the largest of the tokens other than the
+    target (the target's own is usually several times larger and would leave the rest
+    pale; it is clipped to full colour and outlined)."""
+    target = result["target"]["token"]
     scores = np.array([a["attribution"] for a in result["attributions"]], dtype=float)
-    largest = float(np.abs(scores).max()) or 1.0
+    others = np.array([a["attribution"] for a in result["attributions"] if a["index"] != target],
+                      dtype=float)
+    largest = float(np.abs(others).max()) if others.size else 0.0
+    return largest or float(np.abs(scores).max()) or 1.0
+
+
+def legend_html(result: dict) -> str:
+    """What the colours mean, and the scale's end."""
+    largest = colour_scale(result)
+    unit = result["input"]["unit"]
+    swatches = "".join(
+        f'<span style="background:rgba({rgb},{alpha});padding:1px 6px;margin:0 2px;'
+        f'border-radius:3px;font-family:monospace">{label}</span>'
+        for rgb, alpha, label in ((DOWN, 1, f"−{largest:.3g}"), (DOWN, 0.4, ""), (UP, 0, "0"),
+                                  (UP, 0.4, ""), (UP, 1, f"+{largest:.3g}")))
+    return (f'<div class="rv-attr-legend" style="font-size:0.85em">{swatches} '
+            f'<span style="color:rgb({UP})">red</span>: the {unit} raises the router logit, '
+            f'<span style="color:rgb({DOWN})">blue</span>: lowers it; full colour at '
+            f"±{largest:.3g}, the largest attribution of any {unit} but the target (outlined; "
+            "its own may be larger and is clipped to full colour).</div>")
+
+
+def chips_html(result: dict) -> str:
+    """The input's tokens as chips coloured by attribution (red up, blue down) on the
+    `colour_scale` (clipped), the target outlined; token text escaped."""
+    largest = colour_scale(result)
     target = result["target"]["token"]
     chips = []
     for a in result["attributions"]:
-        share = a["attribution"] / largest
-        rgb = "214,39,40" if share >= 0 else "31,119,180"
+        share = float(np.clip(a["attribution"] / largest, -1.0, 1.0))
+        rgb = UP if share >= 0 else DOWN
         outline = "outline:2px solid #222;" if a["index"] == target else ""
         text = html.escape(data.show_token(a["text"]))
         chips.append(f'<span class="rv-attr" title="#{a["index"]}: {a["attribution"]:+.4f}" '
@@ -149,7 +210,7 @@ def _overlay(handle, run, example, result: dict):
     image = Image.open(io.BytesIO(bytes(info["image"]))).convert("L").convert("RGBA")
     rows, cols = result["input"]["grid"]
     scores = np.array([a["attribution"] for a in result["attributions"]]).reshape(rows, cols)
-    share = scores / (float(np.abs(scores).max()) or 1.0)
+    share = np.clip(scores / colour_scale(result), -1.0, 1.0)
     tint = np.zeros((rows, cols, 4), dtype=np.uint8)  # [rows, cols, rgba]
     tint[..., 0] = np.where(share >= 0, 214, 31)
     tint[..., 1] = np.where(share >= 0, 39, 119)

@@ -151,7 +151,8 @@ if run is not None:
                        "to run again, so What if and Why are not offered.")
         for title, panel in () if imported else (
                 ("What if: run it again with routing changed", render_whatif),
-                ("Why: what drives a token's router (click-to-explain)", render_explain)):
+                ("Why: what drives a token's router (click a heatmap cell or a patch, then "
+                 "Explain)", render_explain)):
             if panel is not None:
                 with st.expander(title):
                     try:

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
+from app_pages.inspect_click import apply_site, follow_click
 from app_pages.experts_views import expert_card_labels, with_card_labels
 from app_pages.inspect_soft import has_soft, show_soft
 from routeviz import figures
@@ -61,6 +62,7 @@ def site_picker(sites: list[str], label: str = "Routing site (layer)") -> str | 
     """One site of `sites`, kept in session state and the URL as `inspect_site`."""
     if not sites:
         return None
+    apply_site(sites)  # a click on the heatmap asked for one
     if st.session_state.get("inspect_site") not in sites:
         st.session_state["inspect_site"] = sites[0]
     if len(sites) == 1:
@@ -161,8 +163,11 @@ def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit) 
                    "expert per bin, or the mean); pick a page to see each token.")
     fig = figures.token_heatmap(grid[a:b], columns, tokens[a:b], value,
                                 cards=None if binned else cards[a:b] if b <= len(cards) else None,
-                                n_experts=n_experts_for(config), max_tokens=PAGE_TOKENS, first=a)
-    st.plotly_chart(fig, key="inspect_heatmap")
+                                n_experts=n_experts_for(config), max_tokens=PAGE_TOKENS, first=a,
+                                clickable=True)
+    sites = {data.short_site(s): s for s in (keep_sites if value == "kept" else expert_sites)}
+    follow_click(st.plotly_chart(fig, key="inspect_heatmap", on_select="rerun",
+                                 selection_mode="points"), "inspect_heatmap", sites)
 
 
 def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) -> None:
@@ -190,9 +195,12 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) 
         patch_grid = data.patch_values(grid[:, 0], grid_h, grid_w)
         fig = figures.patch_overlay(image, patch_grid, n_experts_for(config, site),
                                     title=f"Top-1 expert per patch at {data.short_site(site)}",
-                                    cards=cards)
-        st.caption("Hover a patch: its number, experts at every site, kept / merged, exit, tags.")
-        st.plotly_chart(fig, key="inspect_overlay", width="content")
+                                    cards=cards, clickable=True)
+        st.caption("Hover a patch: its number, experts at every site, kept / merged, exit, tags; "
+                   "click it to select it (the Why panel below follows).")
+        follow_click(st.plotly_chart(fig, key="inspect_overlay", width="content",
+                                     on_select="rerun", selection_mode="points"),
+                     "inspect_overlay", {})
     else:
         st.image(image, caption="No expert decisions in this run", width=image.size[0])
     fate, labels = data.token_fate(routes, n_patches)

@@ -1,8 +1,9 @@
-"""The click-to-explain panel (app_pages/explain_panel.py) in an AppTest, through a tiny
-page that calls `render_explain` on a recorded example: on text-moe it draws one chip per
-token with the attributions routeviz.explain computes, escaped, and states the delta; it
-follows the token and site selected on Inspect; on glyph-vit it draws a patch overlay; a
-token the site did not route is a one-line error."""
+"""The Why panel (app_pages/explain_panel.py) in an AppTest, through a tiny page that calls
+`render_explain` on a recorded example: on text-moe it draws one chip per token with the
+attributions routeviz.explain computes, escaped, with a colour legend and a colour scale
+the target does not take, and states the delta (a warning when large); it follows the
+token and site selected on Inspect; it offers only the tokens the site routed; on
+glyph-vit it draws a patch overlay."""
 
 import re
 
@@ -70,16 +71,61 @@ def test_follows_the_selected_token_and_site(store):
     assert at.selectbox(key="explain_site").value == "blocks.2.mlp.router"
 
 
-def test_a_token_the_site_skipped_is_one_line(store):
+def test_the_picker_offers_only_tokens_the_site_routed(store):
+    """Mixture-of-depths skips tokens at blocks.1: the picker listed them and Explain then
+    failed; now it lists the routed ones, and a skipped token selected on the page is named."""
     routes = routeviz.open_store(store).example_routes("code", 0)
-    routed = set(routes[routes.site == "blocks.1.mlp.router"].token)
-    skipped = min(set(range(len(TEXT))) - routed)  # mixture-of-depths left it out
+    at_site = routes[(routes.site == "blocks.1.mlp.router") & (routes.kind == "expert")]
+    routed = sorted(set(at_site.token))
+    n_tokens = len(routeviz.open_store(store).example_tokens("code", 0))
+    skipped = min(set(range(n_tokens)) - set(routed))
     at = panel(store, "code")
-    at.selectbox(key="explain_site").set_value("blocks.1.mlp.router")
-    at.selectbox(key="explain_token").set_value(skipped).run()
+    at.selectbox(key="explain_site").set_value("blocks.1.mlp.router").run()
+    assert at.selectbox(key="explain_token").options == [
+        o for o in at.selectbox(key="explain_token").options if int(o.split()[0][1:]) in routed]
+    assert len(at.selectbox(key="explain_token").options) == len(routed) < n_tokens
+    at = panel(store, "code", selected={"run": "code", "example": 0, "token": skipped,
+                                        "text": "", "site": "blocks.1.mlp.router"})
+    assert any(f"Token #{skipped} " in i.value and "was not routed" in i.value for i in at.info)
     at.button(key="explain_go").click().run()
-    assert not at.exception
-    assert len(at.error) == 1 and f"token {skipped} is not routed" in at.error[0].value
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+
+def _alphas(body):
+    """(index, alpha, outlined) per chip."""
+    return [(int(i), float(a), "outline" in style) for i, a, style in re.findall(
+        r'title="#(\d+): [^"]*" style="background:rgba\([0-9,]+,([0-9.]+)\);([^"]*)"', body)]
+
+
+def test_colour_scale_leaves_out_the_target_and_a_legend_says_it(store):
+    at = panel(store, "code")
+    at.selectbox(key="explain_site").set_value(SITE)
+    at.selectbox(key="explain_token").set_value(8).run()
+    at.button(key="explain_go").click().run()
+    found, body = chips(at)
+    values = {int(i): abs(float(v)) for i, v, _ in found}
+    assert values[8] > 2 * max(v for i, v in values.items() if i != 8)  # the target dominates
+    alphas = _alphas(body)
+    others = [a for i, a, _ in alphas if i != 8]
+    assert max(others) == 1.0  # the strongest other token gets full colour, not a pale tint
+    assert [a for i, a, outlined in alphas if i == 8 and outlined] == [1.0]  # clipped
+    legend = next(el.proto.body for el in at.get("html") if "rv-attr-legend" in el.proto.body)
+    assert "raises the router logit" in legend and "lowers it" in legend
+    assert "rgba(214,39,40,1)" in legend and "rgba(31,119,180,1)" in legend
+    assert f"±{max(v for i, v in values.items() if i != 8):.3g}" in legend
+    assert not at.warning  # delta ~0 at the first layer
+
+
+def test_a_large_convergence_delta_is_a_warning(store):
+    at = panel(store, "code")
+    at.selectbox(key="explain_site").set_value("blocks.2.mlp.router")
+    at.selectbox(key="explain_token").set_value(12).run()
+    at.button(key="explain_go").click().run()
+    expected = explain(load_model("text-moe"), Item(text=TEXT), "blocks.2.mlp.router", 12).to_json()
+    change = expected["target"]["logit"] - expected["target"]["baseline_logit"]
+    assert abs(expected["convergence_delta"]) > 0.2 * abs(change)  # routing moved on the path
+    assert len(at.warning) == 1 and "Convergence delta" in at.warning[0].value
+    assert f"{expected['convergence_delta']:+.3g}" in at.warning[0].value
 
 
 def test_image_overlay(store):

@@ -63,7 +63,8 @@ def test_legend_token_occurrences_and_hosted_panels(app_store):
     assert list(zip(table.example, table.token)) == [(1, 0), (1, 4), (5, 2)]
     titles = [e.label for e in at.expander]
     assert "What if: run it again with routing changed" in titles
-    assert "Why: what drives a token's router (click-to-explain)" in titles
+    assert "Why: what drives a token's router (click a heatmap cell or a patch, then Explain)" \
+        in titles
     hover = json.dumps(plotly_specs(at)[0]["data"][0]["text"])
     assert "exit at layer" in hover and "(ran " in hover  # exit depth numbered one way
     assert not at.exception

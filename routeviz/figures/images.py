@@ -24,7 +24,7 @@ def _data_uri(image) -> str:
 
 
 def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = "",
-                  opacity: float = 0.45, cards=None) -> go.Figure:
+                  opacity: float = 0.45, cards=None, clickable: bool = False) -> go.Figure:
     """`image` (PIL, display size) under a [grid_h, grid_w] grid of expert ids (NaN = none),
     drawn at the image's own aspect ratio and size.
 
@@ -48,6 +48,17 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
         z=patch_grid, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, xgap=1, ygap=1,
         colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
         name="patches", colorbar=dict(title="expert", tickvals=list(range(n))), **hover))
+    if clickable:  # a click on a patch selects it (tokens.click_layer)
+        from routeviz.figures.tokens import click_layer
+
+        shown = [[f"patch {i}: expert {'–' if np.isnan(z) else int(z)}"
+                  for i, z in zip(row_i, row_z)] for row_i, row_z in zip(index, patch_grid)]
+        if cards is not None:
+            shown = text
+        click_layer(fig, (cols * dx + dx / 2).ravel(), (rows * dy + dy / 2).ravel(),
+                    index.ravel(), [t for row in shown for t in row],
+                    size=max(4, int(min(dx, dy))))
+        fig.data[1].update(hoverinfo="skip", hovertemplate=None)  # the click layer answers
     if grid_h <= 64 and grid_w <= 64:  # patch borders
         line = dict(color="rgba(255,255,255,0.7)", width=1)
         shapes = [dict(type="line", x0=c * dx, x1=c * dx, y0=0, y1=height, line=line)

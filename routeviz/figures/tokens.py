@@ -104,13 +104,29 @@ def tag_chips_html(tokens, tag_values, cards=None, limit: int = 2000) -> str:
     return f'{CHIP_CSS}<div class="rv-chips rv-tags" style="line-height:1.9">{"".join(parts)}</div>'
 
 
+def click_layer(fig: go.Figure, x, y, index, text=None, size: int = 18) -> go.Figure:
+    """Make the cells of a heatmap (or image) under `fig` clickable: plotly selects points
+    only on traces like scatter, not heatmaps, so one invisible square marker sits on each
+    cell, carrying its token/patch `index` as customdata (and the cell's hover `text`, the
+    heatmap's own hover then turned off). Streamlit's `on_select` reports the clicked one."""
+    hover = (dict(text=list(text), hovertemplate="%{text}<extra></extra>")
+             if text is not None else dict(hoverinfo="none"))
+    fig.add_trace(go.Scatter(x=list(x), y=list(y), customdata=[int(i) for i in index],
+                             mode="markers", name="click", showlegend=False,
+                             marker=dict(symbol="square", size=size, opacity=0),
+                             unselected=dict(marker=dict(opacity=0)),
+                             selected=dict(marker=dict(opacity=0)), **hover))
+    return fig
+
+
 def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value: str,
                   cards=None, n_experts: int | None = None, max_tokens: int = 400,
-                  first: int = 0) -> go.Figure:
+                  first: int = 0, clickable: bool = False) -> go.Figure:
     """Tokens across, sites (or layers) down; binned when there are more than `max_tokens`.
 
     grid: [tokens, columns] from `data.token_grid`; first: the index of its first token (a
-    page of a longer text), so labels name tokens as the rest of the page does.
+    page of a longer text), so labels name tokens as the rest of the page does; clickable:
+    a click on a cell selects it (`click_layer`), unless tokens are binned.
     """
     categorical = value == "expert"
     binned, starts = aggregate_tokens(grid, max_tokens, categorical=categorical)
@@ -146,6 +162,11 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     else:
         kwargs.update(colorscale="Viridis", colorbar=dict(title="weight"))
     fig = go.Figure(go.Heatmap(**kwargs))
+    if clickable and not aggregated:
+        xs, ys = np.meshgrid(np.arange(len(starts)), np.arange(len(columns)))  # [columns, tokens]
+        click_layer(fig, xs.ravel(), [columns[j] for j in ys.ravel()], first + xs.ravel(),
+                    [row[i] for row in hover for i in range(len(starts))])
+        fig.data[0].update(hoverinfo="skip", hovertemplate=None)  # the click layer answers
     title = f"Token × layer: {GRID_VALUES[value]}"
     if aggregated:
         title += f" (aggregated: {grid.shape[0]} tokens in {len(starts)} bins)"

@@ -120,7 +120,14 @@ def test_default_families_leave_out_provenance_and_say_so(skewed_store):
                                    tags=["kind", "token_type"])
     pooled = expected.scores[(expected.scores.site == "*") & (expected.scores.tag == "*")].iloc[0]
     assert {m.label: m.value for m in at.metric}["Cover (pooled)"] == f"{pooled.cover:.3f}"
-    everything = metrics.focus_cover(open_store(skewed_store), "skewed")
+    default = metrics.focus_cover(open_store(skewed_store), "skewed")  # the same rule
+    assert default.tags == ["kind", "token_type"]
+    assert default.scores.cover.iloc[0] == pooled.cover
+    headline = next(c.value for c in at.caption if c.value.startswith("Focus and Cover pool"))
+    assert "pooled: kind, token_type; left out: doc (20 values over 20 examples), " \
+        "source (provenance)" in headline
+    everything = metrics.focus_cover(open_store(skewed_store), "skewed",
+                                     tags=["doc", "kind", "source", "token_type"])
     pooled_all = everything.scores[(everything.scores.site == "*")
                                    & (everything.scores.tag == "*")].iloc[0]
     assert pooled_all.cover < pooled.cover  # 40 id values would pull Cover down

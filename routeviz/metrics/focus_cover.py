@@ -17,6 +17,7 @@ import pandas as pd
 
 from routeviz.errors import RoutevizError, choose
 from routeviz.metrics import _common as common
+from routeviz.metrics.tag_families import TagFamilies, focus_families
 from routeviz.metrics.unit_counts import unit_counts
 
 # Above this many (subnetwork, tag value) cells the alignment frame keeps only the non-zero
@@ -40,6 +41,7 @@ class FocusCoverResult:
     subnetworks: pd.DataFrame = field(repr=False, default=None)  # site, choice, label, n_active
     tag_values: pd.DataFrame = field(repr=False, default=None)  # name, value, tag, n_tag
     dense: bool = True
+    families: TagFamilies = None  # the families pooled and those left out, with why
 
     def matrix(self, site: str = "*", tag: str = "*") -> pd.DataFrame:
         """A_ij as a wide frame: one row per tag value ("name=value"), one column per
@@ -54,7 +56,9 @@ class FocusCoverResult:
 
 def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str = "expert",
                 top1: bool = False, site: str | None = None) -> FocusCoverResult:
-    """Focus/Cover of `run` against its tags (all families, or the named ones).
+    """Focus/Cover of `run` against its tags: the named families, else its content families
+    (tag_families.focus_families: provenance such as `source` left out; `families` says
+    which were pooled and which left out).
 
     unit: "token" (tokens inherit their example's tags), "example" (an example has a tag or
     activates a subnetwork if any of its tokens does), or None: "example" when every route
@@ -69,7 +73,8 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
     run = common.require_run(store, run)
     kind = common.require_kind(store, run, kind)
     top1 = top1 or kind == "soft"  # soft routing: active = the dominant expert (rank 0)
-    families = common.require_tags(store, run, tags)
+    chosen = focus_families(store, run, tags)
+    families = chosen.pooled
     site = common.require_site(store, run, site, kind)
     per_token_routes = _has(store, "routes", run, "kind = $kind AND token >= 0", kind=kind)
     if unit is None:
@@ -84,7 +89,7 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
     scores = _scores(alignment, subnetworks, tag_values, families, unit, kind)
     return FocusCoverResult(scores=scores, alignment=alignment, unit=unit, kind=kind,
                             top1=bool(top1), tags=families, subnetworks=subnetworks,
-                            tag_values=tag_values, dense=dense)
+                            tag_values=tag_values, dense=dense, families=chosen)
 
 
 def _has(store, table: str, run: str, where: str, **params) -> bool:

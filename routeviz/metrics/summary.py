@@ -9,14 +9,17 @@ from routeviz.metrics.depth import exits
 from routeviz.metrics.focus_cover import focus_cover
 from routeviz.metrics.load import keep, load
 from routeviz.metrics.soft import soft_load_json, soft_summary
+from routeviz.metrics.tag_families import focus_families
 
 
 def summary(store, run: str, tags=None, unit: str | None = None, kind: str | None = None,
             top1: bool = False, permutations: int = 50, resamples: int = 50, seed: int = 0,
             max_units: int = 20_000, max_scan_units: int = 100_000) -> dict:
     """Keys: run, model, config, kinds, n_routes, focus_cover (list of {site, tag, unit,
-    kind, focus, cover, n_subnetworks, n_tags}), load (list, one per expert site, with
-    `shares` and `counts` per expert id), keep ({sites, tokens, merges} or None), exits
+    kind, focus, cover, n_subnetworks, n_tags}), tag_families ({pooled, left_out,
+    why_left_out, rule}: the families Focus/Cover pooled, by default the content ones, as
+    on the Specialization page and in the report; None without tags), load (list, one per
+    expert site, with `shares` and `counts` per expert id), keep ({sites, tokens, merges} or None), exits
     ({per_token, per_example, n_layers, mean_exit_layer, compute_saved, unit} or None),
     notes (list of strings). Entropy, paths and profiles are separate calls: each needs a
     pass over every unit, and `routeviz metrics` stays a few seconds at 10 M rows.
@@ -40,9 +43,11 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
 
     focus_kinds = [kind] if kind else [k for k in common.FOCUS_KINDS if k in recorded]
     result["focus_cover"] = []
+    result["tag_families"] = None
     if not tags and not common.tag_names(store, run):
         notes.append("the run has no tags, so Focus/Cover cannot be computed")
     else:
+        result["tag_families"] = focus_families(store, run, tags).as_json()
         for k in focus_kinds:
             scored = focus_cover(store, run, tags=tags, unit=unit, kind=k, top1=top1)
             entries = common.records(scored.scores)

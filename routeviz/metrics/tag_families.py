@@ -8,7 +8,11 @@ ID_MIN_VALUES values and at least ID_FRACTION of its examples' count)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
+
+from routeviz.metrics import _common as common
 
 PROVENANCE = frozenset({"source", "file", "filename", "file_name", "path", "url", "uri", "id",
                         "uid", "uuid", "doc_id", "example_id", "index", "idx", "split"})
@@ -30,3 +34,44 @@ def content_families(stats: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
         else:
             kept.append(name)
     return kept, left_out
+
+
+CHOSEN = "not chosen"  # why a family is left out when the caller named the others
+
+
+@dataclass(frozen=True)
+class TagFamilies:
+    """The tag families a Focus/Cover pools, and those it leaves out with why: the one rule
+    the Specialization page, `routeviz metrics` and the report share."""
+
+    pooled: list  # family names, sorted
+    left_out: dict  # family -> why ("provenance", "N values over M examples", CHOSEN)
+    chosen: bool  # named by the caller (--tag, the page's picker), not the default rule
+
+    def as_json(self) -> dict:
+        """`metrics --json`'s "tag_families"."""
+        return {"pooled": list(self.pooled), "left_out": list(self.left_out),
+                "why_left_out": dict(self.left_out),
+                "rule": "chosen" if self.chosen else "content families (provenance left out)"}
+
+    def describe(self) -> str:
+        """One line for every pooled Focus/Cover headline."""
+        text = "tag families pooled: " + (", ".join(self.pooled) or "none")
+        if self.left_out:
+            text += "; left out: " + ", ".join(f"{name} ({why})"
+                                                for name, why in self.left_out.items())
+        return text
+
+
+def focus_families(store, run: str, tags=None) -> TagFamilies:
+    """The families Focus/Cover pools for `run`: the named ones (`tags`, each must exist),
+    else its content families (all of them when every family looks like provenance)."""
+    pooled = common.require_tags(store, run, tags)
+    kept, why = content_families(store.tag_family_stats(run))
+    if tags:
+        left = {name: why.get(name, CHOSEN) for name in common.tag_names(store, run)
+                if name not in pooled}
+        return TagFamilies(pooled, left, chosen=True)
+    if not kept:  # nothing but provenance: pooled rather than nothing to score
+        return TagFamilies(pooled, {}, chosen=False)
+    return TagFamilies(sorted(kept), {n: why[n] for n in sorted(why)}, chosen=False)

@@ -122,13 +122,14 @@ def _n_gallery_cards(report: Report) -> int:
 
 
 def headline_focus(report: Report):
-    """(kind, focus, cover) pooled over every site and tag family, expert kind first."""
+    """(kind, focus, cover, families) pooled over every site and the pooled tag families
+    (metrics.tag_families: content by default), expert kind first."""
     for kind in FOCUS_KINDS:
         result = report.focus.get(kind)
         if result is not None:
             pooled = result.scores[result.scores.site == "*"].iloc[0]
-            return kind, float(pooled.focus), float(pooled.cover)
-    return None, float("nan"), float("nan")
+            return kind, float(pooled.focus), float(pooled.cover), result.families
+    return None, float("nan"), float("nan"), None
 
 
 def overview(store, run: str, report: Report) -> dict:
@@ -136,7 +137,7 @@ def overview(store, run: str, report: Report) -> dict:
     config = report.config
     facts = store.facts(run)
     inputs = store.input_counts(run)
-    kind, focus, cover = headline_focus(report)
+    kind, focus, cover, families = headline_focus(report)
     out = {
         "run": run, "model": report.summary.get("model") or config.get("model"),
         "modality": config.get("modality") or facts.modality,
@@ -146,6 +147,7 @@ def overview(store, run: str, report: Report) -> dict:
         "n_routes": facts.n_routes,
         "sites": {k: int(g.site.nunique()) for k, g in report.sites.groupby("kind")},
         "focus_kind": kind, "focus": focus, "cover": cover,
+        "tag_families": families.describe() if families is not None else None,
         "load_cv": float("nan"), "load_max_over_mean": float("nan"), "n_starved": 0,
         "compute_saved": float("nan"), "kept_fraction": float("nan"),
         "never_discarded_fraction": float("nan"),

@@ -51,7 +51,8 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
             ("routing sites", sites)]
     if o.get("focus_kind"):
         rows += [(f"Focus (pooled, {o['focus_kind']})", number(o["focus"])),
-                 (f"Cover (pooled, {o['focus_kind']})", number(o["cover"]))]
+                 (f"Cover (pooled, {o['focus_kind']})", number(o["cover"])),
+                 ("Focus/Cover pool", str(o.get("tag_families") or "–"))]
     if not math.isnan(o["load_cv"]):
         rows += [("load imbalance (mean CV of expert counts)", number(o["load_cv"])),
                  ("busiest expert / mean (worst site)", number(o["load_max_over_mean"])),

@@ -21,6 +21,7 @@ from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import analysis, data
 from routeviz.metrics.pairing import expert_matching, related_run
+from routeviz.metrics.tag_families import TagFamilies
 
 # headline numbers on a 0–1 scale share one chart; counts and ratios get their own metric
 FRACTIONS = ("Focus (pooled)", "Cover (pooled)", "mean kept fraction", "compute saved")
@@ -51,7 +52,8 @@ if run_b is None:
     st.stop()
 
 try:
-    heads = [analysis.headline(metric(handle, "summary", r)) for r in (run_a, run_b)]
+    summaries = [metric(handle, "summary", r) for r in (run_a, run_b)]
+    heads = [analysis.headline(s) for s in summaries]
 except RoutevizError as exc:
     show_error(exc)
     st.stop()
@@ -63,6 +65,11 @@ if fractions:
     fig = figures.compare_bars(table, run_a, run_b, title="Scores on a 0–1 scale")
     fig.update_yaxes(range=[0, 1.05])
     st.plotly_chart(fig, key="compare_bars")
+    pools = [TagFamilies.from_json(s["tag_families"]).describe()
+             for s in summaries if s.get("tag_families")]
+    if "Focus (pooled)" in fractions and pools:
+        st.caption("Focus and Cover pool: " + (pools[0] if len(set(pools)) == 1 else
+                                              f"A: {pools[0]} · B: {pools[-1]}") + ".")
 counts = [k for k in shared if k not in FRACTIONS]
 for col, key in zip(st.columns(max(len(counts), 1)), counts):
     a, b = heads[0][key], heads[1][key]

@@ -10,7 +10,10 @@ import pytest
 from routeviz.cli import main
 from routeviz.report import write_report
 from routeviz.store import open_store
+from tests import app_support
 from tests.app_support import open_page
+
+app_store = app_support.app_store  # shared fixture
 
 RULE = ("tag families pooled: case, kind, piece, token_class, token_type; "
         "left out: source (provenance)")
@@ -75,3 +78,10 @@ def test_an_explicit_tag_still_overrides(stdlib_run, capsys):
         name: "not chosen" for name in POOLED if name != "kind"}
     _, default = metrics_json(stdlib_run, capsys)
     assert pooled["cover"] != default["cover"]
+
+
+def test_compare_names_the_families_of_its_pooled_scores(app_store):
+    at = open_page(app_store, "compare", run="words")
+    assert not at.exception
+    assert "Focus and Cover pool: tag families pooled: kind, token_type." in [
+        c.value for c in at.caption]

@@ -54,6 +54,12 @@ class TagFamilies:
                 "why_left_out": dict(self.left_out),
                 "rule": "chosen" if self.chosen else "content families (provenance left out)"}
 
+    @classmethod
+    def from_json(cls, data: dict) -> TagFamilies:
+        """Back from `as_json` (a summary's "tag_families")."""
+        return cls(list(data["pooled"]), dict(data["why_left_out"]),
+                   chosen=data.get("rule") == "chosen")
+
     def describe(self) -> str:
         """One line for every pooled Focus/Cover headline."""
         text = "tag families pooled: " + (", ".join(self.pooled) or "none")

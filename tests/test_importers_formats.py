@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import routeviz.importers as importers
+from routeviz import metrics
 from routeviz.capture.sites import find_sites
 from routeviz.store import open_store
 from routeviz.testing import save_tiny_checkpoint, tiny_mixtral_config
@@ -71,9 +72,17 @@ def test_vllm_server_bodies(model, tmp_path, encoding):
         "openai-0.22+ (base64 .npy)" if encoding == "base64" else "openai-0.21 (nested lists)")
     assert result.config["rank_order"] == "unknown" and result.config["weights"] == "none"
     assert_same_routing(tmp_path / "st", "v", model, minus_last)
-    tokens = open_store(tmp_path / "st").tokens("v")
-    assert len(tokens) == sum(len(i) for i in model["ids"])  # the last token is there, unrouted
+    store = open_store(tmp_path / "st")
+    tokens = store.tokens("v")
+    # the tokens table holds the routed tokens; the last, sampled one is in the example's text
+    assert len(tokens) == sum(len(i) - 1 for i in model["ids"])
+    last = tokens.groupby("example").token.max()
+    assert list(last) == [len(i) - 2 for i in model["ids"]]
+    examples = store.examples("v").set_index("example")
+    assert examples.loc[0, "text"].split()[-1] == "expert"  # the whole sequence, decoded
     assert result.problems == []
+    load = metrics.summary(store, "v", permutations=0, resamples=0)["load"]
+    assert [x["dropped_tokens"] for x in load] == [0] * len(load)  # none counted as dropped
 
 
 def test_vllm_offline_arrays_with_token_file(model, tmp_path):

@@ -216,21 +216,37 @@ def write(prepared: Prepared, store, run: str, layout: Layout | None,
 
 
 def _side_tables(examples: list, layout: Layout | None) -> dict:
-    """examples and tokens rows: the ids decoded with the checkpoint's tokenizer where there is
-    one (as `routeviz trace` decodes them), else each id as text."""
-    tokens, meta = [], []
-    for info in examples:
-        ids = info["ids"]
-        texts = (layout.decode(ids) if layout is not None and ids is not None else None)
-        if texts is None and ids is not None:
-            texts = [str(i) for i in ids]
+    """examples and tokens rows. The tokens table holds the routed tokens only (a vLLM or
+    SGLang sequence's last, sampled token and a skipped prompt prefix have no routing, and
+    analyses that count tokens, such as dropped tokens in load, would count them as
+    dropped); `examples.text` keeps the whole sequence, decoded. Ids are decoded with the
+    checkpoint's tokenizer where there is one (as `routeviz trace` decodes them), else each
+    id is its text."""
+    import pyarrow as pa
+
+    from routeviz.capture.offsets import token_offsets
+
+    routed, meta, rows = [], [], {n: [] for n in ("example", "token", "text", "char_start",
+                                                    "char_end")}
+    for index, info in enumerate(examples):
+        ids, start, n = info["ids"], info["start"], info["rows"]
+        texts = layout.decode(ids) if layout is not None and ids is not None else None
         if texts is None:
-            texts = [f"#{i}" for i in range(info["n_tokens"])]
-        tokens.append(texts)
-        full = None
-        if ids is not None and layout is not None and layout.tokenizer is not None:
-            full = layout.tokenizer.decode(ids)
+            texts = [str(i) for i in ids] if ids is not None else [
+                f"#{i}" for i in range(info["n_tokens"])]
+        full = (layout.tokenizer.decode(ids) if ids is not None and layout is not None
+                and layout.tokenizer is not None else None)
+        spans = token_offsets(full, texts) if full is not None else [None] * len(texts)
+        for position in range(start, start + n):
+            rows["example"].append(index)
+            rows["token"].append(position)
+            rows["text"].append(texts[position])
+            rows["char_start"].append(None if spans[position] is None else spans[position][0])
+            rows["char_end"].append(None if spans[position] is None else spans[position][1])
+        routed.append(texts[start:start + n])
         meta.append({"modality": "text", "source": info["source"], "text": full})
-    batch = SimpleNamespace(examples=list(range(len(examples))), tokens=tokens, meta=meta,
+    batch = SimpleNamespace(examples=list(range(len(examples))), tokens=routed, meta=meta,
                             tags=None, predictions=None)
-    return side_tables(batch, None)
+    tables = side_tables(batch, None)
+    tables["tokens"] = pa.table(rows, schema=schema.TOKENS)
+    return tables

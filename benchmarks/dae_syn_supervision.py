@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.dae_syn_table import pooled_focus_cover  # noqa: E402
-from routeviz.plugins import load_dataset  # noqa: E402
 from routeviz.runs.record import record  # noqa: E402
+from routeviz.runs.sampling import sample_dataset  # noqa: E402
 from sample_models import DAE_SYN_SUPERVISED_STRATEGIES, DAE_SYN_SUPERVISION  # noqa: E402
 from sample_models.dae_syn import DAESynRunner, load, load_module, weights_dir  # noqa: E402
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="images to trace (default all)")
     parser.add_argument("--continued", help="weights folder of the continued-unsupervised run")
     args = parser.parse_args(argv)
-    items = load_dataset("dae-syn", args.limit)
+    items = sample_dataset("dae-syn", args.limit).items  # seeded, every letter, not the head
     table = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"

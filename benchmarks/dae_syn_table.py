@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from routeviz.cli import main as routeviz_cli
-from routeviz.plugins import load_dataset
 from routeviz.runs.record import record
+from routeviz.runs.sampling import sample_dataset
 from sample_models.dae_syn import STRATEGIES, load, weights_dir
 
 # Table 1 of the suboptimal-routing paper, DAE-Syn column (final L2 loss, lower is better)
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None, help="images to trace (default all)")
     args = parser.parse_args(argv)
-    items = load_dataset("dae-syn", args.limit)
+    items = sample_dataset("dae-syn", args.limit).items  # seeded, every letter, not the head
     table = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"

@@ -118,3 +118,23 @@ def test_inspect_draws_the_per_patch_depth_map(act_store):
     at = open_page(act_store, "inspect", run="act")
     assert not at.exception and not at.error
     assert any("inspect_exit" in el.proto.id for el in at.get("plotly_chart"))
+
+
+def test_experts_page_shows_each_slots_top_patches(soft_store):
+    at = open_page(soft_store, "experts", run="soft")
+    assert not at.exception and not at.error
+    cards = [m.value for m in at.markdown if m.value.startswith("**Expert ")]
+    assert len(cards) == 4  # one card per expert of the first Soft MoE site
+    slot_lines = [c.value for c in at.caption if c.value.startswith("slot ")]
+    assert len(slot_lines) == 8 and "effective tokens" in slot_lines[0]
+    assert len(at.get("image")) == 8  # one row of patch crops per slot
+
+
+def test_report_has_a_soft_routing_section(soft_store):
+    from routeviz.report import build_report_files
+
+    files = build_report_files(routeviz.open_store(soft_store), "soft", images=False)
+    markdown, page = files["report.md"].decode(), files["report.html"].decode()
+    assert "## Soft routing (Soft MoE)" in markdown and 'id="soft-routing"' in page
+    assert page.index('id="soft-routing"') < page.rindex("</body>")
+    assert markdown.count("| blocks.2.mlp |") >= 1 + 4 + 8  # entropy, load, slots rows

@@ -81,8 +81,13 @@ def test_vllm_server_bodies(model, tmp_path, encoding):
     examples = store.examples("v").set_index("example")
     assert examples.loc[0, "text"].split()[-1] == "expert"  # the whole sequence, decoded
     assert result.problems == []
-    load = metrics.summary(store, "v", permutations=0, resamples=0)["load"]
+    summary = metrics.summary(store, "v", permutations=0, resamples=0)
+    load = summary["load"]
     assert [x["dropped_tokens"] for x in load] == [0] * len(load)  # none counted as dropped
+    assert any("no gate weights (NULL)" in n for n in summary["notes"])
+    nulls = store.sql("SELECT count(*) FILTER (WHERE weight IS NULL), count(*) FROM routes "
+                      "WHERE run = 'v'").fetchall()[0]
+    assert nulls[0] == nulls[1] > 0  # NULL, not NaN: SQL aggregates skip it
 
 
 def test_vllm_offline_arrays_with_token_file(model, tmp_path):

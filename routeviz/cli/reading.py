@@ -81,10 +81,6 @@ def cmd_metrics(args):
     store = open_store(args.store)
     if args.permutations < 0:
         raise RoutevizError(f"--permutations must be 0 or more, got {args.permutations}")
-    if args.top1 and args.run:  # an imported run may not rank by score
-        from routeviz.metrics.provenance import require_ranks
-
-        require_ranks(store, args.run, "--top1")
     result = metrics.summary(store, args.run, tags=args.tag, unit=args.unit, kind=args.kind,
                              top1=args.top1, permutations=args.permutations,
                              resamples=args.permutations, seed=args.seed)

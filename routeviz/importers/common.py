@@ -20,13 +20,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa
 
 from routeviz.capture.rows import KIND_CODE, side_tables
 from routeviz.errors import RoutevizError
 from routeviz.importers.base import RANK_ORDERS, Capture
 from routeviz.importers.layout import Layout
 from routeviz.store import schema
-from routeviz.store.writer import RouteColumns
+from routeviz.store.writer import RouteColumns, Writer
 
 
 @dataclass
@@ -187,14 +188,13 @@ def write(prepared: Prepared, store, run: str, layout: Layout | None,
     """Write the run; nothing stays behind if writing fails. Returns the route rows written."""
     from routeviz.store import delete_run_files, init_store
     from routeviz.store.runwriter import RunWriter
-    from routeviz.store.writer import Writer
 
     schema.check_run_name(run)
     init_store(store)
     runs = RunWriter(store, run, overwrite=overwrite)
     runs.open()
     created = dt.datetime.now(dt.timezone.utc)
-    writer = Writer(runs.root, run)
+    writer = NullWeightWriter(runs.root, run)
     try:
         codes = np.asarray([writer.site_code(s) for s in prepared.sites], np.int32)
         cols = dict(prepared.columns)
@@ -215,6 +215,20 @@ def write(prepared: Prepared, store, run: str, layout: Layout | None,
     return writer.rows_written
 
 
+class NullWeightWriter(Writer):
+    """The trace's writer, with a weight the source did not give stored as NULL (a trace
+    records NaN there): SQL then skips it (avg, sum, `weight > 0`) where NaN would poison it."""
+
+    def _routes_table(self, chunks):
+        import pyarrow.compute as pc
+
+        table = super()._routes_table(chunks)
+        index = table.schema.get_field_index("weight")
+        weight = table.column(index)
+        return table.set_column(index, "weight", pc.if_else(
+            pc.is_nan(weight), pa.scalar(None, weight.type), weight))
+
+
 def _side_tables(examples: list, layout: Layout | None) -> dict:
     """examples and tokens rows. The tokens table holds the routed tokens only (a vLLM or
     SGLang sequence's last, sampled token and a skipped prompt prefix have no routing, and
@@ -222,8 +236,6 @@ def _side_tables(examples: list, layout: Layout | None) -> dict:
     dropped); `examples.text` keeps the whole sequence, decoded. Ids are decoded with the
     checkpoint's tokenizer where there is one (as `routeviz trace` decodes them), else each
     id is its text."""
-    import pyarrow as pa
-
     from routeviz.capture.offsets import token_offsets
 
     routed, meta, rows = [], [], {n: [] for n in ("example", "token", "text", "char_start",

@@ -41,3 +41,19 @@ def require_weights(store, run: str, what: str) -> None:
     if not has_weights(store, run):
         raise RoutevizError(f"{what} needs gate weights, but run {run!r} has none "
                             f"({source_line(store, run) or 'its config'}: the engine gives none)")
+
+
+def notes(store, run: str) -> list[str]:
+    """One line per thing an imported run lacks that an analysis would need."""
+    source = source_line(store, run)
+    if source is None:
+        return []
+    out = []
+    if not has_weights(store, run):
+        out.append(f"{source}: no gate weights (NULL), so weight-based numbers (confidence's "
+                   "mean top-1 weight, weight entropy) are left empty")
+    order = rank_order(store, run)
+    if order != "score":
+        out.append(f"{source}: rank order {order!r}, so rank 0 is not the top choice and "
+                   "top-1 analyses are refused")
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from routeviz.errors import choose
 from routeviz.metrics import _common as common
+from routeviz.metrics import provenance
 from routeviz.metrics.chance_json import add_baselines, chance_parts
 from routeviz.metrics.depth import exits
 from routeviz.metrics.focus_cover import focus_cover
@@ -36,6 +37,8 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
         common.require_tags(store, run, tags)
     if unit is not None:
         choose("unit", unit, ["token", "example"])
+    if top1:  # an imported run may not rank by score: say so rather than count rank 0
+        provenance.require_ranks(store, run, "top-1 (--top1)")
     notes = []
     model = common.scalar(store, "SELECT max(model) FROM runs WHERE run = $run", {"run": run})
     result = {"run": run, "model": model, "config": common.config_of(store, run),
@@ -63,6 +66,7 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     result["keep"] = _keep_json(store, run) if {"keep", "merge"} & set(recorded) else None
     result["exits"] = _exits_json(store, run) if "exit" in recorded else None
     result.update(chance_parts(store, run, recorded, notes, max_scan_units, seed))
+    notes.extend(provenance.notes(store, run))  # an import without weights or ranks says so
     result["notes"] = notes
     return result
 

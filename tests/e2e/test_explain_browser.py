@@ -74,3 +74,41 @@ def test_click_to_explain_a_text_token_and_an_image_patch(store):
         text = panel.inner_text()
         assert "Patch #7" in text and "error" not in text.lower()
         browser.close()
+
+
+def test_a_click_on_a_heatmap_cell_selects_its_token_and_site(store):
+    """Issue 24: the panel said "click-to-explain" but a click selected nothing. A click on
+    the heatmap cell of a token in the row of blocks.2 makes it Inspect's token and the Why
+    panel's token and site."""
+    from playwright.sync_api import sync_playwright
+
+    from routeviz.store import open_store
+
+    routes = open_store(store).example_routes("code", 0)
+    routed = set(routes[routes.site == "blocks.2.mlp.router"].token)
+    token, row = max(t for t in routed if t <= 8), 2  # rows: blocks.0 .. blocks.3, top down
+    with streamlit_app(ROOT / "app.py", store) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        pg.set_default_timeout(120_000)
+        pg.goto(f"{base}/?run=code&example=0&token=0")
+        pg.get_by_role("heading", name="Inspect").wait_for()
+        idle(pg)
+        heatmap = pg.locator("[data-testid=stPlotlyChart]").filter(has_text="Token × layer").first
+        heatmap.scroll_into_view_if_needed()
+        box = heatmap.locator(".nsewdrag").first.bounding_box()
+        n_tokens = len(open_store(store).example_tokens("code", 0))  # one column each
+        n_rows = 4
+        pg.mouse.click(box["x"] + (token + 0.5) * box["width"] / n_tokens,
+                       box["y"] + (row + 0.5) * box["height"] / n_rows)
+        idle(pg)
+        pg.wait_for_function(
+            f"() => document.querySelector('[aria-label^=\"Token (0\"]')?.value === '{token}'")
+        pg.get_by_text(PANEL).first.click()
+        idle(pg)
+        panel = pg.locator("[data-testid=stExpander]").filter(has_text=PANEL).first
+        shown = panel.locator("input").evaluate_all("els => els.map(e => e.value)")
+        text = panel.inner_text()
+        browser.close()
+    assert any(v.startswith(f"#{token} ") for v in shown) and "2.mlp.router" in shown, shown
+    assert "error" not in text.lower()

@@ -15,7 +15,7 @@ $(PY):
 # torch first: a plain `torch` requirement would otherwise pull a multi-GB CUDA build.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,spark]"  # spark: tests/test_spark.py reads a store with PySpark
+	$(PY) -m pip install -q -e ".[dev,spark,soft]"  # spark: tests/test_spark.py reads a store with PySpark; soft: tests trace soft-moe-pytorch's SoftMoE
 	touch $(STAMP)
 
 install: $(STAMP)

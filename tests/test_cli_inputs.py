@@ -46,3 +46,12 @@ def test_a_repeated_model_flag_is_a_series_not_the_last_one(mixtral_dir, store_d
                  "--text", "the", "--store", str(store_dir), "--run", "one"])
     assert code == 2  # both kept: two checkpoints ask for --series
     assert "--series" in capsys.readouterr().err
+
+
+def test_limit_on_own_texts_keeps_the_first_and_zero_is_refused(mixtral_dir, store_dir, capsys):
+    base = ["trace", "--model", str(mixtral_dir), "--text", "the", "a", "to", "--store",
+            str(store_dir)]
+    assert main([*base, "--run", "two", "--limit", "2"]) == 0
+    assert stored_texts(store_dir, "two") == ["the", "a"]
+    assert main([*base, "--run", "none", "--limit", "0"]) == 2
+    assert "--limit must be 1 or more, got 0" in capsys.readouterr().err

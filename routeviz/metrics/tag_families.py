@@ -4,7 +4,12 @@ Provenance families (where an example came from: `source`, `file`, ids) have abo
 per example; pooled with content families they add many tag values no subnetwork can stand
 for and pull Cover towards 0. A family is left out of the default when its name is on
 PROVENANCE, or when it is given per example and has nearly one value per example (more than
-ID_MIN_VALUES values and at least ID_FRACTION of its examples' count)."""
+ID_MIN_VALUES values and at least ID_FRACTION of its examples' count).
+
+`focus_families(store, run, tags)` applies the rule to a run — the one choice that
+focus_cover (and so `routeviz metrics`, the report, the Specialization and Compare pages)
+makes when no family is named — and returns the families pooled and left out, with why.
+`routeviz.runs.sampling` orders the families it stratifies over by the same rule."""
 
 from __future__ import annotations
 
@@ -79,5 +84,5 @@ def focus_families(store, run: str, tags=None) -> TagFamilies:
                 if name not in pooled}
         return TagFamilies(pooled, left, chosen=True)
     if not kept:  # nothing but provenance: pooled rather than nothing to score
-        return TagFamilies(pooled, {}, chosen=False)
+        return TagFamilies(sorted(pooled), {}, chosen=False)
     return TagFamilies(sorted(kept), {n: why[n] for n in sorted(why)}, chosen=False)

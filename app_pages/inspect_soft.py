@@ -13,7 +13,6 @@ from routeviz.figures.soft import dispatch_maps
 from routeviz.metrics import soft
 
 
-
 # cached by qualified name: each wrapper's name is unique to this module
 def _inspect_soft_sites(store, run):
     return soft.soft_sites(store, run)

@@ -5,6 +5,7 @@ glyph vs background patches)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from app_pages.common import cached
@@ -45,7 +46,7 @@ def show_token_depth(handle, run: str, exits) -> None:
     positions = by_position(handle, run)
     grid = image_grid(handle, run)
     h, w = grid.h.iloc[0], grid.w.iloc[0]
-    if len(positions) and h == h and w == w and h and w:
+    if len(positions) and pd.notna(h) and pd.notna(w) and h and w:
         values = np.full(int(h) * int(w), np.nan)
         inside = positions[positions.token < len(values)]
         values[inside.token.to_numpy()] = inside.mean_layer.to_numpy()

@@ -33,10 +33,10 @@ def beside(frames: dict) -> go.Figure:
             rows = rows.groupby("step", as_index=False).value.mean()
             fig.add_trace(go.Scatter(x=rows.step, y=rows.value, mode="lines+markers",
                                      name=f"{series} · {metric}",
-                                     line=dict(dash=DASH.get(metric, "solid"))))
+                                     line={"dash": DASH.get(metric, "solid")}))
     fig.update_layout(title="Pooled Focus (solid) and Cover (dotted) over training steps",
                       xaxis_title="step", yaxis_title="score", yaxis_range=[0, 1.02],
-                      height=380, margin=dict(l=10, r=10, t=50, b=10))
+                      height=380, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.dae_syn_table import pooled_focus_cover  # noqa: E402
-from routeviz.runs.record import record  # noqa: E402
-from routeviz.runs.sampling import sample_dataset  # noqa: E402
-from sample_models import DAE_SYN_SUPERVISED_STRATEGIES, DAE_SYN_SUPERVISION  # noqa: E402
-from sample_models.dae_syn import DAESynRunner, load, load_module, weights_dir  # noqa: E402
+from benchmarks.dae_syn_table import pooled_focus_cover
+from routeviz.runs.record import record
+from routeviz.runs.sampling import sample_dataset
+from sample_models import DAE_SYN_SUPERVISED_STRATEGIES, DAE_SYN_SUPERVISION
+from sample_models.dae_syn import DAESynRunner, load, load_module, weights_dir
 
 
 def row(runner, directory: Path, items, store: Path, run: str) -> dict:

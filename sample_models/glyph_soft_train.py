@@ -16,7 +16,14 @@ import torch.nn.functional as F
 
 from sample_models import training
 from sample_models.glyph_soft import WEIGHTS, GlyphSoft, GlyphSoftConfig
-from sample_models.glyph_vit_train import BATCH, LR, N_EVAL, N_TRAIN, glyph_tensors, to_shipped_precision
+from sample_models.glyph_vit_train import (
+    BATCH,
+    LR,
+    N_EVAL,
+    N_TRAIN,
+    glyph_tensors,
+    to_shipped_precision,
+)
 from sample_models.glyphs import EVAL_SEED
 
 STEPS = 800

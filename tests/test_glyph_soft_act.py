@@ -57,8 +57,8 @@ def test_soft_rows_sum_to_one_per_token_and_dispatch_per_slot(soft_store):
 
 
 def test_soft_recomputation_reproduces_the_shipped_layers():
-    from sample_models.glyph_soft import load
     from routeviz.capture.adapters.soft import soft_mix
+    from sample_models.glyph_soft import load
     from tracers.soft_moe import routeviz_logits
 
     model = load().module

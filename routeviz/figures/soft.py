@@ -45,5 +45,5 @@ def dispatch_maps(image, grids: list[np.ndarray], labels: list[str], cols: int =
     fig.update_layout(title="Dispatch weights of every slot over the patches (darker: the slot "
                             "takes more of that patch; each slot's weights sum to 1)",
                       title_font_size=14, height=80 + panel_px * rows,
-                      width=max(460, 20 + panel_px * cols), margin=dict(l=10, r=10, t=80, b=10))
+                      width=max(460, 20 + panel_px * cols), margin={"l": 10, "r": 10, "t": 80, "b": 10})
     return fig

@@ -155,10 +155,10 @@ def sglang_recorder_dump(path: Path, routings: list[dict], physical_of_logical,
             logical = routing["experts"][:, layer]
             topk[layer, :, :k] = torch.tensor(
                 np.asarray(physical_of_logical[layer])[logical], dtype=torch.int32)
-        records.append(dict(forward_pass_id=pass_id, rank=rank, gatherer_key="primary",
-                            input_ids=list(routing["ids"]), positions=list(range(t)),
-                            extend_seq_lens=[t], forward_mode=1, topk_ids_of_layer=topk,
-                            misc_objects=[]))
+        records.append({"forward_pass_id": pass_id, "rank": rank, "gatherer_key": "primary",
+                        "input_ids": list(routing["ids"]), "positions": list(range(t)),
+                        "extend_seq_lens": [t], "forward_mode": 1, "topk_ids_of_layer": topk,
+                        "misc_objects": []})
     torch.save({"records": records,
                 "last_physical_to_logical_map": torch.tensor(logical_of_physical)}, path)
     return path

@@ -109,6 +109,13 @@ def test_bad_input_with_overwrite_keeps_the_old_run(mixtral, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_a_file_of_another_format_is_named(mixtral, tmp_path, capsys):
+    (tmp_path / "gen.json").write_text(json.dumps(sglang_body(mixtral["routing"][0])))
+    refused(capsys, tmp_path / "st", "r", ["vllm", str(tmp_path / "gen.json"), "--model",
+                                           str(mixtral["ckpt"])],
+            "gen.json looks like sglang output, not vllm: try `routeviz import sglang ...`")
+
+
 def test_an_unknown_format_lists_the_installed_ones(tmp_path, capsys):
     (tmp_path / "x.npy").write_bytes(b"")
     refused(capsys, tmp_path / "st", "r", ["vllm2", str(tmp_path / "x.npy")],
@@ -164,8 +171,9 @@ def test_a_third_party_format_from_a_package(tmp_path, monkeypatch, capsys):
 
 
 def test_the_builtins_are_the_entry_points_pyproject_lists():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert project["project"]["entry-points"]["routeviz.importers"] == BUILTINS

@@ -7,8 +7,15 @@ import json
 import pytest
 
 from routeviz.cli import main
-from tests.import_fixtures import (TEXTS, megatron_trace, model_routing, qwen_moe_config,
-                                   token_ids, vllm_body, write_tokens)
+from tests.import_fixtures import (
+    TEXTS,
+    megatron_trace,
+    model_routing,
+    qwen_moe_config,
+    token_ids,
+    vllm_body,
+    write_tokens,
+)
 
 
 @pytest.fixture(scope="module")

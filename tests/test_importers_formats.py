@@ -8,14 +8,20 @@ import json
 import numpy as np
 import pytest
 
-import routeviz.importers as importers
-from routeviz import metrics
+from routeviz import importers, metrics
 from routeviz.capture.sites import find_sites
 from routeviz.store import open_store
 from routeviz.testing import save_tiny_checkpoint, tiny_mixtral_config
-from tests.import_fixtures import (megatron_trace, model_routing, qwen_moe_config,
-                                   sglang_body, sglang_recorder_dump, token_ids, vllm_body,
-                                   write_tokens)
+from tests.import_fixtures import (
+    megatron_trace,
+    model_routing,
+    qwen_moe_config,
+    sglang_body,
+    sglang_recorder_dump,
+    token_ids,
+    vllm_body,
+    write_tokens,
+)
 
 
 @pytest.fixture(scope="module", params=["mixtral", "qwen2-moe"])

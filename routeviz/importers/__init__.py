@@ -60,6 +60,7 @@ def read(format: str, paths, store, run: str, *, model=None, tokens=None,
     _refuse_existing(store, run, overwrite)
     layout = Layout.from_checkpoint(model) if model is not None else None
     token_lists = common.read_token_file(tokens) if tokens is not None else None
+    _refuse_other_format(importer, paths)
     capture = importer.read(paths, {"layout": layout, "token_lists": token_lists})
     prepared = common.prepare(capture, layout, token_lists, format, rank_order)
     rows = common.write(prepared, store, run, layout, overwrite=overwrite)
@@ -81,6 +82,23 @@ def _refuse_existing(store, run: str, overwrite: bool) -> None:
     if not overwrite and Path(store).expanduser().is_dir() and run_exists(store, run):
         raise RunExists(f"run {run!r} already exists in {str(store)!r}; pass overwrite=True "
                         "(CLI: --overwrite) to replace it")
+
+
+def _refuse_other_format(importer, paths) -> None:
+    """A file the chosen format's sniffer does not know and another's does: name that one."""
+    from routeviz.errors import RoutevizError
+    from routeviz.importers.registry import importers
+
+    if importer.sniff is None:
+        return
+    for path in paths:
+        if importer.sniff(path):
+            continue
+        others = [name for name, other in importers().items()
+                  if other is not importer and other.sniff is not None and other.sniff(path)]
+        if len(others) == 1:
+            raise RoutevizError(f"{path.name} looks like {others[0]} output, not "
+                                f"{importer.name}: try `routeviz import {others[0]} ...`")
 
 
 def formats() -> list[str]:

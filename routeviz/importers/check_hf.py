@@ -43,7 +43,7 @@ def hook_vs_model(store, run: str, facts) -> tuple[list, bool]:
 
     try:
         runner = HFTextRunner(Path(str(checkpoint)))
-    except Exception:  # the checkpoint no longer loads: nothing to compare with
+    except Exception:  # noqa: BLE001 — the checkpoint no longer loads: nothing to compare
         return [], False
     mismatched = {}  # site -> [count, first (example, token, stored, model)]
     for rec in texts.itertuples(index=False):
@@ -74,8 +74,8 @@ def hook_vs_model(store, run: str, facts) -> tuple[list, bool]:
                     entry[0] += 1
     layers = dict(zip(facts.sites_of("expert").site, facts.sites_of("expert").layer))
     found = [(site, layers.get(site),
-              f"{n} token(s) recorded other experts than the model's own router logits "
-              f"give; first example {ex} token {tok}: recorded {rec}, model {model}")
+              (f"{n} token(s) recorded other experts than the model's own router logits "
+               f"give; first example {ex} token {tok}: recorded {rec}, model {model}"))
              for site, (n, (ex, tok, rec, model)) in mismatched.items()]
     return found, True
 

@@ -110,7 +110,7 @@ def _config(path: Path):
                             "does not run it")
     try:
         config = AutoConfig.from_pretrained(path)
-    except Exception as exc:  # transformers raises many types for a bad config
+    except Exception as exc:  # noqa: BLE001 — transformers raises many types for a bad config
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RoutevizError(f"{str(path)!r}: cannot read the config ({first[:200]})") from None
     return getattr(config, "text_config", None) if _is_wrapper(config) else config
@@ -136,7 +136,7 @@ def _traced_sites(config) -> tuple[dict | None, str]:
         found = find_sites(model)
     except NoRoutingModules:
         return {}, "traced sites (none)"
-    except Exception:  # a family that will not build on meta: the config's fields decide
+    except Exception:  # noqa: BLE001 — a family that will not build on meta: config fields decide
         return None, "config fields"
     sites = {}
     for site in found:
@@ -150,7 +150,7 @@ def _tokenizer(path: Path):
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(path)
-    except Exception:  # a checkpoint without a tokenizer still gives the layout
+    except Exception:  # noqa: BLE001 — a checkpoint without a tokenizer still gives the layout
         return None
 
 

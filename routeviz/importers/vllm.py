@@ -17,8 +17,15 @@ weights, and its top-k order depends on the kernel, so `rank_order` is `unknown`
 from __future__ import annotations
 
 from routeviz.errors import RoutevizError
-from routeviz.importers.base import (Capture, Importer, Sequence, as_experts, decode_base64,
-                                     load_npy_bytes, nested_experts)
+from routeviz.importers.base import (
+    Capture,
+    Importer,
+    Sequence,
+    as_experts,
+    decode_base64,
+    load_npy_bytes,
+    nested_experts,
+)
 from routeviz.importers.bodies import read_bodies
 from routeviz.importers.npy import _arrays
 

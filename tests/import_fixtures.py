@@ -33,15 +33,18 @@ TEXTS = ["the model route token to the expert", "def x ( y ) : return y + 1",
          "import x from self class"]
 
 
-def qwen_moe_config():
-    """Three layers, the middle one dense (mlp_only_layers)."""
+QWEN_MOE = {"vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+            "moe_intermediate_size": 16, "shared_expert_intermediate_size": 32,
+            "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "num_experts": 4, "num_experts_per_tok": 2, "mlp_only_layers": [1],
+            "decoder_sparse_step": 1, "max_position_embeddings": 128, "pad_token_id": 0}
+
+
+def qwen_moe_config(**overrides):
+    """Three layers, the middle one dense (mlp_only_layers), unless overridden."""
     from transformers import Qwen2MoeConfig
 
-    return Qwen2MoeConfig(vocab_size=128, hidden_size=32, intermediate_size=64,
-                          moe_intermediate_size=16, shared_expert_intermediate_size=32,
-                          num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                          num_experts=4, num_experts_per_tok=2, mlp_only_layers=[1],
-                          decoder_sparse_step=1, max_position_embeddings=128, pad_token_id=0)
+    return Qwen2MoeConfig(**{**QWEN_MOE, **overrides})
 
 
 def token_ids(ckpt, texts=TEXTS) -> list[list[int]]:

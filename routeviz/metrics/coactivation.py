@@ -22,14 +22,15 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 
-# expert routes with their site's position in model order (idx) and one integer unit key
+# expert routes with their site's position in model order (idx) and one integer unit key;
+# read from the route files once, into a temporary table the three counts share
 _ROUTES = """
-ordered AS (SELECT site, min(layer) AS layer FROM routes
-            WHERE run = $run AND kind = 'expert' GROUP BY site),
-indexed AS (SELECT site, row_number() OVER (ORDER BY layer, site) - 1 AS idx FROM ordered),
-r AS (SELECT i.idx, """ + common.unit_key("x.example", "x.token") + """ AS u, x.choice, x.rank
-      FROM routes x JOIN indexed i ON i.site = x.site
-      WHERE x.run = $run AND x.kind = 'expert'{sample})"""
+WITH ordered AS (SELECT site, min(layer) AS layer FROM routes
+                 WHERE run = $run AND kind = 'expert' GROUP BY site),
+indexed AS (SELECT site, row_number() OVER (ORDER BY layer, site) - 1 AS idx FROM ordered)
+SELECT i.idx, """ + common.unit_key("x.example", "x.token") + """ AS u, x.choice, x.rank
+FROM routes x JOIN indexed i ON i.site = x.site
+WHERE x.run = $run AND x.kind = 'expert'{sample}"""
 
 
 @dataclass
@@ -45,17 +46,12 @@ def coactivation(store, run: str, sample: str = "") -> CoactivationResult:
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
-    routes = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
     names = common.sites_of(store, run, "expert").site.tolist()  # idx order
-    load = common.df(store,
-        f"WITH {routes} SELECT idx, choice, count(*) AS n_choice, "
-        "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top FROM r GROUP BY idx, choice", p)
+    sampled = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
+    with common.temp_view(store, sampled, p) as table:
+        load, within, across = _counts(store, f"r AS (SELECT * FROM {table})")
     n_units = load.groupby("idx").n_top.sum()
     load["p"] = load.n_choice / load.idx.map(n_units)
-    within = common.df(store,
-        f"WITH {routes} SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
-        "FROM r a JOIN r b ON b.idx = a.idx AND b.u = a.u AND b.choice <> a.choice "
-        "GROUP BY a.idx, a.choice, b.choice", p)
     within = within.merge(load[["idx", "choice", "n_choice"]].rename(
         columns={"choice": "a", "n_choice": "n_a"}), on=["idx", "a"])
     within = within.merge(load[["idx", "choice", "p"]].rename(
@@ -64,14 +60,6 @@ def coactivation(store, run: str, sample: str = "") -> CoactivationResult:
         columns={"choice": "a", "p": "q_a"}), on=["idx", "a"])
     k = load.groupby("idx").p.sum().round().clip(lower=1)
     within["p_b"] = (within.idx.map(k) - 1) * within.q_b / (within.idx.map(k) - within.q_a)
-    across = common.df(store,
-        f"WITH {routes}, present AS (SELECT idx, u FROM r WHERE rank = 0), "
-        "pairs AS (SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
-        "  FROM r a JOIN r b ON b.idx = a.idx + 1 AND b.u = a.u GROUP BY a.idx, a.choice, b.choice), "
-        "starts AS (SELECT a.idx, a.choice AS a, count(*) AS n_a FROM r a "
-        "  JOIN present n ON n.idx = a.idx + 1 AND n.u = a.u GROUP BY a.idx, a.choice) "
-        "SELECT pairs.idx, pairs.a, pairs.b, pairs.n_ab, starts.n_a FROM pairs "
-        "JOIN starts ON starts.idx = pairs.idx AND starts.a = pairs.a", p)
     next_load = load[["idx", "choice", "p"]].assign(idx=load.idx - 1)
     across = across.merge(next_load.rename(columns={"choice": "b", "p": "p_b"}), on=["idx", "b"])
     for frame in (within, across):
@@ -89,6 +77,28 @@ def coactivation(store, run: str, sample: str = "") -> CoactivationResult:
         ["from_site", "a", "b"])
     return CoactivationResult(within=within.reset_index(drop=True),
                               across=across.reset_index(drop=True), sites=sites)
+
+
+def _counts(store, routes: str) -> tuple:
+    """Per (site, expert): choices and top choices; pairs within a site; pairs across
+    consecutive sites. routes: the CTE `r` (idx, u, choice, rank)."""
+    p = {}
+    load = common.df(store,
+        f"WITH {routes} SELECT idx, choice, count(*) AS n_choice, "
+        "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top FROM r GROUP BY idx, choice", p)
+    within = common.df(store,
+        f"WITH {routes} SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
+        "FROM r a JOIN r b ON b.idx = a.idx AND b.u = a.u AND b.choice <> a.choice "
+        "GROUP BY a.idx, a.choice, b.choice", p)
+    across = common.df(store,
+        f"WITH {routes}, present AS (SELECT idx, u FROM r WHERE rank = 0), "
+        "pairs AS (SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
+        "  FROM r a JOIN r b ON b.idx = a.idx + 1 AND b.u = a.u GROUP BY a.idx, a.choice, b.choice), "
+        "starts AS (SELECT a.idx, a.choice AS a, count(*) AS n_a FROM r a "
+        "  JOIN present n ON n.idx = a.idx + 1 AND n.u = a.u GROUP BY a.idx, a.choice) "
+        "SELECT pairs.idx, pairs.a, pairs.b, pairs.n_ab, starts.n_a FROM pairs "
+        "JOIN starts ON starts.idx = pairs.idx AND starts.a = pairs.a", p)
+    return load, within, across
 
 
 def _summaries(pairs: pd.DataFrame, load: pd.DataFrame, names: list, scope: str) -> pd.DataFrame:

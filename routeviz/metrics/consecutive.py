@@ -19,9 +19,10 @@ import pandas as pd
 from routeviz.metrics import _common as common
 from routeviz.metrics._pooled import pooled
 
-# every expert route of a token as (site, unit key, choice, rank); unit = common.unit_key()
-_ROUTES = ("r AS (SELECT site, " + common.unit_key() + " AS u, choice, rank FROM routes "
-           "WHERE run = $run AND kind = 'expert' AND token >= 0{sample})")
+# every expert route of a token as (site, unit key, choice, rank); unit = common.unit_key();
+# read from the route files once, into a temporary table the three counts share
+_ROUTES = ("SELECT site, " + common.unit_key() + " AS u, choice, rank FROM routes "
+           "WHERE run = $run AND kind = 'expert' AND token >= 0{sample}")
 
 
 def consecutive(store, run: str, sample: str = "") -> pd.DataFrame:
@@ -31,20 +32,9 @@ def consecutive(store, run: str, sample: str = "") -> pd.DataFrame:
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
-    routes = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
-    pairs = common.df(store,
-        f"WITH {routes}, top AS (SELECT site, u, choice FROM r WHERE rank = 0) "
-        "SELECT a.site, count(*) AS n_pairs, "
-        "sum(CASE WHEN a.choice = b.choice THEN 1 ELSE 0 END) AS n_same "
-        "FROM top a JOIN top b ON b.site = a.site AND b.u = a.u + 1 GROUP BY a.site", p)
-    shared = common.df(store,
-        f"WITH {routes} SELECT a.site, count(*) AS n_shared FROM r a "
-        "JOIN r b ON b.site = a.site AND b.u = a.u + 1 AND b.choice = a.choice "
-        "GROUP BY a.site", p)
-    per_expert = common.df(store,
-        f"WITH {routes} SELECT site, choice, count(*) AS n_any, "
-        "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top, max(rank) + 1 AS k "
-        "FROM r GROUP BY site, choice", p)
+    sampled = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
+    with common.temp_view(store, sampled, p) as table:
+        pairs, shared, per_expert = _counts(store, f"r AS (SELECT * FROM {table})")
     sites = common.sites_of(store, run, "expert")
     rows = []
     for site in sites.site:
@@ -69,3 +59,22 @@ def consecutive(store, run: str, sample: str = "") -> pd.DataFrame:
                                               "topk_chance"], k=None), out],
                      ignore_index=True)
 
+
+def _counts(store, routes: str) -> tuple:
+    """Neighbouring top-1 pairs and equal ones, neighbours sharing an expert at any rank,
+    and choices per (site, expert). routes: the CTE `r` (site, u, choice, rank)."""
+    p = {}
+    pairs = common.df(store,
+        f"WITH {routes}, top AS (SELECT site, u, choice FROM r WHERE rank = 0) "
+        "SELECT a.site, count(*) AS n_pairs, "
+        "sum(CASE WHEN a.choice = b.choice THEN 1 ELSE 0 END) AS n_same "
+        "FROM top a JOIN top b ON b.site = a.site AND b.u = a.u + 1 GROUP BY a.site", p)
+    shared = common.df(store,
+        f"WITH {routes} SELECT a.site, count(*) AS n_shared FROM r a "
+        "JOIN r b ON b.site = a.site AND b.u = a.u + 1 AND b.choice = a.choice "
+        "GROUP BY a.site", p)
+    per_expert = common.df(store,
+        f"WITH {routes} SELECT site, choice, count(*) AS n_any, "
+        "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top, max(rank) + 1 AS k "
+        "FROM r GROUP BY site, choice", p)
+    return pairs, shared, per_expert

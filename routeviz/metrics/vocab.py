@@ -25,9 +25,10 @@ from routeviz.metrics import _common as common
 from routeviz.metrics._pooled import pooled
 
 # per (site, token text): occurrences with a top choice (n), the most frequent expert at any
-# rank and its count (best_any), the largest rank-0 count of one expert (best_top1)
+# rank and its count (best_any), the largest rank-0 count of one expert (best_top1); read
+# once into a temporary table that the per-site sums and the top tokens share
 _PER_TOKEN = """
-occ AS (SELECT r.site, t.text, r.choice, count(*) AS n_any,
+WITH occ AS (SELECT r.site, t.text, r.choice, count(*) AS n_any,
                sum(CASE WHEN r.rank = 0 THEN 1 ELSE 0 END) AS n_top1
         FROM routes r JOIN tokens t
           ON t.run = r.run AND t.example = r.example AND t.token = r.token
@@ -37,9 +38,9 @@ ranked AS (SELECT site, text, choice, n_any,
                   sum(n_top1) OVER (PARTITION BY site, text) AS n,
                   max(n_top1) OVER (PARTITION BY site, text) AS best_top1,
                   row_number() OVER (PARTITION BY site, text ORDER BY n_any DESC, choice) AS pick
-           FROM occ),
-per_token AS (SELECT site, text, n, choice AS expert, n_any AS best_any, best_top1
-              FROM ranked WHERE pick = 1 AND n >= $min_count)"""
+           FROM occ)
+SELECT site, text, n, choice AS expert, n_any AS best_any, best_top1
+FROM ranked WHERE pick = 1 AND n >= $min_count"""
 
 
 @dataclass
@@ -58,9 +59,13 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -
         raise RoutevizError(f"run {run!r} recorded no token texts; vocabulary specialization "
                             "groups occurrences by token text")
     p = {"run": run, "min_count": int(min_count)}
-    sums = common.df(store,
-        f"WITH {_PER_TOKEN} SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, "
-        "sum(best_any) AS best_any, sum(best_top1) AS best_top1 FROM per_token GROUP BY site", p)
+    with common.temp_view(store, _PER_TOKEN, p) as per_token:
+        sums = common.df(store,
+            "SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, sum(best_any) AS "
+            f"best_any, sum(best_top1) AS best_top1 FROM {per_token} GROUP BY site")
+        tokens = common.df(store,
+            f"SELECT site, text, n, expert, best_any, best_top1 FROM {per_token} "
+            f"ORDER BY n DESC, site, text LIMIT {int(limit)}").astype({"n": "int64"})
     ranks = common.df(store, "SELECT site, max(rank) + 1 AS k FROM routes "
                              "WHERE run = $run AND kind = 'expert' GROUP BY site", p)
     sites = common.sites_of(store, run, "expert")[["site"]].merge(ranks, on="site")
@@ -81,9 +86,6 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -
     for name in ("topk", "top1"):
         sites[f"{name}_corrected"] = [corrected(v, c) for v, c
                                       in zip(sites[name], sites[f"{name}_chance"])]
-    tokens = common.df(store,
-        f"WITH {_PER_TOKEN} SELECT site, text, n, expert, best_any, best_top1 FROM per_token "
-        f"ORDER BY n DESC, site, text LIMIT {int(limit)}", p).astype({"n": "int64"})
     tokens["topk"] = tokens.pop("best_any").astype("float64") / tokens.n  # in pandas: Spark
     tokens["top1"] = tokens.pop("best_top1").astype("float64") / tokens.n  # divides decimals
     keep = ["site", "k", "n_experts", "n_tokens", "n_occurrences", "topk", "topk_chance",

@@ -206,8 +206,10 @@ def _overlay(handle, run, example, result: dict):
     if not info.get("image"):
         st.info("The image was not stored; no overlay to draw.")
         return None
-    # in grey, so the tint reads on any colour
-    image = Image.open(io.BytesIO(bytes(info["image"]))).convert("L").convert("RGBA")
+    from routeviz.runs.inputs import at_aspect, original_size
+
+    stored = Image.open(io.BytesIO(bytes(info["image"])))
+    image = stored.convert("L").convert("RGBA")  # in grey, so the tint reads on any colour
     rows, cols = result["input"]["grid"]
     scores = np.array([a["attribution"] for a in result["attributions"]]).reshape(rows, cols)
     share = np.clip(scores / colour_scale(result), -1.0, 1.0)
@@ -225,6 +227,7 @@ def _overlay(handle, run, example, result: dict):
     w, h = size[0] / cols, size[1] / rows
     ImageDraw.Draw(drawn).rectangle([col * w, row * h, (col + 1) * w - 1, (row + 1) * h - 1],
                                     outline=(0, 0, 0, 255), width=max(2, scale))
+    drawn = at_aspect(drawn, original_size(stored))  # a 4:3 photo drawn 4:3
     buf = io.BytesIO()
     drawn.convert("RGB").save(buf, format="PNG")
     return buf.getvalue()

@@ -196,8 +196,10 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) 
         fig = figures.patch_overlay(image, patch_grid, n_experts_for(config, site),
                                     title=f"Top-1 expert per patch at {data.short_site(site)}",
                                     cards=cards, clickable=True)
+        gone = (" Faded patches made no decision at this site: dropped, merged or exited "
+                "before it." if np.isnan(patch_grid).any() else "")
         st.caption("Hover a patch: its number, experts at every site, kept / merged, exit, tags; "
-                   "click it to select it (the Why panel below follows).")
+                   f"click it to select it (the Why panel below follows).{gone}")
         follow_click(st.plotly_chart(fig, key="inspect_overlay", width="content",
                                      on_select="rerun", selection_mode="points"),
                      "inspect_overlay", {})

@@ -10,8 +10,6 @@ The output is the pooled CLS feature after the final layernorm, as `Dinov2Model`
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 from torch import nn
@@ -83,10 +81,11 @@ def resized(image):
     return image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
 
 
-def png_bytes(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def png_bytes(image, original=None) -> bytes:
+    """The model's input as stored PNG, with the original's size (`inputs.input_png`)."""
+    from routeviz.runs.inputs import input_png
+
+    return input_png(image, original)
 
 
 def patch_tags(image) -> dict[str, list[str]]:
@@ -150,7 +149,7 @@ class Dinov2Runner(KnobsMixin, ModelRunner):
                 example_tags[key] = value
             tags.append({**patch_tags(image), **example_tags})
             meta.append({"modality": "image", "source": item.source, "label": item.label,
-                         "image": png_bytes(image), "grid_h": GRID, "grid_w": GRID,
+                         "image": png_bytes(image, item.image), "grid_h": GRID, "grid_w": GRID,
                          "patch": PATCH})
         pixels = preprocess(images)
         return Encoded(inputs={"pixel_values": pixels}, tokens=tokens, tags=tags, meta=meta,

@@ -13,7 +13,6 @@ Trained on `sample_models.glyphs` by `glyph_vit_train.py`; any other image is re
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -211,16 +210,15 @@ class GlyphViTRunner(ModelRunner):
 
         if any(item.image is None for item in items):
             raise RoutevizError(f"{self.name} is an image model; it cannot take a text")
-        from routeviz.runs.inputs import to_rgb
+        from routeviz.runs.inputs import input_png, to_rgb
 
         resized = [_resized(to_rgb(item.image), self.cfg.image_size) for item in items]
         labels = [f"r{r}c{c}" for r in range(self.grid) for c in range(self.grid)]
         meta, tags = [], []
         for item, image in zip(items, resized):
-            png = io.BytesIO()
-            image.save(png, format="PNG")
             meta.append({"modality": "image", "source": item.source or "image", "label": item.label,
-                         "image": png.getvalue(), "grid_h": self.grid, "grid_w": self.grid,
+                         "image": input_png(image, item.image), "grid_h": self.grid,
+                         "grid_w": self.grid,
                          "patch": self.cfg.patch})
             tags.append({k: v for k, v in item.tags.items()
                          if not isinstance(v, (list, tuple)) or len(v) == self.max_tokens})

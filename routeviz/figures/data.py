@@ -231,11 +231,16 @@ def patch_values(values: np.ndarray, grid_h: int, grid_w: int) -> np.ndarray:
 
 
 def display_image(png_bytes: bytes, max_side: int = 512):
-    """Decode stored image bytes and scale for display: at most `max_side` pixels a side,
-    small images enlarged (nearest) to at least 256 so patches are visible."""
+    """Decode stored image bytes and scale for display: at its original aspect ratio (a
+    model's square input of a 640×480 photo drawn 4:3, `inputs.original_size`), at most
+    `max_side` pixels a side, small images enlarged (nearest) to at least 256 so patches
+    are visible."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(png_bytes)).convert("RGB")
+    from routeviz.runs.inputs import at_aspect, original_size
+
+    stored = Image.open(io.BytesIO(png_bytes))
+    image = at_aspect(stored.convert("RGB"), original_size(stored))
     w, h = image.size
     scale = min(max_side / max(w, h), 1.0)
     if max(w, h) < 256:

@@ -12,7 +12,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from routeviz.figures.labels import exit_label
-from routeviz.figures.palette import DROPPED_COLOR, KEPT_COLOR, MERGED_COLOR, discrete_colorscale
+from routeviz.figures.palette import (
+    DROPPED_COLOR,
+    KEPT_COLOR,
+    MERGED_COLOR,
+    MISSING_COLOR,
+    discrete_colorscale,
+)
+
+GONE_BEFORE = "faded: no decision here (dropped, merged or exited before this site)"
 
 
 def _data_uri(image) -> str:
@@ -26,7 +34,9 @@ def _data_uri(image) -> str:
 def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = "",
                   opacity: float = 0.45, cards=None, clickable: bool = False) -> go.Figure:
     """`image` (PIL, display size) under a [grid_h, grid_w] grid of expert ids (NaN = none),
-    drawn at the image's own aspect ratio and size.
+    drawn at the image's own aspect ratio and size. The image is drawn in grey, so the
+    expert tint reads on a colourful photo; patches with no decision here (NaN: dropped,
+    merged or exited before this site) are faded out and named in the hover.
 
     cards: per patch (row-major), its hover text (escaped HTML lines joined by <br>: its
     experts, kept/merged, exit, tags); without them a patch shows its index and expert."""
@@ -35,7 +45,7 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
     dx, dy = width / grid_w, height / grid_h
     n = max(int(n_experts), 1)
     fig = go.Figure()
-    fig.add_trace(go.Image(source=_data_uri(image), hoverinfo="skip"))
+    fig.add_trace(go.Image(source=_data_uri(image.convert("L")), hoverinfo="skip"))
     rows, cols = np.indices(patch_grid.shape)
     index = rows * grid_w + cols  # [grid_h, grid_w] patch number, row-major
     hover = dict(customdata=index, hoverongaps=False,
@@ -48,6 +58,12 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
         z=patch_grid, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, xgap=1, ygap=1,
         colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
         name="patches", colorbar=dict(title="expert", tickvals=list(range(n))), **hover))
+    gone = np.isnan(patch_grid)
+    if gone.any():  # no decision here: faded in the reserved "none" colour (the page says so)
+        fig.add_trace(go.Heatmap(
+            z=np.where(gone, 1.0, np.nan), x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, xgap=1, ygap=1,
+            colorscale=[[0, MISSING_COLOR], [1, MISSING_COLOR]], opacity=0.8, showscale=False,
+            hoverinfo="skip", name=GONE_BEFORE))
     if clickable:  # a click on a patch selects it (tokens.click_layer)
         from routeviz.figures.tokens import click_layer
 

@@ -132,6 +132,47 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
+ORIGINAL_SIZE = "routeviz-original-size"  # PNG text chunk: "WxH" before the model's resize
+
+
+def input_png(image, original=None) -> bytes:
+    """The image a model ran on (its input size, e.g. a 224×224 square) as PNG bytes for
+    `examples.image`, the pixels a rerun needs; `original`, the image before that resize, is
+    recorded as its size in a PNG text chunk, so pages draw it at its own aspect ratio
+    (a 640×480 photo is not shown squashed to a square)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    # an image read back from the store (a what-if rerun) carries its own original's size
+    size = None if original is None else original_size(original) or tuple(original.size)
+    if size and size != tuple(image.size):
+        info.add_text(ORIGINAL_SIZE, "{}x{}".format(*size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def original_size(image) -> tuple[int, int] | None:
+    """(width, height) `input_png` recorded for a stored image (a PIL image), else None."""
+    text = (getattr(image, "text", None) or image.info or {}).get(ORIGINAL_SIZE)
+    try:
+        width, height = (int(v) for v in str(text).split("x"))
+    except ValueError:
+        return None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def at_aspect(image, size: tuple[int, int] | None):
+    """`image` resized to the aspect ratio of `size` (its longer side kept); as is if None."""
+    if not size:
+        return image
+    side = max(image.size)
+    width, height = size
+    target = (max(1, round(side * width / max(width, height))),
+              max(1, round(side * height / max(width, height))))
+    return image if target == image.size else image.resize(target)
+
+
 def read_image_file(path):
     path = Path(path)
     if not path.exists():

@@ -134,15 +134,15 @@ def _traced_sites(config) -> tuple[dict | None, str]:
             warnings.simplefilter("ignore")
             model = AutoModelForCausalLM.from_config(config)
         found = find_sites(model)
-    except NoRoutingModules:
-        return {}, "traced sites (none)"
+    except NoRoutingModules:  # routeviz cannot trace this family: the config's fields decide
+        return None, "config fields"
     except Exception:  # noqa: BLE001 — a family that will not build on meta: config fields decide
         return None, "config fields"
     sites = {}
     for site in found:
         if "n_experts" in site.describe() or "top_k" in site.describe():
             sites.setdefault(site.layer, site.name)
-    return sites, "traced sites"
+    return (sites, "traced sites") if sites else (None, "config fields")
 
 
 def _tokenizer(path: Path):

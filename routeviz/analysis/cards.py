@@ -56,6 +56,7 @@ class CardSet:
     rule: dict  # the label test (card_tags.TagTests.rule)
     unit: str
     modality: str
+    tests: pd.DataFrame = None  # every tag test behind the labels (card_tags.COLUMNS)
 
 
 def expert_cards(store, run: str, site: str | None = None, expert: int | None = None,
@@ -111,7 +112,7 @@ def expert_cards(store, run: str, site: str | None = None, expert: int | None = 
             card["ablation"] = ablation_change(runner, store, run, card["site"], card["expert"],
                                                limit=ablation_examples)
     return CardSet(cards=cards, rule=tests.rule(), unit=tests.unit,
-                   modality=str(facts.modality or "text"))
+                   modality=str(facts.modality or "text"), tests=tests.tests)
 
 
 def raise_unknown_expert(loads: pd.DataFrame, site, expert) -> None:

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from routeviz.errors import RoutevizError
+from routeviz.report.cards import add_cards_section
 from routeviz.report.collect import Report, collect
 from routeviz.report.html import render_html
 from routeviz.report.markdown import render_markdown
@@ -55,6 +56,7 @@ def build_report_files(store, run: str, against: str | None = None, tags=None,
     add_soft_section(store, run, files)  # Soft MoE runs only
     files["metrics.json"] = metrics_json(report)
     files.update(csv_files(report))
+    add_cards_section(store, run, files, tags=tags)  # every expert site; experts.csv labels
     return files
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
 from app_pages.inspect_click import apply_site, follow_click
+from app_pages.inspect_outputs import show_output
 from app_pages.experts_views import expert_card_labels, with_card_labels
 from app_pages.inspect_soft import has_soft, show_soft
 from routeviz import figures
@@ -86,14 +87,7 @@ def show_example(handle, run: str, example: int) -> dict | None:
     else:
         show_text(bundle["tokens"], routes, config, tags,
                   labels=expert_card_labels(handle, run))
-    prediction = info.get("prediction")
-    st.subheader("Model output")
-    if prediction:
-        st.code(str(prediction), language=None)
-    else:
-        st.caption("The model gave no output for this example.")
-    if info.get("label"):
-        st.caption(f"Label: {info['label']}")
+    show_output(handle, run, int(example), info, config)  # per token for a text
     return bundle
 
 
@@ -225,8 +219,11 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) 
 
 
 def _exit_metric(row, n_layers) -> None:
+    score = row["weight"]
     st.metric("Exit depth", exit_label(int(row["choice"]), n_layers),
-              help=f"confidence {row['weight']:.2f}" if row["weight"] == row["weight"] else None)
+              help=(f"exit score {score:.2f}: what the exit head compared with its threshold "
+                    "(a confidence: the probability of its prediction, or the similarity of "
+                    "consecutive layers' states for a patience exit)") if score == score else None)
 
 
 def _whole_example_routes(routes, config) -> None:

@@ -61,3 +61,19 @@ def test_a_keep_score_of_zero_is_no_score_and_is_left_out():
     assert cls.endswith("prune.1: kept")
     assert "prune.1: kept (keep score 0.31)" in patch
     assert "merged into #0 (similarity 0.90)" in patch
+
+
+def test_a_text_output_is_shown_per_token(text_store):
+    """The output was one line, the prediction after the last token only."""
+    import routeviz
+    from routeviz.figures.data import show_token
+
+    at = open_page(text_store, "inspect", run="code")
+    tokens = routeviz.open_store(text_store).example_tokens("code", 0)
+    table = next(d.value for d in at.dataframe if "next_token" in d.value.columns)
+    assert list(table.token) == list(range(len(tokens)))
+    assert list(table.text) == [show_token(t) for t in tokens]
+    assert not table.next_token.str.startswith("#").any()  # decoded by text-moe's tokenizer
+    assert table.probability.between(0, 1).all() and table.probability.gt(0).all()
+    last = re.search(r"next token: (.*) \(exit at", at.code[0].value).group(1)
+    assert show_token(eval(last)) == table.next_token.iloc[-1]  # the line is the last row

@@ -69,3 +69,9 @@ def test_patches_gone_before_the_site_are_faded_and_said(photo_page):
     marked = np.array(faded["z"], dtype=float)
     assert np.array_equal(np.isnan(patches), marked == 1)
     assert any("Faded patches made no decision at this site" in c.value for c in at.caption)
+
+
+def test_the_exit_depth_says_what_its_score_is(photo_page):
+    metric = next(m for m in photo_page.metric if m.label == "Exit depth")
+    assert metric.value.startswith("layer ") and "(ran " in metric.value
+    assert metric.proto.help.startswith("exit score ")

@@ -25,14 +25,15 @@ def served(tmp_path_factory):
     ckpt = save_tiny_checkpoint(tiny_mixtral_config(), root / "ckpt")
     store = root / "store"
     record(load_model(str(ckpt)), [Item(text=t, source=t) for t in TEXTS], store, "hf")
-    routing = model_routing(ckpt, token_ids(ckpt))
+    ids = token_ids(ckpt)
+    routing = model_routing(ckpt, ids)
     experts = routing[0]["experts"].copy()
     chosen = set(experts[2, 1])
     experts[2, 1] = sorted(set(range(4)) - chosen)[:2]
     routing[0] = dict(routing[0], experts=experts)
     bodies = root / "bodies.jsonl"
     bodies.write_text("".join(json.dumps(vllm_body(r)) + "\n" for r in routing))
-    return {"ckpt": ckpt, "store": store, "bodies": bodies}
+    return {"ckpt": ckpt, "store": store, "bodies": bodies, "ids": ids}
 
 
 def import_by_path(at, served, run):
@@ -60,6 +61,8 @@ def test_runs_page_imports_a_file_and_every_page_names_its_source(served):
     at.switch_page("app_pages/inspect.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("What if and Why are not offered" in c.value for c in at.caption)
+    n_routed = len(served["ids"][0]) - 1  # example 0's tokens but the sampled last one
+    assert f"Tokens ({n_routed})" in [h.value for h in at.subheader]
     assert not [e for e in at.expander if e.label.startswith(("What if", "Why"))]
     assert any("Imported from vllm" in c.value for c in at.sidebar.caption)
 

@@ -111,7 +111,10 @@ def test_vllm_prompt_start_is_inferred_from_the_token_ids(model, tmp_path):
     body.write_text(json.dumps([vllm_body(r, prompt_start=2) for r in model["routing"]]))
     importers.read("vllm", [body], tmp_path / "st", "ps", model=model["ckpt"])
     assert_same_routing(tmp_path / "st", "ps", model, minus_last, start=2)
-    assert int(open_store(tmp_path / "st").routes("ps").token.min()) == 2
+    store = open_store(tmp_path / "st")
+    assert int(store.routes("ps").token.min()) == 2
+    # the skipped prefix keeps its tokens (unrouted), so positions line up
+    assert store.example_tokens("ps", 0) == importers_layout_decode(model)[:-1]
 
 
 @pytest.mark.parametrize("dtype", ["int32", "uint8", None])

@@ -230,12 +230,12 @@ class NullWeightWriter(Writer):
 
 
 def _side_tables(examples: list, layout: Layout | None) -> dict:
-    """examples and tokens rows. The tokens table holds the routed tokens only (a vLLM or
-    SGLang sequence's last, sampled token and a skipped prompt prefix have no routing, and
-    analyses that count tokens, such as dropped tokens in load, would count them as
-    dropped); `examples.text` keeps the whole sequence, decoded. Ids are decoded with the
-    checkpoint's tokenizer where there is one (as `routeviz trace` decodes them), else each
-    id is its text."""
+    """examples and tokens rows. The tokens table runs from position 0 to the last routed
+    token: a vLLM or SGLang sequence's last, sampled token has no routing, and analyses that
+    count tokens (dropped tokens in load) would count it as dropped; a prompt prefix the
+    request skipped stays (unrouted), so positions line up on Inspect. `examples.text` keeps
+    the whole sequence, decoded. Ids are decoded with the checkpoint's tokenizer where there
+    is one (as `routeviz trace` decodes them), else each id is its text."""
     from routeviz.capture.offsets import token_offsets
 
     routed, meta, rows = [], [], {n: [] for n in ("example", "token", "text", "char_start",
@@ -249,13 +249,13 @@ def _side_tables(examples: list, layout: Layout | None) -> dict:
         full = (layout.tokenizer.decode(ids) if ids is not None and layout is not None
                 and layout.tokenizer is not None else None)
         spans = token_offsets(full, texts) if full is not None else [None] * len(texts)
-        for position in range(start, start + n):
+        for position in range(start + n):
             rows["example"].append(index)
             rows["token"].append(position)
             rows["text"].append(texts[position])
             rows["char_start"].append(None if spans[position] is None else spans[position][0])
             rows["char_end"].append(None if spans[position] is None else spans[position][1])
-        routed.append(texts[start:start + n])
+        routed.append(texts[:start + n])
         meta.append({"modality": "text", "source": info["source"], "text": full})
     batch = SimpleNamespace(examples=list(range(len(examples))), tokens=routed, meta=meta,
                             tags=None, predictions=None)

@@ -10,9 +10,9 @@ import numpy as np
 import streamlit as st
 
 from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
+from app_pages.experts_views import expert_card_labels, with_card_labels
 from app_pages.inspect_click import apply_site, follow_click
 from app_pages.inspect_outputs import show_output
-from app_pages.experts_views import expert_card_labels, with_card_labels
 from app_pages.inspect_soft import has_soft, show_soft
 from routeviz import figures
 from routeviz.analysis import find

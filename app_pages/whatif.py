@@ -70,8 +70,8 @@ def _experts(facts, sites) -> list[int]:
 
 def _show_comparison(handle, plain: str, edited: str) -> None:
     from routeviz.analysis.predictions import decoder_of
-    from routeviz.metrics.output_change import output_change
     from routeviz.interventions import whatif
+    from routeviz.metrics.output_change import output_change
 
     with handle.lock:
         store = handle.store

@@ -10,9 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from routeviz.figures.labels import exit_label
-
 from routeviz.errors import RoutevizError
+from routeviz.figures.labels import exit_label
 from sample_models.conditional import Knobs, MoEFFN
 from sample_models.pretrained_encoder import Attention, Block, ConditionalEncoder
 

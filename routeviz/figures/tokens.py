@@ -104,12 +104,13 @@ def tag_chips_html(tokens, tag_values, cards=None, limit: int = 2000) -> str:
     return f'{CHIP_CSS}<div class="rv-chips rv-tags" style="line-height:1.9">{"".join(parts)}</div>'
 
 
-def click_layer(fig: go.Figure, x, y, index, text=None, size: int = 18) -> go.Figure:
+def click_layer(fig: go.Figure, x, y, index, text=None, size: int = 18,
+                extra: str = "") -> go.Figure:
     """Make the cells of a heatmap (or image) under `fig` clickable: plotly selects points
     only on traces like scatter, not heatmaps, so one invisible square marker sits on each
     cell, carrying its token/patch `index` as customdata (and the cell's hover `text`, the
     heatmap's own hover then turned off). Streamlit's `on_select` reports the clicked one."""
-    hover = (dict(text=list(text), hovertemplate="%{text}<extra></extra>")
+    hover = (dict(text=list(text), hovertemplate=f"%{{text}}<extra>{extra}</extra>")
              if text is not None else dict(hoverinfo="none"))
     fig.add_trace(go.Scatter(x=list(x), y=list(y), customdata=[int(i) for i in index],
                              mode="markers", name="click", showlegend=False,
@@ -165,7 +166,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     if clickable and not aggregated:
         xs, ys = np.meshgrid(np.arange(len(starts)), np.arange(len(columns)))  # [columns, tokens]
         click_layer(fig, xs.ravel(), [columns[j] for j in ys.ravel()], first + xs.ravel(),
-                    [row[i] for row in hover for i in range(len(starts))])
+                    [row[i] for row in hover for i in range(len(starts))], extra="%{y}")
         fig.data[0].update(hoverinfo="skip", hovertemplate=None)  # the click layer answers
     title = f"Token × layer: {GRID_VALUES[value]}"
     if aggregated:

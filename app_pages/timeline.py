@@ -11,10 +11,12 @@ from app_pages.timeline_twin import show_beside
 from routeviz.errors import RoutevizError
 from routeviz.figures import analysis, catalog
 from routeviz.figures import timeline as timeline_figures
+from routeviz.figures.labels import site_label
 from routeviz.metrics import series as series_metrics
 from routeviz.metrics.identity import identity
 
 SHIPPED = Path(__file__).resolve().parents[1] / "sample_models" / "data" / "series"
+BAND_PERMUTATIONS = 20  # tag shuffles per step for the Focus/Cover chance band
 
 
 # cached by qualified name: each wrapper's name is unique to this page
@@ -27,7 +29,7 @@ def _timeline_series_runs(store, series):
 
 
 def _timeline_frame(store, series):
-    return series_metrics.timeline(store, series)
+    return series_metrics.timeline(store, series, chance=BAND_PERMUTATIONS)
 
 
 def _timeline_identity(store, series):
@@ -93,7 +95,10 @@ except RoutevizError as exc:
 steps = runs["step"].tolist()
 run_at = dict(zip(runs["step"], runs["run"]))
 st.caption(f"{len(steps)} step(s), {steps[0]}–{steps[-1]}; saturation compares each step "
-           f"with the last one ({steps[-1]}). The thick black line pools every site.")
+           f"with the last one ({steps[-1]}). The thick black line pools every site"
+           + (f"; the grey area on Focus and Cover is its chance band (95% of "
+              f"{BAND_PERMUTATIONS} shuffles of the tags across units, per step)."
+              if frame["metric"].isin(["focus_lo", "cover_lo"]).any() else "."))
 
 st.subheader("Metrics over steps")
 left, right = st.columns(2)
@@ -103,7 +108,8 @@ for number, drawn in enumerate(m for m in series_metrics.TIMELINE_METRICS
     column.plotly_chart(timeline_figures.metric_lines(frame, drawn), key=f"timeline_{drawn}")
 show_beside(handle, series, names, series_timeline)
 with st.expander("Every value (long table)"):
-    st.dataframe(frame, hide_index=True)
+    st.dataframe(frame.assign(site=frame["site"].replace("*", site_label("*"))),
+                 hide_index=True)
 
 st.subheader("Expert identity across steps")
 ids = series_identity(handle, series)

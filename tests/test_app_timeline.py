@@ -17,13 +17,18 @@ def series_store(tmp_path_factory):
 
 
 def pooled_line(spec) -> list:
-    return next(t["y"] for t in spec["data"] if t["name"] == "all sites (pooled)")
+    return next(t["y"] for t in spec["data"] if t.get("name") == "all sites (pooled)")
+
+
+def title(spec) -> str:
+    """A figure's title as one line (long titles are broken with <br> to fit half a page)."""
+    return spec["layout"]["title"]["text"].replace("<br>", " ")
 
 
 def test_metrics_as_lines_over_steps(series_store):
     at = open_page(series_store, "timeline")
     assert at.selectbox(key="timeline_series").value == "s"
-    specs = {s["layout"]["title"]["text"]: s for s in plotly_specs(at)}
+    specs = {title(s): s for s in plotly_specs(at)}
     assert {"Router saturation, top-1 agreement with the last step",
             "Router saturation, share of top-k kept at the last step",
             "Load CV (std / mean of expert counts)",
@@ -32,16 +37,54 @@ def test_metrics_as_lines_over_steps(series_store):
             } <= set(specs)
     top1 = specs["Router saturation, top-1 agreement with the last step"]
     overlap = specs["Router saturation, share of top-k kept at the last step"]
-    assert top1["data"][0]["x"] == [10, 20, 30]
+    assert pooled_trace(top1)["x"] == [10, 20, 30]
     assert pooled_line(top1) == [0.0, 0.0, 1.0]
     assert pooled_line(overlap) == [0.5, 0.5, 1.0]
     assert {t["name"] for t in top1["data"]} == {"all sites (pooled)", "g0", "g1"}
 
 
+def pooled_trace(spec) -> dict:
+    return next(t for t in spec["data"] if t.get("name") == "all sites (pooled)")
+
+
+def test_focus_and_cover_lines_draw_their_chance_band(series_store):
+    """The pooled line's permutation band (tags shuffled across units, 20 per step) is a
+    grey area between two lines, equal to metrics.series.timeline(..., chance=20)."""
+    from routeviz.metrics.series import timeline
+    from routeviz.store import open_store
+
+    at = open_page(series_store, "timeline")
+    frame = timeline(open_store(series_store), "s", chance=20)
+    pooled = frame[frame.site == "*"].sort_values("step")
+    specs = {title(s): s for s in plotly_specs(at)}
+    for metric, name in (("focus", "Focus"), ("cover", "Cover")):
+        traces = specs[name]["data"]
+        upper = next(i for i, t in enumerate(traces) if t.get("name") == "chance band (pooled)")
+        lower = traces[upper - 1]  # filled up to from the trace before it
+        lo = pooled[pooled.metric == f"{metric}_lo"].value
+        hi = pooled[pooled.metric == f"{metric}_hi"].value
+        assert traces[upper]["fill"] == "tonexty" and traces[upper]["x"] == [10, 20, 30]
+        assert lower["y"] == pytest.approx(lo.tolist())
+        assert traces[upper]["y"] == pytest.approx(hi.tolist())
+        assert (lo.to_numpy() <= hi.to_numpy()).all() and (lo > 0).all()
+    assert any("grey area on Focus and Cover is its chance band" in c.value for c in at.caption)
+    saturation = specs["Router saturation, top-1 agreement with the last step"]
+    assert not any(t.get("name") == "chance band (pooled)" for t in saturation["data"])
+
+
+def test_long_titles_are_broken_to_fit_half_a_page(series_store):
+    """The entropy title (73 characters) ran past the right edge of its half-page chart;
+    it is broken into lines of at most 40 characters, with room above the plot for them."""
+    at = open_page(series_store, "timeline")
+    entropy = next(s for s in plotly_specs(at) if title(s).startswith("Routing entropy"))
+    lines = entropy["layout"]["title"]["text"].split("<br>")
+    assert len(lines) == 2 and all(len(line) <= 40 for line in lines)
+    assert entropy["layout"]["margin"]["t"] >= 20 + 22 * len(lines)
+
+
 def test_expert_identity_shows_who_became_whom(series_store):
     at = open_page(series_store, "timeline")
-    heatmap = next(s for s in plotly_specs(at) if s["layout"]["title"]["text"]
-                   .startswith("Expert identity at g0"))
+    heatmap = next(s for s in plotly_specs(at) if title(s).startswith("Expert identity at g0"))
     assert heatmap["data"][0]["x"] == ["10→20", "20→30"]
     assert [row[1] for row in heatmap["data"][0]["text"]] == ["→ e1", "→ e2", "→ e3", "→ e0"]
     moved = next(d.value for d in at.dataframe if "became" in d.value)
@@ -76,12 +119,31 @@ def test_two_steps_side_by_side_with_diff(series_store):
     at.select_slider(key="timeline_step_a").set_value(10).run()
     at.select_slider(key="timeline_step_b").set_value(30).run()
     assert not at.exception and not at.error
-    diff = next(s for s in plotly_specs(at)
-                if s["layout"]["title"]["text"] == "Where steps 10 and 30 route alike")
+    diff = next(s for s in plotly_specs(at) if title(s) == "Where steps 10 and 30 route alike")
     top1, jaccard = diff["data"]
     assert top1["y"] == [0.0, 0.0]  # t vs t + 2: never the same top-1
     assert [round(v, 6) for v in jaccard["y"]] == [round(1 / 3, 6)] * 2  # {t,t+1} vs {t+1,t+2}
     assert any("12 units compared" in c.value for c in at.caption)
+
+
+def test_the_step_diff_names_the_exit_site(tmp_path):
+    """metrics.diff compares exits under site "*" (whatever head took them): the bars name
+    it "exit (whole model)", never a bare "*"."""
+    from tests.metrics_store import expert_routes, write_run
+
+    path = tmp_path / "store"
+    for step, shift in ((1, 0), (2, 1)):
+        chosen = {(0, t): [(t + shift) % 4] for t in range(6)}
+        exits = [(0, t, t % 2, f"exits.{t % 2}", "exit", t % 2, 0, 0.9) for t in range(6)]
+        write_run(path, f"x-step{step:06d}", expert_routes("g0", 0, chosen) + exits,
+                  tokens={0: [f"w{t}" for t in range(6)]},
+                  config={"series": "x", "step": step, "n_experts": 4})
+    at = open_page(path, "timeline")
+    assert not at.exception and not at.error
+    diff = next(s for s in plotly_specs(at) if title(s) == "Where steps 1 and 2 route alike")
+    labels = diff["data"][0]["x"]
+    assert labels == ["exit (whole model)", "g0"] or labels == ["g0", "exit (whole model)"]
+    assert "*" not in labels
 
 
 def test_store_without_series_says_how_to_make_one(tmp_path):

@@ -16,6 +16,8 @@ same probe set (runs.config holds {"series", "step", "checkpoint"}).
         metric: saturation_top1, saturation_overlap, load_cv, maxvio, focus, cover, entropy
         (nats; softmax over the router logits where the run recorded them, else the
         renormalised top-k weights).
+        With chance=N also focus_lo, focus_hi, cover_lo, cover_hi: the chance band of
+        Focus and Cover (the central 95% of N shuffles of the tags across units).
     series_summary(store, series, ...) -> dict (`routeviz metrics --series NAME --json`)
 Expert identity across steps is in `routeviz.metrics.identity`.
 """
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
+from routeviz.metrics.baseline import focus_cover_baseline
 from routeviz.metrics.entropy import entropy
 from routeviz.metrics.focus_cover import focus_cover
 from routeviz.metrics.load import load
@@ -103,17 +106,27 @@ def pooled_tag(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores.tag == tag]
 
 
-def _focus_rows(store, run, step, tags) -> list[dict]:
+def _focus_rows(store, run, step, tags, chance: int = 0) -> list[dict]:
     if not tags and not common.tag_names(store, run):
         return []
     kinds = common.kinds_recorded(store, run)
     kind = next((k for k in common.FOCUS_KINDS if k in kinds), None)
     if kind is None:
         return []
-    scores = pooled_tag(focus_cover(store, run, tags=tags, kind=kind).scores)
-    return [{"step": step, "run": run, "site": s, "metric": m, "value": v}
+    result = focus_cover(store, run, tags=tags, kind=kind)
+    scores = pooled_tag(result.scores)
+    rows = [{"step": step, "run": run, "site": s, "metric": m, "value": v}
             for s, f, c in zip(scores.site, scores.focus, scores.cover)
             for m, v in (("focus", f), ("cover", c))]
+    if chance:  # tags shuffled across units: the central 95% of `chance` shuffles
+        band = pooled_tag(focus_cover_baseline(store, run, tags=tags, kind=kind,
+                                               permutations=chance, resamples=0,
+                                               result=result).scores)
+        rows += [{"step": step, "run": run, "site": site, "metric": f"{name}_{end}",
+                  "value": float(band[f"{name}_{end}"].iloc[i])}
+                 for i, site in enumerate(band.site) for name in ("focus", "cover")
+                 for end in ("lo", "hi")]
+    return rows
 
 
 def _entropy_rows(store, run, step) -> list[dict]:
@@ -133,9 +146,11 @@ def _entropy_rows(store, run, step) -> list[dict]:
     return rows
 
 
-def timeline(store, series: str, tags=None) -> pd.DataFrame:
+def timeline(store, series: str, tags=None, chance: int = 0) -> pd.DataFrame:
     """Every per-step metric of the series as one long frame: step, run, site, metric,
-    value. Entropy (nats) is over the router logits where recorded, else the top-k weights."""
+    value. Entropy (nats) is over the router logits where recorded, else the top-k weights.
+    chance=N adds the permutation band of Focus and Cover (metrics focus_lo, focus_hi,
+    cover_lo, cover_hi; `focus_cover_baseline` with N shuffles, reusing the step's scores)."""
     runs = series_runs(store, series)
     if tags:
         for run in runs.run:
@@ -149,7 +164,7 @@ def timeline(store, series: str, tags=None) -> pd.DataFrame:
         rows += [{"step": s, "run": r, "site": site, "metric": name, "value": v}
                  for s, r, site, v in zip(frame.step, frame.run, frame.site, frame[col])]
     for run, step in zip(runs.run, runs.step):
-        rows += _focus_rows(store, run, step, tags)
+        rows += _focus_rows(store, run, step, tags, chance)
         rows += _entropy_rows(store, run, step)
     frame = pd.DataFrame(rows, columns=["step", "run", "site", "metric", "value"])
     frame["value"] = frame.value.astype("float64")

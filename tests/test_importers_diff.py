@@ -110,3 +110,34 @@ def test_without_ranks_metrics_top1_says_so(traced, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "rank order" in err
 
+
+
+@pytest.mark.parametrize("fmt", ["sglang", "sglang-recorder", "megatron", "npy"])
+def test_every_format_against_the_trace_agrees_everywhere(traced, fmt):
+    from routeviz import importers, metrics
+    from routeviz.store import open_store
+    from tests.import_fixtures import sglang_body, sglang_recorder_dump
+
+    root, routing = traced["root"] / f"all-{fmt}", traced["routing"]
+    root.mkdir()
+    tokens = write_tokens(root / "tokens.jsonl", traced["ids"])
+    if fmt == "sglang":
+        paths = [root / "gen.jsonl"]
+        paths[0].write_text("".join(json.dumps(sglang_body(r, "uint8")) + "\n" for r in routing))
+    elif fmt == "sglang-recorder":
+        paths = [sglang_recorder_dump(root / "dump.pt", routing, [[3, 2, 1, 0]] * 3, 4)]
+    elif fmt == "megatron":
+        paths = [megatron_trace(root / "trace", routing)]
+    else:
+        import numpy as np
+
+        paths = []
+        for i, r in enumerate(routing):
+            paths.append(root / f"{i}.npy")
+            np.save(paths[-1], r["experts"])  # every layer, the dense one zero-filled
+    run = f"from-{fmt}"
+    importers.read(fmt, paths, traced["store"], run, model=traced["ckpt"], tokens=tokens)
+    out = metrics.diff(open_store(traced["store"]), run, "hf")
+    assert out["n_common_units"] >= 2 * sum(len(i) - 1 for i in traced["ids"])
+    assert [s["jaccard"] for s in out["sites"]] == [1.0, 1.0]
+    assert out["first_divergence"] is None and out["n_text_mismatch"] == 0

@@ -198,3 +198,18 @@ def test_npy_arrays_with_padding(model, tmp_path):
     tokens = write_tokens(tmp_path / "tokens.jsonl", model["ids"])
     importers.read("npy", paths, tmp_path / "st", "n", model=model["ckpt"], tokens=tokens)
     assert_same_routing(tmp_path / "st", "n", model)
+
+
+def test_sglang_openai_endpoint_bodies(model, tmp_path):
+    """An OpenAI-endpoint body: each choice carries its meta_info."""
+    bodies = tmp_path / "chat.jsonl"
+    lines = []
+    for r in model["routing"]:
+        generate = sglang_body(r, "int32")
+        lines.append(json.dumps({"id": "chatcmpl", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "..."},
+             "meta_info": generate["meta_info"]}]}))
+    bodies.write_text("\n".join(lines) + "\n")
+    tokens = write_tokens(tmp_path / "tokens.jsonl", model["ids"])
+    importers.read("sglang", [bodies], tmp_path / "st", "oa", model=model["ckpt"], tokens=tokens)
+    assert_same_routing(tmp_path / "st", "oa", model, minus_last)

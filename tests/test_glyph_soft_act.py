@@ -138,3 +138,13 @@ def test_report_has_a_soft_routing_section(soft_store):
     assert "## Soft routing (Soft MoE)" in markdown and 'id="soft-routing"' in page
     assert page.index('id="soft-routing"') < page.rindex("</body>")
     assert markdown.count("| blocks.2.mlp |") >= 1 + 4 + 8  # entropy, load, slots rows
+
+
+def test_load_depth_gives_depth_per_patch_position_and_tag(act_store):
+    at = open_page(act_store, "load_depth", run="act")
+    assert not at.exception and not at.error
+    assert any("masked, not removed" in c.value for c in at.caption)
+    assert any("load_depth_position" in el.proto.id for el in at.get("plotly_chart"))
+    table = next(df.value for df in at.dataframe if "mean exit layer" in df.value.columns)
+    assert {"glyph", "background"} <= set(table["value"])
+    assert table["mean exit layer"].between(0, 4).all()

@@ -7,7 +7,7 @@ from app_pages.common import metric, page_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
-from routeviz.figures.labels import exit_label
+from routeviz.figures.labels import exit_label, path_label
 
 handle, run = page_run("Load & depth")
 kinds = run_facts(handle, run)["kinds"]
@@ -34,8 +34,12 @@ try:
         if len(paths.transitions):
             st.subheader("Paths")
             st.plotly_chart(figures.path_sankey(paths.transitions), key="load_sankey")
-            st.caption(f"{paths.n_tokens:,} units; the most common full paths:")
-            st.dataframe(paths.top_paths, hide_index=True)
+            st.caption(f"{paths.n_tokens:,} units; the most common paths, each step a site "
+                       "and its top-1 expert (a unit dropped at a site skips it):")
+            top = paths.top_paths
+            st.dataframe(top.assign(path=[path_label(sites, path.split(">")) for sites, path
+                                          in zip(top["sites"], top["path"])])
+                         .drop(columns="sites"), hide_index=True, key="load_paths")
         else:
             st.caption("Only one expert site: no layer-to-layer paths to draw.")
     if "keep" in kinds:

@@ -37,3 +37,18 @@ def test_image_run_has_per_example_exits(app_store):
     assert sum(examples["customdata"]) == 2  # both images, counted
     assert abs(sum(examples["y"]) - 1.0) < 1e-9  # drawn as shares
     assert not any(t["name"] == "tokens" for t in exits["data"])  # per-image exits only
+
+
+def test_top_paths_name_the_site_of_each_step(app_store):
+    """A path reads `moe.0.router:e1 → moe.1.router:e3`, not "1>3": which site each expert
+    belongs to, and a token dropped at a site (toy-text's depth.1 drops half) skips it."""
+    at = open_page(app_store, "load_depth", run="words")
+    table = next(d.value for d in at.dataframe if "path" in d.value.columns)
+    res = metrics.paths(open_store(app_store), "words")
+    expected = [" → ".join(f"{site}:e{expert}" for site, expert in zip(sites, path.split(">")))
+                for sites, path in zip(res.top_paths.sites, res.top_paths.path)]
+    assert table["path"].tolist() == expected
+    assert all(p.startswith(("moe.0.router:e", "moe.1.router:e")) for p in expected)
+    assert any(" → moe.1.router:e" in p for p in expected)
+    assert table["count"].tolist() == res.top_paths["count"].tolist()
+    assert "sites" not in table.columns

@@ -20,4 +20,12 @@ def test_paths_transitions_and_top_paths(store):
     assert t.loc[(1, 2), "fraction"] == pytest.approx(2 / 3)
     assert res.n_tokens == 10
     assert list(res.top_paths.path) == ["0>2", "0>3", "1>2"]  # token 9 (dropped at a): "3"
+    assert list(res.top_paths.sites) == [("a", "b")] * 3  # the site of each step
     assert list(res.top_paths["count"]) == [3, 3, 2]
+
+
+def test_a_path_names_the_sites_it_went_through(store):
+    """Token 9 is dropped at site a: its one-step path "3" is at site b, not a."""
+    res = paths(store, "r", top=10)
+    short = res.top_paths[res.top_paths.path == "3"]
+    assert list(short.sites) == [("b",)] and list(short["count"]) == [1]

@@ -54,3 +54,10 @@ def site_label(site, kind: str | None = None) -> str:
     if str(site) == "*":
         return WHOLE_MODEL_EXIT if kind == "exit" else POOLED_SITES
     return short_site(site)
+
+
+def path_label(sites, experts) -> str:
+    """A unit's top-1 path through the expert sites, each step named by its site:
+    `0.mlp.router:e0 → 2.mlp.router:e2` (a site the unit skipped is absent)."""
+    return " → ".join(f"{site_label(site)}:e{int(expert)}"
+                      for site, expert in zip(sites, experts))

@@ -25,7 +25,9 @@ top1 AS MATERIALIZED (SELECT o.idx, r.choice, """ + common.unit_key("r.example",
 class PathResult:
     transitions: pd.DataFrame  # from_site, from_layer, to_site, to_layer, from_expert,
     #                            to_expert, count, fraction (of the from_expert row)
-    top_paths: pd.DataFrame  # path ("e0>e1>..." in site order), count, fraction
+    top_paths: pd.DataFrame  # path ("0>1>..." top-1 experts in site order), sites (the
+    #                          expert site of each step: a token dropped at a site skips it),
+    #                          count, fraction
     n_tokens: int  # units with at least one top-1 expert
     sites: list  # expert sites in the order paths list them
 
@@ -49,13 +51,17 @@ def paths(store, run: str, top: int = 20) -> PathResult:
         "count": counts["count"]})
     row_total = transitions.groupby(["from_site", "from_expert"])["count"].transform("sum")
     transitions["fraction"] = transitions["count"] / row_total
-    per_unit = (f"WITH {TOP1} SELECT list(choice ORDER BY idx) AS path FROM top1 GROUP BY u")
+    per_unit = (f"WITH {TOP1} SELECT list(choice ORDER BY idx) AS path, "
+                "list(idx ORDER BY idx) AS idxs FROM top1 GROUP BY u")
     top_paths = common.df(store,
-        f"SELECT path, count(*) AS count, sum(count(*)) OVER () AS n_units FROM ({per_unit}) "
-        f"GROUP BY path ORDER BY count DESC, path LIMIT {int(top)}", p)
+        f"SELECT path, idxs, count(*) AS count, sum(count(*)) OVER () AS n_units "
+        f"FROM ({per_unit}) GROUP BY path, idxs ORDER BY count DESC, path, idxs "
+        f"LIMIT {int(top)}", p)
     n_tokens = int(top_paths.n_units.iloc[0]) if len(top_paths) else 0
     top_paths = pd.DataFrame({"path": [">".join(str(int(c)) for c in path)
                                        for path in top_paths.path],
+                              "sites": [tuple(site_of[int(i)] for i in idxs)
+                                        for idxs in top_paths.idxs],
                               "count": top_paths["count"].astype("int64")})
     top_paths["fraction"] = top_paths["count"] / n_tokens if n_tokens else 0.0
     sites = common.sites_of(store, run, "expert").site.tolist()

@@ -150,4 +150,10 @@ def _routing_changes(table, config: dict, edited: str) -> None:
     if len(shown) > MAX_ROWS:
         st.caption(f"Showing the first {MAX_ROWS} of {len(shown)} rows.")
     st.dataframe(shown.head(MAX_ROWS), hide_index=True, width="stretch",
-                 key=f"whatif-routing-{edited}")
+                 key=f"whatif-routing-{edited}", column_config={
+                     "changed": st.column_config.CheckboxColumn(
+                         "changed", help="its first choice differs: top-1 expert, kept or "
+                                         "dropped, merge target, exit layer"),
+                     "others_changed": st.column_config.CheckboxColumn(
+                         "only later experts changed", help="same top-1 expert, other "
+                                                            "experts differ (e.g. top-k)")})

@@ -95,6 +95,6 @@ def load_npy_bytes(data: bytes, where: str) -> np.ndarray:
 
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 — numpy's header parser raises SyntaxError & co.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RoutevizError(f"{where}: not a readable .npy array ({first})") from None

@@ -93,6 +93,7 @@ def prepare(capture: Capture, layout: Layout | None, token_lists: list | None,
         experts = seq.experts[:, keep, :] if seq.experts.shape[0] else seq.experts  # [r, m, k]
         _check_ids(experts, layout.n_experts, where)
         info = _align(seq, token_lists[index] if token_lists is not None else None, where)
+        _check_vocab(info["ids"], layout, where)
         examples.append(info)
         if not experts.size:
             continue
@@ -158,6 +159,13 @@ def _check_ids(experts: np.ndarray, n_experts: int | None, where: str) -> None:
                             f"model's {n_experts} experts")
 
 
+def _check_vocab(ids, layout: Layout, where: str) -> None:
+    size = len(layout.tokenizer) if layout.tokenizer is not None else None
+    if ids and size is not None and max(ids) >= size:
+        raise RoutevizError(f"{where}: token id {max(ids)} is not in the tokenizer's "
+                            f"{size} ids (another model's tokens?)")
+
+
 def _align(seq, file_ids, where: str) -> dict:
     """Where the rows sit among the example's tokens, and its ids (the source's own first)."""
     rows = int(seq.experts.shape[0])
@@ -166,6 +174,9 @@ def _align(seq, file_ids, where: str) -> dict:
         raise RoutevizError(f"{where}: the --tokens ids differ from the ids the input carries "
                             f"({len(file_ids)} vs {len(ids)} ids)")
     ids = list(ids) if ids is not None else file_ids
+    if ids is not None and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                   for i in ids):
+        raise RoutevizError(f"{where}: token ids must be non-negative integers")
     start = seq.start
     if ids is None:
         start = start or 0

@@ -45,8 +45,16 @@ def read(paths, options) -> Capture:
         raise RoutevizError("megatron: ranks trace different layers: " +
                             "; ".join(str(list(x)) for x in sorted(layer_sets)))
     raw_layers = list(layer_sets.pop())
+    if not raw_layers:
+        raise RoutevizError("megatron: no decoder-layer records in the trace")
+    shapes = {s["experts"][layer].shape[1:] for s in streams for layer in raw_layers}
+    if len(shapes) != 1:
+        raise RoutevizError(f"megatron: top-k widths differ across ranks or layers {shapes}")
     experts = {layer: np.concatenate([s["experts"][layer] for s in streams])
                for layer in raw_layers}
+    if len({x.shape[0] for x in experts.values()}) != 1:
+        raise RoutevizError("megatron: layers traced different numbers of tokens (a layer "
+                            "missing from some steps?)")
     scored = all(s["logits"] is not None for s in streams)
     base = _layer_base(raw_layers, streams, options.get("layout"))
     axis = np.stack([experts[layer] for layer in raw_layers], axis=1)  # [N, l, k]
@@ -54,6 +62,9 @@ def read(paths, options) -> Capture:
     if scored:
         logits = {layer: np.concatenate([s["logits"][layer] for s in streams])
                   for layer in raw_layers}
+        if len({x.shape[1] for x in logits.values()}) != 1:
+            raise RoutevizError("megatron: the logits sidecar has different expert counts "
+                                "across layers")
         axis, weights = _by_score(axis, np.stack([logits[layer] for layer in raw_layers], 1))
     sequences = _cut(axis, weights, options.get("token_lists"), ", ".join(
         str(p.name) for _, p in files))
@@ -85,7 +96,11 @@ def _rank_stream(path, notes: list) -> dict:
     sidecar = path.with_name(path.name.replace("router_trace_", "logits_").replace(".jsonl", ".bin"))
     blob = sidecar.read_bytes() if sidecar.is_file() else None
     step_tokens = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoutevizError(f"{path.name}: cannot read it as text ({exc})") from None
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"{path.name} line {number}"
@@ -99,7 +114,13 @@ def _rank_stream(path, notes: list) -> dict:
         if rec.get("block", "decoder") != "decoder":
             n_mtp += 1
             continue
-        top = np.asarray(rec["top_indices"])
+        if not all(isinstance(rec[key], int) and not isinstance(rec[key], bool)
+                   for key in ("layer", "step")):
+            raise RoutevizError(f"{where}: step and layer must be integers")
+        try:
+            top = np.asarray(rec["top_indices"])
+        except ValueError:
+            top = np.zeros(0)  # ragged lists: refused just below
         if top.ndim != 2 or not np.issubdtype(top.dtype, np.integer) or (
                 "num_tokens" in rec and top.shape[0] != rec["num_tokens"]):
             raise RoutevizError(f"{where}: top_indices is not [num_tokens][topk] integers")
@@ -109,19 +130,25 @@ def _rank_stream(path, notes: list) -> dict:
                                 f"step {rec['step']}, another layer {n}")
         per_layer.setdefault(int(rec["layer"]), []).append(top.astype(np.int64))
         if blob is not None and "logit_offset" in rec:
-            logits.setdefault(int(rec["layer"]), []).append(_bf16(blob, rec, where))
+            piece = _bf16(blob, rec, where)
+            if piece.ndim != 2 or piece.shape[0] != top.shape[0]:
+                raise RoutevizError(f"{where}: logit_shape {list(piece.shape)} does not match "
+                                    f"its {top.shape[0]} tokens")
+            logits.setdefault(int(rec["layer"]), []).append(piece)
     if n_mtp:
         notes.append(f"{path.name}: {n_mtp} MTP record(s) left out")
     experts = {layer: np.concatenate(parts) for layer, parts in per_layer.items()}
     complete = logits and all(len(logits.get(l, [])) == len(per_layer[l]) for l in per_layer)
     return {"experts": experts,
             "logits": {l: np.concatenate(v) for l, v in logits.items()} if complete else None,
-            "blocks": any('"block"' in line for line in path.read_text().splitlines()[:1])}
+            "blocks": bool(lines) and '"block"' in lines[0]}
 
 
 def _bf16(blob: bytes, rec: dict, where: str) -> np.ndarray:
-    start, size, shape = rec["logit_offset"], rec["logit_bytes"], rec.get("logit_shape")
-    if start + size > len(blob) or not shape or size != 2 * int(np.prod(shape)):
+    start, size, shape = rec["logit_offset"], rec.get("logit_bytes"), rec.get("logit_shape")
+    if not (isinstance(start, int) and isinstance(size, int) and isinstance(shape, list)
+            and all(isinstance(x, int) and x >= 0 for x in shape)) or start < 0 or \
+            start + size > len(blob) or size != 2 * int(np.prod(shape)):
         raise RoutevizError(f"{where}: its logits lie outside the sidecar (truncated?)")
     half = np.frombuffer(blob[start:start + size], dtype="<u2").astype(np.uint32) << 16
     return half.view(np.float32).reshape(shape)

@@ -55,7 +55,7 @@ def _sequence(body: dict, item: dict, where: str, layout) -> tuple[Sequence, str
     version = f"routed_experts_dtype {dtype}" if dtype else "int32 (no routed_experts_dtype)"
     if dtype is None:
         dtype = "int32"
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise RoutevizError(f"{where}: unknown routed_experts_dtype {dtype!r}; known: "
                             f"{', '.join(DTYPES)}")
     raw = decode_base64(value, where)
@@ -64,9 +64,11 @@ def _sequence(body: dict, item: dict, where: str, layout) -> tuple[Sequence, str
         raise RoutevizError(f"{where}: {len(raw)} bytes is not a whole number of {dtype} "
                             "values (a truncated body?)")
     flat = np.frombuffer(raw, dtype=dtype).astype(np.int64)
-    start = int(meta.get("routed_experts_start_len") or 0)
+    start = meta.get("routed_experts_start_len") or 0
+    if not _count(start):
+        raise RoutevizError(f"{where}: routed_experts_start_len {start!r} is not a count")
     total = None
-    if isinstance(meta.get("prompt_tokens"), int) and isinstance(meta.get("completion_tokens"), int):
+    if _count(meta.get("prompt_tokens")) and _count(meta.get("completion_tokens")):
         total = meta["prompt_tokens"] + meta["completion_tokens"]
     experts = _shape(flat, total - 1 - start if total is not None else None, layout, where)
     ids = None
@@ -74,6 +76,10 @@ def _sequence(body: dict, item: dict, where: str, layout) -> tuple[Sequence, str
     if isinstance(prompt, list) and isinstance(output, list):
         ids = list(prompt) + list(output)
     return Sequence(experts, where, token_ids=ids, start=start, trailing=1), version
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _shape(flat: np.ndarray, rows: int | None, layout, where: str) -> np.ndarray:

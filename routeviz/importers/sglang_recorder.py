@@ -29,7 +29,7 @@ def read(paths, options) -> Capture:
         records = sorted(dump["records"], key=lambda r: (_int(r, "forward_pass_id", path),
                                                          _int(r, "rank", path)))
         for rec in records:
-            key = (rec["forward_pass_id"], tuple(rec["input_ids"]))
+            key = (rec["forward_pass_id"], tuple(rec.get("input_ids") or ()))
             if key in seen:
                 n_dupes += 1
                 continue
@@ -48,13 +48,11 @@ def read(paths, options) -> Capture:
 
 
 def _load(path) -> dict:
-    import pickle
-
     import torch
 
-    try:
+    try:  # weights_only: tensors, lists and numbers; never arbitrary pickle
         dump = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 — a damaged zip or pickle raises many types
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise RoutevizError(f"{path.name}: not a readable torch.save dump ({first})") from None
     if not isinstance(dump, dict) or "records" not in dump or \

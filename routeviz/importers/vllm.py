@@ -75,8 +75,9 @@ def _choice(body: dict, choice, where: str) -> tuple[Sequence, str]:
     ids = list(prompt) + list(output) if isinstance(prompt, list) and isinstance(
         output, list) else None
     start = choice.get("routed_experts_prompt_start", body.get("routed_experts_prompt_start"))
-    return Sequence(experts, where, token_ids=ids,
-                    start=int(start) if isinstance(start, int) else None, trailing=1), version
+    if start is not None and (not isinstance(start, int) or isinstance(start, bool)):
+        raise RoutevizError(f"{where}: routed_experts_prompt_start {start!r} is not a count")
+    return Sequence(experts, where, token_ids=ids, start=start, trailing=1), version
 
 
 def sniff(path) -> bool:

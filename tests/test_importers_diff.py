@@ -141,3 +141,16 @@ def test_every_format_against_the_trace_agrees_everywhere(traced, fmt):
     assert out["n_common_units"] >= 2 * sum(len(i) - 1 for i in traced["ids"])
     assert [s["jaccard"] for s in out["sites"]] == [1.0, 1.0]
     assert out["first_divergence"] is None and out["n_text_mismatch"] == 0
+
+
+def test_an_import_without_model_says_why_it_shares_no_unit(traced, capsys):
+    import numpy as np
+
+    np.save(traced["root"] / "bare.npy", traced["routing"][0]["experts"])
+    assert main(["import", "npy", str(traced["root"] / "bare.npy"), "--store",
+                 str(traced["store"]), "--run", "bare"]) == 0
+    capsys.readouterr()
+    assert main(["diff", "--store", str(traced["store"]), "--run", "bare", "--against",
+                 "hf"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'bare' was imported without --model" in err

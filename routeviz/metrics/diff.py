@@ -100,8 +100,11 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
     unranked = {name: order for name, order in ranked.items() if order != "score"}
     n_common, n_only_run, n_only_against = (int(v or 0) for v in coverage)
     if n_common == 0:
+        bare = [name for name in (run, against) if _imported_without_model(store, name)]
+        hint = (f"; {bare[0]!r} was imported without --model, so its sites are layers.N: "
+                "import it with --model CKPT_DIR to get the trace's site names") if bare else ""
         raise RoutevizError(f"runs {run!r} and {against!r} share no routed tokens: diff "
-                            "compares two runs over the same examples")
+                            f"compares two runs over the same examples{hint}")
     order = {s: i for i, s in enumerate(common.sites_of(store, run).site)}
     sites["flip_rate"] = 1.0 - sites.top1_agreement
     sites["order"] = sites.site.map(order).fillna(len(order))
@@ -143,6 +146,11 @@ def diff(store, run: str, against: str, top: int = 20) -> dict:
         "first_divergence": differing[0] if differing else None,
         "differing_units": differing,
     }
+
+
+def _imported_without_model(store, run: str) -> bool:
+    config = store.facts(run).config
+    return isinstance(config.get("import"), dict) and not config.get("checkpoint")
 
 
 def rank_order(store, run: str) -> str:

@@ -7,7 +7,7 @@ import threading
 
 import streamlit as st
 
-from app_pages.common import cached, page_run, run_facts, show_error
+from app_pages.common import cached, metric, page_run, run_facts, show_error
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
@@ -31,6 +31,27 @@ def _state_sites(store, run):
 def _plain(value) -> str:
     """3.0 -> "3" (exit layers and expert ids come back as floats after a join)."""
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def exit_reach(handle, run, facts, result, per_token: bool) -> str:
+    """What an exit-layer colouring shows: each unit's exit layer over the whole run, but
+    only the units the chosen site saw; those that exited before its layer are not here."""
+    layer = result.layer if result.source == "hidden" else None
+    if layer is None:
+        sites = facts["sites"]
+        layer = int(sites[sites["site"] == result.site]["layer"].min())
+    unit = "tokens" if per_token else "examples"
+    hist = data.exit_frame(metric(handle, "exits", run))
+    before = hist[(hist["unit"] == unit) & (hist["layer"] < layer) & (hist["count"] > 0)]
+    where = data.short_site(result.state_site or result.site)
+    head = (f"Colours are each {unit[:-1]}'s exit layer in the whole run, but only the {unit} "
+            f"that reached {where} (layer {layer}) are here")
+    if before.empty:
+        return head + f": no {unit[:-1]} exited before layer {layer}."
+    counts = ", ".join(f"{int(n):,} at layer {int(lay)}"
+                       for lay, n in zip(before["layer"], before["count"]))
+    return (head + f": {int(before['count'].sum()):,} {unit} exited earlier ({counts}) and "
+            "never reached it. Pick an earlier site to see them.")
 
 
 embed_points = cached(_embed)
@@ -130,8 +151,9 @@ if st.button("Draw the map", type="primary", key="emb_go") or drawn:
         distinct = shown[color].unique()
         if len(distinct) == 1:
             st.caption(f"One colour: every point drawn has {color.replace('_', ' ')} = "
-                       f"{_plain(distinct[0])}" + (" (every token exits at the same layer)"
-                                           if color == "exit_layer" else "") + ".")
+                       f"{_plain(distinct[0])}.")
+        if color == "exit_layer":
+            st.caption(exit_reach(handle, run, facts, result, bool((shown.token >= 0).any())))
         matches = None
         if search:
             matches = shown["label"].astype(str).str.lower().str.contains(search.lower(),

@@ -115,3 +115,48 @@ def test_a_one_value_colouring_keeps_its_legend():
     assert fig["layout"]["showlegend"] is True
     assert [t["name"] for t in fig["data"]] == ["11"]
     assert fig["data"][0]["text"] == ["a", "&lt;b&gt;"]
+
+
+TEXTS = ["import os\n\ndef read(path):\n    with open(path) as f:\n        return f.read()\n",
+         "The quick brown fox jumps over the lazy dog, and then it runs away again.",
+         "for i in range(10):\n    print(i * i)  # squares\n"]
+
+
+@pytest.fixture(scope="module")
+def exits_store(tmp_path_factory):
+    """text-moe over three texts: its tokens exit at layers 0-3 and are not routed after."""
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+
+    path = tmp_path_factory.mktemp("exits") / "store"
+    record(load_model("text-moe"), [Item(text=t, source=f"t{i}") for i, t in enumerate(TEXTS)],
+           path, "tm")
+    return path
+
+
+@pytest.mark.slow  # UMAP's first call compiles (numba)
+def test_exit_colouring_says_which_tokens_never_reached_the_site(exits_store):
+    """At the last expert site every token drawn exits at layer 3: those that exited
+    earlier never reached it. The page says so with the run's counts, not 'every token
+    exits at the same layer'."""
+    store = open_store(exits_store)
+    site = "blocks.3.mlp.router"
+    before = store.query_df(
+        "SELECT choice AS layer, count(*) AS n FROM routes WHERE run = 'tm' AND kind = 'exit' "
+        "AND choice < 3 GROUP BY choice ORDER BY choice")
+    assert before.n.sum() > 0  # the premise: some tokens exit before layer 3
+    at = open_page(exits_store, "embeddings", run="tm")
+    at.selectbox(key="emb_site").set_value(site)
+    at.number_input(key="emb_limit").set_value(5000)
+    at.radio(key="emb_color").set_value("exit_layer")
+    at.button(key="emb_go").click().run()
+    assert not at.error and not at.exception
+    drawn = {t["name"] for t in plotly_specs(at)[0]["data"]}
+    assert drawn == {"3"}
+    captions = " ".join(c.value for c in at.caption)
+    assert "every token exits at the same layer" not in captions
+    counts = ", ".join(f"{n:,} at layer {layer}" for layer, n in zip(before.layer, before.n))
+    assert (f"only the tokens that reached 3.mlp.router (layer 3) are here: "
+            f"{before.n.sum():,} tokens exited earlier ({counts}) and never reached it"
+            in captions)

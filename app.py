@@ -2,7 +2,8 @@
 
 The sidebar holds what every page shares: the store (a directory, created on first use)
 and the run being looked at. Each page in app_pages/ reads them from st.session_state.
-The URL keeps the view (`?run=...&page=...` plus Inspect's keys, app_pages/common.URL_KEYS):
+The URL keeps the view (`?store=...&run=...&page=...` plus Inspect's keys,
+app_pages/common.URL_KEYS):
 a link reopens it; widget state of pages not shown is kept (common.KEPT_KEYS).
 """
 
@@ -20,6 +21,7 @@ from app_pages.common import (
     run_source,
     state_from_url,
     state_to_url,
+    url_notes,
 )
 
 st.set_page_config(page_title="routeviz", layout="wide")
@@ -54,7 +56,9 @@ with st.sidebar:
     st.markdown("### routeviz")
     st.text_input("Store directory", key="store_path",
                   help="A routeviz store: a directory of Parquet files, created on first use.")
+    state_to_url(store=st.session_state["store_path"])  # a reload reopens this store
     handle = get_handle()
+    names = []
     if handle is not None:
         names = run_names(handle)
         if names:
@@ -69,5 +73,7 @@ with st.sidebar:
         else:
             st.caption("No runs yet.")
 
+for note in url_notes(names):  # a link to a run deleted since, or to no store here
+    st.warning(note)
 state_to_url(page=page.url_path or default)
 page.run()

@@ -29,7 +29,8 @@ rank, or only as the top choice with *top-1 only*.
 - **Cover** $= \frac{1}{|I|}\sum_i \max_j A_{ij}$: is each tag handled by some subnetwork?
 
 Pooled over all sites (*all sites (pooled)*; site `*` in `metrics --json`) it is the
-paper's definition; per site, only that site's subnetworks count. Experts that are never chosen still count (with $\max_i A_{ij}=0$).
+paper's definition; per site, only that site's subnetworks count. Experts that are never
+chosen still count (with $\max_i A_{ij}=0$).
 """
 
 handle, run = page_run("Specialization")

@@ -53,7 +53,8 @@ Paths (`paths.py`)
     paths(store, run, top=20) -> PathResult(.transitions, .top_paths, .n_tokens)
         .transitions: from_site, from_layer, to_site, to_layer, from_expert, to_expert,
                       count, fraction (row-normalised) — top-1 experts of consecutive
-                      expert sites; .top_paths: path (e.g. "3>1>0"), count, fraction.
+                      expert sites; .top_paths: path (e.g. "3>1>0"), sites (the site of each
+                      step), count, fraction.
 
 Expert profiles (`profiles.py`)
     expert_profiles(store, run, site=None, tag=None, top=10, min_count=2, contexts=5, window=4)

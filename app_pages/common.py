@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages import disk_cache
 from routeviz.errors import RoutevizError
 
 DEFAULT_STORE = "routeviz-store"
@@ -27,11 +29,34 @@ def default_store_path() -> str:
 
 @dataclass
 class StoreHandle:
-    """One open Store per path, shared by sessions; views rebuilt when files change."""
+    """One open Store per path, shared by sessions; views rebuilt when files change.
+    signature: the store's generation (every run directory and its mtime); by_run: the
+    same split per run, so a cached query of one run outlives writes to other runs."""
 
     store: object
     signature: tuple = ()
     lock: threading.Lock = field(default_factory=threading.Lock)
+    by_run: dict = field(default_factory=dict)
+
+    def set_signature(self, signature: tuple) -> None:
+        by_run: dict = {}
+        for directory, mtime in signature:
+            name = Path(directory).name[len("run="):]
+            by_run[name] = by_run.get(name, ()) + ((Path(directory).parent.name, mtime),)
+        self.signature, self.by_run = signature, by_run
+
+    def generation_of(self, args: tuple, kwargs: tuple) -> tuple:
+        """The cache key's store part for a call with these arguments: the generations of
+        the runs it names (plus the list of run names, for calls that look at others, e.g.
+        the run to compare with), or the whole store's when it names no run (series, the
+        run listing)."""
+        values = list(args) + [v for _, v in kwargs]
+        named = sorted({v for value in values
+                        for v in (value if isinstance(value, (tuple, list)) else (value,))
+                        if isinstance(v, str) and v in self.by_run})
+        if not named:
+            return self.signature
+        return (tuple(self.by_run), tuple((run, self.by_run[run]) for run in named))
 
 
 def store_signature(path: str) -> tuple:
@@ -43,6 +68,26 @@ def store_signature(path: str) -> tuple:
         except FileNotFoundError:
             pass
     return tuple(sig)
+
+
+_CHECKED: dict = {}  # session id -> (path, the rerun's cursors dict) whose store was checked
+
+
+def _checked_this_rerun(path: str) -> bool:
+    """True after the first call in one run of the script for `path`: the store's files
+    are listed (and its views refreshed, if anything was written) once per rerun. The
+    rerun is told apart by Streamlit's per-run cursors dict, held here so its id is not
+    reused."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return False
+    seen = _CHECKED.get(ctx.session_id)
+    if seen is not None and seen[0] == path and seen[1] is ctx.cursors:
+        return True
+    _CHECKED[ctx.session_id] = (path, ctx.cursors)
+    return False
 
 
 @st.cache_resource(show_spinner=False)
@@ -66,11 +111,12 @@ def get_handle() -> StoreHandle | None:
     except RoutevizError as exc:
         st.error(str(exc))
         return None
-    sig = store_signature(path)
-    if sig != handle.signature:
-        with handle.lock:
-            handle.store.refresh()
-            handle.signature = sig
+    if not _checked_this_rerun(path):
+        sig = store_signature(path)
+        if sig != handle.signature:
+            with handle.lock:
+                handle.store.refresh()
+                handle.set_signature(sig)
     if handle.store.damaged:
         names = ", ".join("/".join(Path(p).parts[-3:]) for p in handle.store.damaged)
         st.warning(f"Skipped damaged part file(s), the rest of the store reads: {names}")
@@ -84,15 +130,26 @@ def query(handle: StoreHandle, fn, *args, **kwargs):
 
 
 def cached(fn):
-    """st.cache_data keyed by the store's path and signature, so new runs show at once."""
+    """st.cache_data keyed by the store's path and the generation of the runs the call
+    names (StoreHandle.generation_of), so new runs show at once and a write to one run
+    leaves the cached results of the others in place; slow frames also kept on disk for
+    the next app process (disk_cache)."""
 
     @st.cache_data(show_spinner=False, max_entries=256)
     def _run(path: str, signature: tuple, name: str, args: tuple, kwargs: tuple):
-        return query(_handle(path), fn, *args, **dict(kwargs))
+        key = disk_cache.key_of(path, signature, name, args, kwargs)
+        kept = disk_cache.load(key)  # computed by an earlier app process
+        if kept is not None:
+            return kept
+        start = time.perf_counter()
+        result = query(_handle(path), fn, *args, **dict(kwargs))
+        disk_cache.save(key, result, time.perf_counter() - start)
+        return result
 
     def wrapper(handle: StoreHandle, *args, **kwargs):
         path = str(handle.store.path.resolve())
-        return _run(path, handle.signature, fn.__qualname__, args, tuple(sorted(kwargs.items())))
+        kwargs = tuple(sorted(kwargs.items()))
+        return _run(path, handle.generation_of(args, kwargs), fn.__qualname__, args, kwargs)
 
     wrapper.__name__ = fn.__name__
     return wrapper

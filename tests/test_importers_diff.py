@@ -154,3 +154,11 @@ def test_an_import_without_model_says_why_it_shares_no_unit(traced, capsys):
                  "hf"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'bare' was imported without --model" in err
+
+
+def test_the_traced_qwen_run_agrees_with_its_own_router_logits(traced):
+    from routeviz.importers.check import check_run
+    from routeviz.store import open_store
+
+    result = check_run(open_store(traced["store"]), "hf")
+    assert result["ok"] and "hook_vs_model" in result["checked"]  # dense layer skipped too

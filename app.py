@@ -73,7 +73,8 @@ with st.sidebar:
         else:
             st.caption("No runs yet.")
 
-for note in url_notes(names):  # a link to a run deleted since, or to no store here
+# what a link asked for and did not get: a run deleted since, a directory that is no store
+for note in url_notes(names) if handle is not None else []:
     st.warning(note)
 state_to_url(page=page.url_path or default)
 page.run()

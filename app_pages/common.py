@@ -164,6 +164,16 @@ def show_error(exc: Exception) -> None:
         st.error(f"{type(exc).__name__}: {lines[0] if lines else ''}")
 
 
+@st.fragment
+def panel_fragment(panel, *args) -> None:
+    """panel(*args) as a fragment: a widget inside it (What if's controls, Why's token and
+    expert) reruns the panel alone, not the page around it; a failure stays in it."""
+    try:
+        panel(*args)
+    except Exception as exc:  # noqa: BLE001 — a panel's failure stays in it
+        show_error(exc)
+
+
 # -- runs ---------------------------------------------------------------------------
 def _runs(store) -> pd.DataFrame:
     return store.runs()

@@ -14,6 +14,7 @@ from app_pages.common import (
     get_handle,
     load_runner,
     new_run_name,
+    panel_fragment,
     run_config,
     run_source,
     select_run,
@@ -156,7 +157,7 @@ if run is not None:
             if panel is not None:
                 with st.expander(title):
                     try:
-                        panel(handle, run, example, config)
+                        panel_fragment(panel, handle, run, example, config)  # reruns alone
                     except Exception as exc:  # noqa: BLE001 — a panel's failure stays in it
                         show_error(exc)
     state_to_url(model=st.session_state.get("inspect_model"), example=example, site=site,

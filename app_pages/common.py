@@ -258,6 +258,9 @@ def sample_model_names() -> list[str]:
     return list(model_specs())
 
 
+LOADED_MODELS: set = set()  # names load_runner has loaded in this process (a page may ask)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_runner(name_or_dir: str):
     """The model, kept warm: its routing hooks stay registered between inputs, so
@@ -271,7 +274,9 @@ def load_runner(name_or_dir: str):
     # on a busy 2-core machine made text-moe's 128-token forward 0.2 s -> 1-6 s (spinning
     # and waiting for a core), and the page's own work needs the other core.
     torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) // 2)))
-    return WarmRunner(load_model(name_or_dir))
+    runner = WarmRunner(load_model(name_or_dir))
+    LOADED_MODELS.add(str(name_or_dir))
+    return runner
 
 
 def n_experts_for(config: dict, site: str | None = None, fallback: int = 8) -> int:

@@ -1,25 +1,34 @@
 """The model's output of one example on Inspect: its own line (`examples.prediction`: for a
 text, the prediction after the last token), and for a text the prediction after every
-token, read from the `outputs` table (`routeviz.analysis.predictions`) and decoded with the
-model's tokenizer when the model loads (token ids otherwise)."""
+token, read from the `outputs` table (`routeviz.analysis.predictions`), decoded with the
+model's tokenizer when asked (on by default when the run's model is loaded in this
+process already: viewing a stored run does not load a model for this alone)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.common import load_runner, query
+from app_pages.common import LOADED_MODELS, load_runner, query
 from routeviz.analysis.predictions import decoder_of, next_tokens
 from routeviz.figures import data
 
 MAX_ROWS = 2000  # rows of the per-token table at most
 
 
-def _decoder(config: dict):
+def _source(config: dict) -> str | None:
     from routeviz.interventions.whatif import model_source
 
     try:
-        return decoder_of(load_runner(model_source(config)))
-    except Exception:  # noqa: BLE001 — no model to load (an import, a moved checkpoint): ids
+        return model_source(config)
+    except Exception:  # noqa: BLE001 — an imported run: no model
+        return None
+
+
+def _decoder(config: dict):
+    source = _source(config)
+    try:
+        return None if source is None else decoder_of(load_runner(source))
+    except Exception:  # noqa: BLE001 — a model that no longer loads (a moved checkpoint): ids
         return None
 
 
@@ -28,7 +37,12 @@ def show_output(handle, run: str, example: int, info: dict, config: dict) -> Non
     st.subheader("Model output")
     table = query(handle, next_tokens, run, int(example))
     if len(table):
-        decode = _decoder(config)
+        if "inspect_decode" not in st.session_state:  # on when the model is loaded already
+            st.session_state["inspect_decode"] = _source(config) in LOADED_MODELS
+        decode = _decoder(config) if st.toggle(
+            "Predicted tokens as text", key="inspect_decode",
+            help="Decode the predicted ids with the model's tokenizer (loads the model once); "
+                 "off: token ids.") else None
         if decode is not None:
             table = table.assign(next_token=[decode(int(i)) for i in table.next_id])
         st.caption("The model's most likely next token after each token, and its "

@@ -69,6 +69,7 @@ def test_a_text_output_is_shown_per_token(text_store):
     from routeviz.figures.data import show_token
 
     at = open_page(text_store, "inspect", run="code")
+    at.toggle(key="inspect_decode").set_value(True).run()
     tokens = routeviz.open_store(text_store).example_tokens("code", 0)
     table = next(d.value for d in at.dataframe if "next_token" in d.value.columns)
     assert list(table.token) == list(range(len(tokens)))

@@ -37,6 +37,7 @@ class GlyphSoftConfig:
     n_experts: int = 4  # experts per Soft MoE layer
     slots_per_expert: int = 2  # slots per expert (slot i belongs to expert i // this)
     expert_hidden: int = 64  # hidden width of one expert
+    router_scale_init: float = 10.0  # initial scale of the L2-normalised routing logits
     classes: str = LETTERS  # class i is classes[i]
 
     @classmethod
@@ -90,7 +91,8 @@ class GlyphSoft(nn.Module):
         self.patches = GlyphPatches(cfg.image_size, cfg.patch, cfg.d_model)
         self.blocks = nn.ModuleList(
             PlainBlock(cfg.d_model, cfg.n_heads,
-                       SoftMoE(cfg.d_model, cfg.expert_hidden, cfg.n_experts, cfg.slots_per_expert)
+                       SoftMoE(cfg.d_model, cfg.expert_hidden, cfg.n_experts, cfg.slots_per_expert,
+                               cfg.router_scale_init)
                        if i in cfg.soft_layers else dense_ffn(cfg.d_model, cfg.mlp_hidden))
             for i in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)

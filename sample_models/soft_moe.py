@@ -25,12 +25,15 @@ from torch import nn
 
 
 class SoftMoE(nn.Module):
-    def __init__(self, d_model: int, expert_hidden: int, n_experts: int, slots_per_expert: int):
+    def __init__(self, d_model: int, expert_hidden: int, n_experts: int, slots_per_expert: int,
+                 scale_init: float = 1.0):
         super().__init__()
         self.n_experts, self.slots_per_expert = n_experts, slots_per_expert
         n_slots = n_experts * slots_per_expert
         self.slot_params = nn.Parameter(torch.randn(d_model, n_slots) * d_model ** -0.5)  # Φ [d, S]
-        self.scale = nn.Parameter(torch.ones(()))  # learned temperature of the normalised logits
+        # learned temperature of the normalised logits (vmoe starts it at 1; a small model
+        # trained briefly stays near-uniform from there, so glyph-soft starts higher)
+        self.scale = nn.Parameter(torch.full((), float(scale_init)))
         self.w_in = nn.Parameter(torch.randn(n_experts, d_model, expert_hidden) * d_model ** -0.5)
         self.b_in = nn.Parameter(torch.zeros(n_experts, 1, expert_hidden))
         self.w_out = nn.Parameter(torch.randn(n_experts, expert_hidden, d_model) * expert_hidden ** -0.5)

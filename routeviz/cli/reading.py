@@ -20,7 +20,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--series", help="every step of a series, plus saturation")
     s.add_argument("--tag", action="append", metavar="NAME", help="tag family (repeatable)")
     s.add_argument("--unit", choices=["token", "example"], default=None)
-    s.add_argument("--kind", choices=["expert", "keep", "exit"], default=None)
+    s.add_argument("--kind", choices=["expert", "keep", "exit", "soft"], default=None)
     s.add_argument("--top1", action="store_true", help="active = top-1 choice only")
     s.add_argument("--permutations", type=int, default=50, metavar="N",
                    help="tag shuffles for the Focus/Cover baseline and bootstrap resamples "

@@ -73,6 +73,7 @@ def test_ablate_in_the_browser(text_store):
         pick(pg, "these experts", str(ablated))
         pg.get_by_role("button", name="Run with this intervention").click()
         pg.get_by_text("Next-token KL").wait_for()
+        panel.get_by_text("changed a decision").wait_for()  # the last caption of the run
         idle(pg)
         body = panel.inner_text()
         panel.screenshot(path=str(screenshot_dir() / "whatif.png"))

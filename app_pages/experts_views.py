@@ -56,13 +56,26 @@ def head_markdown(card: dict) -> str:
 
 
 def token_frame(card: dict, full: bool = False) -> pd.DataFrame:
+    """Top tokens: the grid's three narrow columns (token, here/seen, score), or the full
+    view's five."""
     tokens = card["tokens"] if full else card["tokens"][:GRID_TOKENS]
-    frame = pd.DataFrame({"token": [data.show_token(t["text"]) for t in tokens],
-                          "here": [t["n"] for t in tokens], "seen": [t["seen"] for t in tokens],
-                          "score": [round(t["score"], 2) for t in tokens]})
-    if full:
-        frame.insert(3, "P(expert | token)", [round(t["p_expert"], 3) for t in tokens])
-    return frame
+    names = [data.show_token(t["text"]) for t in tokens]
+    scores = [round(t["score"], 2) for t in tokens]
+    if not full:
+        return pd.DataFrame({"token": names, "here/seen": [f"{t['n']}/{t['seen']}"
+                                                           for t in tokens], "score": scores})
+    return pd.DataFrame({"token": names, "here": [t["n"] for t in tokens],
+                         "seen": [t["seen"] for t in tokens],
+                         "P(expert | token)": [round(t["p_expert"], 3) for t in tokens],
+                         "score": scores})
+
+
+GRID_COLUMNS = {  # widths in pixels that fit a quarter of a 1400-pixel page
+    "token": st.column_config.TextColumn("token", width=64),
+    "here/seen": st.column_config.TextColumn("here/seen", width=64, help=(
+        "occurrences routed to this expert / occurrences of the token in the run")),
+    "score": st.column_config.NumberColumn("score", width=52, help=(
+        "95% Wilson lower bound of P(expert | token)"))}
 
 
 def show_tokens(card: dict, full: bool = False) -> None:
@@ -70,15 +83,8 @@ def show_tokens(card: dict, full: bool = False) -> None:
     if frame.empty:
         st.caption("No token routed here the minimum count of times.")
         return
-    config = {"token": st.column_config.TextColumn("token", width="small"),
-              "here": st.column_config.NumberColumn("here", width=48,
-                                                    help="occurrences routed to this expert"),
-              "seen": st.column_config.NumberColumn("seen", width=48,
-                                                    help="occurrences of the token in the run"),
-              "score": st.column_config.NumberColumn("score", width=52, help=(
-                  "95% Wilson lower bound of P(expert | token)"))}
     st.dataframe(frame, hide_index=True, height=table_height(len(frame)),
-                 column_config=config, width="stretch")
+                 column_config=None if full else GRID_COLUMNS, width="stretch")
 
 
 def show_contexts(card: dict, images, limit: int) -> None:

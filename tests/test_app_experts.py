@@ -89,17 +89,18 @@ def test_random_router_cards_list_no_tag(cards_store):
 
 
 def test_grid_token_tables_fit_a_card(cards_store):
-    """Issue 24: 3-row tables cut off the score column; the grid shows four narrow columns,
-    as tall as their rows."""
+    """Issue 24: 3-row tables cut off the score column; the grid shows three narrow columns
+    that fit a card."""
     at = open_cards(cards_store, "copy-token")
     assert len(card_blocks(at)) == 4
     for expert, block in card_blocks(at).items():
         table = block.dataframe[0]
-        assert list(table.value.columns) == ["token", "here", "seen", "score"]
+        assert list(table.value.columns) == ["token", "here/seen", "score"]
         assert len(table.value) == 2  # the two words it copies
         widths = {name: col.get("width") for name, col in json.loads(table.proto.columns).items()
                   if name != "_index"}
-        assert widths == {"token": "small", "here": 48, "seen": 48, "score": 52}
+        assert widths == {"token": 64, "here/seen": 64, "score": 52}
+        assert sum(widths.values()) <= 200  # a card is about 200 pixels wide at 1400
 
 
 def test_card_link_opens_its_full_view(cards_store):
@@ -164,7 +165,7 @@ def test_count_aware_score_ranks_a_frequent_token_above_a_twice_seen_one(skewed_
     at.slider(key="experts_min").set_value(1).run()
     table = token_table(at, 0)
     assert list(table.token) == ["the", "zyx"]
-    assert list(table.seen) == [60, 2] and list(table["here"]) == [54, 2]
+    assert list(table["here/seen"]) == ["54/60", "2/2"]
     assert "Wilson lower bound of P(expert | token)" in at.expander[0].markdown[0].value
 
 

@@ -11,7 +11,12 @@ the hooks included), trace (opening the run, attaching the kept hooks), storage 
 Parquet writes, closing the run); drawing is the rest (the page's rerun: store refresh,
 queries, figures, the browser's rendering).
 
+Then, on the same server: page switches (Inspect <-> Experts, medians after a first visit),
+Compare's first open on the last run, and Timeline's first paint on a shipped series store
+(the app's disk cache in a fresh folder, so the series metrics are computed: a cold start).
+
 usage: python -m benchmarks.app_response [--repeats 3] [--image-model glyph-vit]
+       [--only text image switch compare timeline]
 """
 
 from __future__ import annotations
@@ -29,10 +34,15 @@ from pathlib import Path
 from benchmarks.common import scratch
 
 HERE = Path(__file__).resolve().parent
+SERIES = HERE.parent / "sample_models" / "data" / "series"  # shipped series stores
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 TEXT_LINE = "def route(token, experts): return experts[hash(token) % len(experts)]"
+
+
+class _Skipped(Exception):
+    """A part left out by --only."""
 
 
 def text_of_tokens(runner, n: int = 200) -> tuple[str, int]:
@@ -124,10 +134,79 @@ def measure(pg, log: Path, selector: str, repeats: int) -> dict:
     return {"median": med, "clicks": rows}
 
 
+SHOWN = """([title, selector]) => {
+    if (document.querySelector('[data-testid=stStatusWidget]')) return false;
+    const h1 = document.querySelector('[data-testid=stMain] h1');
+    if (!h1 || !h1.innerText.startsWith(title)) return false;
+    return !selector || !!document.querySelector('[data-testid=stMain] ' + selector);
+}"""
+
+
+def open_and_wait(pg, click, title: str, selector: str = "") -> float:
+    """Seconds from `click()` to the page titled `title` drawn with its run finished (and
+    `selector` in it), held for 0.15 s so a rerun that starts late is not missed."""
+    start = time.perf_counter()
+    click()
+    while True:
+        pg.wait_for_function(SHOWN, arg=[title, selector], polling=10)
+        seconds = time.perf_counter() - start
+        time.sleep(0.15)
+        if pg.evaluate(SHOWN, [title, selector]):
+            return seconds
+
+
+def nav(pg, title: str):
+    return lambda: pg.locator("[data-testid=stSidebarNav] a").filter(has_text=title).first.click()
+
+
+def page_switches(pg, repeats: int) -> dict:
+    """Inspect -> Experts -> Inspect, `repeats` times after a first visit (not counted)."""
+    from tests.e2e.test_app_browser import idle
+
+    first = {"Experts": open_and_wait(pg, nav(pg, "Experts"), "Experts")}
+    first["Inspect"] = open_and_wait(pg, nav(pg, "Inspect"), "Inspect")
+    times = []
+    for _ in range(repeats):
+        for title in ("Experts", "Inspect"):
+            times.append(open_and_wait(pg, nav(pg, title), title))
+    idle(pg)
+    return {"median_s": statistics.median(times), "switches_s": times, "first_visit_s": first}
+
+
+def compare_first_open(pg, repeats: int) -> dict:
+    """Compare opened on the current run (its first open computes), then revisits."""
+    first = open_and_wait(pg, nav(pg, "Compare"), "Compare")  # drawn, whatever it shows
+    again = []
+    for _ in range(repeats):
+        open_and_wait(pg, nav(pg, "Inspect"), "Inspect")
+        again.append(open_and_wait(pg, nav(pg, "Compare"), "Compare"))
+    return {"first_open_s": first, "revisit_median_s": statistics.median(again)}
+
+
+def timeline_first_paint(pg, series_store: Path) -> dict:
+    """Timeline on a shipped series store, from the store's path entered in the sidebar to
+    the first metric chart: `first_paint_s` in an app process that has not computed it."""
+    box = pg.locator("[data-testid=stSidebar] input[aria-label='Store directory']")
+
+    def enter():
+        box.fill(str(series_store))
+        box.press("Enter")
+
+    open_and_wait(pg, nav(pg, "Timeline"), "Timeline")
+    first = open_and_wait(pg, enter, "Timeline", ".js-plotly-plot")
+    open_and_wait(pg, nav(pg, "Runs"), "Runs")
+    again = open_and_wait(pg, nav(pg, "Timeline"), "Timeline", ".js-plotly-plot")
+    return {"series_store": series_store.name, "first_paint_s": first, "revisit_s": again}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-model", default="glyph-vit")
+    parser.add_argument("--series", default="text-moe",
+                        help="shipped series store for Timeline's first paint")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="parts to measure: text image switch compare timeline")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         return {"benchmark": "app_response", "error": f"needs {CHROMIUM}"}
@@ -146,6 +225,7 @@ def main(argv=None) -> dict:
     record(runner, [item_from_text("a first run, so the page opens on a store with one")],
            store, "inspect-0-first")
     os.environ["ROUTEVIZ_TIMINGS_LOG"] = str(log)
+    os.environ.setdefault("ROUTEVIZ_APP_CACHE", str(folder / "app-cache"))  # a cold first paint
     out = {"benchmark": "app_response", "load_average_start": os.getloadavg()[0],
            "text": {"model": "text-moe", "tokens_given": n_tokens,
                     "tokens_traced": len(runner.encode([item_from_text(text)]).tokens[0])},
@@ -158,13 +238,28 @@ def main(argv=None) -> dict:
             pg.goto(base)
             pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
             idle(pg)
+            parts = set(args.only or ("text", "image", "switch", "compare", "timeline"))
             try:
+                if "text" not in parts:
+                    raise _Skipped
                 choose(pg, "Model", "text-moe")
                 pg.get_by_label("Type or paste a text").fill(text)
                 out["text"].update(measure(pg, log, ".rv-chips .rv-chip", args.repeats))
+            except _Skipped:
+                out.pop("text")
             except Exception as exc:  # noqa: BLE001 — the page changed: say where it stopped
                 out["text"]["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            for name, measure_part in (("switch", lambda: page_switches(pg, args.repeats)),
+                                       ("compare", lambda: compare_first_open(pg, args.repeats))):
+                if name in parts:
+                    try:
+                        out[name] = measure_part()
+                    except Exception as exc:  # noqa: BLE001
+                        out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
             try:
+                if "image" not in parts:
+                    raise _Skipped
+                open_and_wait(pg, nav(pg, "Inspect"), "Inspect")
                 pg.get_by_label("Type or paste a text").fill("")
                 choose(pg, "Model", args.image_model)
                 pg.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(
@@ -174,9 +269,29 @@ def main(argv=None) -> dict:
                 out["image"].update(measure(
                     pg, log, "[data-testid=stMain] img, [data-testid=stMain] .js-plotly-plot",
                     args.repeats))
+            except _Skipped:
+                out.pop("image")
             except Exception as exc:  # noqa: BLE001
                 out["image"]["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            if "timeline" in parts:
+                try:
+                    out["timeline"] = timeline_first_paint(pg, SERIES / args.series)
+                except Exception as exc:  # noqa: BLE001
+                    out["timeline"] = {"error": f"{type(exc).__name__}: "
+                                                f"{str(exc).splitlines()[0]}"}
             browser.close()
+        if "timeline" in parts and "error" not in out.get("timeline", {"error": 1}):
+            # a new app process, the disk cache it left: what the next start of the app sees
+            with streamlit_app(HERE / "app_timed.py", store) as base, sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+                pg.set_default_timeout(180_000)
+                pg.goto(base)
+                pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
+                idle(pg)
+                again = timeline_first_paint(pg, SERIES / args.series)
+                out["timeline"]["next_process_first_paint_s"] = again["first_paint_s"]
+                browser.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     out["load_average_end"] = os.getloadavg()[0]

@@ -75,3 +75,11 @@ def test_the_exit_depth_says_what_its_score_is(photo_page):
     metric = next(m for m in photo_page.metric if m.label == "Exit depth")
     assert metric.value.startswith("layer ") and "(ran " in metric.value
     assert metric.proto.help.startswith("exit score ")
+
+
+def test_a_patch_answers_a_click(photo_page):
+    """Each patch carries its number on a selectable layer, so a click selects it."""
+    click = next(t for t in overlay(photo_page)["data"] if t.get("name") == "click")
+    assert click["type"] == "scatter" and list(click["customdata"]) == list(range(36))
+    chart = next(c for c in photo_page.get("plotly_chart") if "inspect_overlay" in c.proto.id)
+    assert list(chart.proto.selection_mode)  # on_select: the app hears the click

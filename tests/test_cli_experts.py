@@ -55,3 +55,25 @@ def test_bad_input_is_one_line(cards_store, capsys):
     assert main(["experts", "--store", str(cards_store), "--run", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("routeviz: error:") and "copy-tag" in err and len(err.splitlines()) == 1
+
+
+def test_ablation_is_off_by_default_and_measured_when_asked(tmp_path, capsys):
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+
+    store = tmp_path / "store"
+    record(load_model("text-moe"), [Item(text="def f(x):\n    return x", source="t")],
+           store, "code")
+    site = "blocks.0.mlp.router"
+    plain = run_json(capsys, "--store", str(store), "--run", "code", "--site", site,
+                     "--expert", "0")
+    assert plain["cards"][0]["ablation"] is None
+    from routeviz import open_store
+
+    assert open_store(store).run_names() == ["code"]  # nothing recorded without --ablation
+    out = run_json(capsys, "--store", str(store), "--run", "code", "--site", site,
+                   "--expert", "0", "--ablation", "--ablation-examples", "1")
+    change = out["cards"][0]["ablation"]
+    assert change["n_examples"] == 1 and change["n_compared"] > 0 and change["mean_kl"] >= 0
+    assert change["run"] in open_store(store).run_names()

@@ -128,7 +128,7 @@ def test_two_steps_side_by_side_with_diff(series_store):
 
 def test_the_step_diff_names_the_exit_site(tmp_path):
     """metrics.diff compares exits under site "*" (whatever head took them): the bars name
-    it "exit (whole model)", never a bare "*"."""
+    it "exit (any layer)", never a bare "*"."""
     from tests.metrics_store import expert_routes, write_run
 
     path = tmp_path / "store"
@@ -142,7 +142,7 @@ def test_the_step_diff_names_the_exit_site(tmp_path):
     assert not at.exception and not at.error
     diff = next(s for s in plotly_specs(at) if title(s) == "Where steps 1 and 2 route alike")
     labels = diff["data"][0]["x"]
-    assert labels == ["exit (whole model)", "g0"] or labels == ["g0", "exit (whole model)"]
+    assert labels == ["exit (any layer)", "g0"] or labels == ["g0", "exit (any layer)"]
     assert "*" not in labels
 
 

@@ -63,8 +63,8 @@ def test_counts_name_their_sites_and_the_exit_site(text_store):
     assert int(n_tokens) == frame.token.nunique()
     assert int(n_down) == len(downstream) and set(downstream) == set(sites) - {SITE}
     assert "*" not in sites  # the exit site has a name
-    if "exit (*)" in sites:
-        assert "`exit (*)` is the exit decision" in text
+    if "exit (any layer)" in sites:
+        assert "`exit (any layer)` is the exit decision" in text
 
 
 def test_top_k_one_changes_only_tokens_whose_first_choice_changed(text_store):

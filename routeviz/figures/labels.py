@@ -31,7 +31,7 @@ def exit_label(layer, n_layers: int | None = None) -> str:
 CONTAINERS = {"layers", "layer", "blocks", "block", "h", "encoder", "decoder", "model",
               "transformer"}
 POOLED_SITES = "all sites (pooled)"
-WHOLE_MODEL_EXIT = "exit (whole model)"
+EXIT_SITE = "exit (any layer)"  # `*` in routes and diffs: exits, whichever layer took them
 
 
 def short_site(site: str) -> str:
@@ -47,12 +47,12 @@ def short_site(site: str) -> str:
 
 def site_label(site, kind: str | None = None) -> str:
     """A site as pages and figures name it. `*` means two things: in routes (and in
-    `metrics.diff`, which compares exits whatever head took them) it is the exit site of a
-    model that exits as a whole (kind "exit") -> "exit (whole model)"; in a metric's rows
+    `metrics.diff` and the What-if panel, which compare exits whatever head took them) it is
+    the exit decision (kind "exit") -> "exit (any layer)"; in a metric's rows
     (focus_cover, series, load, ...) it pools every site -> "all sites (pooled)". Any
     other site is shortened (`short_site`)."""
     if str(site) == "*":
-        return WHOLE_MODEL_EXIT if kind == "exit" else POOLED_SITES
+        return EXIT_SITE if kind == "exit" else POOLED_SITES
     return short_site(site)
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from routeviz.analysis.predictions import next_tokens
 from routeviz.errors import RoutevizError
-from routeviz.figures.labels import exit_label
+from routeviz.figures.labels import EXIT_SITE, exit_label  # EXIT_SITE: every exit decision, whichever head took it
 from routeviz.interventions.intervene import intervene
 from routeviz.runs.inputs import Item
 from routeviz.runs.record import record
@@ -65,7 +65,6 @@ def _name(run: str, suffix: str) -> str:
     return check_run_name(f"{run[:128 - len(suffix)]}{suffix}")
 
 
-EXIT_SITE = "exit (*)"  # every exit decision, whichever head took it (`*` in routeviz diff)
 
 
 def plain_run(facts, run: str, example: int) -> str | None:

@@ -22,14 +22,12 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 
-# expert routes with their site's position in model order (idx) and one integer unit key;
-# read from the route files once, into a temporary table the three counts share
+# expert routes with their site's position in model order (idx, from a view of the sites
+# in order) and one integer unit key; read from the route files once, into a temporary
+# table the three counts share
 _ROUTES = """
-WITH ordered AS (SELECT site, min(layer) AS layer FROM routes
-                 WHERE run = $run AND kind = 'expert' GROUP BY site),
-indexed AS (SELECT site, row_number() OVER (ORDER BY layer, site) - 1 AS idx FROM ordered)
 SELECT i.idx, """ + common.unit_key("x.example", "x.token") + """ AS u, x.choice, x.rank
-FROM routes x JOIN indexed i ON i.site = x.site
+FROM routes x JOIN {indexed} i ON i.site = x.site
 WHERE x.run = $run AND x.kind = 'expert'{sample}"""
 
 
@@ -47,9 +45,11 @@ def coactivation(store, run: str, sample: str = "") -> CoactivationResult:
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
     names = common.sites_of(store, run, "expert").site.tolist()  # idx order
-    sampled = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
-    with common.temp_view(store, sampled, p) as table:
-        load, within, across = _counts(store, f"r AS (SELECT * FROM {table})")
+    order = pd.DataFrame({"site": names, "idx": np.arange(len(names), dtype="int64")})
+    with common.temp_view(store, order) as indexed:
+        sampled = _ROUTES.format(indexed=indexed, sample=f" AND ({sample})" if sample else "")
+        with common.temp_view(store, sampled, p) as table:
+            load, within, across = _counts(store, f"r AS (SELECT * FROM {table})")
     n_units = load.groupby("idx").n_top.sum()
     load["p"] = load.n_choice / load.idx.map(n_units)
     within = within.merge(load[["idx", "choice", "n_choice"]].rename(

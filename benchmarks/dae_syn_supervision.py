@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None, help="images to trace (default all)")
     parser.add_argument("--continued", help="weights folder of the continued-unsupervised run")
+    parser.add_argument("--only", nargs="*", metavar="MODEL", help="these models only")
     args = parser.parse_args(argv)
     items = sample_dataset("dae-syn", args.limit).items  # seeded, every letter, not the head
     table = {}
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
         for strategy in DAE_SYN_SUPERVISED_STRATEGIES:
             for percent in (0, *DAE_SYN_SUPERVISION):
                 name = f"dae-syn-{strategy}" + (f"-sup{percent}" if percent else "")
-                if not (weights_dir(name) / "model.safetensors").is_file():
+                if not (weights_dir(name) / "model.safetensors").is_file() or (
+                        args.only is not None and name not in args.only):
                     continue
                 table.setdefault(strategy, {})[percent] = row(
                     load(name), weights_dir(name), items, store, name)

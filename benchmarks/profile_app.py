@@ -82,4 +82,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=1))
+    print(json.dumps(main()))

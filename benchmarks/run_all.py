@@ -77,6 +77,9 @@ def benchmarks() -> dict:
     plan["streaming"] = lambda: run("streaming")
     plan["profile_trace"] = lambda: run("profile_trace")
     plan["metrics_10m"] = lambda: run("metrics_10m")
+    # issue 25: the app's redraw without a browser, figure export and the report zip
+    plan["profile_app"] = lambda: run("profile_app", "--top", "15", timeout=1200)
+    plan["export_speed"] = lambda: run("export_speed", timeout=1200)
     return plan
 
 

@@ -193,3 +193,20 @@ def test_image_gallery_shows_patch_crops(app_store, run):
     at = open_page(app_store, "experts", run=run)
     assert not at.error
     assert len(at.get("image")) == 4  # one strip of patch crops per expert
+
+
+def test_one_click_measures_the_ablation_of_a_card(tmp_path):
+    from routeviz.runs.inputs import Item
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+
+    record(load_model("text-moe"), [Item(text="def f(x):\n    return x + 1", source="t")],
+           tmp_path / "store", "code")
+    full = open_cards(tmp_path / "store", "code", site="blocks.0.mlp.router", expert=0)
+    assert not any(m.value.startswith("Ablated on") for m in full.markdown)
+    full.button(key="experts_ablate").click().run(timeout=180)
+    assert not full.error and not full.exception
+    done = next(m.value for m in full.markdown if m.value.startswith("Ablated on"))
+    assert done.startswith("Ablated on 1 inputs: mean KL ")
+    assert "code\\-ablate\\-blocks\\-0\\-mlp\\-router\\-e0" in done
+    assert "code-ablate-blocks-0-mlp-router-e0" in open_store(tmp_path / "store").run_names()

@@ -28,11 +28,12 @@ def store(tmp_path_factory):
     write_cards_run(path, "copy-tag", "copy-tag")
     write_cards_run(path, "copy-token", "copy-token")
     try:
-        from routeviz.plugins import load_dataset
         from routeviz.runs.models import load_model
         from routeviz.runs.record import record
+        from routeviz.runs.sampling import sample_dataset
 
-        record(load_model("text-moe"), load_dataset("stdlib", 96), path, STDLIB)
+        # the sample `routeviz trace --dataset stdlib --limit 96` takes (README's numbers)
+        record(load_model("text-moe"), sample_dataset("stdlib", 96).items, path, STDLIB)
     except Exception:  # noqa: BLE001 — weights not built: the hand-written runs only
         pass
     return path

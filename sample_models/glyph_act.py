@@ -126,29 +126,17 @@ class GlyphAct(nn.Module):
         return ActOutput(logits, halt_layer, ponder, torch.stack(scores, -1))
 
 
-def load_weights(directory: Path) -> GlyphAct:
-    from safetensors.torch import load_file
-
-    model = GlyphAct(GlyphActConfig.from_json(directory / "config.json"))
-    model.load_state_dict({k: v.float() for k, v in load_file(directory / "model.safetensors").items()})
-    return model.eval()
-
-
 class GlyphActRunner(GlyphViTRunner):
-    """glyph-vit's encoding (48×48 resize, r<row>c<col> patch labels, glyph tags)."""
+    """glyph-vit's runner and encoding with this model."""
 
     spec = GLYPH_ACT
+    model_class, config_class = GlyphAct, GlyphActConfig
 
-    def __init__(self, name: str, directory: Path):
-        self.name = name
-        self.module = load_weights(directory)
-        self.cfg = self.module.cfg
-        self.grid = self.cfg.image_size // self.cfg.patch
-        self.max_tokens = self.grid * self.grid
-        self.description = (f"small ViT trained on synthetic glyph images (letters "
-                            f"{self.cfg.classes}) with A-ViT halting: each patch stops at its "
-                            f"own depth (0-{self.cfg.n_layers - 1}); halted patches are masked, "
-                            "not removed")
+    def describe(self) -> str:
+        return (f"small ViT trained on synthetic glyph images (letters "
+                f"{self.cfg.classes}) with A-ViT halting: each patch stops at its "
+                f"own depth (0-{self.cfg.n_layers - 1}); halted patches are masked, "
+                "not removed")
 
     @torch.no_grad()
     def predict(self, encoded) -> list[str]:

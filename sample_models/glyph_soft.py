@@ -105,29 +105,17 @@ class GlyphSoft(nn.Module):
         return self.head(self.norm(x).mean(1))
 
 
-def load_weights(directory: Path) -> GlyphSoft:
-    from safetensors.torch import load_file
-
-    model = GlyphSoft(GlyphSoftConfig.from_json(directory / "config.json"))
-    model.load_state_dict({k: v.float() for k, v in load_file(directory / "model.safetensors").items()})
-    return model.eval()
-
-
 class GlyphSoftRunner(GlyphViTRunner):
-    """glyph-vit's encoding (48×48 resize, r<row>c<col> patch labels, glyph tags)."""
+    """glyph-vit's runner and encoding with this model."""
 
     spec = GLYPH_SOFT
+    model_class, config_class = GlyphSoft, GlyphSoftConfig
 
-    def __init__(self, name: str, directory: Path):
-        self.name = name
-        self.module = load_weights(directory)
-        self.cfg = self.module.cfg
-        self.grid = self.cfg.image_size // self.cfg.patch
-        self.max_tokens = self.grid * self.grid
-        self.description = (f"small ViT trained on synthetic glyph images (letters "
-                            f"{self.cfg.classes}) with Soft MoE FFNs in blocks "
-                            f"{self.cfg.soft_layers} ({self.cfg.n_experts} experts × "
-                            f"{self.cfg.slots_per_expert} slots): soft routing only")
+    def describe(self) -> str:
+        return (f"small ViT trained on synthetic glyph images (letters "
+                f"{self.cfg.classes}) with Soft MoE FFNs in blocks "
+                f"{self.cfg.soft_layers} ({self.cfg.n_experts} experts × "
+                f"{self.cfg.slots_per_expert} slots): soft routing only")
 
     @torch.no_grad()
     def predict(self, encoded) -> list[str]:

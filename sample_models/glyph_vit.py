@@ -182,28 +182,38 @@ def _resized(image, size: int):
 
 
 # --- runner -------------------------------------------------------------------------------
-def load_weights(directory: Path) -> GlyphViT:
+def load_weights(directory: Path, model_class=None, config_class=None):
+    """A glyph model (GlyphViT unless told another, with its config class) from its shipped
+    config.json and float16 model.safetensors, in eval mode."""
     from safetensors.torch import load_file
 
-    model = GlyphViT(GlyphViTConfig.from_json(directory / "config.json"))
+    model_class, config_class = model_class or GlyphViT, config_class or GlyphViTConfig
+    model = model_class(config_class.from_json(directory / "config.json"))
     state = {k: v.float() for k, v in load_file(directory / "model.safetensors").items()}
     model.load_state_dict(state)  # shipped as float16
     return model.eval()
 
 
 class GlyphViTRunner(ModelRunner):
+    """A glyph model behind the runner interface; glyph-soft and glyph-act subclass it with
+    their own model and config classes and description, and share its encoding (48×48
+    resize, r<row>c<col> patch labels, glyph tags)."""
+
     spec = GLYPH_VIT
+    model_class, config_class = None, None  # None: GlyphViT, GlyphViTConfig
 
     def __init__(self, name: str, directory: Path):
         self.name = name
-        self.module = load_weights(directory)
+        self.module = load_weights(directory, self.model_class, self.config_class)
         self.cfg = self.module.cfg
         self.grid = self.cfg.image_size // self.cfg.patch
         self.max_tokens = self.grid * self.grid
-        self.description = (f"small ViT trained on synthetic glyph images (letters "
-                            f"{self.cfg.classes}); any image is resized to "
-                            f"{self.cfg.image_size}×{self.cfg.image_size} and runs, but it only "
-                            "knows glyphs: token dropping/merging, MoE, per-image early exit")
+        self.description = self.describe()
+
+    def describe(self) -> str:
+        return (f"small ViT trained on synthetic glyph images (letters {self.cfg.classes}); "
+                f"any image is resized to {self.cfg.image_size}×{self.cfg.image_size} and "
+                "runs, but it only knows glyphs: token dropping/merging, MoE, per-image early exit")
 
     def encode(self, items) -> Encoded:
         from routeviz.errors import RoutevizError

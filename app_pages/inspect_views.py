@@ -81,7 +81,8 @@ def show_example(handle, run: str, example: int) -> dict | None:
     config = run_config(handle, run)
     tags = token_tag_values(bundle["tags"], len(bundle["tokens"]))
     if info.get("modality") == "image":
-        show_image(info, bundle["tokens"], routes, config, tags)
+        show_image(info, bundle["tokens"], routes, config, tags,
+                   labels=expert_card_labels(handle, run))
         if has_soft(routes):  # Soft MoE: dominant experts and per-slot dispatch maps
             show_soft(handle, run, example, info, config, None)
     else:
@@ -164,7 +165,9 @@ def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit) 
                                  selection_mode="points"), "inspect_heatmap", sites)
 
 
-def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) -> None:
+def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict,
+               labels=None) -> None:
+    """labels: {(site, expert): expert card label}, named in each patch's hover."""
     image_bytes = info.get("image")
     grid_h, grid_w = info.get("grid_h"), info.get("grid_w")
     if image_bytes is None:
@@ -182,6 +185,7 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict) 
     names = (tokens + [f"patch {i}" for i in range(len(tokens), n_patches)])[:n_patches]
     cards = with_tags(data.route_cards(routes, names),
                       {k: (v + [None] * n_patches)[:n_patches] for k, v in tags.items()})
+    cards = with_card_labels(cards, routes, labels or {})
     expert_sites = data.sites_of(routes, "expert")
     site = site_picker(expert_sites)
     if site is not None:

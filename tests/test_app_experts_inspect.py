@@ -1,6 +1,7 @@
 """Inspect's token hover names the expert card label of each expert the token passed."""
 
 import html
+import json
 
 from routeviz import open_store
 from routeviz.analysis.cards import card_labels
@@ -44,3 +45,19 @@ def test_random_run_hover_says_no_tag(cards_store):
     titles = chip_titles(at)
     assert titles and all("e" in t and "no tag beyond chance" in t for t in titles)
     assert not any("× chance" in t for t in titles)
+
+
+def test_patch_hover_names_the_card_label_too(tmp_path):
+    """Image runs: each patch's hover lists its experts' card labels (left-half patches go
+    to experts 0/1, so those cards say half=left)."""
+    from tests.report_store import image_run
+
+    image_run(tmp_path / "store")
+    labels = card_labels(open_store(tmp_path / "store"), "image")
+    assert labels[("blocks.1.moe.router", 0)].startswith("half=left · ")
+    at = open_page(tmp_path / "store", "inspect", run="image")
+    assert not at.exception
+    overlay = next(c for c in at.get("plotly_chart") if "Top-1 expert per patch" in c.proto.spec)
+    hovers = json.dumps(json.loads(overlay.proto.spec)["data"], ensure_ascii=False)
+    assert hovers.count("expert cards:") >= 16 // 2  # every patch that reached the site
+    assert "1.moe.router e0: half=left · " in hovers or "1.moe.router e1: half=left · " in hovers

@@ -30,8 +30,8 @@ from routeviz.metrics._pooled import pooled
 _PER_TOKEN = """
 WITH occ AS (SELECT r.site, t.text, r.choice, count(*) AS n_any,
                sum(CASE WHEN r.rank = 0 THEN 1 ELSE 0 END) AS n_top1
-        FROM routes r JOIN tokens t
-          ON t.run = r.run AND t.example = r.example AND t.token = r.token
+        FROM routes r JOIN (SELECT example, token, text FROM tokens WHERE run = $run) t
+          ON t.example = r.example AND t.token = r.token
         WHERE r.run = $run AND r.kind = 'expert' AND r.token >= 0
         GROUP BY r.site, t.text, r.choice),
 ranked AS (SELECT site, text, choice, n_any,

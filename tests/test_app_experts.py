@@ -210,3 +210,10 @@ def test_one_click_measures_the_ablation_of_a_card(tmp_path):
     assert done.startswith("Ablated on 1 inputs: mean KL ")
     assert "code\\-ablate\\-blocks\\-0\\-mlp\\-router\\-e0" in done
     assert "code-ablate-blocks-0-mlp-router-e0" in open_store(tmp_path / "store").run_names()
+
+
+def test_full_view_of_a_series_step_says_when_its_label_formed(cards_store):
+    full = open_cards(cards_store, "train-2", site=SITE_A, expert=1)
+    past = next(c.value for c in full.caption if c.value.startswith("Series train"))
+    assert "token\\_type=a first appears at step 1" in past
+    assert "step 1: expert 0 (similarity 1.00)" in past

@@ -147,6 +147,10 @@ def tags_table(card: dict) -> None:
             f"; the closest, {literal(closest['family'])}={literal(closest['value'])}, is "
             f"{closest['lift']:.2f}× chance (p = {closest['p_value']:.2g})" if closest else "")
             + ".")
+    if not test["m"]:
+        st.caption("No tag values to test: the run records no tags (or only provenance such "
+                   "as `source`), so no label can be claimed.")
+        return
     st.caption(f"{card['n_tags_tested']} tag values tested at this site's expert "
                f"(m = {test['m']} tests at the site, threshold p < {test['threshold']:.1e}); "
                f"families: {literal(', '.join(test['families']) or '(none)')}"

@@ -217,3 +217,17 @@ def test_full_view_of_a_series_step_says_when_its_label_formed(cards_store):
     past = next(c.value for c in full.caption if c.value.startswith("Series train"))
     assert "token\\_type=a first appears at step 1" in past
     assert "step 1: expert 0 (similarity 1.00)" in past
+
+
+def test_a_run_without_tags_gets_cards_that_claim_nothing(tmp_path):
+    from tests.metrics_store import A, expert_routes, write_run
+
+    write_run(tmp_path / "store", "bare", expert_routes("a", 0, A),
+              tokens={0: [f"t{i}" for i in range(10)]}, config={"n_experts": 4})
+    at = open_cards(tmp_path / "store", "bare")
+    assert not at.error
+    assert [b.markdown[1].value for b in card_blocks(at).values()] == \
+        ["*no tag beyond chance*"] * 4
+    full = open_cards(tmp_path / "store", "bare", site="a", expert=0)
+    assert not full.error and not full.exception
+    assert any(c.value.startswith("No tag values to test") for c in full.caption)

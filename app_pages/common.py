@@ -86,6 +86,8 @@ def _checked_this_rerun(path: str) -> bool:
     seen = _CHECKED.get(ctx.session_id)
     if seen is not None and seen[0] == path and seen[1] is ctx.cursors:
         return True
+    if len(_CHECKED) > 1024:  # sessions come and go: forget them all now and then
+        _CHECKED.clear()
     _CHECKED[ctx.session_id] = (path, ctx.cursors)
     return False
 

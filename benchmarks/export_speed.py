@@ -28,7 +28,7 @@ def _timed(fn):
 def html_parts(html: str) -> dict:
     """Bytes of report.html in plotly.js (the <script> that defines Plotly), in the figures'
     data (Plotly.newPlot calls) and in the rest (tables, text, styles)."""
-    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S)
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.DOTALL)
     library = sum(len(s) for s in scripts if "define" in s[:2000] and len(s) > 1_000_000)
     plots = sum(len(s) for s in scripts if "Plotly.newPlot" in s)
     return {"html_bytes": len(html.encode()), "plotly_js_bytes": library,

@@ -9,11 +9,27 @@ experts get a token) and a tag-value filter narrow the grid."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (cached, load_runner, page_run, run_config, run_facts,
-                              show_error, state_to_url)
-from app_pages.experts_views import (TAGS_NOTE, grid_card, head_markdown, history_caption,
-                                     label_markdown, literal, partners_table, show_contexts,
-                                     show_tokens, tags_table)
+from app_pages.common import (
+    cached,
+    load_runner,
+    page_run,
+    run_config,
+    run_facts,
+    show_error,
+    state_to_url,
+)
+from app_pages.experts_views import (
+    TAGS_NOTE,
+    grid_card,
+    head_markdown,
+    history_caption,
+    label_markdown,
+    literal,
+    partners_table,
+    show_contexts,
+    show_tokens,
+    tags_table,
+)
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
 

@@ -93,7 +93,7 @@ def test_grid_token_tables_fit_a_card(cards_store):
     that fit a card."""
     at = open_cards(cards_store, "copy-token")
     assert len(card_blocks(at)) == 4
-    for expert, block in card_blocks(at).items():
+    for block in card_blocks(at).values():
         table = block.dataframe[0]
         assert list(table.value.columns) == ["token", "here/seen", "score"]
         assert len(table.value) == 2  # the two words it copies
@@ -113,7 +113,7 @@ def test_card_link_opens_its_full_view(cards_store):
     assert full.subheader[0].value == "Expert 2 at 0.mlp.gate"
     table = next(d.value for d in full.dataframe if "tag value" in d.value.columns)
     assert list(table["tag value"]) == ["token_type=c"]
-    assert list(table["95% band"])[0].count("–") == 1 and list(table["share"]) == ["100%"]
+    assert table["95% band"].iloc[0].count("–") == 1 and list(table["share"]) == ["100%"]
     assert any("Feeds" in m.value for m in full.markdown)
     full.button(key="experts_back").click().run()
     assert len(card_blocks(full)) == 4 and "expert" not in full.query_params

@@ -229,4 +229,4 @@ def passed_labels(routes: pd.DataFrame, labels: dict, n_tokens: int) -> list:
     return out
 
 
-__all__ = ["CardSet", "NO_LABEL", "card_labels", "expert_cards", "passed_labels"]
+__all__ = ["NO_LABEL", "CardSet", "card_labels", "expert_cards", "passed_labels"]

@@ -16,11 +16,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.shots import screenshot_dir
-from tests.e2e.streamlit_server import ROOT, streamlit_app
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.e2e.streamlit_server import ARGS, CHROMIUM, ROOT, streamlit_app  # noqa: F401
 TIMEOUT_MS = 60_000
 
 pytestmark = [pytest.mark.e2e,
@@ -67,16 +63,6 @@ def server(store, models):
     script = ROOT / ("app.py" if real else "tests/e2e/toy_app.py")
     with streamlit_app(script, store[0]) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from tests.cards_store import SITE_A, VALUES, write_cards_run
 from tests.e2e.streamlit_server import ROOT, streamlit_app
-from tests.e2e.test_app_browser import ARGS, CHROMIUM, TIMEOUT_MS, errors, idle, screenshot
+from tests.e2e.test_app_browser import CHROMIUM, TIMEOUT_MS, errors, idle, screenshot
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
@@ -43,16 +43,6 @@ def store(tmp_path_factory):
 def server(store):
     with streamlit_app(ROOT / "app.py", store) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

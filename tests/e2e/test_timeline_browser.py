@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.streamlit_server import ROOT, streamlit_app
+from tests.e2e.streamlit_server import ARGS, CHROMIUM, ROOT, streamlit_app  # noqa: F401
 
-CHROMIUM = "/usr/bin/chromium"
 SHIPPED = ROOT / "sample_models" / "data" / "series"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
@@ -46,16 +43,6 @@ def series_store(tmp_path_factory):
     steps = series_runs(store, name)["step"].tolist()
     store.close()
     return path, name, steps
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:  # one Playwright per module: the sync API does not nest
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -252,13 +252,15 @@ def test_shipped_dae_syn_series_ends_at_the_shipped_weights(tmp_path):
     from sample_models.dae_syn_train import probe_set
 
     store = routeviz.open_store(SHIPPED / "dae-syn")
-    assert series_names(store) == ["dae-syn-reinforce", "dae-syn-st-gumbel", "dae-syn-top-k"]
+    assert series_names(store) == ["dae-syn-reinforce", "dae-syn-st-gumbel", "dae-syn-top-k",
+                                   "dae-syn-top-k-sup10"]  # sup10: the Timeline's supervised twin
     for name in series_names(store):
         assert series_runs(store, name)["step"].tolist() == list(range(0, 3001, 150))
-    runner = load_model("dae-syn-top-k")
-    run = routeviz.probe(runner, probe_set(runner), tmp_path, "again", step=3000)
-    again = routeviz.open_store(tmp_path)
-    assert choices(again, run).equals(choices(store, "dae-syn-top-k-step003000"))
+    for model in ("dae-syn-top-k", "dae-syn-top-k-sup10"):
+        runner = load_model(model)
+        run = routeviz.probe(runner, probe_set(runner), tmp_path / model, "again", step=3000)
+        again = routeviz.open_store(tmp_path / model)
+        assert choices(again, run).equals(choices(store, f"{model}-step003000"))
 
 
 def test_shipped_text_moe_series_covers_training_and_exits_appear():

@@ -26,7 +26,7 @@ run: $(STAMP)
 
 # Everything, browser tests included (CI runs this through .ci/run).
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15  # the slowest tests named in every CI log: the suite must stay under 15 min
 
 # The development tier: no browser tests, nothing marked slow (pytest.mark.slow).
 test-fast: $(STAMP)

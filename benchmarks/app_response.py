@@ -199,6 +199,19 @@ def timeline_first_paint(pg, series_store: Path) -> dict:
     return {"series_store": series_store.name, "first_paint_s": first, "revisit_s": again}
 
 
+
+def open_app(p, base: str):
+    """Chromium on the app at `base`, its sidebar drawn and no script running."""
+    from tests.e2e.test_app_browser import idle
+
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    pg.set_default_timeout(180_000)
+    pg.goto(base)
+    pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
+    idle(pg)
+    return browser, pg
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -232,12 +245,7 @@ def main(argv=None) -> dict:
            "image": {"model": args.image_model, "pixels": "1000x1000 JPEG"}}
     try:
         with streamlit_app(HERE / "app_timed.py", store) as base, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            pg.set_default_timeout(180_000)
-            pg.goto(base)
-            pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
-            idle(pg)
+            browser, pg = open_app(p, base)
             parts = set(args.only or ("text", "image", "switch", "compare", "timeline"))
             try:
                 if "text" not in parts:
@@ -283,12 +291,7 @@ def main(argv=None) -> dict:
         if "timeline" in parts and "error" not in out.get("timeline", {"error": 1}):
             # a new app process, the disk cache it left: what the next start of the app sees
             with streamlit_app(HERE / "app_timed.py", store) as base, sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-                pg.set_default_timeout(180_000)
-                pg.goto(base)
-                pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
-                idle(pg)
+                browser, pg = open_app(p, base)
                 again = timeline_first_paint(pg, SERIES / args.series)
                 out["timeline"]["next_process_first_paint_s"] = again["first_paint_s"]
                 browser.close()

@@ -13,6 +13,7 @@ import pandas as pd
 
 from routeviz.analysis.cards import expert_cards
 from routeviz.errors import RoutevizError
+from routeviz.report.html import append_section
 from routeviz.report.markdown import md
 
 TITLE = "Expert cards"
@@ -125,11 +126,6 @@ def add_cards_section(store, run: str, files: dict, tags=None) -> None:
         return
     if not result.cards:
         return
-    files["report.md"] = files["report.md"] + cards_markdown(result).encode("utf-8")
-    page = files["report.html"].decode("utf-8")
-    cut = page.rfind("</body>")
-    section = cards_html(result)
-    page = page[:cut] + section + page[cut:] if cut >= 0 else page + section
-    files["report.html"] = page.encode("utf-8")
+    append_section(files, cards_markdown(result), cards_html(result))
     if "experts.csv" in files:
         files["experts.csv"] = labelled_experts_csv(files["experts.csv"], result)

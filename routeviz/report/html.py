@@ -223,3 +223,13 @@ def _comparison(report: Report, figures: list[dict]) -> dict:
         "sites": table(sites, site_cols) if len(sites) else None,
         "tokens": table(tokens, token_cols) if len(tokens) else None,
     }
+
+
+def append_section(files: dict, markdown: str, section_html: str) -> None:
+    """Add one section to a written report in place: its Markdown at the end of report.md,
+    its HTML just before report.html's </body> (at the end where there is none)."""
+    files["report.md"] = files["report.md"] + markdown.encode("utf-8")
+    page = files["report.html"].decode("utf-8")
+    cut = page.rfind("</body>")
+    page = page[:cut] + section_html + page[cut:] if cut >= 0 else page + section_html
+    files["report.html"] = page.encode("utf-8")

@@ -11,6 +11,7 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 from routeviz.metrics import soft
+from routeviz.report.html import append_section
 
 TITLE = "Soft routing (Soft MoE)"
 INTRO = ("Nothing is dropped and no expert is chosen: each slot takes a dispatch-weighted mix "
@@ -68,9 +69,4 @@ def add_soft_section(store, run: str, files: dict) -> None:
     tables = soft_tables(store, run)
     if tables is None:
         return
-    files["report.md"] = files["report.md"] + soft_markdown(tables).encode("utf-8")
-    page = files["report.html"].decode("utf-8")
-    cut = page.rfind("</body>")
-    section = soft_html(tables)
-    page = page[:cut] + section + page[cut:] if cut >= 0 else page + section
-    files["report.html"] = page.encode("utf-8")
+    append_section(files, soft_markdown(tables), soft_html(tables))

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from routeviz.analysis.card_history import histories
-from routeviz.analysis.card_tags import ALPHA, MIN_COUNT, NO_LABEL, label_of, tag_tests
+from routeviz.analysis.card_tags import ALPHA, MIN_COUNT, NO_LABEL, tag_tests
 from routeviz.metrics import _common as common
 from routeviz.metrics._sample import example_sample
 from routeviz.metrics.coactivation import coactivation
@@ -82,29 +83,40 @@ def expert_cards(store, run: str, site: str | None = None, expert: int | None = 
     exclusive = _exclusive(store, run, site, min_count)
     past = histories(store, run, tests, site) if history else {}
     facts = store.facts(run)
+    order = {name: i for i, name in enumerate(facts.sites_of("expert").site.tolist())}
+    labels = tests.labels()
+    tag_rows = _by_expert(tests.tests)
+    tag_records = common.records(tests.tests[TAG_FIELDS])  # row i of tests.tests
+    beyond_all = tests.tests.beyond_chance.astype(bool).to_numpy()
+    lifts = tests.tests.lift.to_numpy(dtype=float)
+    tokens = _by_expert(profile.tokens)
+    examples = _by_expert(profile.examples)
+    never_shared = _by_expert(exclusive)
     cards = []
     for rec in loads.itertuples(index=False):
         s, e = str(rec.site), int(rec.expert)
-        rows = tests.of(s, e)
-        card = {"site": s, "layer": int(rec.layer), "expert": e, "label": label_of(rows)}
-        beyond = rows[rows.beyond_chance.astype(bool)]
-        card["strength"] = float(beyond.lift.max()) if len(beyond) else 0.0
-        shown = beyond if len(beyond) else rows.head(CLOSEST)
-        card["tags"] = common.records(shown[TAG_FIELDS])
-        card["n_tags_tested"], card["n_tags_beyond"] = len(rows), len(beyond)
+        rows = tag_rows.get((s, e))
+        at = rows.index.to_numpy() if rows is not None else np.zeros(0, dtype="int64")
+        beyond = at[beyond_all[at]]  # rows already strongest first (card_tags.tag_tests)
+        card = {"site": s, "layer": int(rec.layer), "expert": e,
+                "label": labels.get((s, e), NO_LABEL)}
+        card["strength"] = float(lifts[beyond].max()) if len(beyond) else 0.0
+        shown = beyond if len(beyond) else at[:CLOSEST]
+        card["tags"] = [dict(tag_records[i]) for i in shown]
+        card["n_tags_tested"], card["n_tags_beyond"] = len(at), len(beyond)
         card["test"] = tests.rule(s)
-        card["tokens"] = _tokens(profile.tokens, s, e)
-        card["contexts"] = _contexts(profile.examples, s, e)
+        card["tokens"] = _tokens(tokens.get((s, e)))
+        card["contexts"] = _contexts(examples.get((s, e)))
         card["load"] = {"count": int(rec.count), "share": float(rec.share),
                         "rank": int(rec.rank), "n_experts": int(rec.n_experts),
                         "starved": bool(rec.starved)}
-        card["exclusive"] = common.records(exclusive[(exclusive.site == s)
-                                                     & (exclusive.expert == e)][["text", "n"]])
+        mine = never_shared.get((s, e))
+        card["exclusive"] = [] if mine is None else common.records(mine[["text", "n"]])
         card["coactivation"] = partners(s, e)
         card["history"] = past.get((s, e))
         card["ablation"] = None
         cards.append(card)
-    cards.sort(key=lambda c: (_site_order(facts, c["site"]), -c["strength"], c["expert"]))
+    cards.sort(key=lambda c: (order.get(c["site"], len(order)), -c["strength"], c["expert"]))
     if runner is not None:
         from routeviz.analysis.card_ablation import ablation_change
 
@@ -124,11 +136,6 @@ def raise_unknown_expert(loads: pd.DataFrame, site, expert) -> None:
                         if known else f"no experts{where}")
 
 
-def _site_order(facts, site: str) -> int:
-    names = facts.sites_of("expert").site.tolist()
-    return names.index(site) if site in names else len(names)
-
-
 def _ranked(experts: pd.DataFrame) -> pd.DataFrame:
     """load.experts with rank (1 = the most chosen at its site) and n_experts per site."""
     experts = experts.copy()
@@ -137,15 +144,26 @@ def _ranked(experts: pd.DataFrame) -> pd.DataFrame:
     return experts
 
 
-def _tokens(tokens: pd.DataFrame, site: str, expert: int) -> list:
-    mine = tokens[(tokens.site == site) & (tokens.expert == expert)]
+def _by_expert(frame: pd.DataFrame) -> dict:
+    """{(site, expert): its rows, in the frame's order}: one pass, where a filter per card
+    cost a frame scan per card (128 cards: seconds)."""
+    if frame is None or frame.empty:
+        return {}
+    return {(str(site), int(expert)): rows
+            for (site, expert), rows in frame.groupby(["site", "expert"], sort=False)}
+
+
+def _tokens(mine: pd.DataFrame | None) -> list:
+    if mine is None:
+        return []
     return [{"text": str(r.text), "n": int(r.count), "seen": int(r.n_text),
              "p_expert": float(r.p_expert), "score": float(r.score)}
             for r in mine.itertuples(index=False)]
 
 
-def _contexts(examples: pd.DataFrame, site: str, expert: int) -> list:
-    mine = examples[(examples.site == site) & (examples.expert == expert)]
+def _contexts(mine: pd.DataFrame | None) -> list:
+    if mine is None:
+        return []
     return [{"example": int(r.example), "token": int(r.token), "left": str(r.left),
              "text": str(r.text), "right": str(r.right)} for r in mine.itertuples(index=False)]
 
@@ -193,15 +211,24 @@ def _partners(store, run: str, max_units: int, seed: int):
                                        and r.lift > 1)}
                 for r in pairs.head(PARTNERS).itertuples(index=False)]
 
+    within_by = _pairs_by(within, "site")
+    across_by = _pairs_by(across, "from_site")
+    empty = within.iloc[0:0]
+
     def partners(site: str, expert: int) -> dict:
-        out = {"with": listed(within[(within.site == site) & (within.a == expert)]),
-               "feeds": None}
-        nxt = across[(across.from_site == site) & (across.a == expert)]
-        if len(nxt):
+        out = {"with": listed(within_by.get((site, expert), empty)), "feeds": None}
+        nxt = across_by.get((site, expert))
+        if nxt is not None and len(nxt):
             out["feeds"] = {"site": str(nxt.to_site.iloc[0]), "experts": listed(nxt)}
         return out
 
     return partners
+
+
+def _pairs_by(pairs: pd.DataFrame, site_column: str) -> dict:
+    """{(site, a): its pairs, in frame order}."""
+    return {(str(site), int(a)): rows
+            for (site, a), rows in pairs.groupby([site_column, "a"], sort=False)}
 
 
 

@@ -96,6 +96,29 @@ def test_baseline_is_seeded_and_samples_examples_above_max_units(random_store):
     assert 0 < small.n_units < N_EX * SEQ and small.n_units % SEQ == 0  # whole examples
 
 
+@pytest.mark.parametrize("store_name", ["random", "shipped"])
+def test_baseline_dense_scoring_equals_the_sparse_one(random_store, store_name, monkeypatch):
+    """A shuffle scored as sparse T x dense S (the default) gives exactly the numbers of
+    the all-sparse products (kept for large runs), on a synthetic and a shipped store."""
+    from pathlib import Path
+
+    from routeviz import open_store
+    from routeviz.metrics import baseline
+
+    if store_name == "random":
+        store, run = random_store, "rand"
+    else:
+        store = open_store(Path(__file__).resolve().parents[1] / "sample_models" / "data"
+                           / "series" / "text-moe")
+        run = store.run_names()[-1]
+    dense = focus_cover_baseline(store, run, permutations=7, resamples=7, seed=2)
+    monkeypatch.setattr(baseline, "DENSE_UNITS", 0)
+    sparse = focus_cover_baseline(store, run, permutations=7, resamples=7, seed=2)
+    assert dense.scores.equals(sparse.scores)
+    assert dense.alignment.equals(sparse.alignment)
+    assert dense.scores.focus_hi.notna().all() and dense.scores.cover_ci_lo.notna().all()
+
+
 def test_coactivation_deterministic_pairs(tag_copy_store):
     res = coactivation(tag_copy_store, "copy")
     pair = row(res.within, site="g0", a=1, b=5)

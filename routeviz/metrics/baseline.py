@@ -68,14 +68,14 @@ def focus_cover_baseline(store, run: str, tags=None, unit=None, kind="expert", t
     rng = np.random.default_rng(seed)
     n = tag_matrix.shape[0]
     keep_cells = permutations * tag_matrix.shape[1] * sub_matrix.shape[1] <= max_cells
-    observed = _scores(tag_matrix, sub_matrix, groups, dense=keep_cells)
+    score = _scorer(tag_matrix, sub_matrix, groups)
+    observed = score(dense=keep_cells)
     shuffled, cells = [], []
     for _ in range(permutations):
-        scores, alignment = _scores(tag_matrix[rng.permutation(n)], sub_matrix, groups,
-                                    dense=keep_cells)
+        scores, alignment = score(order=rng.permutation(n), dense=keep_cells)
         shuffled.append(scores)
         cells.append(alignment)
-    boot = [_scores(tag_matrix, sub_matrix, groups, weights=rng.multinomial(n, np.full(n, 1 / n)))[0]
+    boot = [score(weights=rng.multinomial(n, np.full(n, 1 / n)))[0]
             for _ in range(resamples)] if n else []
     scores = _table(result.scores, observed[0], np.array(shuffled), np.array(boot), level)
     alignment = (_cell_band(observed[1], cells, result, level)
@@ -121,6 +121,49 @@ def _groups(result) -> list:
             if row.tag in families and len(families) > 1 else np.arange(len(values))
         out.append((cols, rows))
     return out
+
+
+# Up to this many unit × subnetwork entries S is held dense: a shuffle is then one sparse
+# (T, shuffled) × dense (S) product, exact (0/1 entries, integer sums in float64) and
+# single-threaded (a BLAS product of two dense matrices spins its threads on a busy machine).
+DENSE_UNITS = 20_000_000
+
+
+def _scorer(tag_matrix, sub_matrix, groups):
+    """score(order=None, weights=None, dense=False) -> `_scores` of the rows of T taken in
+    `order` (a permutation of the units), the units weighted by `weights` (a bootstrap)."""
+    if tag_matrix.shape[0] * sub_matrix.shape[1] > DENSE_UNITS:
+        def sparse_score(order=None, weights=None, dense=False):
+            tags = tag_matrix if order is None else tag_matrix[order]
+            return _scores(tags, sub_matrix, groups, weights=weights, dense=dense)
+        return sparse_score
+    subs = sub_matrix.toarray()  # [units, subnetworks]
+    n_tag = np.asarray(tag_matrix.sum(axis=0)).ravel()
+    n_active = subs.sum(axis=0)
+
+    def dense_score(order=None, weights=None, dense=False):
+        tags = tag_matrix if order is None else tag_matrix[order]  # [units, tag values]
+        if weights is None:
+            both = np.asarray(tags.T @ subs)  # [tag values, subnetworks]
+            tag_counts, active_counts = n_tag, n_active
+        else:
+            both = np.asarray(tags.T @ (subs * weights[:, None]))
+            tag_counts = np.asarray(tags.T @ weights).ravel()
+            active_counts = weights @ subs
+        cells = f1(both, tag_counts[:, None], active_counts[None, :])
+        return _group_scores(cells, groups), (cells if dense else None)
+    return dense_score
+
+
+def _group_scores(cells: np.ndarray, groups) -> np.ndarray:
+    """Focus and Cover of every group from the dense A_ij [tag values, subnetworks]."""
+    scores = []
+    for cols, rows in groups:
+        block = cells[np.ix_(rows, cols)]
+        focus = float(block.max(axis=0).mean()) if len(cols) else float("nan")
+        cover = float(block.max(axis=1).mean()) if len(rows) else float("nan")
+        scores.append((focus, cover))
+    return np.array(scores)
 
 
 def _scores(tag_matrix, sub_matrix, groups, weights=None, dense=False):

@@ -1,15 +1,21 @@
 """Focus/Cover against hand-computed cases, the two extreme routers, a brute-force reference
 (hypothesis) and the errors for unknown runs, tags and kinds."""
 
+import importlib
 import tempfile
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from routeviz import open_store
 from routeviz.errors import RoutevizError
 from routeviz.metrics import focus_cover
 from tests.metrics_store import expert_routes, write_run
+
+fc_module = importlib.import_module("routeviz.metrics.focus_cover")
 
 TOKENS = {0: ["a", "b", "c", "d"], 1: []}  # example 1 has no tokens
 # tag family t: tokens 0,1 -> x; tokens 2,3 -> y; z only on example 1 (no token carries it)
@@ -203,3 +209,58 @@ def test_tokens_inherit_example_tags_without_a_tokens_table(tmp_path):
     assert both.alignment.set_index(["subnetwork", "tag"]).f1[("g · expert 0", "pos=noun")] \
         == pytest.approx(0.5)
     assert set(both.scores.tag) == {"*", "lang", "pos"}
+
+
+# -- the vectorised scores against the pandas ones they replaced ------------------------
+SERIES_STORE = Path(__file__).resolve().parents[1] / "sample_models" / "data" / "series"
+
+
+def reference_scores(alignment, subs, tag_values, families, unit, kind) -> pd.DataFrame:
+    """The pandas `_scores` before numpy (pivot tables, .loc per group). Focus and Cover for every (site or "*") × (tag family or "*") from two small tables:
+    best[j, family] = max over the family's values of A_ij, and best[i, site] = max over the
+    site's subnetworks of A_ij (0 where no cell), so each score is one mean."""
+    if subs.empty or tag_values.empty:
+        raise RoutevizError("no subnetworks or no tag values to score")
+    sites = list(dict.fromkeys(subs.site))
+    per_sub = alignment.pivot_table(index="subnetwork", columns="name", values="f1",
+                                    aggfunc="max")
+    per_sub = per_sub.reindex(index=list(subs.subnetwork), columns=families).fillna(0.0)
+    per_tag = alignment.pivot_table(index="tag", columns="site", values="f1", aggfunc="max")
+    per_tag = per_tag.reindex(index=list(tag_values.tag), columns=sites).fillna(0.0)
+    rows = []
+    for site in ["*"] + sites:
+        site_subs = list(subs.subnetwork if site == "*" else subs.subnetwork[subs.site == site])
+        for family in ["*"] + (families if len(families) > 1 else []):
+            tags = list(tag_values.tag if family == "*"
+                        else tag_values.tag[tag_values.name == family])
+            best_per_sub = (per_sub.loc[site_subs].max(axis=1) if family == "*"
+                            else per_sub.loc[site_subs, family])
+            best_per_tag = (per_tag.loc[tags].max(axis=1) if site == "*"
+                            else per_tag.loc[tags, site])
+            rows.append({
+                "site": site,
+                "tag": family if family != "*" or len(families) > 1 else families[0],
+                "unit": unit, "kind": kind,
+                "focus": float(best_per_sub.mean()), "cover": float(best_per_tag.mean()),
+                "n_subnetworks": len(site_subs), "n_tags": len(tags),
+            })
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("dense_cells", [fc_module.DENSE_CELLS, 0])
+def test_scores_equal_the_pandas_reference_on_shipped_stores(dense_cells, monkeypatch):
+    monkeypatch.setattr(fc_module, "DENSE_CELLS", dense_cells)  # 0: sparse alignment
+    checked = 0
+    for name in ("text-moe", "dae-syn"):
+        store = open_store(SERIES_STORE / name)
+        runs = store.run_names()
+        for run in (runs[0], runs[len(runs) // 2], runs[-1]):
+            kinds = store.facts(run).kinds
+            for kind in [k for k in ("expert", "keep", "exit") if k in kinds]:
+                for top1 in (False, True):
+                    res = focus_cover(store, run, kind=kind, top1=top1)
+                    old = reference_scores(res.alignment, res.subnetworks, res.tag_values,
+                                           res.tags, res.unit, res.kind)
+                    pd.testing.assert_frame_equal(res.scores, old, check_exact=True)
+                    checked += 1
+    assert checked >= 12

@@ -169,32 +169,41 @@ def _alignment(both: pd.DataFrame, subs: pd.DataFrame, tag_values: pd.DataFrame)
 
 
 def _scores(alignment, subs, tag_values, families, unit, kind) -> pd.DataFrame:
-    """Focus and Cover for every (site or "*") × (tag family or "*") from two small tables:
-    best[j, family] = max over the family's values of A_ij, and best[i, site] = max over the
-    site's subnetworks of A_ij (0 where no cell), so each score is one mean."""
+    """Focus and Cover for every (site or "*") × (tag family or "*") from two small arrays:
+    best_sub[j, family] = max over the family's values of A_ij, and best_tag[i, site] = max
+    over the site's subnetworks of A_ij (0 where no cell), so each score is one mean."""
     if subs.empty or tag_values.empty:
         raise RoutevizError("no subnetworks or no tag values to score")
     sites = list(dict.fromkeys(subs.site))
-    per_sub = alignment.pivot_table(index="subnetwork", columns="name", values="f1",
-                                    aggfunc="max")
-    per_sub = per_sub.reindex(index=list(subs.subnetwork), columns=families).fillna(0.0)
-    per_tag = alignment.pivot_table(index="tag", columns="site", values="f1", aggfunc="max")
-    per_tag = per_tag.reindex(index=list(tag_values.tag), columns=sites).fillna(0.0)
+    sub_pos = pd.Index(subs.subnetwork).get_indexer(alignment.subnetwork)
+    family_pos = pd.Index(families).get_indexer(alignment.name)
+    tag_pos = pd.Index(tag_values.tag).get_indexer(alignment.tag)
+    site_pos = pd.Index(sites).get_indexer(alignment.site)
+    f1_values = alignment.f1.to_numpy(dtype="float64")
+    best_sub = np.zeros((len(subs), len(families)))  # [subnetworks, families]
+    known = (sub_pos >= 0) & (family_pos >= 0)
+    np.maximum.at(best_sub, (sub_pos[known], family_pos[known]), f1_values[known])
+    best_tag = np.zeros((len(tag_values), len(sites)))  # [tag values, sites]
+    known = (tag_pos >= 0) & (site_pos >= 0)
+    np.maximum.at(best_tag, (tag_pos[known], site_pos[known]), f1_values[known])
+    sub_site = subs.site.to_numpy()
+    tag_family = tag_values.name.to_numpy()
     rows = []
     for site in ["*"] + sites:
-        site_subs = list(subs.subnetwork if site == "*" else subs.subnetwork[subs.site == site])
+        site_subs = np.flatnonzero(sub_site == site) if site != "*" else np.arange(len(subs))
         for family in ["*"] + (families if len(families) > 1 else []):
-            tags = list(tag_values.tag if family == "*"
-                        else tag_values.tag[tag_values.name == family])
-            best_per_sub = (per_sub.loc[site_subs].max(axis=1) if family == "*"
-                            else per_sub.loc[site_subs, family])
-            best_per_tag = (per_tag.loc[tags].max(axis=1) if site == "*"
-                            else per_tag.loc[tags, site])
+            tags = (np.arange(len(tag_values)) if family == "*"
+                    else np.flatnonzero(tag_family == family))
+            per_sub = (best_sub[site_subs].max(axis=1) if family == "*"
+                       else best_sub[site_subs, families.index(family)])
+            per_tag = (best_tag[tags].max(axis=1) if site == "*"
+                       else best_tag[tags, sites.index(site)])
             rows.append({
                 "site": site,
                 "tag": family if family != "*" or len(families) > 1 else families[0],
                 "unit": unit, "kind": kind,
-                "focus": float(best_per_sub.mean()), "cover": float(best_per_tag.mean()),
+                "focus": float(per_sub.mean()), "cover": float(per_tag.mean()),
                 "n_subnetworks": len(site_subs), "n_tags": len(tags),
             })
     return pd.DataFrame(rows)
+

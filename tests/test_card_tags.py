@@ -3,6 +3,7 @@
 against label_of per expert (tests/cards_store.py)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import hypergeom
 
@@ -79,3 +80,59 @@ def test_band_and_p_value_columns_are_scipys(cards_store):
     np.testing.assert_array_equal(frame.chance_hi * np.maximum(draws, 1),
                                   hypergeom.ppf(0.975, *args))
     np.testing.assert_array_equal(frame.p_value, hypergeom.sf(frame["count"] - 1, *args))
+
+
+@pytest.fixture(scope="module")
+def report_runs(tmp_path_factory):
+    """text (per-example tags), image (patches, per-example exits), dae (per-example
+    experts: unit "example") and text-b."""
+    from tests.report_store import all_runs
+
+    path = tmp_path_factory.mktemp("card-tags-report") / "store"
+    all_runs(path)
+    return path
+
+
+def both_paths(monkeypatch, store, run, **kw):
+    from routeviz.analysis import card_tags
+
+    monkeypatch.setattr(card_tags, "SMALL_RUN", 10**12)
+    read = tag_tests(store, run, **kw)
+    monkeypatch.setattr(card_tags, "SMALL_RUN", -1)
+    sql = tag_tests(store, run, **kw)
+    return read, sql
+
+
+@pytest.mark.parametrize("run", ["copy-tag", "random", "copy-token", "train-1"])
+def test_small_run_counts_equal_the_sql_counts_cards(monkeypatch, cards_store, run):
+    read, sql = both_paths(monkeypatch, open_store(cards_store), run)
+    pd.testing.assert_frame_equal(read.tests, sql.tests, check_exact=True)
+    assert read.m == sql.m and read.families == sql.families and read.left_out == sql.left_out
+    assert len(read.tests) == 48 and read.unit == "token"
+
+
+@pytest.mark.parametrize("run,unit", [("text", "token"), ("image", "token"),
+                                      ("dae", "example"), ("text-b", "token")])
+def test_small_run_counts_equal_the_sql_counts_report(monkeypatch, report_runs, run, unit):
+    store = open_store(report_runs)
+    read, sql = both_paths(monkeypatch, store, run)
+    pd.testing.assert_frame_equal(read.tests, sql.tests, check_exact=True)
+    assert read.m == sql.m and read.families == sql.families and read.unit == unit
+    assert len(read.tests) > 0
+    one_site = str(read.tests.site.iloc[0])
+    read, sql = both_paths(monkeypatch, store, run, site=one_site)
+    pd.testing.assert_frame_equal(read.tests, sql.tests, check_exact=True)
+    assert set(read.tests.site) == {one_site}
+
+
+def test_family_stats_are_the_stores(report_runs):
+    from routeviz.analysis.card_tags import family_stats
+    from routeviz.metrics.unit_counts import run_tags
+
+    store = open_store(report_runs)
+    for run in ("text", "image", "dae"):
+        expected = store.tag_family_stats(run)
+        got = family_stats(run_tags(store, run))
+        assert got.name.tolist() == expected.name.astype(str).tolist() and len(got) >= 1
+        for column in ("n_values", "n_examples", "per_token"):
+            assert got[column].tolist() == expected[column].tolist(), (run, column)

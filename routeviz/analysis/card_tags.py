@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
-from routeviz.metrics.focus_cover import _has, all_tag_values
+from routeviz.metrics.focus_cover import all_tag_values
 from routeviz.metrics.tag_families import content_families
-from routeviz.metrics.unit_counts import unit_counts
+from routeviz.metrics.unit_counts import run_tags, unit_counts, unit_counts_read
 
 ALPHA = 0.05
 MIN_COUNT = 5
@@ -39,6 +39,7 @@ MIN_LIFT = 1.5
 LEVEL = 0.95  # the chance band's central mass
 LABEL_VALUES = 3  # tag values named in a label at most
 NO_LABEL = "no tag beyond chance"
+SMALL_RUN = 100_000  # expert route rows up to which counts are read into pandas, not SQL
 
 COLUMNS = ["site", "expert", "family", "value", "count", "n_expert", "n_value", "n_units",
            "share", "chance", "chance_lo", "chance_hi", "lift", "p_value", "beyond_chance"]
@@ -111,9 +112,26 @@ def default_families(store, run: str) -> tuple[list, dict]:
     return content_families(stats)
 
 
+def family_stats(tags: pd.DataFrame) -> pd.DataFrame:
+    """store.tag_family_stats(run) from the run's tag rows (unit_counts.run_tags)."""
+    tags = tags[tags.name.notna()]
+    grouped = tags.groupby("name", sort=True)
+    return pd.DataFrame({"name": grouped.name.first().index.astype(str),
+                         "n_values": grouped.value.nunique().to_numpy(dtype="int64"),
+                         "n_examples": grouped.example.nunique().to_numpy(dtype="int64"),
+                         "per_token": (grouped.token.max() >= 0).to_numpy(dtype=bool)})
+
+
 def expert_unit(store, run: str) -> str:
     """"token" when any expert route is per token, else "example" (per-example routing)."""
-    return "token" if _has(store, "routes", run, "kind = 'expert' AND token >= 0") else "example"
+    sites = store.facts(run).sites
+    return "token" if (~sites[sites.kind == "expert"].per_example.astype(bool)).any() else "example"
+
+
+def expert_rows(store, run: str) -> int:
+    """The run's expert route rows (from its facts: no query)."""
+    sites = store.facts(run).sites
+    return int(sites[sites.kind == "expert"].n_rows.sum())
 
 
 def tag_tests(store, run: str, site: str | None = None, tags=None,
@@ -123,8 +141,13 @@ def tag_tests(store, run: str, site: str | None = None, tags=None,
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     site = common.require_site(store, run, site, "expert")
+    small = expert_rows(store, run) <= SMALL_RUN  # e.g. the run one click on Inspect recorded
+    recorded = run_tags(store, run) if small else None
     if tags:
         families, left_out = common.require_tags(store, run, tags), {}
+    elif small:
+        families, left_out = content_families(family_stats(recorded)) if len(recorded) \
+            else ([], {})
     else:
         families, left_out = default_families(store, run)
     unit = expert_unit(store, run)
@@ -133,58 +156,109 @@ def tag_tests(store, run: str, site: str | None = None, tags=None,
                       min_lift=float(min_lift))
     if not families:
         return result
-    values = all_tag_values(store, run, families)
-    routed = unit_counts(store, run, "expert", values, unit, top1=False, site=site)
-    first = unit_counts(store, run, "expert", values, unit, top1=True, site=site)
-    frames = []
-    for s, top in first["active"].groupby("site"):
-        frame = _site_tests(str(s), int(top.n_active.sum()),
-                            first["both"][first["both"].site == s], routed, result)
-        result.m[str(s)] = len(frame)
-        frames.append(frame)
-    if frames:
-        tests = pd.concat(frames, ignore_index=True)
+    if small:
+        counts = unit_counts_read(store, run, "expert", recorded, families, unit, site=site)
+    else:
+        values = all_tag_values(store, run, families)
+        counts = coded_counts(
+            unit_counts(store, run, "expert", values, unit, top1=False, site=site),
+            unit_counts(store, run, "expert", values, unit, top1=True, site=site))
+    tests, m = _tests_frame(counts, result)
+    result.m = m
+    if len(tests):
         result.tests = tests.sort_values(
             ["site", "expert", "beyond_chance", "lift", "count", "family", "value"],
             ascending=[True, True, False, False, False, True, True]).reset_index(drop=True)
     return result
 
 
-def _site_tests(site: str, n_units: int, first_both: pd.DataFrame, routed: dict,
-                result: TagTests) -> pd.DataFrame:
-    """The tests of one site: every expert it routed to × every value its units carry."""
+def coded_counts(routed: dict, first: dict) -> dict:
+    """unit_counts' frames (routed: any rank, first: top-1) coded as unit_counts_read's."""
+    def strings(column) -> np.ndarray:
+        return column.astype(str).to_numpy(dtype=object)
+
+    frames = (routed, first)
+    sites = np.unique(np.concatenate([strings(f["active"].site) for f in frames]))
+    name_of = [strings(f["both"].name) for f in frames]
+    text_of = [strings(f["both"].value) for f in frames]
+    names, texts = np.unique(np.concatenate(name_of)), np.unique(np.concatenate(text_of))
+    width = max(len(texts), 1)
+    pair_of = [np.searchsorted(names, n) * width + np.searchsorted(texts, t)
+               for n, t in zip(name_of, text_of)]
+    pairs = np.unique(np.concatenate(pair_of))
+    out = {"sites": sites, "names": names[pairs // width], "values": texts[pairs % width]}
+    for part, frame, pair in (("routed", routed, pair_of[0]), ("first", first, pair_of[1])):
+        active, both = frame["active"], frame["both"]
+        out[part] = {
+            "active": (np.searchsorted(sites, strings(active.site)),
+                       active.choice.to_numpy(dtype="int64"),
+                       active.n_active.to_numpy(dtype="int64")),
+            "both": (np.searchsorted(sites, strings(both.site)),
+                     both.choice.to_numpy(dtype="int64"), np.searchsorted(pairs, pair),
+                     both.n_both.to_numpy(dtype="int64"))}
+    return out
+
+
+def _tests_frame(counts: dict, result: TagTests) -> tuple[pd.DataFrame, dict]:
+    """The tests of every site with top-1 routes: every expert it routed to (any rank) ×
+    every value its top-1 units carry (COLUMNS, unsorted), and {site: m}. counts: coded
+    as unit_counts.unit_counts_read gives them."""
     from scipy.stats import hypergeom
 
-    per_value = (first_both.groupby(["name", "value"], as_index=False).n_both.sum()
-                 .rename(columns={"name": "family", "n_both": "n_value"}))
-    active = routed["active"][routed["active"].site == site].rename(
-        columns={"choice": "expert", "n_active": "n_expert"})
-    grid = active[["expert", "n_expert"]].merge(per_value, how="cross")
-    both = routed["both"][routed["both"].site == site].rename(
-        columns={"choice": "expert", "name": "family", "n_both": "count"})
-    grid = grid.merge(both[["expert", "family", "value", "count"]],
-                      on=["expert", "family", "value"], how="left")
-    grid["count"] = grid["count"].fillna(0).astype("int64")
-    grid["site"], grid["n_units"] = site, n_units
-    n_expert = grid.n_expert.to_numpy(dtype="int64")
-    n_value = grid.n_value.to_numpy(dtype="int64")
-    count = grid["count"].to_numpy(dtype="int64")
-    grid["share"] = count / np.maximum(n_expert, 1)
-    grid["chance"] = n_value / max(n_units, 1)
-    grid["lift"] = np.divide(grid.share, grid.chance, out=np.zeros(len(grid)),
-                             where=grid.chance.to_numpy() > 0)
+    sites, n_sites, n_values = counts["sites"], len(counts["sites"]), len(counts["values"])
+    top_site, _, top_n = counts["first"]["active"]
+    units = np.zeros(n_sites, dtype="int64")  # N per site: its top-1 units
+    np.add.at(units, top_site, top_n)
+    tested = np.zeros(n_sites, dtype=bool)
+    tested[top_site] = True
+    b_site, _, b_value, b_n = counts["first"]["both"]  # K per (site, value), sorted
+    (v_site, v_value), v_inverse = (np.unique(np.stack([b_site, b_value]), axis=1,
+                                              return_inverse=True)
+                                    if len(b_site) else ((b_site, b_value), b_site))
+    v_n = np.zeros(len(v_site), dtype="int64")
+    np.add.at(v_n, v_inverse.ravel(), b_n)
+    e_site, e_expert, e_n = counts["routed"]["active"]
+    keep = tested[e_site]
+    e_site, e_expert, e_n = e_site[keep], e_expert[keep], e_n[keep]
+    begin = np.searchsorted(v_site, e_site, side="left")  # the site's values: begin..end-1
+    width = np.searchsorted(v_site, e_site, side="right") - begin
+    row = np.repeat(np.arange(len(e_site)), width)  # [tests]: expert row × its site's values
+    value_row = np.repeat(begin, width) + np.arange(len(row)) - np.repeat(
+        np.cumsum(width) - width, width)
+    site, expert, value = e_site[row], e_expert[row], v_value[value_row]
+    experts = int(max(e_expert.max(initial=0), counts["routed"]["both"][1].max(initial=0))) + 1
+    c_site, c_expert, c_value, c_n = counts["routed"]["both"]
+    c_key = (c_site * experts + c_expert) * n_values + c_value
+    order = np.argsort(c_key, kind="stable")
+    c_key, c_n = c_key[order], c_n[order]
+    key = (site * experts + expert) * n_values + value
+    at = np.minimum(np.searchsorted(c_key, key), max(len(c_key) - 1, 0))
+    count = np.where((len(c_key) > 0) & (c_key[at] == key), c_n[at] if len(c_n) else 0, 0)
+    count = count.astype("int64")
+    per_site = np.zeros(n_sites, dtype="int64")
+    np.add.at(per_site, site, 1)
+    m = {str(sites[i]): int(per_site[i]) for i in np.flatnonzero(tested)}
+    n_units = units[site]
+    n_expert = e_n[row]
+    n_value = v_n[value_row]
+    share = count / np.maximum(n_expert, 1)
+    chance = n_value / np.maximum(n_units, 1)
+    lift = np.divide(share, chance, out=np.zeros(len(row)), where=chance > 0)
     # n_expert can exceed n_units by a hair where top-1 and any-rank unit sets differ
     draws = np.minimum(n_expert, n_units)
     low, high = hypergeom_ppf([(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], n_units, n_value, draws)
-    grid["chance_lo"] = low / np.maximum(draws, 1)
-    grid["chance_hi"] = high / np.maximum(draws, 1)
-    grid["p_value"] = hypergeom.sf(count - 1, n_units, n_value, draws)
-    m = len(grid)
-    grid["beyond_chance"] = ((grid["count"] >= result.min_count)
-                             & (grid.p_value < result.alpha / max(m, 1))
-                             & (grid.lift >= result.min_lift) & (grid.share > grid.chance_hi))
-    grid["expert"] = grid.expert.astype("int64")
-    return grid[COLUMNS]
+    chance_hi = high / np.maximum(draws, 1)
+    p_value = hypergeom.sf(count - 1, n_units, n_value, draws) if len(row) else np.zeros(0)
+    beyond = ((count >= result.min_count)
+              & (p_value < result.alpha / np.maximum(per_site[site], 1))
+              & (lift >= result.min_lift) & (share > chance_hi))
+    frame = pd.DataFrame({
+        "site": sites[site], "expert": expert.astype("int64"),
+        "family": counts["names"][value], "value": counts["values"][value], "count": count,
+        "n_expert": n_expert, "n_value": n_value, "n_units": n_units, "share": share,
+        "chance": chance, "chance_lo": low / np.maximum(draws, 1), "chance_hi": chance_hi,
+        "lift": lift, "p_value": p_value, "beyond_chance": beyond}, columns=COLUMNS)
+    return frame, m
 
 
 # The band: scipy's hypergeom.ppf bisects each cell with ~20 calls of boost's cdf (~150 µs

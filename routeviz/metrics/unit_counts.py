@@ -130,3 +130,120 @@ def _split(parts: pd.DataFrame, tag_values: pd.DataFrame) -> dict:
                               "name": names[b_ids], "value": values[b_ids],
                               "n_both": both.n.astype("int64").to_numpy()}),
     }
+
+
+
+
+def run_tags(store, run: str) -> pd.DataFrame:
+    """Every tag row of `run` (example, token, name, value), for unit_counts_read."""
+    return common.df(store, "SELECT example, token, name, value FROM tags WHERE run = $run",
+                     {"run": run})
+
+
+def unit_counts_read(store, run: str, kind: str, tags: pd.DataFrame, families: list,
+                     unit: str, site: str | None = None) -> dict:
+    """The counts of `unit_counts` for every value of `families`, any rank and top-1 at once,
+    counted in numpy from one read of the run's routes (tags: `run_tags`): for a small run
+    (the one input a click on Inspect records) the SQL's round trips and plans cost ~20× the
+    counting. Integer-coded: sites [S] (sorted names), names/values [V] (tag value v), and for
+    "routed" (any rank) and "first" (rank 0): active (site, choice, n) and
+    both (site, choice, v, n) arrays, n > 0."""
+    params = {"run": run, "kind": kind}
+    where = "run = $run AND kind = $kind"
+    if site is not None:
+        where, params["site"] = where + " AND site = $site", site
+    routes = common.df(store, f"SELECT site, choice, rank, example, token FROM routes "
+                       f"WHERE {where}", params)
+    tags = tags[tags.name.isin(list(families)) & tags.value.notna()]
+    sites, site_id = np.unique(routes.site.astype(str).to_numpy(dtype=object),
+                               return_inverse=True)
+    names, name_id = np.unique(tags.name.astype(str).to_numpy(dtype=object), return_inverse=True)
+    texts, text_id = np.unique(tags.value.astype(str).to_numpy(dtype=object), return_inverse=True)
+    width = max(len(texts), 1)
+    pairs, tid = np.unique(name_id.ravel() * width + text_id.ravel(), return_inverse=True)
+    site_id, tid = site_id.ravel(), tid.ravel()
+    r_example, r_token = (routes.example.to_numpy(dtype="int64"),
+                          routes.token.to_numpy(dtype="int64"))
+    t_example, t_token = tags.example.to_numpy(dtype="int64"), tags.token.to_numpy(dtype="int64")
+    lengths = None
+    if unit != "example" and ((t_token == -1).any() or (r_token == -1).any()):
+        lengths = _lengths(store, run)
+    if unit == "example":
+        t_unit, t_rows = t_example, np.arange(len(tags))
+    else:
+        t_unit, t_rows = _token_units(t_example, t_token, lengths)
+    tagged = _distinct(t_unit, tid[t_rows])[:2]  # sorted by unit
+    choice = routes.choice.to_numpy(dtype="int64")
+    top = routes["rank"].to_numpy(dtype="int64") == 0
+    out = {"sites": sites, "names": names[pairs // width], "values": texts[pairs % width]}
+    for part, rows in (("routed", np.arange(len(routes))), ("first", np.flatnonzero(top))):
+        if unit == "example":
+            a_site, a_choice, a_unit, _ = _distinct(site_id[rows], choice[rows], r_example[rows])
+        else:
+            a_unit, a_rows = _token_units(r_example[rows], r_token[rows], lengths)
+            a_site, a_choice = site_id[rows][a_rows], choice[rows][a_rows]
+        out[part] = {"active": _distinct(a_site, a_choice),
+                     "both": _distinct(*_joined(a_site, a_choice, a_unit, tagged))}
+    return out
+
+
+def _lengths(store, run: str) -> tuple:
+    """(example, n) sorted by example, as example_lengths_sql gives them: one query where the
+    run recorded its tokens or lengths (the SQL's EXISTS check is then known true)."""
+    frame = common.df(store, "SELECT example, max(n) AS n FROM (SELECT example, count(*) AS n "
+                      "FROM tokens WHERE run = $run AND token >= 0 GROUP BY example UNION ALL "
+                      "SELECT example, n_tokens FROM examples WHERE run = $run AND n_tokens IS "
+                      "NOT NULL) GROUP BY example", {"run": run})
+    if frame.empty:
+        frame = common.df(store, example_lengths_sql(store, run), {"run": run})
+    frame = frame.sort_values("example")
+    return frame.example.to_numpy(dtype="int64"), frame.n.to_numpy(dtype="int64")
+
+
+def _token_units(example: np.ndarray, token: np.ndarray, lengths) -> tuple:
+    """(unit key, source row) of every token unit the rows cover: a row of token >= 0 its
+    own token, a per-example row (token -1) each token 0..n-1 of its example."""
+    own = np.flatnonzero(token >= 0)
+    keys, rows = [example[own] * common.UNIT_KEY + token[own] + 1], [own]
+    whole = np.flatnonzero(token == -1)
+    if len(whole) and lengths is not None and len(lengths[0]):
+        known, n_of = lengths
+        at = np.minimum(np.searchsorted(known, example[whole]), len(known) - 1)
+        found = known[at] == example[whole]
+        whole, n = whole[found], n_of[at[found]]
+        spread = np.repeat(whole, n)
+        position = np.arange(len(spread)) - np.repeat(np.cumsum(n) - n, n)
+        keys.append(example[spread] * common.UNIT_KEY + position + 1)
+        rows.append(spread)
+    return np.concatenate(keys), np.concatenate(rows)
+
+
+def _joined(site, choice, unit, tagged) -> tuple:
+    """(site, choice, v) once for each active row and each tag value v its unit carries."""
+    tagged_unit, tagged_value = tagged
+    first = np.searchsorted(tagged_unit, unit, side="left")
+    n = np.searchsorted(tagged_unit, unit, side="right") - first
+    rows = np.repeat(np.arange(len(unit)), n)
+    at = np.repeat(first, n) + np.arange(len(rows)) - np.repeat(np.cumsum(n) - n, n)
+    return site[rows], choice[rows], tagged_value[at]
+
+
+def _distinct(*columns) -> tuple:
+    """The distinct rows of integer columns, sorted, and how often each occurs: (*columns, n)."""
+    columns = [np.asarray(c, dtype="int64") for c in columns]
+    if not len(columns[0]):
+        return (*columns, np.zeros(0, dtype="int64"))
+    key, levels = np.zeros(len(columns[0]), dtype="int64"), []
+    for column in columns:  # one int64 key, mixed radix over each column's distinct values
+        level, code = np.unique(column, return_inverse=True)
+        key = key * len(level) + code.ravel()
+        levels.append(level)
+    if np.prod([float(len(level)) for level in levels]) >= 2.0**62:
+        keyed, n = np.unique(np.stack(columns), axis=1, return_counts=True)
+        return (*keyed, n)
+    key, n = np.unique(key, return_counts=True)
+    out = []
+    for level in reversed(levels):
+        key, code = np.divmod(key, len(level))
+        out.append(level[code])
+    return (*reversed(out), n)

@@ -89,9 +89,9 @@ def expert_cards(store, run: str, site: str | None = None, expert: int | None = 
     tag_records = common.records(tests.tests[TAG_FIELDS])  # row i of tests.tests
     beyond_all = tests.tests.beyond_chance.astype(bool).to_numpy()
     lifts = tests.tests.lift.to_numpy(dtype=float)
-    tokens = _by_expert(profile.tokens)
-    examples = _by_expert(profile.examples)
-    never_shared = _by_expert(exclusive)
+    tokens = _tokens(profile.tokens)
+    examples = _contexts(profile.examples)
+    never_shared = _bucket(exclusive, common.records(exclusive[["text", "n"]]))
     cards = []
     for rec in loads.itertuples(index=False):
         s, e = str(rec.site), int(rec.expert)
@@ -105,13 +105,12 @@ def expert_cards(store, run: str, site: str | None = None, expert: int | None = 
         card["tags"] = [dict(tag_records[i]) for i in shown]
         card["n_tags_tested"], card["n_tags_beyond"] = len(at), len(beyond)
         card["test"] = tests.rule(s)
-        card["tokens"] = _tokens(tokens.get((s, e)))
-        card["contexts"] = _contexts(examples.get((s, e)))
+        card["tokens"] = tokens.get((s, e), [])
+        card["contexts"] = examples.get((s, e), [])
         card["load"] = {"count": int(rec.count), "share": float(rec.share),
                         "rank": int(rec.rank), "n_experts": int(rec.n_experts),
                         "starved": bool(rec.starved)}
-        mine = never_shared.get((s, e))
-        card["exclusive"] = [] if mine is None else common.records(mine[["text", "n"]])
+        card["exclusive"] = never_shared.get((s, e), [])
         card["coactivation"] = partners(s, e)
         card["history"] = past.get((s, e))
         card["ablation"] = None
@@ -153,19 +152,32 @@ def _by_expert(frame: pd.DataFrame) -> dict:
             for (site, expert), rows in frame.groupby(["site", "expert"], sort=False)}
 
 
-def _tokens(mine: pd.DataFrame | None) -> list:
-    if mine is None:
-        return []
-    return [{"text": str(r.text), "n": int(r.count), "seen": int(r.n_text),
-             "p_expert": float(r.p_expert), "score": float(r.score)}
-            for r in mine.itertuples(index=False)]
+def _bucket(frame: pd.DataFrame, records: list, site_column: str = "site",
+            expert_column: str = "expert") -> dict:
+    """{(site, expert): [records of its rows, in frame order]} (records[i]: row i)."""
+    out: dict = {}
+    for key, record in zip(zip(frame[site_column].astype(str).tolist(),
+                               frame[expert_column].astype("int64").tolist()), records):
+        out.setdefault(key, []).append(record)
+    return out
 
 
-def _contexts(mine: pd.DataFrame | None) -> list:
-    if mine is None:
-        return []
-    return [{"example": int(r.example), "token": int(r.token), "left": str(r.left),
-             "text": str(r.text), "right": str(r.right)} for r in mine.itertuples(index=False)]
+def _tokens(tokens: pd.DataFrame) -> dict:
+    """{(site, expert): its top tokens as cards list them}."""
+    rows = zip(tokens.text.tolist(), tokens["count"].tolist(), tokens.n_text.tolist(),
+               tokens.p_expert.tolist(), tokens.score.tolist())
+    return _bucket(tokens, [{"text": str(text), "n": int(n), "seen": int(seen),
+                             "p_expert": float(p), "score": float(score)}
+                            for text, n, seen, p, score in rows])
+
+
+def _contexts(examples: pd.DataFrame) -> dict:
+    """{(site, expert): its highest-weight units as cards list them}."""
+    rows = zip(examples.example.tolist(), examples.token.tolist(), examples.left.tolist(),
+               examples.text.tolist(), examples.right.tolist())
+    return _bucket(examples, [{"example": int(example), "token": int(token), "left": str(left),
+                               "text": str(text), "right": str(right)}
+                              for example, token, left, text, right in rows])
 
 
 def _exclusive(store, run: str, site: str | None, min_count: int, top: int = 10) -> pd.DataFrame:
@@ -203,32 +215,36 @@ def _partners(store, run: str, max_units: int, seed: int):
     across = tested(res.across)
     across["m"] = across.groupby("from_site").a.transform("size")
 
-    def listed(pairs: pd.DataFrame) -> list:
-        pairs = pairs.sort_values(["p_b_given_a", "n_ab", "b"], ascending=[False, False, True])
-        return [{"expert": int(r.b), "p": float(r.p_b_given_a), "chance": float(r.p_b),
-                 "lift": float(r.lift), "n": int(r.n_ab),
-                 "beyond_chance": bool(r.n_ab >= MIN_COUNT and r.p_value < ALPHA / r.m
-                                       and r.lift > 1)}
-                for r in pairs.head(PARTNERS).itertuples(index=False)]
-
-    within_by = _pairs_by(within, "site")
-    across_by = _pairs_by(across, "from_site")
-    empty = within.iloc[0:0]
+    within_top = _listed(within, "site")
+    across_top = _listed(across, "from_site")
+    first = across.drop_duplicates(["from_site", "a"])  # the site a card feeds: its first row
+    feeds_to = dict(zip(zip(first.from_site.astype(str).tolist(),
+                            first.a.astype("int64").tolist()), first.to_site.astype(str).tolist()))
 
     def partners(site: str, expert: int) -> dict:
-        out = {"with": listed(within_by.get((site, expert), empty)), "feeds": None}
-        nxt = across_by.get((site, expert))
-        if nxt is not None and len(nxt):
-            out["feeds"] = {"site": str(nxt.to_site.iloc[0]), "experts": listed(nxt)}
+        out = {"with": within_top.get((site, expert), []), "feeds": None}
+        if (site, expert) in feeds_to:
+            out["feeds"] = {"site": feeds_to[(site, expert)],
+                            "experts": across_top.get((site, expert), [])}
         return out
 
     return partners
 
 
-def _pairs_by(pairs: pd.DataFrame, site_column: str) -> dict:
-    """{(site, a): its pairs, in frame order}."""
-    return {(str(site), int(a)): rows
-            for (site, a), rows in pairs.groupby([site_column, "a"], sort=False)}
+def _listed(pairs: pd.DataFrame, site_column: str) -> dict:
+    """{(site, a): its PARTNERS most likely partners b}, as cards list them."""
+    pairs = pairs.sort_values([site_column, "a", "p_b_given_a", "n_ab", "b"],
+                              ascending=[True, True, False, False, True])
+    pairs = pairs.groupby([site_column, "a"], sort=False).head(PARTNERS)
+    rows = zip(pairs.b.tolist(), pairs.p_b_given_a.tolist(), pairs.p_b.tolist(),
+               pairs.lift.tolist(), pairs.n_ab.tolist(), pairs.p_value.tolist(),
+               pairs.m.tolist())
+    return _bucket(pairs, [{"expert": int(b), "p": float(p), "chance": float(chance),
+                            "lift": float(lift), "n": int(n),
+                            "beyond_chance": bool(n >= MIN_COUNT and p_value < ALPHA / m
+                                                  and lift > 1)}
+                           for b, p, chance, lift, n, p_value, m in rows],
+                   site_column, "a")
 
 
 

@@ -70,21 +70,18 @@ def token_frame(card: dict, full: bool = False) -> pd.DataFrame:
                          "score": scores})
 
 
-GRID_COLUMNS = {  # widths in pixels that fit a quarter of a 1400-pixel page
-    "token": st.column_config.TextColumn("token", width=64),
-    "here/seen": st.column_config.TextColumn("here/seen", width=64, help=(
-        "occurrences routed to this expert / occurrences of the token in the run")),
-    "score": st.column_config.NumberColumn("score", width=52, help=(
-        "95% Wilson lower bound of P(expert | token)"))}
-
-
 def show_tokens(card: dict, full: bool = False) -> None:
+    """The full view's sortable table, or the grid card's static one: a grid draws up to 64
+    cards, and a static table costs the browser a fraction of an interactive grid's
+    canvas (issue 25: the Experts page's switch was mostly the browser drawing 8 of them)."""
     frame = token_frame(card, full)
     if frame.empty:
         st.caption("No token routed here the minimum count of times.")
         return
-    st.dataframe(frame, hide_index=True, height=table_height(len(frame)),
-                 column_config=None if full else GRID_COLUMNS, width="stretch")
+    if full:
+        st.dataframe(frame, hide_index=True, height=table_height(len(frame)), width="stretch")
+        return
+    st.table(frame.assign(score=[f"{s:.2f}" for s in frame["score"]]), hide_index=True)
 
 
 def show_contexts(card: dict, images, limit: int) -> None:

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import scratch
+from benchmarks.common import child_cpu, cpu_spent, scratch
 
 HERE = Path(__file__).resolve().parent
 SERIES = HERE.parent / "sample_models" / "data" / "series"  # shipped series stores
@@ -88,21 +88,24 @@ DONE = """([before, selector]) => {
 }"""
 
 
-def click_and_wait(pg, selector: str) -> tuple[float, str]:
-    """Seconds from the click to `selector` showing under a new run; the run's name."""
+def click_and_wait(pg, selector: str) -> tuple[float, str, dict | None]:
+    """Seconds from the click to `selector` showing under a new run; the run's name; the
+    CPU seconds the server and the browser spent on it (to the result, not the idle after)."""
     from tests.e2e.test_app_browser import idle
 
     before = pg.locator("[data-testid=stSidebar] input[aria-label=Run]").input_value()
     button = pg.get_by_role("button", name="Run the model")
+    cpu = child_cpu()
     start = time.perf_counter()
     button.click()
     handle = pg.wait_for_function(DONE, arg=[before, selector], polling=10)
     seconds = time.perf_counter() - start
+    spent = cpu_spent(cpu, child_cpu())
     run = handle.json_value()
     if run == "error":
         raise RuntimeError(pg.locator("[data-testid=stAlertContentError]").first.inner_text())
     idle(pg)
-    return seconds, run
+    return seconds, run, spent
 
 
 def timings(log: Path) -> dict:
@@ -119,22 +122,27 @@ def measure(pg, log: Path, selector: str, repeats: int) -> dict:
     click_and_wait(pg, selector)  # loads the model: not counted
     clicks = []
     for _ in range(repeats):
-        seconds, run = click_and_wait(pg, selector)
-        clicks.append((seconds, run))
+        clicks.append(click_and_wait(pg, selector))
     logged = timings(log)
     rows = []
-    for seconds, run in clicks:
+    for seconds, run, spent in clicks:
         t = logged.get(run, {})
         model = t.get("encode", 0) + t.get("forward", 0)
         rows.append({"click_to_result_s": seconds, "model_s": model, "trace_s": t.get("open"),
                      "storage_s": t.get("store"),
-                     "drawing_s": seconds - t["total"] if "total" in t else None})
+                     "drawing_s": seconds - t["total"] if "total" in t else None,
+                     "server_cpu_s": (spent or {}).get("server"),
+                     "browser_cpu_s": (spent or {}).get("browser")})
     med = {k: statistics.median([r[k] for r in rows if r[k] is not None] or [float("nan")])
            for k in rows[0]}
     return {"median": med, "clicks": rows}
 
 
 SHOWN = """([title, selector]) => {
+    // the script run finished: the app's own state (the running indicator shows only
+    // after 0.5 s, so a page still computing would pass a check of it alone)
+    const app = document.querySelector('[data-testid=stApp]');
+    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
     if (document.querySelector('[data-testid=stStatusWidget]')) return false;
     const h1 = document.querySelector('[data-testid=stMain] h1');
     if (!h1 || !h1.innerText.startsWith(title)) return false;
@@ -145,14 +153,23 @@ SHOWN = """([title, selector]) => {
 def open_and_wait(pg, click, title: str, selector: str = "") -> float:
     """Seconds from `click()` to the page titled `title` drawn with its run finished (and
     `selector` in it), held for 0.15 s so a rerun that starts late is not missed."""
+    seconds, _ = open_and_count(pg, click, title, selector)
+    return seconds
+
+
+def open_and_count(pg, click, title: str, selector: str = "") -> tuple[float, dict | None]:
+    """open_and_wait's seconds, and the CPU seconds the server and the browser spent until
+    the page was drawn (child_cpu)."""
+    cpu = child_cpu()
     start = time.perf_counter()
     click()
     while True:
         pg.wait_for_function(SHOWN, arg=[title, selector], polling=10)
         seconds = time.perf_counter() - start
+        spent = cpu_spent(cpu, child_cpu())
         time.sleep(0.15)
         if pg.evaluate(SHOWN, [title, selector]):
-            return seconds
+            return seconds, spent
 
 
 def nav(pg, title: str):
@@ -165,12 +182,18 @@ def page_switches(pg, repeats: int) -> dict:
 
     first = {"Experts": open_and_wait(pg, nav(pg, "Experts"), "Experts")}
     first["Inspect"] = open_and_wait(pg, nav(pg, "Inspect"), "Inspect")
-    times = []
+    times, cpu = [], {"Experts": [], "Inspect": []}
     for _ in range(repeats):
         for title in ("Experts", "Inspect"):
-            times.append(open_and_wait(pg, nav(pg, title), title))
+            seconds, spent = open_and_count(pg, nav(pg, title), title)
+            times.append(seconds)
+            if spent:
+                cpu[title].append(spent)
     idle(pg)
-    return {"median_s": statistics.median(times), "switches_s": times, "first_visit_s": first}
+    return {"median_s": statistics.median(times), "switches_s": times, "first_visit_s": first,
+            "median_cpu_s": {title: {side: statistics.median(s[side] for s in spent)
+                                     for side in ("server", "browser")}
+                             for title, spent in cpu.items() if spent}}
 
 
 def compare_first_open(pg, repeats: int) -> dict:
@@ -206,7 +229,7 @@ def open_app(p, base: str):
 
     browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    pg.set_default_timeout(180_000)
+    pg.set_default_timeout(int(os.environ.get("ROUTEVIZ_BENCH_TIMEOUT_MS", 180_000)))
     pg.goto(base)
     pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
     idle(pg)

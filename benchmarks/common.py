@@ -106,3 +106,52 @@ def scratch() -> str:
     folder = Path(__file__).resolve().parent.parent / "build" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder)
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.extend(children.get(pid, []))
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def child_cpu() -> dict | None:
+    """CPU seconds used so far by this process's descendants, split into the Streamlit
+    server (`server`) and Chromium with its renderers (`browser`); None off Linux. The
+    difference of two readings is what an action cost each side, whatever the load: wall
+    time on a shared machine swings with it, CPU time much less."""
+    if not os.path.isdir("/proc"):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "browser": 0.0}
+    for pid in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ")
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if b"streamlit" in cmd:
+            out["server"] += seconds
+        elif b"chrom" in cmd:
+            out["browser"] += seconds
+    return out
+
+
+def cpu_spent(before: dict | None, after: dict | None) -> dict | None:
+    if before is None or after is None:
+        return None
+    return {k: round(after[k] - before[k], 3) for k in before}

@@ -1,7 +1,6 @@
 """Experts page: a grid of expert cards per site (routeviz.analysis.cards), strongest label
 first, each linking to its full view; token search and tag-value filter."""
 
-import json
 
 import pytest
 
@@ -33,7 +32,7 @@ def card_blocks(at):
 
 def token_table(at, expert: int):
     block = card_blocks(at)[expert]
-    return block.dataframe[0].value if len(block.dataframe) else None
+    return block.table[0].value if len(block.table) else None
 
 
 def open_cards(store, run, site=None, expert=None):
@@ -90,17 +89,17 @@ def test_random_router_cards_list_no_tag(cards_store):
 
 def test_grid_token_tables_fit_a_card(cards_store):
     """Issue 24: 3-row tables cut off the score column; the grid shows three narrow columns
-    that fit a card."""
+    that fit a card. Issue 25: as a static table (a grid of interactive ones was most of the
+    page's drawing in the browser), sized to its content, every row shown."""
     at = open_cards(cards_store, "copy-token")
     assert len(card_blocks(at)) == 4
     for block in card_blocks(at).values():
-        table = block.dataframe[0]
-        assert list(table.value.columns) == ["token", "here/seen", "score"]
-        assert len(table.value) == 2  # the two words it copies
-        widths = {name: col.get("width") for name, col in json.loads(table.proto.columns).items()
-                  if name != "_index"}
-        assert widths == {"token": 64, "here/seen": 64, "score": 52}
-        assert sum(widths.values()) <= 200  # a card is about 200 pixels wide at 1400
+        assert not block.dataframe  # no interactive grid in a card
+        table = block.table[0].value
+        assert list(table.columns) == ["token", "here/seen", "score"]
+        assert len(table) == 2  # the two words it copies
+        assert all(len(s.split(".")[1]) == 2 for s in table["score"])  # as the grid showed
+        assert all("/" in s for s in table["here/seen"])
 
 
 def test_card_link_opens_its_full_view(cards_store):

@@ -79,6 +79,22 @@ def test_heatmap_aggregates_long_inputs_and_says_so():
     assert "aggregated: 1000 tokens in 100 bins" in fig.layout.title.text
 
 
+def test_clickable_heatmap_sends_each_hover_card_once_and_reserves_its_margins():
+    grid = np.arange(6.0).reshape(3, 2)  # 3 tokens, 2 sites
+    cards = ["card a", "card b", "card c"]
+    fig = tokens.token_heatmap(grid, ["layers.0.router", "s1"], ["a", "b", "c"], "expert",
+                               cards=cards, n_experts=8, clickable=True)
+    heat, click = fig.data
+    assert heat.text is None and heat.hoverinfo == "skip"
+    assert list(click.text) == cards * 2 and list(click.customdata) == [0, 1, 2] * 2
+    # margins reserved from the labels, not by plotly's automargin (a second draw)
+    assert fig.layout.xaxis.automargin is False and fig.layout.yaxis.automargin is False
+    assert fig.layout.margin.l >= 7 * len("layers.0.router") and fig.layout.margin.b >= 7 * 3
+    still = tokens.token_heatmap(grid, ["s0", "s1"], ["a", "b", "c"], "expert", cards=cards,
+                                 n_experts=8)  # not clickable: the heatmap carries the hover
+    assert len(still.data) == 1 and list(still.data[0].text[1]) == cards
+
+
 def test_exit_grid_marks_layers_until_the_exit():
     routes = pd.DataFrame({"token": [0, 1], "layer": [0, 2], "site": ["e", "e"],
                            "kind": ["exit", "exit"], "choice": [0, 2], "rank": [0, 0],
@@ -118,9 +134,16 @@ def test_patch_overlay_and_small_multiples():
     from PIL import Image
 
     fig = images.patch_overlay(Image.new("RGB", (320, 240)), np.arange(12.0).reshape(3, 4), 12)
-    assert [t.type for t in fig.data] == ["image", "heatmap"]
+    assert [t.type for t in fig.data] == ["image", "heatmap", "scatter"]
     assert fig.data[1].dx == 80 and fig.data[1].dy == 80
-    assert len(fig.layout.shapes) == 3 + 2  # inner patch borders
+    borders = fig.data[2]  # inner patch borders, one path: 3 vertical + 2 horizontal lines
+    assert borders.hoverinfo == "skip" and list(borders.x).count(None) == 3 + 2
+    assert sorted({x for x in borders.x[:9] if x is not None}) == [80, 160, 240]
+    clickable = images.patch_overlay(Image.new("RGB", (320, 240)), np.arange(12.0).reshape(3, 4),
+                                     12, cards=[f"card {i}" for i in range(12)], clickable=True)
+    assert [t.name for t in clickable.data][-2:] == ["patch borders", "click"]  # click on top
+    assert clickable.data[1].text is None  # the hover cards are sent once, on the click layer
+    assert list(clickable.data[-1].text) == [f"card {i}" for i in range(12)]
     panels = [np.ones((2, 2)), np.zeros((2, 2))] * 20
     multiples = images.kept_small_multiples(panels, [f"L{i}" for i in range(40)])
     assert len(multiples.data) == 24  # capped

@@ -53,7 +53,8 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
     if cards is not None:
         text = [[cards[i] if i < len(cards) else f"patch {i}" for i in row] for row in index]
         # every patch answers, also one with no expert here (dropped or merged before)
-        hover = dict(text=text, hovertemplate="%{text}<extra></extra>", hoverongaps=True)
+        hover = dict(hovertemplate="%{text}<extra></extra>", hoverongaps=True,
+                     **({} if clickable else {"text": text}))  # else the click layer's
     fig.add_trace(go.Heatmap(
         z=patch_grid, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, xgap=1, ygap=1,
         colorscale=discrete_colorscale(n), zmin=-0.5, zmax=n - 0.5,
@@ -64,6 +65,17 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
             z=np.where(gone, 1.0, np.nan), x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, xgap=1, ygap=1,
             colorscale=[[0, MISSING_COLOR], [1, MISSING_COLOR]], opacity=0.8, showscale=False,
             hoverinfo="skip", name=GONE_BEFORE))
+    if grid_h <= 64 and grid_w <= 64:  # patch borders: one path, not a shape per line
+        xs, ys = [], []  # (plotly draws each layout shape on its own, ~1 ms apiece)
+        for c in range(1, grid_w):
+            xs += [c * dx, c * dx, None]
+            ys += [0, height, None]
+        for r in range(1, grid_h):
+            xs += [0, width, None]
+            ys += [r * dy, r * dy, None]
+        borders = go.Scatter(x=xs, y=ys, mode="lines", name="patch borders", hoverinfo="skip",
+                             showlegend=False, line=dict(color="rgba(255,255,255,0.7)", width=1))
+        fig.add_trace(borders)  # before the click layer, which must be on top
     if clickable:  # a click on a patch selects it (tokens.click_layer)
         from routeviz.figures.tokens import click_layer
 
@@ -75,13 +87,6 @@ def patch_overlay(image, patch_grid: np.ndarray, n_experts: int, title: str = ""
                     index.ravel(), [t for row in shown for t in row],
                     size=max(4, int(min(dx, dy))))
         fig.data[1].update(hoverinfo="skip", hovertemplate=None)  # the click layer answers
-    if grid_h <= 64 and grid_w <= 64:  # patch borders
-        line = dict(color="rgba(255,255,255,0.7)", width=1)
-        shapes = [dict(type="line", x0=c * dx, x1=c * dx, y0=0, y1=height, line=line)
-                  for c in range(1, grid_w)]
-        shapes += [dict(type="line", x0=0, x1=width, y0=r * dy, y1=r * dy, line=line)
-                   for r in range(1, grid_h)]
-        fig.update_layout(shapes=shapes)
     fig.update_xaxes(visible=False, range=[0, width])
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
     fig.update_layout(title=title or "Patches coloured by top-1 expert",

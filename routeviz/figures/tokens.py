@@ -143,7 +143,8 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
                  for _ in columns]
     kwargs = dict(z=z, x=list(range(len(starts))), y=columns, xgap=1, ygap=1,
                   hoverongaps=False)
-    if hover is not None:
+    clickable = clickable and not aggregated
+    if hover is not None and not clickable:  # clickable: the click layer carries the hover
         kwargs.update(text=hover, hovertemplate="%{text}<extra>%{y}</extra>")
     else:
         kwargs.update(customdata=[x_labels] * len(columns),
@@ -163,7 +164,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     else:
         kwargs.update(colorscale="Viridis", colorbar=dict(title="weight"))
     fig = go.Figure(go.Heatmap(**kwargs))
-    if clickable and not aggregated:
+    if clickable:
         xs, ys = np.meshgrid(np.arange(len(starts)), np.arange(len(columns)))  # [columns, tokens]
         click_layer(fig, xs.ravel(), [columns[j] for j in ys.ravel()], first + xs.ravel(),
                     [row[i] for row in hover for i in range(len(starts))], extra="%{y}")
@@ -174,12 +175,16 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     tickvals = list(range(len(starts)))
     step = max(1, len(starts) // 100)
     label_px = max(len(t) for t in x_labels[::step]) * 7 if x_labels else 40  # rotated ticks
-    # rows tall enough to read, whatever the number of sites; labels below, not clipped
+    # rows tall enough to read, whatever the number of sites; labels below, not clipped.
+    # Margins are reserved here, not by plotly's automargin: that measures every tick label
+    # and draws the figure twice, half of its time in the browser (issue 25)
+    bottom = min(label_px, 160) + 40  # the rotated token labels and the axis title
+    left = max((len(str(c)) for c in columns), default=4) * 7 + 40  # site labels and title
     fig.update_layout(title=title, height=90 + min(label_px, 160) + 34 * max(len(columns), 2),
-                      margin=dict(l=10, r=10, t=40, b=10))
+                      margin=dict(l=left, r=10, t=40, b=bottom))
     fig.update_xaxes(tickvals=tickvals[::step], ticktext=x_labels[::step], tickangle=-90,
-                     tickfont=dict(size=11), automargin=True,
+                     tickfont=dict(size=11), automargin=False,
                      title="bins of tokens" if aggregated else "token")
     fig.update_yaxes(autorange="reversed", title="site" if value != "exit" else "layer",
-                     automargin=True)
+                     automargin=False)
     return fig

@@ -86,7 +86,15 @@ def open_page(pg, path=""):
 def idle(pg):
     """Wait until the script run finished (the running indicator is gone)."""
     time.sleep(0.3)
-    pg.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+    pg.wait_for_function(IDLE)
+
+
+# The script run is over: the app says so (the running indicator shows only after 0.5 s)
+IDLE = """() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    return (!app || app.getAttribute('data-test-script-state') !== 'running')
+        && !document.querySelector('[data-testid=stStatusWidget]');
+}"""
 
 
 def choose(pg, label, option):

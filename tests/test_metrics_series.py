@@ -3,7 +3,10 @@ trained with the probe callback, and synthetic series with known answers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -148,3 +151,46 @@ def test_synthetic_series_known_answers(tmp_path):
                                                 "n_units": 12}
     assert {r["site"] for r in out["steps"][0]["focus_cover"]} == {"*", "g0", "g1"}
     assert len(out["identity"]) == 2 * 2 * 4
+
+
+# -- the batched timeline against its per-step computation ------------------------------
+SERIES_STORES = Path(__file__).resolve().parents[1] / "sample_models" / "data" / "series"
+
+
+def per_step_timeline(store, series, chance):
+    """The timeline as it was computed before batching: `load`, `_focus_rows` (focus_cover
+    and focus_cover_baseline) and `_entropy_rows` one step (one run) at a time."""
+    from routeviz.metrics import series as series_module
+    from routeviz.metrics.load import load
+
+    runs = series_module.series_runs(store, series)
+    rows = []
+    for run, step in zip(runs.run, runs.step):
+        sites = load(store, run).sites
+        rows += [{"step": step, "run": run, "site": s, "metric": m, "value": v}
+                 for s, cv, mv in zip(sites.site, sites.cv, sites.max_over_mean - 1.0)
+                 for m, v in (("load_cv", cv), ("maxvio", mv))]
+        rows += series_module._focus_rows(store, run, step, None, chance)
+        rows += series_module._entropy_rows(store, run, step)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("name", ["text-moe", "dae-syn"])
+def test_batched_timeline_equals_the_per_step_computation(name):
+    """The Timeline's series metrics, every step in a few queries, give the numbers that
+    `load`, `focus_cover`, its 20-shuffle band and `entropy` give step by step (the
+    entropies up to float rounding: DuckDB sums a mean in another order)."""
+    store = open_store(SERIES_STORES / name)
+    series = min(series_names(store))
+    batched = timeline(store, series, chance=20)
+    old = per_step_timeline(store, series, chance=20)
+    key = ["run", "site", "metric"]
+    merged = batched.merge(old, on=key, how="right", suffixes=("", "_old"))
+    assert len(merged) == len(old) and merged.value.notna().sum() == old.value.notna().sum()
+    shown = {"focus", "cover", "focus_lo", "cover_hi", "load_cv", "maxvio"}
+    assert shown | ({"entropy"} if name == "text-moe" else set()) <= set(old.metric)
+    exact = merged[merged.metric != "entropy"]
+    assert (exact.value.to_numpy() == exact.value_old.to_numpy()).all(), exact[
+        exact.value != exact.value_old]
+    ent = merged[merged.metric == "entropy"]
+    np.testing.assert_allclose(ent.value, ent.value_old, rtol=1e-12, atol=0)

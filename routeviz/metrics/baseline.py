@@ -63,6 +63,15 @@ def focus_cover_baseline(store, run: str, tags=None, unit=None, kind="expert", t
                           "SELECT 0 AS part, u, tid AS id, NULL AS site, NULL AS choice "
                           "FROM tagged UNION ALL SELECT 1, u, NULL, site, choice FROM active",
                           params)
+    return from_pairs(pairs, result, total, sampled, permutations, resamples, seed, level,
+                      max_cells)
+
+
+def from_pairs(pairs: pd.DataFrame, result, total: int, sampled: bool, permutations: int,
+               resamples: int, seed: int, level: float = 0.95,
+               max_cells: int = 2_000_000) -> BaselineResult:
+    """The baseline from the units' sets, `pairs` (part 0: u, id = tag id; part 1: u, site,
+    choice), fetched for one run or for a series' runs together (`focus_cover_many`)."""
     tag_matrix, sub_matrix = _indicators(pairs, result)
     groups = _groups(result)
     rng = np.random.default_rng(seed)

@@ -14,21 +14,30 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 
+# the entropy of one unit's rows: its renormalised top-k weights, or the softmax of its logits
+# (v: a logit, m: the unit's largest); shared with the series' batched query (series.py)
+WEIGHT_H = "ln(sum(weight)) - sum(weight * ln(weight)) / sum(weight)"
+LOGIT_H = "ln(sum(exp(v - m))) + max(m) - sum(exp(v - m) * v) / sum(exp(v - m))"
+
 # grouped by one integer per unit (common.unit_key): it hashes faster than two columns
 WEIGHT_ENTROPY = """
 SELECT site, any_value(example) AS example, any_value(token) AS token, 'weights' AS source,
        count(*) AS k,
-       ln(sum(weight)) - sum(weight * ln(weight)) / sum(weight) AS entropy
+       """ + WEIGHT_H + """ AS entropy
 FROM routes WHERE run = $run AND kind = 'expert' AND weight > 0 {where}
 GROUP BY site, """ + common.unit_key()
 
 LOGIT_ENTROPY = """
 SELECT site, any_value(example) AS example, any_value(token) AS token, 'logits' AS source,
        count(*) AS k,
-       ln(sum(exp(v - m))) + max(m) - sum(exp(v - m) * v) / sum(exp(v - m)) AS entropy
+       """ + LOGIT_H + """ AS entropy
 FROM (SELECT site, example, token, list_max("values") AS m, unnest("values") AS v
       FROM logits WHERE run = $run {where})
 GROUP BY site, """ + common.unit_key()
+
+# per (site, source): the `sites` frame of `entropy` from per-unit entropies
+SITE_STATS = ("avg(entropy) AS mean, median(entropy) AS median, ln(max(k)) AS max_possible, "
+              "count(*) AS n_tokens")
 
 
 @dataclass
@@ -56,9 +65,7 @@ def entropy(store, run: str, site: str | None = None, example: int | None = None
     # per-token entropies, computed once, dropped at the end of the block
     with common.temp_view(store, per_token, params) as table:
         sites = common.df(store,
-            f"SELECT site, source, avg(entropy) AS mean, median(entropy) AS median, "
-            f"ln(max(k)) AS max_possible, count(*) AS n_tokens FROM {table} "
-            "GROUP BY site, source", {})
+            f"SELECT site, source, {SITE_STATS} FROM {table} GROUP BY site, source", {})
         token_filter, token_params = "", {}
         if example is not None:
             token_filter = "WHERE example = $example"

@@ -83,6 +83,14 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
 
     tag_values = all_tag_values(store, run, families)
     counts = unit_counts(store, run, kind, tag_values, unit, top1, site)
+    return from_counts(store, run, kind, unit, top1, site, chosen, tag_values, counts)
+
+
+def from_counts(store, run, kind, unit, top1, site, chosen: TagFamilies,
+                tag_values: pd.DataFrame, counts: dict) -> FocusCoverResult:
+    """The result from `unit_counts`' three frames (computed for one run, or for a series'
+    runs together by `focus_cover_many`)."""
+    families = chosen.pooled
     subnetworks = _subnetworks(store, run, kind, site, counts["active"])
     tag_values = _with_counts(tag_values, counts["tag"])
     alignment, dense = _alignment(counts["both"], subnetworks, tag_values)

@@ -32,14 +32,10 @@ def load(store, run: str) -> LoadResult:
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
-    sites = common.sites_of(store, run, "expert")
-    n_experts = common.n_experts_by_site(store, run, sites.site)
     counts = common.df(store,
         "SELECT site, choice AS expert, count(*) AS count, "
         "count(*) FILTER (WHERE rank = 0) AS n_top, bool_and(token = -1) AS per_example "
         "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice", p)
-    units = counts.groupby("site").agg(n_tokens=("n_top", "sum"),
-                                       per_example=("per_example", "all")).reset_index()
     expected = common.df(store,
         f"WITH lengths AS ({example_lengths_sql(store, run)}) "
         "SELECT s.site, count(*) AS n_examples, sum(l.n) AS n_expected FROM "
@@ -47,6 +43,46 @@ def load(store, run: str) -> LoadResult:
         " GROUP BY site, example) s JOIN lengths l USING (example) GROUP BY s.site", p)
     n_run_examples = common.scalar(
         store, "SELECT count(DISTINCT example) FROM routes WHERE run = $run", p) or 0
+    return _load_result(store, run, counts, expected, n_run_examples)
+
+
+def load_many(store, runs) -> dict:
+    """{run: load(store, run)} for several runs (a series' steps) with the same three
+    queries, each grouped by run as well."""
+    from routeviz.metrics import _batch
+
+    runs = list(runs)
+    store.facts_many(runs)
+    for run in runs:
+        common.require_kind(store, run, "expert", allowed=("expert",))
+    p = _batch.run_params(store, runs)
+    counts = common.df(store,
+        "SELECT run, site, choice AS expert, count(*) AS count, "
+        "count(*) FILTER (WHERE rank = 0) AS n_top, bool_and(token = -1) AS per_example "
+        "FROM routes WHERE list_contains($runs, run) AND kind = 'expert' "
+        "GROUP BY run, site, choice", p)
+    expected = common.df(store,
+        f"WITH lengths AS ({_batch.lengths_sql()}) "
+        "SELECT s.run, s.site, count(*) AS n_examples, sum(l.n) AS n_expected FROM "
+        "(SELECT run, site, example FROM routes WHERE list_contains($runs, run) AND "
+        " kind = 'expert' GROUP BY run, site, example) s JOIN lengths l USING (run, example) "
+        "GROUP BY s.run, s.site", p)
+    n_examples = common.df(store,
+        "SELECT run, count(DISTINCT example) AS n FROM routes WHERE list_contains($runs, run) "
+        "GROUP BY run", p)
+    n_examples = dict(zip(n_examples.run.astype(str), n_examples.n))
+
+    def own(frame, run):
+        return frame[frame.run.astype(str) == run].drop(columns="run").reset_index(drop=True)
+    return {run: _load_result(store, run, own(counts, run), own(expected, run),
+                              n_examples.get(run, 0) or 0) for run in runs}
+
+
+def _load_result(store, run, counts, expected, n_run_examples) -> LoadResult:
+    sites = common.sites_of(store, run, "expert")
+    n_experts = common.n_experts_by_site(store, run, sites.site)
+    units = counts.groupby("site").agg(n_tokens=("n_top", "sum"),
+                                       per_example=("per_example", "all")).reset_index()
 
     expert_rows = []
     site_rows = []

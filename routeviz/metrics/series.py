@@ -27,11 +27,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from routeviz.metrics import _batch
 from routeviz.metrics import _common as common
-from routeviz.metrics.baseline import focus_cover_baseline
-from routeviz.metrics.entropy import entropy
-from routeviz.metrics.focus_cover import focus_cover
-from routeviz.metrics.load import load
+from routeviz.metrics.baseline import focus_cover_baseline, from_pairs
+from routeviz.metrics.entropy import LOGIT_H, SITE_STATS, WEIGHT_H, entropy
+from routeviz.metrics.focus_cover import focus_cover, from_counts
+from routeviz.metrics.load import load_many
+from routeviz.metrics.tag_families import focus_families_many
+from routeviz.metrics.unit_counts import _split, tag_ids
 from routeviz.store.series import SERIES_CTE, series_names, series_runs  # noqa: F401
 
 POOLED = "*"
@@ -85,9 +88,10 @@ def saturation(store, series: str) -> pd.DataFrame:
 def balance(store, series: str) -> pd.DataFrame:
     """Load CV and MaxVio per step and site (from `metrics.load`); "*" = mean over sites."""
     runs = series_runs(store, series)
+    loads = load_many(store, runs.run)  # every step's `load`, in three queries
     frames = []
     for run, step in zip(runs.run, runs.step):
-        sites = load(store, run).sites
+        sites = loads[run].sites
         per = pd.DataFrame({"step": step, "run": run, "site": sites.site, "layer": sites.layer,
                             "n_experts": sites.n_experts, "cv": sites.cv,
                             "maxvio": sites.max_over_mean - 1.0})
@@ -106,22 +110,34 @@ def pooled_tag(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores.tag == tag]
 
 
+def _focus_kind(facts) -> str | None:
+    """The kind a step's Focus/Cover scores: the first of FOCUS_KINDS it recorded."""
+    return next((k for k in common.FOCUS_KINDS if k in facts.kinds), None)
+
+
 def _focus_rows(store, run, step, tags, chance: int = 0) -> list[dict]:
+    """One step's Focus/Cover rows (and its chance band) computed for that run alone;
+    `focus_many` gives the same for every step at once."""
     if not tags and not common.tag_names(store, run):
         return []
-    kinds = common.kinds_recorded(store, run)
-    kind = next((k for k in common.FOCUS_KINDS if k in kinds), None)
+    kind = _focus_kind(common.facts(store, run))
     if kind is None:
         return []
     result = focus_cover(store, run, tags=tags, kind=kind)
+    band = None
+    if chance:
+        band = focus_cover_baseline(store, run, tags=tags, kind=kind, permutations=chance,
+                                    resamples=0, result=result)
+    return _rows_of(run, step, result, band)
+
+
+def _rows_of(run, step, result, band) -> list[dict]:
     scores = pooled_tag(result.scores)
     rows = [{"step": step, "run": run, "site": s, "metric": m, "value": v}
             for s, f, c in zip(scores.site, scores.focus, scores.cover)
             for m, v in (("focus", f), ("cover", c))]
-    if chance:  # tags shuffled across units: the central 95% of `chance` shuffles
-        band = pooled_tag(focus_cover_baseline(store, run, tags=tags, kind=kind,
-                                               permutations=chance, resamples=0,
-                                               result=result).scores)
+    if band is not None:  # tags shuffled across units: the central 95% of the shuffles
+        band = pooled_tag(band.scores)
         rows += [{"step": step, "run": run, "site": site, "metric": f"{name}_{end}",
                   "value": float(band[f"{name}_{end}"].iloc[i])}
                  for i, site in enumerate(band.site) for name in ("focus", "cover")
@@ -129,11 +145,103 @@ def _focus_rows(store, run, step, tags, chance: int = 0) -> list[dict]:
     return rows
 
 
+BAND_MAX_UNITS = 20_000  # focus_cover_baseline's default max_units: above it, a sample
+
+
+def focus_many(store, runs, tags=None, chance: int = 0) -> dict:
+    """{run: (FocusCoverResult, BaselineResult or None)} for the runs of a series that have
+    tags and a Focus/Cover kind: what `_focus_rows` computes per run (focus_cover and, with
+    chance=N, its N-shuffle band), with the unit sets of every step in one query. A run
+    scored per example, or whose band reads a sample, is computed alone."""
+    runs = list(runs)
+    facts = store.facts_many(runs)
+    kinds = {run: _focus_kind(facts[run]) for run in runs}
+    kinds = {run: kind for run, kind in kinds.items()
+             if kind is not None and (tags or facts[run].tags)}
+
+    def per_token(run):
+        sites = facts[run].sites
+        return not sites[sites.kind == kinds[run]].per_example.all()
+
+    batched = [run for run in kinds if per_token(run)]
+    out = {}
+    for run in [run for run in kinds if run not in batched]:
+        result = focus_cover(store, run, tags=tags, kind=kinds[run])
+        out[run] = (result, focus_cover_baseline(
+            store, run, tags=tags, kind=kinds[run], permutations=chance, resamples=0,
+            result=result) if chance else None)
+    if not batched:
+        return out
+    families = focus_families_many(store, batched, tags)
+    values = common.df(store, "SELECT DISTINCT run, name, value FROM tags WHERE "
+                       "list_contains($runs, run) ORDER BY run, name, value",
+                       {"runs": batched})
+    values["run"] = values.run.astype(str)
+    tag_values, tv = {}, []
+    for run in batched:  # each run's all_tag_values: row i is its tag id i
+        own = values[(values.run == run) & values.name.isin(families[run].pooled)]
+        tag_values[run] = own[["name", "value"]].reset_index(drop=True)
+        tv.append(tag_ids(tag_values[run]).assign(run=run))
+    top1 = {run: kinds[run] == "soft" for run in batched}  # soft: the dominant expert
+    params = _batch.run_params(store, batched)
+    rk = _batch.kinds_frame({run: kinds[run] for run in batched}, top1)
+    with common.temp_view(store, pd.concat(tv, ignore_index=True)) as tv_view, \
+            common.temp_view(store, rk) as rk_view:
+        ctes = "WITH " + ", ".join(_batch.unit_sets(tv_view, rk_view)) + " "
+        parts = common.df(store, ctes + _batch.COUNTS, params)
+        if chance:
+            pairs = common.df(store, ctes + _batch.PAIRS, params)
+            totals = common.df(store, ctes + _batch.TOTALS, params)
+            totals = {str(r): int(n) for r, n in zip(totals.run, totals.n)}
+    parts["run"] = parts.run.astype(str)
+    for run in batched:
+        own = parts[parts.run == run].drop(columns="run").reset_index(drop=True)
+        result = from_counts(store, run, kinds[run], "token", top1[run], None, families[run],
+                             tag_values[run], _split(own, tag_values[run]))
+        band = None
+        if chance and totals.get(run, 0) <= BAND_MAX_UNITS:
+            own = pairs[pairs.run.astype(str) == run].drop(columns="run")
+            band = from_pairs(own.reset_index(drop=True), result,
+                                              totals.get(run, 0), False, chance, 0, seed=0)
+        elif chance:
+            band = focus_cover_baseline(store, run, tags=tags, kind=kinds[run],
+                                        permutations=chance, resamples=0, result=result)
+        out[run] = (result, band)
+    return out
+
+
+def _entropy_many(store, runs, steps: dict) -> list[dict]:
+    """`_entropy_rows` of every run at once: `metrics.entropy`'s per-unit entropies grouped
+    by run as well."""
+    key = common.unit_key()
+    per_unit = (
+        "SELECT run, site, 'weights' AS source, count(*) AS k, " + WEIGHT_H +
+        " AS entropy FROM routes WHERE list_contains($runs, run) AND kind = 'expert' AND "
+        f"weight > 0 GROUP BY run, site, {key} UNION ALL "
+        "SELECT run, site, 'logits', count(*), " + LOGIT_H + " FROM ("
+        "SELECT run, site, example, token, list_max(\"values\") AS m, unnest(\"values\") AS v "
+        f"FROM logits WHERE list_contains($runs, run)) GROUP BY run, site, {key}")
+    stats = common.df(store, f"SELECT run, site, source, {SITE_STATS} FROM "
+                             f"({per_unit}) GROUP BY run, site, source", {"runs": list(runs)})
+    stats["run"] = stats.run.astype(str)
+    rows = []
+    for run in runs:
+        order = {s: i for i, s in enumerate(common.sites_of(store, run, "expert").site)}
+        own = stats[stats.run == run].drop(columns="run")
+        own = own.assign(order=own.site.map(order)).sort_values(
+            ["source", "order"], ascending=[False, True]).drop(columns="order")
+        rows += _entropy_of(run, steps[run], own)
+    return rows
+
+
 def _entropy_rows(store, run, step) -> list[dict]:
     """Mean routing entropy per site and pooled (weighted by tokens): over every expert from
     the router logits where the run recorded them, else over the renormalised top-k weights
     (none for a top-1 router without logits: always 0). Rounding below 0 is clipped."""
-    sites = entropy(store, run, limit=0).sites
+    return _entropy_of(run, step, entropy(store, run, limit=0).sites)
+
+
+def _entropy_of(run, step, sites: pd.DataFrame) -> list[dict]:
     source = "logits" if (sites.source == "logits").any() else "weights"
     sites = sites[(sites.source == source) & (sites.max_possible > 0)]
     if sites.empty:
@@ -152,6 +260,7 @@ def timeline(store, series: str, tags=None, chance: int = 0) -> pd.DataFrame:
     chance=N adds the permutation band of Focus and Cover (metrics focus_lo, focus_hi,
     cover_lo, cover_hi; `focus_cover_baseline` with N shuffles, reusing the step's scores)."""
     runs = series_runs(store, series)
+    store.facts_many(runs.run)  # every step's facts in one set of queries
     if tags:
         for run in runs.run:
             common.require_tags(store, run, tags)
@@ -163,9 +272,12 @@ def timeline(store, series: str, tags=None, chance: int = 0) -> pd.DataFrame:
                              ("load_cv", bal, "cv"), ("maxvio", bal, "maxvio")):
         rows += [{"step": s, "run": r, "site": site, "metric": name, "value": v}
                  for s, r, site, v in zip(frame.step, frame.run, frame.site, frame[col])]
+    steps = _steps(runs)
+    focus = focus_many(store, runs.run, tags, chance)  # every step's Focus/Cover at once
     for run, step in zip(runs.run, runs.step):
-        rows += _focus_rows(store, run, step, tags, chance)
-        rows += _entropy_rows(store, run, step)
+        if run in focus:
+            rows += _rows_of(run, step, *focus[run])
+    rows += _entropy_many(store, runs.run, steps)
     frame = pd.DataFrame(rows, columns=["step", "run", "site", "metric", "value"])
     frame["value"] = frame.value.astype("float64")
     order = {m: i for i, m in enumerate(TIMELINE_METRICS)}

@@ -78,7 +78,23 @@ def focus_families(store, run: str, tags=None) -> TagFamilies:
     """The families Focus/Cover pools for `run`: the named ones (`tags`, each must exist),
     else its content families (all of them when every family looks like provenance)."""
     pooled = common.require_tags(store, run, tags)
-    kept, why = content_families(store.tag_family_stats(run))
+    return _families(store, run, pooled, tags, store.tag_family_stats(run))
+
+
+def focus_families_many(store, runs, tags=None) -> dict:
+    """{run: focus_families(store, run, tags)} for several runs, with one query for the
+    family statistics of them all (the Timeline's series)."""
+    pooled = {run: common.require_tags(store, run, tags) for run in runs}
+    stats = common.df(store,
+        "SELECT run, name, count(DISTINCT value) AS n_values, count(DISTINCT example) AS "
+        "n_examples, max(token) >= 0 AS per_token FROM tags WHERE list_contains($runs, run) "
+        "GROUP BY run, name ORDER BY run, name", {"runs": list(runs)})
+    return {run: _families(store, run, pooled[run], tags,
+                           stats[stats.run == run].drop(columns="run")) for run in runs}
+
+
+def _families(store, run, pooled, tags, stats) -> TagFamilies:
+    kept, why = content_families(stats)
     if tags:
         left = {name: why.get(name, CHOSEN) for name in common.tag_names(store, run)
                 if name not in pooled}

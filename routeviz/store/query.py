@@ -96,6 +96,18 @@ class RunQueries:
             cache[run] = run_facts(self.engine, run)
         return cache[run]
 
+    def facts_many(self, runs) -> dict:
+        """{run: facts(run)} for several runs (a series), the ones not cached yet computed
+        together: the same few GROUP BYs, each grouped by run as well."""
+        runs = [self.require_run(run) for run in runs]
+        cache = self.__dict__.setdefault("_facts", {})
+        missing = [run for run in dict.fromkeys(runs) if run not in cache]
+        if len(missing) == 1:
+            cache[missing[0]] = run_facts(self.engine, missing[0])
+        elif missing:
+            cache.update(run_facts_many(self.engine, missing))
+        return {run: cache[run] for run in runs}
+
     def forget_facts(self) -> None:
         self.__dict__["_facts"] = {}
 
@@ -269,9 +281,6 @@ def run_facts(engine: Engine, run: str) -> RunFacts:
         "SELECT site, kind, min(layer) AS layer, max(layer) AS max_layer, "
         "max(choice) AS max_choice, max(token) AS max_token, count(*) AS n_rows "
         "FROM routes WHERE run = $run GROUP BY site, kind", p)
-    sites["site"] = sites["site"].astype(str)
-    sites["kind"] = sites["kind"].astype(str)
-    sites = sites.sort_values(["layer", "site", "kind"], kind="stable").reset_index(drop=True)
     tags = engine.query("SELECT DISTINCT name FROM tags WHERE run = $run", p)
     modality = engine.query("SELECT modality, count(*) AS n FROM examples WHERE run = $run "
                             "GROUP BY modality ORDER BY n DESC, modality", p)
@@ -282,6 +291,48 @@ def run_facts(engine: Engine, run: str) -> RunFacts:
         "(SELECT count(*) FROM tokens WHERE run = $run) AS n_tokens, "
         "(SELECT count(*) FROM embeddings WHERE run = $run) AS n_embeddings, "
         "(SELECT max(config) FROM runs WHERE run = $run) AS config", p).iloc[0]
+    return _facts_from(run, sites, tags, modality, counts)
+
+
+def run_facts_many(engine: Engine, runs: list) -> dict:
+    """{run: RunFacts} for several runs from the queries of `run_facts`, grouped by run."""
+    p = {"runs": list(runs)}
+    sites = engine.query(
+        "SELECT run, site, kind, min(layer) AS layer, max(layer) AS max_layer, "
+        "max(choice) AS max_choice, max(token) AS max_token, count(*) AS n_rows "
+        "FROM routes WHERE list_contains($runs, run) GROUP BY run, site, kind", p)
+    tags = engine.query("SELECT DISTINCT run, name FROM tags WHERE list_contains($runs, run)", p)
+    modality = engine.query(
+        "SELECT run, modality, count(*) AS n FROM examples WHERE list_contains($runs, run) "
+        "GROUP BY run, modality ORDER BY run, n DESC, modality", p)
+    counts = engine.query(
+        "WITH r AS (SELECT unnest($runs) AS run), "
+        "e AS (SELECT run, count(*) AS n_examples FROM (SELECT run, example FROM routes "
+        "  WHERE list_contains($runs, run) UNION SELECT run, example FROM tokens "
+        "  WHERE list_contains($runs, run) UNION SELECT run, example FROM examples "
+        "  WHERE list_contains($runs, run)) GROUP BY run), "
+        "t AS (SELECT run, count(*) AS n_tokens FROM tokens WHERE list_contains($runs, run) "
+        "  GROUP BY run), "
+        "m AS (SELECT run, count(*) AS n_embeddings FROM embeddings "
+        "  WHERE list_contains($runs, run) GROUP BY run), "
+        "c AS (SELECT run, max(config) AS config FROM runs WHERE list_contains($runs, run) "
+        "  GROUP BY run) "
+        "SELECT r.run, coalesce(e.n_examples, 0) AS n_examples, "
+        "coalesce(t.n_tokens, 0) AS n_tokens, coalesce(m.n_embeddings, 0) AS n_embeddings, "
+        "c.config FROM r LEFT JOIN e USING (run) LEFT JOIN t USING (run) "
+        "LEFT JOIN m USING (run) LEFT JOIN c USING (run)", p)
+    def own(frame, run):
+        return frame[frame.run == run].drop(columns="run").reset_index(drop=True)
+    return {run: _facts_from(run, own(sites, run), own(tags, run), own(modality, run),
+                             own(counts, run).iloc[0]) for run in runs}
+
+
+def _facts_from(run: str, sites: pd.DataFrame, tags: pd.DataFrame, modality: pd.DataFrame,
+                counts) -> RunFacts:
+    sites = sites.copy()
+    sites["site"] = sites["site"].astype(str)
+    sites["kind"] = sites["kind"].astype(str)
+    sites = sites.sort_values(["layer", "site", "kind"], kind="stable").reset_index(drop=True)
     config = parse_config(counts["config"])
 
     declared_layers = _int_or_none(config.get("n_layers"))

@@ -125,6 +125,31 @@ def get_handle() -> StoreHandle | None:
     return handle
 
 
+_MEMO: dict = {}  # (store path, generation, key) -> a built object, oldest first
+_MEMO_LOCK = threading.Lock()
+MEMO_ENTRIES = 64
+
+
+def memo(handle: StoreHandle, key: tuple, build):
+    """build(), once per `key` and generation of the runs `key` names, in this process: the
+    hover cards and figures a rerun would otherwise build again for the same example (a
+    widget's rerun, a page switch; issue 25). Kept for the last MEMO_ENTRIES keys and shared,
+    not copied as st.cache_data copies: callers must not change what it returns."""
+    named = sorted({v for v in key if isinstance(v, str) and v in handle.by_run})
+    generation = tuple((run, handle.by_run[run]) for run in named) or handle.signature
+    full = (str(handle.store.path), generation, key)
+    with _MEMO_LOCK:
+        if full in _MEMO:
+            _MEMO[full] = _MEMO.pop(full)  # most recently used last
+            return _MEMO[full]
+    value = build()
+    with _MEMO_LOCK:
+        _MEMO[full] = value
+        while len(_MEMO) > MEMO_ENTRIES:
+            _MEMO.pop(next(iter(_MEMO)))
+    return value
+
+
 def query(handle: StoreHandle, fn, *args, **kwargs):
     """Call fn(store, *args) under the handle's lock (one DuckDB connection, many sessions)."""
     with handle.lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.common import LOADED_MODELS, load_runner, query
+from app_pages.common import LOADED_MODELS, cached, load_runner
 from routeviz.analysis.predictions import decoder_of, next_tokens
 from routeviz.figures import data
 
@@ -32,10 +32,17 @@ def _decoder(config: dict):
         return None
 
 
+def _next_tokens(store, run: str, example: int):
+    return next_tokens(store, run, example)
+
+
+next_tokens_of = cached(_next_tokens)  # per generation of the run, as the rest of the page
+
+
 def show_output(handle, run: str, example: int, info: dict, config: dict) -> None:
     """The output line, the per-token predictions of a text, and the label."""
     st.subheader("Model output")
-    table = query(handle, next_tokens, run, int(example))
+    table = next_tokens_of(handle, run, int(example))
     if len(table):
         if "inspect_decode" not in st.session_state:  # on when the model is loaded already
             st.session_state["inspect_decode"] = _source(config) in LOADED_MODELS

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages.common import MAX_CHIPS, cached, n_experts_for, run_config
+from app_pages.common import MAX_CHIPS, cached, memo, n_experts_for, run_config
 from app_pages.experts_views import expert_card_labels, with_card_labels
 from app_pages.inspect_click import apply_site, follow_click
 from app_pages.inspect_outputs import show_output
@@ -80,20 +80,30 @@ def show_example(handle, run: str, example: int) -> dict | None:
         return None
     config = run_config(handle, run)
     tags = token_tag_values(bundle["tags"], len(bundle["tokens"]))
+
+    def remember(key: tuple, build):  # built once per example of this run's generation
+        return memo(handle, ("inspect", run, int(example)) + key, build)
+
     if info.get("modality") == "image":
         show_image(info, bundle["tokens"], routes, config, tags,
-                   labels=expert_card_labels(handle, run))
+                   expert_labels=lambda: expert_card_labels(handle, run), remember=remember)
         if has_soft(routes):  # Soft MoE: dominant experts and per-slot dispatch maps
             show_soft(handle, run, example, info, config, None)
     else:
         show_text(bundle["tokens"], routes, config, tags,
-                  labels=expert_card_labels(handle, run))
+                  expert_labels=lambda: expert_card_labels(handle, run), remember=remember)
     show_output(handle, run, int(example), info, config)  # per token for a text
     return bundle
 
 
-def show_text(tokens: list[str], routes, config: dict, tags: dict, labels=None) -> None:
-    """labels: {(site, expert): expert card label}, named in each token's hover."""
+def _built(key: tuple, build):
+    return build()
+
+
+def show_text(tokens: list[str], routes, config: dict, tags: dict, expert_labels=dict,
+              remember=_built) -> None:
+    """expert_labels(): {(site, expert): expert card label}, named in each token's hover;
+    remember(key, build): build() or what it built before for this example (common.memo)."""
     n = len(tokens)
     st.subheader(f"Tokens ({n:,})")
     expert_sites = data.sites_of(routes, "expert")
@@ -105,9 +115,9 @@ def show_text(tokens: list[str], routes, config: dict, tags: dict, labels=None) 
     if n > MAX_CHIPS:
         st.info(f"Long input: showing the first {MAX_CHIPS:,} of {n:,} tokens as chips; the "
                 f"heatmap below pages through all {n:,}.")
-    cards = with_tags(data.route_cards(routes[routes["token"] < MAX_CHIPS], shown),
-                      {k: v[:MAX_CHIPS] for k, v in tags.items()})
-    cards = with_card_labels(cards, routes, labels or {})
+    cards = remember(("cards",), lambda: with_card_labels(
+        with_tags(data.route_cards(routes[routes["token"] < MAX_CHIPS], shown),
+                  {k: v[:MAX_CHIPS] for k, v in tags.items()}), routes, expert_labels()))
     if site is not None:
         if mode == "expert":
             grid, _ = data.token_grid(routes[routes["site"] == site], len(shown), "expert")
@@ -132,10 +142,11 @@ def show_text(tokens: list[str], routes, config: dict, tags: dict, labels=None) 
                               help="A second row of chips: each token's value of one tag.")
         if family != "(none)":
             st.html(tag_chips_html(shown, token_tags[family][:MAX_CHIPS], cards))
-    _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit)
+    _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit, remember)
 
 
-def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit) -> None:
+def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit,
+             remember=_built) -> None:
     n = len(tokens)
     choices = ((["expert", "gate"] if expert_sites else []) + (["kept"] if keep_sites else [])
                + (["exit"] if has_exit else []))
@@ -150,31 +161,36 @@ def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit) 
         options = [f"tokens {a}–{b - 1}" for a, b in pages] + [ALL_BINNED]
         chosen = right.selectbox(f"{n:,} tokens: page", options, key="inspect_heatmap_page")
         span = (0, n) if chosen == ALL_BINNED else pages[options.index(chosen)]
-    grid, columns = data.token_grid(routes, n, value, n_layers=config.get("n_layers"))
     a, b = span
     binned = b - a > PAGE_TOKENS
     if binned:
         st.caption(f"{n:,} tokens binned into at most {PAGE_TOKENS} columns (the most common "
                    "expert per bin, or the mean); pick a page to see each token.")
-    fig = figures.token_heatmap(grid[a:b], columns, tokens[a:b], value,
-                                cards=None if binned else cards[a:b] if b <= len(cards) else None,
-                                n_experts=n_experts_for(config), max_tokens=PAGE_TOKENS, first=a,
-                                clickable=True)
+
+    def build():
+        grid, columns = data.token_grid(routes, n, value, n_layers=config.get("n_layers"))
+        return figures.token_heatmap(
+            grid[a:b], columns, tokens[a:b], value,
+            cards=None if binned else cards[a:b] if b <= len(cards) else None,
+            n_experts=n_experts_for(config), max_tokens=PAGE_TOKENS, first=a, clickable=True)
+
+    fig = remember(("heatmap", value, a, b), build)
     sites = {data.short_site(s): s for s in (keep_sites if value == "kept" else expert_sites)}
     follow_click(st.plotly_chart(fig, key="inspect_heatmap", on_select="rerun",
                                  selection_mode="points"), "inspect_heatmap", sites)
 
 
 def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict,
-               labels=None) -> None:
-    """labels: {(site, expert): expert card label}, named in each patch's hover."""
+               expert_labels=dict, remember=_built) -> None:
+    """expert_labels(): {(site, expert): expert card label}, named in each patch's hover;
+    remember: as show_text's."""
     image_bytes = info.get("image")
     grid_h, grid_w = info.get("grid_h"), info.get("grid_w")
     if image_bytes is None:
         st.warning("This example has no stored image to draw.")
         _whole_example_routes(routes, config)
         return
-    image = data.display_image(bytes(image_bytes))
+    image = remember(("image",), lambda: data.display_image(bytes(image_bytes)))
     if not grid_h or not grid_w:  # routed per image, not per patch (e.g. DAE-Syn)
         st.image(image, caption=f"shown at {image.size[0]}×{image.size[1]}", width=image.size[0])
         _whole_example_routes(routes, config)
@@ -183,17 +199,19 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict,
     n_patches = grid_h * grid_w
     st.subheader(f"Patches ({grid_h}×{grid_w})")
     names = (tokens + [f"patch {i}" for i in range(len(tokens), n_patches)])[:n_patches]
-    cards = with_tags(data.route_cards(routes, names),
-                      {k: (v + [None] * n_patches)[:n_patches] for k, v in tags.items()})
-    cards = with_card_labels(cards, routes, labels or {})
+    cards = remember(("cards",), lambda: with_card_labels(
+        with_tags(data.route_cards(routes, names),
+                  {k: (v + [None] * n_patches)[:n_patches] for k, v in tags.items()}),
+        routes, expert_labels()))
     expert_sites = data.sites_of(routes, "expert")
     site = site_picker(expert_sites)
     if site is not None:
         grid, _ = data.token_grid(routes[routes["site"] == site], n_patches, "expert")
         patch_grid = data.patch_values(grid[:, 0], grid_h, grid_w)
-        fig = figures.patch_overlay(image, patch_grid, n_experts_for(config, site),
-                                    title=f"Top-1 expert per patch at {data.short_site(site)}",
-                                    cards=cards, clickable=True)
+        fig = remember(("overlay", site), lambda: figures.patch_overlay(
+            image, patch_grid, n_experts_for(config, site),
+            title=f"Top-1 expert per patch at {data.short_site(site)}", cards=cards,
+            clickable=True))
         gone = (" Faded patches made no decision at this site: dropped, merged or exited "
                 "before it." if np.isnan(patch_grid).any() else "")
         st.caption("Hover a patch: its number, experts at every site, kept / merged, exit, tags; "
@@ -207,7 +225,8 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict,
     exits = data.exit_layers(routes, n_patches)
     if labels:
         panels = [data.patch_values(fate[:, j], grid_h, grid_w) for j in range(fate.shape[1])]
-        st.plotly_chart(figures.kept_small_multiples(panels, labels), key="inspect_kept",
+        st.plotly_chart(remember(("kept",), lambda: figures.kept_small_multiples(panels, labels)),
+                        key="inspect_kept",
                         width="content")
         if len(labels) > 24:
             st.caption(f"Showing 24 of {len(labels)} keep/merge sites.")

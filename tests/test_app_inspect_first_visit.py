@@ -44,7 +44,8 @@ def test_glyph_example_draws_patches_at_aspect_with_hover(tmp_path):
     overlay = plotly_specs(at)[0]
     image, patches = overlay["data"][:2]
     assert image["type"] == "image" and patches["type"] == "heatmap"
-    hover = json.dumps(patches["text"])
+    hover = json.dumps(overlay["data"][-1]["text"])  # the click layer's, on top
+    assert "text" not in patches  # sent once
     assert "#0 " in hover and "region=background" in hover and "letter=B" in hover
     layout = overlay["layout"]
     assert layout["width"] - 130 == layout["height"] - 50  # a square glyph drawn square
@@ -65,6 +66,6 @@ def test_legend_token_occurrences_and_hosted_panels(app_store):
     assert "What if: run it again with routing changed" in titles
     assert "Why: what drives a token's router (click a heatmap cell or a patch, then Explain)" \
         in titles
-    hover = json.dumps(plotly_specs(at)[0]["data"][0]["text"])
+    hover = json.dumps(plotly_specs(at)[0]["data"][-1]["text"])
     assert "exit at layer" in hover and "(ran " in hover  # exit depth numbered one way
     assert not at.exception

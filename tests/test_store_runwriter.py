@@ -2,31 +2,44 @@
 promote or drop an overwrite, append after what is there), with real part files."""
 
 import datetime as dt
+import os
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from routeviz.errors import RoutevizError, RunExists
-from routeviz.store import MARKER, open_store, schema, write_part
+from routeviz.store import MARKER, init_store, open_store, schema, write_part
+from routeviz.store.core import write_file
 from routeviz.store.runwriter import RunWriter
+from routeviz.store.swap import Generation
 
 NOW = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
 
 
-def _write_routes(root, run, examples):
-    """One expert row per example id, written as a part file under `root`."""
+def _routes_table(examples):
+    """One expert row per example id."""
     n = len(examples)
     table = pa.table({"example": examples, "token": [0] * n, "layer": [0] * n,
                       "site": ["g"] * n, "kind": ["expert"] * n, "choice": [1] * n,
                       "rank": [0] * n, "weight": [0.5] * n})
-    write_part(root, "routes", run, table.cast(schema.ROUTES))
+    return table.cast(schema.ROUTES)
+
+
+def _write_routes(root, run, examples):
+    """One expert row per example id, written as a part file under `root`."""
+    write_part(root, "routes", run, _routes_table(examples))
+
+
+def _examples_table(examples):
+    cols = {f.name: [None] * len(examples) for f in schema.EXAMPLES}
+    cols["example"] = examples
+    return pa.table(cols, schema=schema.EXAMPLES)
 
 
 def _write_examples(root, run, examples):
-    cols = {f.name: [None] * len(examples) for f in schema.EXAMPLES}
-    cols["example"] = examples
-    write_part(root, "examples", run, pa.table(cols, schema=schema.EXAMPLES))
+    write_part(root, "examples", run, _examples_table(examples))
 
 
 def _record(store, run, examples, config=None, **flags):
@@ -55,7 +68,13 @@ def test_a_new_run_is_linked_at_once_and_its_row_replaced_in_place(tmp_path):
     assert (store / MARKER).is_file()
     assert opened == {"root": str(writer.root), "staged": False, "base": 0, "first_id": 0}
     assert writer.root.parent.name == ".gen"  # a generation, linked in: readers see it fill
-    assert (store / "routes" / "run=new").is_symlink()
+    assert (store / "runs" / "run=new").is_symlink()  # the name is claimed at once
+    with pytest.raises(RunExists):  # another writer sees the run at once
+        RunWriter(store, "new").open()
+    assert not (store / "routes" / "run=new").exists()  # a table is made when written
+    write_file(writer.place("routes"), "routes", _routes_table([0]))
+    assert (store / "routes" / "run=new").is_symlink()  # ... and linked at once
+    assert open_store(store).routes("new").example.tolist() == [0]
     writer.write_row(model="toy", created=NOW, finished=False, n_examples=0, config={"k": 2})
     row = open_store(store).runs().set_index("run").loc["new"]
     assert row.model == "toy" and row.n_examples == 0 and pd.isna(row.finished)
@@ -67,6 +86,49 @@ def test_a_new_run_is_linked_at_once_and_its_row_replaced_in_place(tmp_path):
     assert len(runs) == 1 and runs.n_examples.tolist() == [3]  # one runs row, replaced
     assert runs.finished.notna().all()
     assert reread.config("new") == {"k": 2, "path": str(tmp_path)}
+
+
+def test_a_new_run_holds_only_the_tables_it_writes(tmp_path):
+    """A trace of one input writes 3 of the 8 tables: its generation makes and links those
+    only; a table another writer put into the generation (another rank) is linked when the
+    run is let go; the tables it lacks read as empty."""
+    store = tmp_path / "s"
+    writer = RunWriter(store, "new")
+    writer.open()
+    write_file(writer.place("routes"), "routes", _routes_table([0, 1]))
+    _write_examples(writer.root, "new", [0, 1])  # straight into the generation, as a rank
+    assert not (store / "examples" / "run=new").exists()
+    writer.write_row(model="toy", created=NOW, finished=True, n_examples=2, config={})
+    writer.finish(keep=True)
+    assert sorted(p.name for p in writer.root.iterdir()) == ["examples", "routes", "runs"]
+    linked = sorted(p.parent.name for p in store.glob("*/run=new"))
+    assert linked == ["examples", "routes", "runs"]
+    assert all(p.is_symlink() for p in store.glob("*/run=new"))
+    reread = open_store(store)
+    assert reread.examples("new").example.tolist() == [0, 1]
+    assert reread.routes("new").example.tolist() == [0, 1]
+    assert reread.tags("new").empty and reread.tokens("new").empty
+
+
+def test_of_two_processes_making_one_new_run_the_last_claim_has_every_table(tmp_path):
+    """Two writers that both found the run absent: the later claim takes the run as an
+    overwrite would, and the earlier writer links no further table (no mixed run)."""
+    store = tmp_path / "s"
+    init_store(store)
+    first, second = Generation(store, "r"), Generation(store, "r")
+    first.claim()
+    write_file(first.place("routes"), "routes", _routes_table([1]))
+    second.claim()  # the name is taken: swap as an overwrite
+    write_file(first.place("examples"), "examples", _examples_table([1]))  # lost the run
+    write_file(second.place("routes"), "routes", _routes_table([2]))
+    write_file(second.place("examples"), "examples", _examples_table([2]))
+    targets = {p.parent.name: Path(os.readlink(p)).parts[2] for p in store.glob("*/run=r")}
+    assert targets == {"runs": second.gid, "routes": second.gid, "examples": second.gid}
+    first.release()
+    second.release()
+    reread = open_store(store)
+    assert reread.routes("r").example.tolist() == [2]
+    assert reread.examples("r").example.tolist() == [2]
 
 
 def test_an_existing_run_needs_overwrite_or_append(tmp_path):

@@ -149,6 +149,8 @@ def _legacy(store):
     """The run as real directories (a store written before generations)."""
     for table in schema.TABLES:
         place = store / table / f"run={RUN}"
+        if not place.is_symlink():  # a table the run never wrote
+            continue
         real = place.resolve()
         place.unlink()
         os.rename(real, place)

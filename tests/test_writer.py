@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
 import routeviz
 from routeviz.errors import RoutevizError
+from routeviz.store import core, schema, write_part
 from tests.toy import ToyMoE, register_toy
 
 
@@ -46,7 +48,8 @@ def test_float32_weights_read_back_bit_equal(store_dir):
         assert np.array_equal(rows.weight.to_numpy(), weights.numpy().reshape(-1))
 
 
-def test_rows_are_site_major_and_encoded_compactly(store_dir):
+def test_rows_are_site_major_and_encoded_compactly(store_dir, monkeypatch):
+    monkeypatch.setattr(core, "COMPRESS_FROM_BYTES", 0)  # zstd at any size (see below)
     _trace(store_dir, "order", flush_seconds=600)  # one part file, flushed at the end
     files = list((store_dir / "routes").glob("run=*/part-*.parquet"))
     assert len(files) == 1
@@ -61,6 +64,38 @@ def test_rows_are_site_major_and_encoded_compactly(store_dir):
     assert "BYTE_STREAM_SPLIT" in columns["weight"].encodings
     assert "RLE_DICTIONARY" in columns["site"].encodings
     assert columns["weight"].compression == "ZSTD"
+
+
+def test_small_tables_are_written_uncompressed_large_ones_zstd(tmp_path):
+    """zstd costs a fixed set-up per file; below COMPRESS_FROM_BYTES a file is written
+    without it (a trace of one input writes three such files), with the same encodings
+    and the same values."""
+    n_small = 200
+    n_large = core.COMPRESS_FROM_BYTES // 20 + 1  # 28 bytes a row in memory: over it
+    for n in (n_small, n_large):
+        rng = np.random.default_rng(n)
+        table = pa.table({
+            "example": pa.array(np.repeat(np.arange(n // 8 + 1), 8)[:n], pa.int64()),
+            "token": pa.array(np.arange(n) % 8, pa.int32()),
+            "layer": pa.array(np.zeros(n, np.int16)),
+            "site": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                   pa.array(["g"])),
+            "kind": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)),
+                                                   pa.array(schema.KINDS)),
+            "choice": pa.array(rng.integers(0, 8, n), pa.int32()),
+            "rank": pa.array(np.zeros(n, np.int8)),
+            "weight": pa.array(rng.random(n, dtype=np.float32)),
+        })
+        path = write_part(tmp_path, "routes", f"r{n}", table)
+        meta = pq.read_metadata(path).row_group(0)
+        columns = {meta.column(i).path_in_schema: meta.column(i)
+                   for i in range(meta.num_columns)}
+        want = "ZSTD" if table.nbytes >= core.COMPRESS_FROM_BYTES else "UNCOMPRESSED"
+        assert want == ("UNCOMPRESSED" if n == n_small else "ZSTD")
+        assert {c.compression for c in columns.values()} == {want}
+        assert "BYTE_STREAM_SPLIT" in columns["weight"].encodings
+        assert "RLE_DICTIONARY" in columns["site"].encodings
+        assert pq.read_table(path).cast(table.schema).equals(table)
 
 
 def test_float16_weights_are_opt_in_and_duckdb_reads_them(store_dir):
@@ -79,14 +114,15 @@ def test_unknown_weight_dtype_lists_the_choices(store_dir):
 
 
 def test_part_files_are_written_under_a_name_no_parquet_glob_matches(store_dir, monkeypatch):
-    written = []  # every path pyarrow is asked to write: the temporary names
-    real_write = pq.write_table
+    written = []  # every file pyarrow is asked to open for writing: the temporary names
+    real_open = pa.OSFile
 
-    def spy(table, where, **kwargs):
-        written.append(Path(where))
-        return real_write(table, where, **kwargs)
+    def spy(where, mode="r", **kwargs):
+        if "w" in mode:
+            written.append(Path(where))
+        return real_open(where, mode, **kwargs)
 
-    monkeypatch.setattr(pq, "write_table", spy)
+    monkeypatch.setattr(pa, "OSFile", spy)
     _trace(store_dir, "live")  # a new run: its files go straight into the visible folders
     assert written and all(p.name.startswith(".tmp-") for p in written)
     assert not [p for p in written if p.suffix == ".parquet"]  # `*/*.parquet` never sees one

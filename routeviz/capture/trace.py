@@ -140,7 +140,7 @@ class Tracer:
             self.writer = Writer(self.runs.root, self.run, flush_rows=options.flush_rows,
                                  before_first_file=lambda: self._write_run_row(finished=False),
                                  flush_seconds=options.flush_seconds,
-                                 weight_dtype=options.weight_dtype)
+                                 weight_dtype=options.weight_dtype, place=self.runs.place)
             self._site_hooks = kept or SiteHooks(self.model, self.sites)
             self._site_hooks.attach(self, this_thread_only=kept is not None)
         except BaseException:

@@ -34,7 +34,13 @@ TMP_SUFFIX = ".writing"  # not `.parquet`, so no `*/*.parquet` glob ever reads a
 STALE_TMP_SECONDS = 3600
 
 
-def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
+# Tables smaller than this (in memory) are written uncompressed: zstd costs ~0.2-0.5 ms of
+# set-up per file whatever its size (a context per page), which a trace of one input paid
+# three times, to save a few hundred bytes (benchmarks/single_input.py).
+COMPRESS_FROM_BYTES = 64 << 10
+
+
+def _write_options(table_name: str, arrow_schema: pa.Schema, nbytes: int | None = None) -> dict:
     """Parquet options per table; timestamps in microseconds (Spark refuses nanoseconds).
 
     Route rows (measured in benchmarks/store_write.py): dictionary/RLE for site, kind,
@@ -43,7 +49,9 @@ def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
     (~3.5 bytes/row in all, lossless); float16 weights stay PLAIN, because DuckDB reads
     BYTE_STREAM_SPLIT only for 4- and 8-byte types, with a higher zstd level (~1.6).
     """
-    opts = dict(compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
+    small = nbytes is not None and nbytes < COMPRESS_FROM_BYTES
+    opts = dict(compression="none" if small else "zstd", coerce_timestamps="us",
+                allow_truncated_timestamps=True)
     if table_name == "routes":
         floats = [f.name for f in arrow_schema
                   if pa.types.is_floating(f.type) and f.type != pa.float16()]
@@ -51,7 +59,7 @@ def _write_options(table_name: str, arrow_schema: pa.Schema) -> dict:
         opts["column_encoding"] = {name: "BYTE_STREAM_SPLIT" for name in floats}
         # ids climb by 0 or 1 from row to row in site-major order: delta-pack them
         opts["column_encoding"].update(example="DELTA_BINARY_PACKED", token="DELTA_BINARY_PACKED")
-        if any(f.type == pa.float16() for f in arrow_schema):
+        if any(f.type == pa.float16() for f in arrow_schema) and not small:
             opts["compression_level"] = 6
     return opts
 
@@ -65,19 +73,33 @@ def write_part(store_path, table_name: str, run: str, table: pa.Table,
     """
     directory = Path(store_path) / table_name / (partition or f"run={schema.check_run_name(run)}")
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"part-{uuid.uuid4().hex}.parquet"
-    tmp = directory / f"{TMP_PREFIX}{final.stem}{TMP_SUFFIX}"
-    pq.write_table(table, tmp, **_write_options(table_name, table.schema))
+    return write_file(directory, table_name, table)
+
+
+def write_file(directory: Path, table_name: str, table: pa.Table) -> Path:
+    """Write `table` as one new part file of `table_name` in `directory` (which exists),
+    atomically: under a temporary name no `*.parquet` glob matches, then renamed."""
+    name = f"part-{uuid.uuid4().hex}"
+    final = os.path.join(directory, name + ".parquet")
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{name}{TMP_SUFFIX}")
+    _write_parquet(table, table_name, tmp)
     os.replace(tmp, final)
-    return final
+    return Path(final)
 
 
 def replace_file(path: Path, table_name: str, table: pa.Table) -> None:
     """Write `table` to `path`, replacing what is there in one rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.stem}{TMP_SUFFIX}")
-    pq.write_table(table, tmp, **_write_options(table_name, table.schema))
+    _write_parquet(table, table_name, tmp)
     os.replace(tmp, path)
+
+
+def _write_parquet(table: pa.Table, table_name: str, path) -> None:
+    """One Parquet file, through a write buffer: pyarrow's file sink makes ~4 system calls
+    per column chunk (60 for a one-row examples file), the buffer one per 256 KiB."""
+    with pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), 256 << 10) as sink:
+        pq.write_table(table, sink, **_write_options(table_name, table.schema, table.nbytes))
 
 
 def init_store(path) -> Path:

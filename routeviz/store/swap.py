@@ -4,6 +4,9 @@ Layout: a generation `<gid>` of run `<run>` is a small store of its own,
 `<store>/.gen/<gid>/<table>/run=<run>/part-*.parquet`, and `<store>/<table>/run=<run>` is
 a relative symlink into it. Readers (DuckDB, pyarrow, Spark) glob
 `<store>/<table>/*/*.parquet` and follow the link; `.gen` is never matched by that glob.
+A generation holds only the tables its run writes (made on the first file of each; a
+trace of one input writes 3 of the 8), and a table it lacks has no link: it reads as
+empty, as the empty directory of older generations did.
 
 Publishing generation N of run r (an overwrite; a delete publishes a generation of no
 tables):
@@ -39,37 +42,87 @@ GEN = ".gen"
 
 
 class Generation:
-    """A new generation of `run`, locked by this process until `release`."""
+    """A new generation of `run`, locked by this process until `release`.
+
+    Its table directories are made when a table's first file is written (`place`). A new
+    run `claim`s its name at once by linking its runs table; every other table is linked
+    as it is made, so readers see the run fill up.
+    """
 
     def __init__(self, store_path, run: str):
         self.store_path = Path(store_path)
         self.run = schema.check_run_name(run)
         self.gid = uuid.uuid4().hex[:16]
         folder = self.store_path / GEN
-        folder.mkdir(parents=True, exist_ok=True)
+        try:  # plain os calls and strings: a trace of one input opens one of these
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
         self._lock = _lock(folder / f"{self.gid}.lock")  # taken before the directory exists
         self.root = folder / self.gid
-        root, partition = str(self.root), f"run={self.run}"
-        os.mkdir(root)  # plain mkdirs and strings: a trace of one input opens one of these
-        for table in schema.TABLES:
-            os.mkdir(os.path.join(root, table))
-            os.mkdir(os.path.join(root, table, partition))
+        os.mkdir(self.root)
+        self.linked = False  # True: a new run, its tables linked as they are made
+        self._places: dict[str, Path] = {}  # table -> its directory in this generation
 
-    def link(self) -> None:
-        """Point every table of a new run at this generation (readers see it fill up)."""
+    def claim(self) -> None:
+        """Make this generation the new run's: link its runs table now (another process
+        opening the run sees it exists); the other tables are linked as they are made."""
+        self.linked = True
+        self.place("runs")
+
+    def place(self, table: str) -> Path:
+        """The directory of `table`'s files in this generation, made (and, for a new run,
+        linked) on the first call."""
+        directory = self._places.get(table)
+        if directory is not None:
+            return directory
+        partition = f"run={self.run}"
+        directory = os.path.join(self.root, table, partition)
+        try:
+            os.mkdir(os.path.join(self.root, table))
+            os.mkdir(directory)
+        except FileExistsError:  # made by another rank writing into this generation
+            pass
+        self._places[table] = directory = Path(directory)
+        if self.linked:
+            self._link(table)
+        return directory
+
+    def link_rest(self) -> None:
+        """Link the tables of a new run that other writers made here (other ranks, a
+        caller writing into `root`): called before the run is let go."""
+        if not self.linked:
+            return
+        for entry in os.scandir(self.root):
+            if entry.name in schema.TABLES and entry.name not in self._places:
+                self.place(entry.name)
+
+    def _link(self, table: str) -> None:
         store, partition = str(self.store_path), f"run={self.run}"
-        for table in schema.TABLES:  # a new run: nothing to replace, one symlink per table
-            place = os.path.join(store, table, partition)
-            target = os.path.join("..", GEN, self.gid, table, partition)
+        place = os.path.join(store, table, partition)
+        target = os.path.join("..", GEN, self.gid, table, partition)
+        if table != "runs" and not self._still_ours(store, partition):
+            return  # another process took the run (see below): write where nobody reads
+        try:
             try:
-                try:
-                    os.symlink(target, place)
-                except FileNotFoundError:  # the store's first run of this table
-                    os.makedirs(os.path.dirname(place), exist_ok=True)
-                    os.symlink(target, place)
-            except FileExistsError:  # someone made the run meanwhile: swap as an overwrite
+                os.symlink(target, place)
+            except FileNotFoundError:  # the store's first run of this table
+                os.makedirs(os.path.dirname(place), exist_ok=True)
+                os.symlink(target, place)
+        except FileExistsError:
+            if table == "runs":  # someone made the run meanwhile: swap as an overwrite
                 _roll_forward(self.store_path, self.run, self.gid)
-                return
+            else:  # a process whose claim this one replaced linked this table: ours wins
+                link = os.path.join(store, GEN, f"{self.gid}.link-{table}")
+                os.symlink(target, link)
+                os.replace(link, place)
+
+    def _still_ours(self, store: str, partition: str) -> bool:
+        try:
+            held = os.readlink(os.path.join(store, "runs", partition))
+        except OSError:
+            return False
+        return Path(held).parts[2:3] == (self.gid,)
 
     def publish(self) -> None:
         """Swap this generation in for the run's current files (see the module docstring)."""
@@ -159,8 +212,10 @@ def finish_swaps(store_path) -> bool:
     store_path = Path(store_path)
     folder = store_path / GEN
     pending = False
-    for journal in sorted(folder.glob("*.swap")):
-        gid = journal.name.split(".")[0]
+    # names, not pathlib's glob: every trace opening lists `.gen` (two entries per run)
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".swap")):
+        journal = folder / name
+        gid = name.split(".")[0]
         lock = _try_lock(folder / f"{gid}.lock")
         if lock is None:  # its process is still publishing
             pending = True

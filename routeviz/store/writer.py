@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from routeviz.store import schema
-from routeviz.store.core import write_part
+from routeviz.store.core import write_file, write_part
 
 _STOP = object()
 
@@ -56,6 +56,7 @@ class Writer:
         max_pending: int = 4,
         weight_dtype: str = "float32",
         before_first_file=None,
+        place=None,
     ):
         self.store_path = store_path
         self.run = run
@@ -74,6 +75,9 @@ class Writer:
         self.files_written: list = []
         # called once, before the first part file written while the trace is still open
         self._before_first_file = before_first_file
+        # table name -> the directory its part files go to, made on first use (the run
+        # writer's: a new run links each table as it is made); None: under store_path
+        self._place = place
         self._first: list = []  # the first batch, until a second one starts the thread
         self._thread = threading.Thread(target=self._loop, name="routeviz-writer", daemon=True)
 
@@ -162,16 +166,21 @@ class Writer:
         # Side tables first: a routes file never refers to examples that are not on disk.
         for name, parts in list(self._tables.items()):
             if parts:
-                table = pa.concat_tables(parts)
-                self.files_written.append(write_part(self.store_path, name, self.run, table))
+                table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                self.files_written.append(self._write(name, table))
         self._tables.clear()
         if self._routes:
             table = self._routes_table(self._routes)
-            self.files_written.append(write_part(self.store_path, "routes", self.run, table))
+            self.files_written.append(self._write("routes", table))
             self.rows_written += table.num_rows
         self._routes = []
         self._route_rows = 0
         self._last_flush = time.monotonic()
+
+    def _write(self, name: str, table: pa.Table):
+        if self._place is None:
+            return write_part(self.store_path, name, self.run, table)
+        return write_file(self._place(name), name, table)
 
     def _routes_table(self, chunks: list[RouteColumns]) -> pa.Table:
         cols = site_major_columns(chunks)

@@ -150,16 +150,20 @@ if run is not None:
         if imported:
             st.caption(f"This run's routing was {run_source(config)}: there is no model here "
                        "to run again, so What if and Why are not offered.")
-        for title, panel in () if imported else (
-                ("What if: run it again with routing changed", render_whatif),
-                ("Why: what drives a token's router (click a heatmap cell or a patch, then "
-                 "Explain)", render_explain)):
+        for key, title, panel in () if imported else (
+                ("whatif", "What if: run it again with routing changed", render_whatif),
+                ("why", "Why: what drives a token's router (click a heatmap cell or a patch, "
+                 "then Explain)", render_explain)):
             if panel is not None:
-                with st.expander(title):
-                    try:
-                        panel_fragment(panel, handle, run, example, config)  # reruns alone
-                    except Exception as exc:  # noqa: BLE001 — a panel's failure stays in it
-                        show_error(exc)
+                # drawn only while open (a closed panel's widgets cost every rerun of the
+                # page ~0.15 CPU-s in the browser; issue 25); opening it reruns the page
+                box = st.expander(title, key=f"inspect_panel_{key}", on_change="rerun")
+                with box:
+                    if box.open:
+                        try:
+                            panel_fragment(panel, handle, run, example, config)  # reruns alone
+                        except Exception as exc:  # noqa: BLE001 — its failure stays in it
+                            show_error(exc)
     state_to_url(model=st.session_state.get("inspect_model"), example=example, site=site,
                  token=st.session_state.get("inspect_token") if bundle else None,
                  q=st.session_state.get("inspect_search"), tag=st.session_state.get("inspect_tag"))

@@ -114,6 +114,9 @@ def test_panel_inside_inspect(text_store):
     at = open_page(text_store, "inspect", run="code")
     assert any(e.label.startswith("What if") for e in at.expander)
     key = "whatif-code-0"
+    assert f"{key}-ablate-sites" not in [w.key for w in at.multiselect]  # closed: not drawn
+    at.session_state["inspect_panel_whatif"] = True  # opened
+    at.run()
     at.multiselect(key=f"{key}-ablate-sites").set_value([SITE]).run()
     at.multiselect(key=f"{key}-ablate-experts").set_value([2]).run()
     at.number_input(key=f"{key}-top-k").set_value(1).run()

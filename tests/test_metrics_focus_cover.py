@@ -264,3 +264,41 @@ def test_scores_equal_the_pandas_reference_on_shipped_stores(dense_cells, monkey
                     pd.testing.assert_frame_equal(res.scores, old, check_exact=True)
                     checked += 1
     assert checked >= 12
+
+
+def reference_alignment(both, subs, tag_values):
+    """The pandas `_alignment` before numpy (a cross merge, then a left merge)."""
+    cells = both.merge(subs[["site", "choice", "subnetwork", "label", "n_active"]],
+                       on=["site", "choice"]).merge(tag_values, on=["name", "value"])
+    dense = len(subs) * len(tag_values) <= fc_module.DENSE_CELLS
+    if dense:
+        grid = subs[["site", "choice", "subnetwork", "label", "n_active"]].merge(
+            tag_values, how="cross")
+        cells = grid.merge(cells[["site", "choice", "name", "value", "n_both"]],
+                           on=["site", "choice", "name", "value"], how="left")
+        cells["n_both"] = cells.n_both.fillna(0).astype("int64")
+    cells["f1"] = fc_module.f1(cells.n_both.to_numpy(), cells.n_tag.to_numpy(), cells.n_active.to_numpy())
+    columns = ["site", "choice", "subnetwork", "label", "name", "value", "tag", "f1",
+               "n_both", "n_tag", "n_active"]
+    return cells[columns].reset_index(drop=True), dense
+
+
+def test_alignment_equals_the_pandas_reference_on_shipped_stores():
+    checked = 0
+    for name in ("text-moe", "dae-syn"):
+        store = open_store(SERIES_STORE / name)
+        runs = store.run_names()
+        for run in (runs[0], runs[-1]):
+            for kind in [k for k in ("expert", "keep", "exit") if k in store.facts(run).kinds]:
+                res = focus_cover(store, run, kind=kind)
+                both = res.alignment[res.alignment.n_both > 0][
+                    ["site", "choice", "name", "value", "n_both"]].sample(frac=1, random_state=0)
+                subs = res.subnetworks
+                values = res.tag_values
+                new, dense = fc_module._alignment(both, subs, values)
+                old, old_dense = reference_alignment(both, subs, values)
+                assert dense and old_dense
+                pd.testing.assert_frame_equal(new, old, check_exact=True)
+                assert (new.f1 > 0).any()
+                checked += 1
+    assert checked >= 6

@@ -69,13 +69,25 @@ def unit_sets(tv_view: str, rk_view: str) -> list:
 
 
 COUNTS = (
-    "SELECT run, 'active' AS part, site, choice, NULL::INTEGER AS tid, count(*) AS n "
-    "FROM active GROUP BY run, site, choice "
-    "UNION ALL SELECT run, 'tag', NULL, NULL, tid, count(*) FROM tagged GROUP BY run, tid "
-    "UNION ALL SELECT a.run, 'both', a.site, a.choice, t.tid, count(*) "
+    "SELECT run, 'active' AS part, site, choice, NULL::BIGINT AS tid, count(*) AS n, "
+    "NULL::BIGINT AS u FROM active GROUP BY run, site, choice "
+    "UNION ALL SELECT run, 'tag', NULL, NULL, tid, count(*), NULL FROM tagged GROUP BY run, tid "
+    "UNION ALL SELECT a.run, 'both', a.site, a.choice, t.tid, count(*), NULL "
     "FROM active a JOIN tagged t USING (run, u) GROUP BY a.run, a.site, a.choice, t.tid")
 
-PAIRS = ("SELECT run, 0 AS part, u, tid AS id, NULL AS site, NULL AS choice FROM tagged "
-         "UNION ALL SELECT run, 1, u, NULL, site, choice FROM active")
+# with the counts, in the same query (the CTEs computed once): the baseline's unit sets
+# (`baseline.from_pairs`) and each run's token count (`_sample.n_units`)
+PAIRS = (
+    " UNION ALL SELECT run, 'pair_tag', NULL, NULL, tid, NULL, u FROM tagged "
+    "UNION ALL SELECT run, 'pair_active', site, choice, NULL, NULL, u FROM active "
+    "UNION ALL SELECT run, 'total', NULL, NULL, NULL, coalesce(sum(n), 0), NULL FROM lengths "
+    "GROUP BY run")
 
-TOTALS = "SELECT run, coalesce(sum(n), 0) AS n FROM lengths GROUP BY run"
+
+def pairs_of(parts: pd.DataFrame) -> pd.DataFrame:
+    """The `pairs` frame of `baseline.from_pairs` (part 0: u, id; part 1: u, site, choice)
+    from one run's rows of COUNTS + PAIRS."""
+    pairs = parts[parts.part.isin(["pair_tag", "pair_active"])]
+    return pd.DataFrame({"part": (pairs.part == "pair_active").astype("int64").to_numpy(),
+                         "u": pairs.u.to_numpy(dtype="int64"), "id": pairs.tid.to_numpy(),
+                         "site": pairs.site.to_numpy(), "choice": pairs.choice.to_numpy()})

@@ -119,15 +119,16 @@ def _indicators(pairs: pd.DataFrame, result):
 
 
 def _groups(result) -> list:
-    """(row index of result.scores, subnetwork columns, tag-value rows) per score row."""
-    subs, values = result.subnetworks.reset_index(drop=True), result.tag_values
-    families = set(values.name)
+    """(subnetwork columns, tag-value rows) per row of result.scores."""
+    sub_sites = result.subnetworks.site.to_numpy()
+    names = result.tag_values.name.to_numpy()
+    families = set(names)
+    all_cols, all_rows = np.arange(len(sub_sites)), np.arange(len(names))
     out = []
-    for row in result.scores.itertuples():
-        cols = np.flatnonzero((subs.site == row.site).to_numpy()) if row.site != "*" else \
-            np.arange(len(subs))
-        rows = np.flatnonzero((values.name == row.tag).to_numpy()) \
-            if row.tag in families and len(families) > 1 else np.arange(len(values))
+    for site, tag in zip(result.scores.site, result.scores.tag):
+        cols = np.flatnonzero(sub_sites == site) if site != "*" else all_cols
+        rows = (np.flatnonzero(names == tag) if tag in families and len(families) > 1
+                else all_rows)
         out.append((cols, rows))
     return out
 
@@ -165,12 +166,20 @@ def _scorer(tag_matrix, sub_matrix, groups):
 
 
 def _group_scores(cells: np.ndarray, groups) -> np.ndarray:
-    """Focus and Cover of every group from the dense A_ij [tag values, subnetworks]."""
-    scores = []
+    """Focus and Cover of every group from the dense A_ij [tag values, subnetworks]: each
+    distinct row set's column maxima and column set's row maxima taken once, then each
+    group's two means over the same values, in the same order, as its block would give."""
+    best_of_rows, best_of_cols, scores = {}, {}, []
     for cols, rows in groups:
-        block = cells[np.ix_(rows, cols)]
-        focus = float(block.max(axis=0).mean()) if len(cols) else float("nan")
-        cover = float(block.max(axis=1).mean()) if len(rows) else float("nan")
+        rows_key, cols_key = rows.tobytes(), cols.tobytes()
+        if rows_key not in best_of_rows:
+            best_of_rows[rows_key] = cells[rows].max(axis=0) if len(rows) else None
+        if cols_key not in best_of_cols:
+            best_of_cols[cols_key] = cells[:, cols].max(axis=1) if len(cols) else None
+        focus = (float(best_of_rows[rows_key][cols].mean()) if len(cols) and len(rows)
+                 else float("nan"))
+        cover = (float(best_of_cols[cols_key][rows].mean()) if len(rows) and len(cols)
+                 else float("nan"))
         scores.append((focus, cover))
     return np.array(scores)
 

@@ -161,19 +161,32 @@ def f1(n_both, n_tag, n_active) -> np.ndarray:
 
 
 def _alignment(both: pd.DataFrame, subs: pd.DataFrame, tag_values: pd.DataFrame):
-    cells = both.merge(subs[["site", "choice", "subnetwork", "label", "n_active"]],
-                       on=["site", "choice"]).merge(tag_values, on=["name", "value"])
-    dense = len(subs) * len(tag_values) <= DENSE_CELLS
-    if dense:
-        grid = subs[["site", "choice", "subnetwork", "label", "n_active"]].merge(
-            tag_values, how="cross")
-        cells = grid.merge(cells[["site", "choice", "name", "value", "n_both"]],
-                           on=["site", "choice", "name", "value"], how="left")
-        cells["n_both"] = cells.n_both.fillna(0).astype("int64")
-    cells["f1"] = f1(cells.n_both.to_numpy(), cells.n_tag.to_numpy(), cells.n_active.to_numpy())
+    """Long A_ij: every (subnetwork, tag value) cell in that order when dense, else the
+    cells with n_both > 0."""
     columns = ["site", "choice", "subnetwork", "label", "name", "value", "tag", "f1",
                "n_both", "n_tag", "n_active"]
-    return cells[columns].reset_index(drop=True), dense
+    dense = len(subs) * len(tag_values) <= DENSE_CELLS
+    if not dense:
+        cells = both.merge(subs[["site", "choice", "subnetwork", "label", "n_active"]],
+                           on=["site", "choice"]).merge(tag_values, on=["name", "value"])
+        cells["f1"] = f1(cells.n_both.to_numpy(), cells.n_tag.to_numpy(),
+                         cells.n_active.to_numpy())
+        return cells[columns].reset_index(drop=True), dense
+    n_subs, n_tags = len(subs), len(tag_values)
+    sub_of = {(s, int(c)): i for i, (s, c) in enumerate(zip(subs.site, subs.choice))}
+    tag_of = {(n, v): i for i, (n, v) in enumerate(zip(tag_values.name, tag_values.value))}
+    n_both = np.zeros(n_subs * n_tags, dtype="int64")  # [subnetworks × tag values]
+    for s, c, n, v, count in zip(both.site, both.choice, both.name, both.value, both.n_both):
+        i, j = sub_of.get((s, int(c))), tag_of.get((n, v))
+        if i is not None and j is not None:
+            n_both[i * n_tags + j] = count
+    left = subs[["site", "choice", "subnetwork", "label", "n_active"]].take(
+        np.repeat(np.arange(n_subs), n_tags)).reset_index(drop=True)
+    right = tag_values.take(np.tile(np.arange(n_tags), n_subs)).reset_index(drop=True)
+    cells = pd.concat([left, right], axis=1)
+    cells["n_both"] = n_both
+    cells["f1"] = f1(n_both, cells.n_tag.to_numpy(), cells.n_active.to_numpy())
+    return cells[columns], dense
 
 
 def _scores(alignment, subs, tag_values, families, unit, kind) -> pd.DataFrame:

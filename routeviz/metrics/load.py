@@ -11,6 +11,7 @@ import pandas as pd
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 from routeviz.metrics.unit_counts import example_lengths_sql
+from routeviz.store.query import split_runs
 
 STARVED = 0.01  # an expert chosen for fewer than 1% of its site's tokens is starved
 
@@ -71,51 +72,55 @@ def load_many(store, runs) -> dict:
         "SELECT run, count(DISTINCT example) AS n FROM routes WHERE list_contains($runs, run) "
         "GROUP BY run", p)
     n_examples = dict(zip(n_examples.run.astype(str), n_examples.n))
-
-    def own(frame, run):
-        return frame[frame.run.astype(str) == run].drop(columns="run").reset_index(drop=True)
-    return {run: _load_result(store, run, own(counts, run), own(expected, run),
+    counts, expected = split_runs(counts, runs), split_runs(expected, runs)
+    return {run: _load_result(store, run, counts[run], expected[run],
                               n_examples.get(run, 0) or 0) for run in runs}
 
 
 def _load_result(store, run, counts, expected, n_run_examples) -> LoadResult:
+    """The frames of `load` from its three queries' results (numpy per site)."""
     sites = common.sites_of(store, run, "expert")
     n_experts = common.n_experts_by_site(store, run, sites.site)
-    units = counts.groupby("site").agg(n_tokens=("n_top", "sum"),
-                                       per_example=("per_example", "all")).reset_index()
+    count_site = counts.site.astype(str).to_numpy()
+    count_expert = counts.expert.to_numpy(dtype="int64")
+    count_n = counts["count"].to_numpy(dtype="int64")
+    count_top = counts.n_top.to_numpy(dtype="int64")
+    count_per_example = counts.per_example.to_numpy(dtype=bool)
+    expected_of = dict(zip(expected.site.astype(str), expected.n_expected))
 
     expert_rows = []
     site_rows = []
     for site, layer in zip(sites.site, sites.layer):
-        grid = pd.DataFrame({"expert": np.arange(n_experts[site], dtype="int64")})
-        got = counts[counts.site == site][["expert", "count"]].astype("int64")
-        per = grid.merge(got, on="expert", how="outer").fillna(0).astype("int64")
-        u = units[units.site == site].iloc[0]
-        n_tokens = int(u.n_tokens)
-        n_assign = int(per["count"].sum())
-        per["site"], per["layer"] = site, int(layer)
-        per["share"] = per["count"] / n_assign if n_assign else 0.0
-        per["token_fraction"] = per["count"] / n_tokens if n_tokens else 0.0
-        per["starved"] = per.token_fraction < STARVED
-        expert_rows.append(per)
-        c = per["count"].to_numpy(dtype="float64")
+        mine = count_site == site
+        experts = count_expert[mine]
+        size = max(n_experts[site], int(experts.max()) + 1 if len(experts) else 0)
+        count = np.zeros(size, dtype="int64")  # never-chosen experts count 0
+        count[experts] = count_n[mine]
+        n_tokens = int(count_top[mine].sum())
+        n_assign = int(count.sum())
+        token_fraction = count / n_tokens if n_tokens else np.zeros(size)
+        starved = token_fraction < STARVED
+        expert_rows.append(pd.DataFrame({
+            "site": site, "layer": int(layer), "expert": np.arange(size, dtype="int64"),
+            "count": count, "share": count / n_assign if n_assign else np.zeros(size),
+            "token_fraction": token_fraction, "starved": starved}))
+        c = count.astype("float64")
         mean = c.mean() if len(c) else 0.0
-        e = expected[expected.site == site]
-        n_expected = n_run_examples if bool(u.per_example) else (
-            int(e.n_expected.iloc[0]) if len(e) else n_tokens)
+        per_example = bool(count_per_example[mine].all())
+        n_expected = n_run_examples if per_example else (
+            int(expected_of[site]) if site in expected_of else n_tokens)
         dropped = max(n_expected - n_tokens, 0)
         site_rows.append({
-            "site": site, "layer": int(layer), "n_experts": len(per), "n_tokens": n_tokens,
+            "site": site, "layer": int(layer), "n_experts": size, "n_tokens": n_tokens,
             "n_assignments": n_assign, "cv": float(c.std() / mean) if mean else float("nan"),
             "max_over_mean": float(c.max() / mean) if mean else float("nan"),
-            "n_starved": int(per.starved.sum()),
-            "starved": [int(x) for x in per.expert[per.starved]],
+            "n_starved": int(starved.sum()),
+            "starved": [int(x) for x in np.flatnonzero(starved)],
             "dropped_tokens": int(dropped),
             "dropped_fraction": dropped / n_expected if n_expected else 0.0,
         })
     experts = pd.concat(expert_rows, ignore_index=True) if expert_rows else pd.DataFrame(
         columns=["site", "layer", "expert", "count", "share", "token_fraction", "starved"])
-    experts = experts[["site", "layer", "expert", "count", "share", "token_fraction", "starved"]]
     return LoadResult(sites=pd.DataFrame(site_rows), experts=experts)
 
 

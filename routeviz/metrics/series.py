@@ -35,6 +35,7 @@ from routeviz.metrics.focus_cover import focus_cover, from_counts
 from routeviz.metrics.load import load_many
 from routeviz.metrics.tag_families import focus_families_many
 from routeviz.metrics.unit_counts import _split, tag_ids
+from routeviz.store.query import split_runs
 from routeviz.store.series import SERIES_CTE, series_names, series_runs  # noqa: F401
 
 POOLED = "*"
@@ -176,11 +177,11 @@ def focus_many(store, runs, tags=None, chance: int = 0) -> dict:
     values = common.df(store, "SELECT DISTINCT run, name, value FROM tags WHERE "
                        "list_contains($runs, run) ORDER BY run, name, value",
                        {"runs": batched})
-    values["run"] = values.run.astype(str)
+    values = split_runs(values, batched)
     tag_values, tv = {}, []
     for run in batched:  # each run's all_tag_values: row i is its tag id i
-        own = values[(values.run == run) & values.name.isin(families[run].pooled)]
-        tag_values[run] = own[["name", "value"]].reset_index(drop=True)
+        own = values[run]
+        tag_values[run] = own[own.name.isin(families[run].pooled)].reset_index(drop=True)
         tv.append(tag_ids(tag_values[run]).assign(run=run))
     top1 = {run: kinds[run] == "soft" for run in batched}  # soft: the dominant expert
     params = _batch.run_params(store, batched)
@@ -188,21 +189,18 @@ def focus_many(store, runs, tags=None, chance: int = 0) -> dict:
     with common.temp_view(store, pd.concat(tv, ignore_index=True)) as tv_view, \
             common.temp_view(store, rk) as rk_view:
         ctes = "WITH " + ", ".join(_batch.unit_sets(tv_view, rk_view)) + " "
-        parts = common.df(store, ctes + _batch.COUNTS, params)
-        if chance:
-            pairs = common.df(store, ctes + _batch.PAIRS, params)
-            totals = common.df(store, ctes + _batch.TOTALS, params)
-            totals = {str(r): int(n) for r, n in zip(totals.run, totals.n)}
-    parts["run"] = parts.run.astype(str)
+        parts = common.df(store, ctes + _batch.COUNTS + (_batch.PAIRS if chance else ""),
+                          params)
+    parts = split_runs(parts, batched)
     for run in batched:
-        own = parts[parts.run == run].drop(columns="run").reset_index(drop=True)
+        own = parts[run]
+        counts = own[own.part.isin(["active", "tag", "both"])]
         result = from_counts(store, run, kinds[run], "token", top1[run], None, families[run],
-                             tag_values[run], _split(own, tag_values[run]))
+                             tag_values[run], _split(counts, tag_values[run]))
         band = None
-        if chance and totals.get(run, 0) <= BAND_MAX_UNITS:
-            own = pairs[pairs.run.astype(str) == run].drop(columns="run")
-            band = from_pairs(own.reset_index(drop=True), result,
-                                              totals.get(run, 0), False, chance, 0, seed=0)
+        total = int(own.n[own.part == "total"].sum()) if chance else 0
+        if chance and total <= BAND_MAX_UNITS:
+            band = from_pairs(_batch.pairs_of(own), result, total, False, chance, 0, seed=0)
         elif chance:
             band = focus_cover_baseline(store, run, tags=tags, kind=kinds[run],
                                         permutations=chance, resamples=0, result=result)
@@ -223,11 +221,11 @@ def _entropy_many(store, runs, steps: dict) -> list[dict]:
         f"FROM logits WHERE list_contains($runs, run)) GROUP BY run, site, {key}")
     stats = common.df(store, f"SELECT run, site, source, {SITE_STATS} FROM "
                              f"({per_unit}) GROUP BY run, site, source", {"runs": list(runs)})
-    stats["run"] = stats.run.astype(str)
+    stats = split_runs(stats, runs)
     rows = []
     for run in runs:
         order = {s: i for i, s in enumerate(common.sites_of(store, run, "expert").site)}
-        own = stats[stats.run == run].drop(columns="run")
+        own = stats[run]
         own = own.assign(order=own.site.map(order)).sort_values(
             ["source", "order"], ascending=[False, True]).drop(columns="order")
         rows += _entropy_of(run, steps[run], own)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from routeviz.metrics import _common as common
+from routeviz.store.query import split_runs
 
 PROVENANCE = frozenset({"source", "file", "filename", "file_name", "path", "url", "uri", "id",
                         "uid", "uuid", "doc_id", "example_id", "index", "idx", "split"})
@@ -89,8 +90,8 @@ def focus_families_many(store, runs, tags=None) -> dict:
         "SELECT run, name, count(DISTINCT value) AS n_values, count(DISTINCT example) AS "
         "n_examples, max(token) >= 0 AS per_token FROM tags WHERE list_contains($runs, run) "
         "GROUP BY run, name ORDER BY run, name", {"runs": list(runs)})
-    return {run: _families(store, run, pooled[run], tags,
-                           stats[stats.run == run].drop(columns="run")) for run in runs}
+    stats = split_runs(stats, runs)
+    return {run: _families(store, run, pooled[run], tags, stats[run]) for run in runs}
 
 
 def _families(store, run, pooled, tags, stats) -> TagFamilies:

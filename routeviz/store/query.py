@@ -244,7 +244,15 @@ class RunFacts:
     config: dict = field(default_factory=dict, repr=False)
 
     def sites_of(self, kind=None) -> pd.DataFrame:
-        """site, layer, n_rows for one kind (or a tuple of kinds, or all), model order."""
+        """site, layer, n_rows for one kind (or a tuple of kinds, or all), model order
+        (computed once per kind; a copy each call)."""
+        key = kind if kind is None or isinstance(kind, str) else tuple(kind)
+        cache = self.__dict__.setdefault("_sites_cache", {})  # frozen: not a field, no setattr
+        if key not in cache:
+            cache[key] = self._sites_of(kind)
+        return cache[key].copy()
+
+    def _sites_of(self, kind) -> pd.DataFrame:
         sites = self.sites
         if kind is not None:
             kinds = (kind,) if isinstance(kind, str) else tuple(kind)
@@ -321,10 +329,19 @@ def run_facts_many(engine: Engine, runs: list) -> dict:
         "coalesce(t.n_tokens, 0) AS n_tokens, coalesce(m.n_embeddings, 0) AS n_embeddings, "
         "c.config FROM r LEFT JOIN e USING (run) LEFT JOIN t USING (run) "
         "LEFT JOIN m USING (run) LEFT JOIN c USING (run)", p)
-    def own(frame, run):
-        return frame[frame.run == run].drop(columns="run").reset_index(drop=True)
-    return {run: _facts_from(run, own(sites, run), own(tags, run), own(modality, run),
-                             own(counts, run).iloc[0]) for run in runs}
+    sites, tags, modality, counts = (split_runs(f, runs) for f in (sites, tags, modality, counts))
+    return {run: _facts_from(run, sites[run], tags[run], modality[run], counts[run].iloc[0])
+            for run in runs}
+
+
+def split_runs(frame: pd.DataFrame, runs) -> dict:
+    """{run: frame's rows of that run, without the run column, index from 0} for every run
+    of `runs` (empty where it has none), in one pass."""
+    keys = frame["run"].astype(str)
+    rest = frame.drop(columns="run")
+    parts = {str(run): part.reset_index(drop=True) for run, part in rest.groupby(keys, sort=False)}
+    empty = rest.iloc[:0]
+    return {run: parts.get(str(run), empty) for run in runs}
 
 
 def _facts_from(run: str, sites: pd.DataFrame, tags: pd.DataFrame, modality: pd.DataFrame,

@@ -89,6 +89,7 @@ def test_clickable_heatmap_sends_each_hover_card_once_and_reserves_its_margins()
     assert list(click.text) == cards * 2 and list(click.customdata) == [0, 1, 2] * 2
     # margins reserved from the labels, not by plotly's automargin (a second draw)
     assert fig.layout.xaxis.automargin is False and fig.layout.yaxis.automargin is False
+    assert fig.layout.xaxis.ticklabeloverflow == "allow"  # no label-by-label overflow check
     assert fig.layout.margin.l >= 7 * len("layers.0.router") and fig.layout.margin.b >= 7 * 3
     still = tokens.token_heatmap(grid, ["s0", "s1"], ["a", "b", "c"], "expert", cards=cards,
                                  n_experts=8)  # not clickable: the heatmap carries the hover

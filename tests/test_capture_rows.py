@@ -128,3 +128,43 @@ def test_hidden_rows_line_up_with_class_token_and_decided_only_layouts():
         "vector").to_pylist() == [[5.0, 6.0]]
     with pytest.warns(UserWarning, match="g: its input does not line up"):
         assert hidden_rows(np.zeros((5, 2)), choice, pos, np.array([9]), 1, "g") is None
+
+
+@pytest.mark.parametrize("case", ["top2", "padded", "skips", "flat", "mixed-kinds"])
+def test_events_of_one_shape_give_the_rows_of_the_loop(case, monkeypatch):
+    """A batch whose events share one shape is expanded for all events at once
+    (rows.uniform_routes); the rows, their order and segments equal the per-event loop's."""
+    import routeviz.capture.rows as rows
+
+    gen = torch.Generator().manual_seed(len(case))
+    b, s, k, layers = 3, 5, 2, 4
+    mask = None
+    if case == "padded":
+        mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    events = []
+    for layer in range(layers):
+        choice = torch.randint(0, 8, (b * s, k), generator=gen)
+        weight = torch.rand(b * s, k, generator=gen)
+        valid = None
+        if case == "skips":
+            valid = torch.rand(b * s, k, generator=gen) > 0.3
+        if case == "flat":
+            choice, weight = choice[:, 0], weight[:, 0]  # [t]: one choice a token
+        kind = "keep" if case == "mixed-kinds" and layer % 2 else "expert"
+        site = SimpleNamespace(name=f"blocks.{layer}.gate", layer=layer)
+        events.append((site, RouteEvent(kind, choice=choice, weight=weight, valid=valid,
+                                        layer=7 if layer == 3 else None)))
+    batch = Batch(examples=[4, 9, 2], events=events)
+    fast, fast_tables = _expand(batch, mask=mask)
+    host_events, host_mask = pack_events(events, mask, False)
+    assert rows.uniform_routes(events, host_events, list(range(layers)), host_mask,
+                               np.array(batch.examples)) is not None  # the path taken
+    monkeypatch.setattr(rows, "uniform_routes", lambda *args: None)
+    loop, loop_tables = _expand(batch, mask=mask)
+    assert fast.segments == loop.segments
+    for name in fast.COLUMNS:
+        got, want = getattr(fast, name), getattr(loop, name)
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert len(fast) == len(loop) > 0
+    assert fast_tables["examples"].equals(loop_tables["examples"])

@@ -105,9 +105,11 @@ def _write_parquet(table: pa.Table, table_name: str, path) -> None:
 def init_store(path) -> Path:
     """Create a store directory (or accept an existing one) and return its path."""
     path = Path(path).expanduser()
+    marker = path / MARKER
+    if marker.is_file():  # an existing store (every trace opening asks): one stat
+        return path
     if path.exists() and not path.is_dir():
         raise RoutevizError(f"store path {str(path)!r} is a file, not a directory")
-    marker = path / MARKER
     if path.is_dir() and not marker.exists() and any(path.iterdir()) and not _has_tables(path):
         raise RoutevizError(
             f"{str(path)!r} is a non-empty directory that is not a routeviz store; "

@@ -14,9 +14,12 @@ queries, figures, the browser's rendering).
 Then, on the same server: page switches (Inspect <-> Experts, medians after a first visit),
 Compare's first open on the last run, and Timeline's first paint on a shipped series store
 (the app's disk cache in a fresh folder, so the series metrics are computed: a cold start).
+`pages`: every page's first visit and revisit on a synthetic run of `--examples` (1,000)
+examples, in a new app process. Each page counts as drawn when its title shows and the
+app's script run is over; the server's and the browser's CPU seconds come with it.
 
 usage: python -m benchmarks.app_response [--repeats 3] [--image-model glyph-vit]
-       [--only text image switch compare timeline]
+       [--only text image switch compare timeline pages] [--examples 1000]
 """
 
 from __future__ import annotations
@@ -206,6 +209,43 @@ def compare_first_open(pg, repeats: int) -> dict:
     return {"first_open_s": first, "revisit_median_s": statistics.median(again)}
 
 
+PAGE_TITLES = ["Experts", "Specialization", "Load & depth", "Embeddings", "Compare", "Runs",
+               "Export", "Inspect"]
+
+
+def every_page(p, n_examples: int) -> dict:
+    """Each page's first paint on a synthetic run of `n_examples` examples × 64 tokens × 8
+    sites × 16 experts (tests.report_store.large_run), in a new app process with an empty
+    disk cache: the first visit (its queries computed), then a revisit after another page.
+    Seconds to the page drawn with its script run finished, and the CPU each side spent."""
+    from tests.e2e.streamlit_server import streamlit_app
+    from tests.report_store import large_run
+
+    folder = Path(tempfile.mkdtemp(prefix="routeviz-pages-", dir=scratch()))
+    store = folder / "store"
+    out = {"examples": n_examples, "routes": large_run(store, n_examples=n_examples)}
+    before = os.environ.get("ROUTEVIZ_APP_CACHE")
+    os.environ["ROUTEVIZ_APP_CACHE"] = str(folder / "app-cache")
+    try:
+        with streamlit_app(HERE / "app_timed.py", store) as base:
+            browser, pg = open_app(p, base)
+            for title in PAGE_TITLES:
+                first, first_cpu = open_and_count(pg, nav(pg, title), title)
+                other = "Runs" if title != "Runs" else "Export"
+                open_and_wait(pg, nav(pg, other), other)
+                again, again_cpu = open_and_count(pg, nav(pg, title), title)
+                out[title] = {"first_s": round(first, 3), "first_cpu_s": first_cpu,
+                              "revisit_s": round(again, 3), "revisit_cpu_s": again_cpu}
+            browser.close()
+    finally:
+        if before is None:
+            os.environ.pop("ROUTEVIZ_APP_CACHE", None)
+        else:
+            os.environ["ROUTEVIZ_APP_CACHE"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def timeline_first_paint(pg, series_store: Path) -> dict:
     """Timeline on a shipped series store, from the store's path entered in the sidebar to
     the first metric chart: `first_paint_s` in an app process that has not computed it."""
@@ -242,7 +282,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--series", default="text-moe",
                         help="shipped series store for Timeline's first paint")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="parts to measure: text image switch compare timeline")
+                        help="parts to measure: text image switch compare timeline pages")
+    parser.add_argument("--examples", type=int, default=1000,
+                        help="examples of the synthetic run the `pages` part visits")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         return {"benchmark": "app_response", "error": f"needs {CHROMIUM}"}
@@ -269,7 +311,8 @@ def main(argv=None) -> dict:
     try:
         with streamlit_app(HERE / "app_timed.py", store) as base, sync_playwright() as p:
             browser, pg = open_app(p, base)
-            parts = set(args.only or ("text", "image", "switch", "compare", "timeline"))
+            parts = set(args.only or ("text", "image", "switch", "compare", "timeline",
+                                      "pages"))
             try:
                 if "text" not in parts:
                     raise _Skipped
@@ -311,6 +354,12 @@ def main(argv=None) -> dict:
                     out["timeline"] = {"error": f"{type(exc).__name__}: "
                                                 f"{str(exc).splitlines()[0]}"}
             browser.close()
+        if "pages" in parts:
+            with sync_playwright() as p:
+                try:
+                    out["pages"] = every_page(p, args.examples)
+                except Exception as exc:  # noqa: BLE001
+                    out["pages"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
         if "timeline" in parts and "error" not in out.get("timeline", {"error": 1}):
             # a new app process, the disk cache it left: what the next start of the app sees
             with streamlit_app(HERE / "app_timed.py", store) as base, sync_playwright() as p:

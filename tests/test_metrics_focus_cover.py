@@ -302,3 +302,19 @@ def test_alignment_equals_the_pandas_reference_on_shipped_stores():
                 assert (new.f1 > 0).any()
                 checked += 1
     assert checked >= 6
+
+
+def test_focus_cover_kinds_equals_focus_cover_per_kind():
+    """`metrics --json`'s kinds scored over one read of the tagged units give the results
+    `focus_cover` gives kind by kind."""
+    store = open_store(SERIES_STORE / "text-moe")  # expert, keep and exit routes
+    run = store.run_names()[-1]
+    kinds = [k for k in ("expert", "keep", "exit") if k in store.facts(run).kinds]
+    together = fc_module.focus_cover_kinds(store, run, kinds)
+    assert list(together) == kinds and len(kinds) >= 2
+    for kind in kinds:
+        alone = focus_cover(store, run, kind=kind)
+        pd.testing.assert_frame_equal(together[kind].scores, alone.scores, check_exact=True)
+        pd.testing.assert_frame_equal(together[kind].alignment, alone.alignment,
+                                      check_exact=True)
+        assert together[kind].unit == alone.unit

@@ -76,6 +76,12 @@ def facts(store, run: str):
     return store.facts(run)
 
 
+def memo(store, key, compute):
+    """compute() once per store refresh for `key` (store.memo), else every call."""
+    keep = getattr(store, "memo", None)
+    return keep(key, compute) if keep is not None else compute()
+
+
 def require_run(store, run: str) -> str:
     if run is None:
         raise RoutevizError("no run given; available: " + (", ".join(store.run_names()) or "(none)"))

@@ -157,9 +157,10 @@ def _scorer(tag_matrix, sub_matrix, groups):
             both = np.asarray(tags.T @ subs)  # [tag values, subnetworks]
             tag_counts, active_counts = n_tag, n_active
         else:
-            both = np.asarray(tags.T @ (subs * weights[:, None]))
+            weighted = subs * weights[:, None]
+            both = np.asarray(tags.T @ weighted)
             tag_counts = np.asarray(tags.T @ weights).ravel()
-            active_counts = weights @ subs
+            active_counts = weighted.sum(axis=0)  # not weights @ subs: BLAS threads spin
         cells = f1(both, tag_counts[:, None], active_counts[None, :])
         return _group_scores(cells, groups), (cells if dense else None)
     return dense_score

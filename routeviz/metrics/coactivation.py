@@ -30,6 +30,11 @@ SELECT i.idx, """ + common.unit_key("x.example", "x.token") + """ AS u, x.choice
 FROM routes x JOIN {indexed} i ON i.site = x.site
 WHERE x.run = $run AND x.kind = 'expert'{sample}"""
 
+# the run's expert routes as `coactivation` and `consecutive` both read them (site, token,
+# u = common.unit_key(), choice, rank), for a temporary view the two share
+EXPERT_ROUTES = ("SELECT site, token, " + common.unit_key() + " AS u, choice, rank "
+                 "FROM routes WHERE run = $run AND kind = 'expert'{sample}")
+
 
 @dataclass
 class CoactivationResult:
@@ -38,18 +43,26 @@ class CoactivationResult:
     sites: pd.DataFrame  # scope ("within"/"across"), site, to_site, n_units, top_conditional, chance
 
 
-def coactivation(store, run: str, sample: str = "") -> CoactivationResult:
+def coactivation(store, run: str, sample: str = "", routes: str | None = None
+                 ) -> CoactivationResult:
     """sample: an SQL condition on `example` (`_sample.example_sample`) to read a sample of
-    examples on large runs."""
+    examples on large runs. routes: instead, a view of the run's (sampled) expert routes
+    already read (`expert_routes`), shared with `consecutive`."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
     names = common.sites_of(store, run, "expert").site.tolist()  # idx order
     order = pd.DataFrame({"site": names, "idx": np.arange(len(names), dtype="int64")})
     with common.temp_view(store, order) as indexed:
-        sampled = _ROUTES.format(indexed=indexed, sample=f" AND ({sample})" if sample else "")
-        with common.temp_view(store, sampled, p) as table:
-            load, within, across = _counts(store, f"r AS (SELECT * FROM {table})")
+        if routes is not None:
+            load, within, across = _counts(store, "r AS (SELECT i.idx, x.u, x.choice, x.rank "
+                                                  f"FROM {routes} x JOIN {indexed} i "
+                                                  "ON i.site = x.site)")
+        else:
+            sampled = _ROUTES.format(indexed=indexed,
+                                     sample=f" AND ({sample})" if sample else "")
+            with common.temp_view(store, sampled, p) as table:
+                load, within, across = _counts(store, f"r AS (SELECT * FROM {table})")
     n_units = load.groupby("idx").n_top.sum()
     load["p"] = load.n_choice / load.idx.map(n_units)
     within = within.merge(load[["idx", "choice", "n_choice"]].rename(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from routeviz.metrics import _common as common
 from routeviz.metrics._pooled import pooled
-from routeviz.metrics.unit_counts import example_lengths_sql
+from routeviz.metrics.load import expected_tokens, route_examples
 
 COLUMNS = ["site", "mean_top1_weight", "n_weighted", "n_expected", "n_routed", "n_dropped",
            "n_zero", "unprocessed_fraction"]
@@ -54,13 +54,8 @@ def _experts(store, run, p) -> pd.DataFrame:
         "avg(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS mean_top1_weight, "
         "count(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS n_weighted, "
         "min(token) < 0 AS per_example FROM top GROUP BY site", p)
-    expected = common.df(store,
-        f"WITH lengths AS ({example_lengths_sql(store, run)}), "
-        "seen AS (SELECT DISTINCT site, example FROM routes WHERE run = $run AND kind = 'expert') "
-        "SELECT s.site, sum(l.n) AS n_tokens, count(*) AS n_examples "
-        "FROM seen s JOIN lengths l ON l.example = s.example GROUP BY s.site", p)
-    n_examples = common.scalar(store, "SELECT count(DISTINCT example) FROM routes "
-                                      "WHERE run = $run", p) or 0
+    expected = expected_tokens(store, run).rename(columns={"n_expected": "n_tokens"})
+    n_examples = route_examples(store, run)
     frame = common.sites_of(store, run, "expert")[["site"]].merge(per_site, on="site", how="left")
     frame = frame.merge(expected, on="site", how="left")
     frame["n_expected"] = [

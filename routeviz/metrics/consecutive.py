@@ -25,16 +25,21 @@ _ROUTES = ("SELECT site, " + common.unit_key() + " AS u, choice, rank FROM route
            "WHERE run = $run AND kind = 'expert' AND token >= 0{sample}")
 
 
-def consecutive(store, run: str, sample: str = "") -> pd.DataFrame:
+def consecutive(store, run: str, sample: str = "", routes: str | None = None) -> pd.DataFrame:
     """One row per expert site, then "*": site, k, n_pairs, top1_rate, top1_chance,
     topk_rate, topk_chance. sample: an SQL condition on `example` (`_sample.example_sample`)
-    to read a sample of examples on large runs."""
+    to read a sample of examples on large runs. routes: instead, a view of the run's
+    (sampled) expert routes already read (`coactivation.EXPERT_ROUTES`)."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     p = {"run": run}
-    sampled = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
-    with common.temp_view(store, sampled, p) as table:
-        pairs, shared, per_expert = _counts(store, f"r AS (SELECT * FROM {table})")
+    if routes is not None:
+        pairs, shared, per_expert = _counts(store, "r AS (SELECT site, u, choice, rank "
+                                                   f"FROM {routes} WHERE token >= 0)")
+    else:
+        sampled = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
+        with common.temp_view(store, sampled, p) as table:
+            pairs, shared, per_expert = _counts(store, f"r AS (SELECT * FROM {table})")
     sites = common.sites_of(store, run, "expert")
     rows = []
     for site in sites.site:

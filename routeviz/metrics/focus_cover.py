@@ -18,7 +18,7 @@ import pandas as pd
 from routeviz.errors import RoutevizError, choose
 from routeviz.metrics import _common as common
 from routeviz.metrics.tag_families import TagFamilies, focus_families
-from routeviz.metrics.unit_counts import unit_counts
+from routeviz.metrics.unit_counts import _counts_sql, _split, tag_ids, unit_counts, unit_sets
 
 # Above this many (subnetwork, tag value) cells the alignment frame keeps only the non-zero
 # cells (every score stays exact; a figure then fills the zeros or aggregates).
@@ -84,6 +84,42 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
     tag_values = all_tag_values(store, run, families)
     counts = unit_counts(store, run, kind, tag_values, unit, top1, site)
     return from_counts(store, run, kind, unit, top1, site, chosen, tag_values, counts)
+
+
+def focus_cover_kinds(store, run: str, kinds, tags=None, unit: str | None = None,
+                      top1: bool = False) -> dict:
+    """{kind: focus_cover(store, run, tags, unit, kind, top1)} for several kinds of one run
+    (`metrics --json`): the kinds scored per token read the run's tagged units once, into a
+    temporary table, instead of once each (at 10 M routes, 2.3 M (unit, tag) pairs)."""
+    run = common.require_run(store, run)
+    chosen = focus_families(store, run, tags)
+    prepared = {}
+    for kind in kinds:
+        kind = common.require_kind(store, run, kind)
+        per_token = _has(store, "routes", run, "kind = $kind AND token >= 0", kind=kind)
+        kind_unit = unit or ("token" if per_token else "example")
+        choose("unit", kind_unit, ["token", "example"])
+        prepared[kind] = (kind_unit, top1 or kind == "soft")
+    by_token = [kind for kind, (kind_unit, _) in prepared.items() if kind_unit == "token"]
+    out = {kind: focus_cover(store, run, tags=tags, unit=kind_unit, kind=kind, top1=top1)
+           for kind, (kind_unit, _) in prepared.items() if kind not in by_token}
+    if not by_token:
+        return {kind: out[kind] for kind in prepared}
+    tag_values = all_tag_values(store, run, chosen.pooled)
+    with common.temp_view(store, tag_ids(tag_values)) as tv_view:
+        first, params = unit_sets(store, run, by_token[0], tv_view, "token",
+                                  prepared[by_token[0]][1])
+        shared = [c for c in first if c.startswith(("tv AS", "lengths AS", "tagged AS"))]
+        with common.temp_view(store, "WITH " + ", ".join(shared) + " SELECT u, tid FROM "
+                              "tagged", params) as tagged:
+            for kind in by_token:
+                ctes, params = unit_sets(store, run, kind, tv_view, "token", prepared[kind][1])
+                ctes = [f"tagged AS (SELECT u, tid FROM {tagged})"
+                        if c.startswith("tagged AS") else c for c in ctes]
+                counts = _split(common.df(store, _counts_sql(ctes), params), tag_values)
+                out[kind] = from_counts(store, run, kind, "token", prepared[kind][1], None,
+                                        chosen, tag_values, counts)
+    return {kind: out[kind] for kind in prepared}
 
 
 def from_counts(store, run, kind, unit, top1, site, chosen: TagFamilies,

@@ -37,14 +37,29 @@ def load(store, run: str) -> LoadResult:
         "SELECT site, choice AS expert, count(*) AS count, "
         "count(*) FILTER (WHERE rank = 0) AS n_top, bool_and(token = -1) AS per_example "
         "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice", p)
-    expected = common.df(store,
-        f"WITH lengths AS ({example_lengths_sql(store, run)}) "
-        "SELECT s.site, count(*) AS n_examples, sum(l.n) AS n_expected FROM "
-        "(SELECT site, example FROM routes WHERE run = $run AND kind = 'expert' "
-        " GROUP BY site, example) s JOIN lengths l USING (example) GROUP BY s.site", p)
-    n_run_examples = common.scalar(
-        store, "SELECT count(DISTINCT example) FROM routes WHERE run = $run", p) or 0
-    return _load_result(store, run, counts, expected, n_run_examples)
+    return _load_result(store, run, counts, expected_tokens(store, run),
+                        route_examples(store, run))
+
+
+def expected_tokens(store, run: str) -> pd.DataFrame:
+    """site, n_examples, n_expected: per expert site, the examples with a route there and
+    their token count (what load and confidence count drops against); once per store
+    refresh, shared by both."""
+    def compute():
+        return common.df(store,
+            f"WITH lengths AS ({example_lengths_sql(store, run)}) "
+            "SELECT s.site, count(*) AS n_examples, sum(l.n) AS n_expected FROM "
+            "(SELECT site, example FROM routes WHERE run = $run AND kind = 'expert' "
+            " GROUP BY site, example) s JOIN lengths l USING (example) GROUP BY s.site",
+            {"run": run})
+    return common.memo(store, ("expected_tokens", run), compute).copy()
+
+
+def route_examples(store, run: str) -> int:
+    """Examples with a route of any kind (once per store refresh)."""
+    return int(common.memo(store, ("route_examples", run), lambda: common.scalar(
+        store, "SELECT count(DISTINCT example) FROM routes WHERE run = $run",
+        {"run": run}) or 0))
 
 
 def load_many(store, runs) -> dict:

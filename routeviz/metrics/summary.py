@@ -7,7 +7,7 @@ from routeviz.metrics import _common as common
 from routeviz.metrics import provenance
 from routeviz.metrics.chance_json import add_baselines, chance_parts
 from routeviz.metrics.depth import exits
-from routeviz.metrics.focus_cover import focus_cover
+from routeviz.metrics.focus_cover import focus_cover_kinds
 from routeviz.metrics.load import keep, load
 from routeviz.metrics.soft import soft_load_json, soft_summary
 from routeviz.metrics.tag_families import focus_families
@@ -51,8 +51,10 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
         notes.append("the run has no tags, so Focus/Cover cannot be computed")
     else:
         result["tag_families"] = focus_families(store, run, tags).as_json()
+        scored_kinds = focus_cover_kinds(store, run, focus_kinds, tags=tags, unit=unit,
+                                         top1=top1)  # the tagged units read once for all
         for k in focus_kinds:
-            scored = focus_cover(store, run, tags=tags, unit=unit, kind=k, top1=top1)
+            scored = scored_kinds[k]
             entries = common.records(scored.scores)
             add_baselines(store, run, scored, entries, notes, permutations, resamples, seed,
                           max_units)

@@ -110,6 +110,15 @@ class RunQueries:
 
     def forget_facts(self) -> None:
         self.__dict__["_facts"] = {}
+        self.__dict__["_memo"] = {}
+
+    def memo(self, key, compute):
+        """compute(), once per store refresh (as facts) for `key`: a small result several
+        analyses of one command share (e.g. load's and confidence's expected tokens)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def example_routes(self, run: str, example: int) -> pd.DataFrame:
         """Every route row of one example, ordered by layer, site, token, rank."""

@@ -1,8 +1,9 @@
 """The Export page's two waits, timed in one process: a figure exported as PNG (the first,
 which starts kaleido's browser, then the next ones, which reuse it) and the report zip with
 static PNG figures, on a synthetic run (tests/report_store.large_run: N examples × 64
-tokens × 8 sites × 16 experts); with report.html's size and where it goes (plotly.js, figure
-JSON, the rest). Prints one JSON object.
+tokens × 8 sites × 16 experts); with the zip's wall and CPU seconds per step (collect,
+plots, PNG export, the expert-card section, ...) and report.html's size and where it goes
+(plotly.js, figure JSON, the rest). Prints one JSON object.
 
 usage: python -m benchmarks.export_speed [--examples 500] [--repeats 3]
 """
@@ -10,6 +11,7 @@ usage: python -m benchmarks.export_speed [--examples 500] [--repeats 3]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -17,6 +19,33 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+STEPS = ("collect", "build_plots", "export_pngs", "render_html", "render_markdown",
+         "add_soft_section", "metrics_json", "csv_files", "add_cards_section")
+
+
+@contextlib.contextmanager
+def step_times():
+    """{step: [wall s, CPU s]} of build_report_files' steps while the block runs (each
+    step's function wrapped in routeviz.report's namespace, put back after)."""
+    from routeviz import report
+
+    spent, saved = {}, {name: getattr(report, name) for name in STEPS}
+
+    def timed(name, fn):
+        def run(*args, **kwargs):
+            result, s, cpu = _timed(lambda: fn(*args, **kwargs))
+            spent[name] = [s, cpu]
+            return result
+        return run
+
+    for name, fn in saved.items():
+        setattr(report, name, timed(name, fn))
+    try:
+        yield spent
+    finally:
+        for name, fn in saved.items():
+            setattr(report, name, fn)
 
 
 def _timed(fn):
@@ -63,8 +92,10 @@ def main(argv=None) -> dict:
         times = [_timed(lambda: figure_bytes(fig, "png"))[1] for _ in range(args.repeats + 1)]
         out["figure_png"] = {"figure": name, "first_s": times[0],
                              "next_median_s": statistics.median(times[1:]), "all_s": times}
-        payload, s, cpu = _timed(lambda: build_report_zip(store, "large", images=True))
+        with step_times() as steps:
+            payload, s, cpu = _timed(lambda: build_report_zip(store, "large", images=True))
         out["report_zip_s"], out["report_zip_cpu_s"] = s, cpu
+        out["report_zip_steps_s_cpu_s"] = steps  # expert cards: add_cards_section
         out["report_zip_bytes"] = len(payload)
     out["load_average_end"] = round(os.getloadavg()[0], 2)
     return out

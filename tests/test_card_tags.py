@@ -136,3 +136,25 @@ def test_family_stats_are_the_stores(report_runs):
         assert got.name.tolist() == expected.name.astype(str).tolist() and len(got) >= 1
         for column in ("n_values", "n_examples", "per_token"):
             assert got[column].tolist() == expected[column].tolist(), (run, column)
+
+
+@pytest.mark.parametrize("run", ["text", "image", "dae"])
+def test_ranked_counts_equal_two_unit_counts(report_runs, run):
+    """One query with a top-1 flag gives unit_counts(top1=False) and (top1=True)."""
+    from routeviz.analysis.card_tags import default_families, expert_unit
+    from routeviz.metrics.focus_cover import all_tag_values
+    from routeviz.metrics.unit_counts import unit_counts, unit_counts_ranked
+
+    store = open_store(report_runs)
+    values = all_tag_values(store, run, default_families(store, run)[0])
+    unit = expert_unit(store, run)
+    routed, first = unit_counts_ranked(store, run, "expert", values, unit)
+    for got, top1 in ((routed, False), (first, True)):
+        expected = unit_counts(store, run, "expert", values, unit, top1=top1)
+        for part, keys in (("active", ["site", "choice"]), ("tag", ["name", "value"]),
+                           ("both", ["site", "choice", "name", "value"])):
+            pd.testing.assert_frame_equal(
+                got[part].sort_values(keys).reset_index(drop=True),
+                expected[part].sort_values(keys).reset_index(drop=True), check_exact=True)
+    assert len(first["both"]) > 0 and (routed["active"].n_active.sum()
+                                       >= first["active"].n_active.sum())

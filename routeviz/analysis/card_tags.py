@@ -31,7 +31,7 @@ import pandas as pd
 from routeviz.metrics import _common as common
 from routeviz.metrics.focus_cover import all_tag_values
 from routeviz.metrics.tag_families import content_families
-from routeviz.metrics.unit_counts import run_tags, unit_counts, unit_counts_read
+from routeviz.metrics.unit_counts import run_tags, unit_counts_ranked, unit_counts_read
 
 ALPHA = 0.05
 MIN_COUNT = 5
@@ -160,9 +160,7 @@ def tag_tests(store, run: str, site: str | None = None, tags=None,
         counts = unit_counts_read(store, run, "expert", recorded, families, unit, site=site)
     else:
         values = all_tag_values(store, run, families)
-        counts = coded_counts(
-            unit_counts(store, run, "expert", values, unit, top1=False, site=site),
-            unit_counts(store, run, "expert", values, unit, top1=True, site=site))
+        counts = coded_counts(*unit_counts_ranked(store, run, "expert", values, unit, site=site))
     tests, m = _tests_frame(counts, result)
     result.m = m
     if len(tests):

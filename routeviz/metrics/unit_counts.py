@@ -68,12 +68,33 @@ def _counts_sql(ctes) -> str:
         "FROM active a JOIN tagged t USING (u) GROUP BY a.site, a.choice, t.tid")
 
 
+def unit_counts_ranked(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
+                       site: str | None = None) -> tuple[dict, dict]:
+    """(unit_counts(..., top1=False), unit_counts(..., top1=True)) from one query: the tagged
+    units built and joined once, each active unit flagged `top` where it is a rank-0 choice."""
+    with common.temp_view(store, tag_ids(tag_values)) as tv_view:
+        ctes, params = unit_sets(store, run, kind, tv_view, unit, site=site, ranked=True)
+        parts = common.df(store,
+            "WITH " + ", ".join(ctes) + " "
+            "SELECT 'active' AS part, site, choice, NULL::INTEGER AS tid, count(*) AS n, "
+            "count(*) FILTER (WHERE top) AS n_top FROM active GROUP BY site, choice "
+            "UNION ALL SELECT 'tag', NULL, NULL, tid, count(*), count(*) FROM tagged GROUP BY tid "
+            "UNION ALL SELECT 'both', a.site, a.choice, t.tid, count(*), "
+            "count(*) FILTER (WHERE a.top) FROM active a JOIN tagged t USING (u) "
+            "GROUP BY a.site, a.choice, t.tid", params)
+    first = parts[parts.n_top > 0].drop(columns="n").rename(columns={"n_top": "n"})
+    # a tag's units do not depend on ranks: unit_counts(top1=True) gives the same `tag`
+    return _split(parts.drop(columns="n_top"), tag_values), _split(first, tag_values)
+
+
 def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
-              top1: bool = False, site: str | None = None, sample: str = "") -> tuple:
+              top1: bool = False, site: str | None = None, sample: str = "",
+              ranked: bool = False) -> tuple:
     """The CTEs `tagged` (u, tid) and `active` (site, choice, u) behind `unit_counts`, with
     their parameters. tv_view: a view of `tag_ids(tag_values)`, e.g.
     `with common.temp_view(store, tag_ids(tag_values)) as tv_view:` (a tag id is a row of
-    tag_values). `sample`: an extra SQL condition on `example` (e.g. a hash sample)."""
+    tag_values). `sample`: an extra SQL condition on `example` (e.g. a hash sample).
+    ranked: `active` also has `top` (the unit's choice is a rank-0 one; any rank kept)."""
     params = {"run": run, "kind": kind}
     route_filter = "run = $run AND kind = $kind" + (" AND rank = 0" if top1 else "")
     if site is not None:
@@ -85,7 +106,10 @@ def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
     if unit == "example":
         ctes.append("tagged AS MATERIALIZED (SELECT DISTINCT t.example AS u, tv.tid FROM tags t "
                     "JOIN tv USING (name, value) WHERE t.run = $run" + sample + ")")
-        ctes.append("active AS MATERIALIZED (SELECT DISTINCT site, choice, example AS u "
+        ctes.append("active AS MATERIALIZED (SELECT site, choice, example AS u, "
+                    f"bool_or(rank = 0) AS top FROM routes WHERE {route_filter} "
+                    "GROUP BY site, choice, example)" if ranked else
+                    "active AS MATERIALIZED (SELECT DISTINCT site, choice, example AS u "
                     f"FROM routes WHERE {route_filter})")
     else:
         example_tags = _exists(store, "tags", "run = $run AND token = -1", params)
@@ -101,13 +125,15 @@ def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
                     "SELECT " + common.unit_key("t.example", "t.token") + " AS u, tv.tid FROM tags t "
                     "JOIN tv USING (name, value) WHERE t.run = $run AND t.token >= 0" + sample +
                     f"{inherited_tags}))")
+        top, r_top = (", rank = 0 AS top", ", r.rank = 0 AS top") if ranked else ("", "")
         inherited_routes = (
-            " UNION ALL SELECT site, choice, " + common.unit_key("example", "pos") + " AS u FROM ("
-            "SELECT r.site, r.choice, r.example, unnest(range(l.n)) AS pos FROM routes r "
+            " UNION ALL SELECT site, choice, " + common.unit_key("example", "pos") + " AS u"
+            f"{', top' if ranked else ''} FROM ("
+            f"SELECT r.site, r.choice{r_top}, r.example, unnest(range(l.n)) AS pos FROM routes r "
             f"JOIN lengths l USING (example) WHERE {route_filter} AND r.token = -1)"
         ) if example_routes else ""
-        ctes.append("active AS NOT MATERIALIZED (SELECT site, choice, " + common.unit_key() + " AS u "
-                    f"FROM routes WHERE {route_filter} AND token >= 0{inherited_routes})")
+        ctes.append("active AS NOT MATERIALIZED (SELECT site, choice, " + common.unit_key() + " AS u"
+                    f"{top} FROM routes WHERE {route_filter} AND token >= 0{inherited_routes})")
     return ctes, params
 
 

@@ -78,7 +78,7 @@ def expert_cards(store, run: str, site: str | None = None, expert: int | None = 
             raise_unknown_expert(loads, site, expert)
         loads = loads[loads.expert == int(expert)]
     profile = expert_profiles(store, run, site=site, top=top_tokens, min_count=min_count,
-                              contexts=contexts, window=window, tag=tests.families[:1] or None)
+                              contexts=contexts, window=window, tag_profiles=False)
     partners = _partners(store, run, max_units, seed)
     exclusive = _exclusive(store, run, site, min_count)
     past = histories(store, run, tests, site) if history else {}

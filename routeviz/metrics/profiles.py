@@ -37,13 +37,16 @@ class ProfileResult:
 
 
 def expert_profiles(store, run: str, site: str | None = None, tag=None, top: int = 10,
-                    min_count: int = 2, contexts: int = 5, window: int = 4) -> ProfileResult:
+                    min_count: int = 2, contexts: int = 5, window: int = 4,
+                    tag_profiles: bool = True) -> ProfileResult:
+    """tag_profiles=False leaves `tags` empty (expert cards read tokens and contexts only)."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     site = common.require_site(store, run, site, "expert")
     per_token = _has(store, "routes", run, "kind = 'expert' AND token >= 0")
     unit = "token" if per_token else "example"
-    tags = _tag_profiles(store, run, site, tag, unit, top, min_count)
+    tags = _tag_profiles(store, run, site, tag, unit, top, min_count) if tag_profiles \
+        else pd.DataFrame(columns=TAG_COLUMNS)
     tokens = _token_profiles(store, run, site, top, min_count) if per_token else pd.DataFrame(
         columns=TOKEN_COLUMNS)
     examples = _contexts(store, run, site, contexts, window)
@@ -83,9 +86,12 @@ def _top_per_expert(df: pd.DataFrame, top: int) -> pd.DataFrame:
     return df.groupby(["site", "expert"], sort=False).head(top).reset_index(drop=True)
 
 
-def _tag_profiles(store, run, site, tag, unit, top, min_count) -> pd.DataFrame:
-    columns = ["site", "expert", "name", "value", "count", "n_expert", "n_tag", "lift",
+TAG_COLUMNS = ["site", "expert", "name", "value", "count", "n_expert", "n_tag", "lift",
                "precision", "p_expert", "score"]
+
+
+def _tag_profiles(store, run, site, tag, unit, top, min_count) -> pd.DataFrame:
+    columns = TAG_COLUMNS
     families = common.tag_names(store, run)
     if tag is not None:
         families = common.require_tags(store, run, tag)

@@ -19,6 +19,7 @@ from app_pages.common import (
     state_to_url,
 )
 from app_pages.experts_views import (
+    CARD_CSS,
     TAGS_NOTE,
     grid_card,
     head_markdown,
@@ -135,7 +136,7 @@ def full_view(handle, run, site, card, images, n_contexts) -> None:
     with left:
         st.markdown("**Top tokens**")
         if images is None:
-            show_tokens(card, full=True)
+            show_tokens(card)
         if card["exclusive"]:
             st.caption("Never shared (every occurrence's top choice is this expert): "
                        + ", ".join(f"{literal(data.show_token(t['text']))} ×{t['n']}"
@@ -246,6 +247,8 @@ st.caption(f"{len(cards)} experts at {literal(site)} · unit: {result.unit} · {
            "with a tag beyond chance, strongest first; open a card for its full view.")
 with st.expander("How labels and typical tokens are judged"):
     st.markdown(TAGS_NOTE + "\n\n" + SCORE_NOTE)
+if images is None:
+    st.html(CARD_CSS)  # the text cards' style, once
 for start in range(0, len(cards), PER_ROW):
     for col, card in zip(st.columns(PER_ROW), cards[start:start + PER_ROW]):
         with col.container(border=True):

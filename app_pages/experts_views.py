@@ -4,6 +4,7 @@ goes through `literal` in markdown, or into st.text / st.dataframe, never raw HT
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from urllib.parse import urlencode
@@ -70,18 +71,13 @@ def token_frame(card: dict, full: bool = False) -> pd.DataFrame:
                          "score": scores})
 
 
-def show_tokens(card: dict, full: bool = False) -> None:
-    """The full view's sortable table, or the grid card's static one: a grid draws up to 64
-    cards, and a static table costs the browser a fraction of an interactive grid's
-    canvas (issue 25: the Experts page's switch was mostly the browser drawing 8 of them)."""
-    frame = token_frame(card, full)
+def show_tokens(card: dict) -> None:
+    """The full view's top tokens, a sortable table (a grid card's are in grid_card_html)."""
+    frame = token_frame(card, full=True)
     if frame.empty:
         st.caption("No token routed here the minimum count of times.")
         return
-    if full:
-        st.dataframe(frame, hide_index=True, height=table_height(len(frame)), width="stretch")
-        return
-    st.table(frame.assign(score=[f"{s:.2f}" for s in frame["score"]]), hide_index=True)
+    st.dataframe(frame, hide_index=True, height=table_height(len(frame)), width="stretch")
 
 
 def show_contexts(card: dict, images, limit: int) -> None:
@@ -116,11 +112,47 @@ def thumbnail(png: bytes, size: int = 56):
     return image.resize((size, size), Image.NEAREST)
 
 
+CARD_CSS = ("<style>.rv-card{font-size:1rem;line-height:1.6}.rv-card p{margin:0 0 .6rem}"
+            ".rv-card table{border-collapse:collapse;width:100%;font-size:.875rem;margin:0 0 .6rem}"
+            ".rv-card th,.rv-card td{border:1px solid rgba(49,51,63,.1);padding:.25rem .5rem;"
+            "text-align:left}.rv-card th{color:rgba(49,51,63,.6);font-weight:400}"
+            ".rv-card pre{font-size:.875rem;white-space:pre-wrap;word-break:break-all;"
+            "font-family:inherit;margin:0 0 .6rem}</style>")
+
+
+def grid_card_html(card: dict, run: str, n_contexts: int) -> str:
+    """A text run's grid card as one HTML block (what grid_card draws as five elements:
+    head, label, top tokens, contexts, link); every piece of user text escaped. One element
+    instead of five per card is most of the grid's cost in the browser (issue 25)."""
+    esc = html.escape
+    load = card["load"]
+    head = (f"<b>Expert {card['expert']}</b> · load {load['share']:.1%} · rank {load['rank']} "
+            f"of {load['n_experts']}" + (" · <b>starved</b>" if load["starved"] else ""))
+    beyond = [t for t in card["tags"] if t["beyond_chance"]]
+    label = (" · ".join(f"<b>{esc(str(t['family']))}={esc(str(t['value']))}</b> "
+                        f"{t['lift']:.1f}× chance" for t in beyond[:3])
+             or "<i>no tag beyond chance</i>")
+    frame = token_frame(card)
+    if frame.empty:
+        tokens = "<p class='rv-caption'>No token routed here the minimum count of times.</p>"
+    else:
+        rows = "".join(f"<tr><td>{esc(t)}</td><td>{esc(n)}</td><td>{s:.2f}</td></tr>"
+                       for t, n, s in frame.itertuples(index=False))
+        tokens = f"<table><tr><th>token</th><th>here/seen</th><th>score</th></tr>{rows}</table>"
+    contexts = card["contexts"][:n_contexts]
+    lines = "\n".join(data.context_line(c["left"], c["text"], c["right"]) for c in contexts)
+    return (f"<div class='rv-card'><p>{head}</p><p>{label}</p>{tokens}"
+            + (f"<pre>{esc(lines)}</pre>" if contexts else "")
+            + f"<a href='{esc(card_url(run, card['site'], card['expert']))}' target='_blank' "
+              "rel='noopener'>Open card →</a></div>")  # a new tab, as a markdown link opens
+
+
 def grid_card(card: dict, run: str, images, n_contexts: int) -> None:
-    st.markdown(head_markdown(card))
+    if images is None:  # a text run: one element (its style: CARD_CSS, drawn once a page)
+        st.html(grid_card_html(card, run, n_contexts))
+        return
+    st.markdown(head_markdown(card))  # an image run: patches or images as contexts
     st.markdown(label_markdown(card))
-    if images is None:
-        show_tokens(card)
     show_contexts(card, images, n_contexts)
     st.markdown(f"[Open card →]({card_url(run, card['site'], card['expert'])})")
 

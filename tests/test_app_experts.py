@@ -1,7 +1,11 @@
 """Experts page: a grid of expert cards per site (routeviz.analysis.cards), strongest label
-first, each linking to its full view; token search and tag-value filter."""
+first, each linking to its full view; token search and tag-value filter. A text run's card
+is one HTML block (read back by `Card`); an image run's, a container of elements."""
 
+import html
+import re
 
+import pandas as pd
 import pytest
 
 from routeviz import metrics, open_store
@@ -20,9 +24,37 @@ def blocks(node):
         yield from blocks(child)
 
 
+class Card:
+    """A text run's grid card (experts_views.grid_card_html) read back: head, label and
+    contexts as shown (markup stripped, entities decoded), the token table, the link."""
+
+    def __init__(self, body: str):
+        self.body = body
+        head, label = re.findall(r"<p>(.*?)</p>", body)[:2]
+        self.head, self.label = _text(head), _text(label)
+        self.label_html = label
+        rows = [[_text(c) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)]
+                for row in re.findall(r"<tr>(.*?)</tr>", body)]
+        self.table = pd.DataFrame(rows[1:], columns=rows[0]) if rows else None
+        pre = re.search(r"<pre>(.*?)</pre>", body, flags=re.DOTALL)
+        self.contexts = html.unescape(pre.group(1)) if pre else ""
+        self.link = html.unescape(re.search(r"href='([^']*)'", body).group(1))
+
+
+def _text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
 def card_blocks(at):
-    """{expert: the bordered container of its card} in page order."""
+    """{expert: its card} in page order: a Card for a text run, else the bordered container
+    of the card's elements."""
     out = {}
+    for body in (h.proto.body for h in at.get("html")):
+        if "class='rv-card'" in body:
+            card = Card(body)
+            out[int(card.head.split()[1])] = card
+    if out:
+        return out
     for block in blocks(at.main):
         heads = [m.value for m in getattr(block, "markdown", []) if m.value.startswith("**Expert")]
         if len(heads) == 1 and "Open card" in " ".join(m.value for m in block.markdown):
@@ -31,8 +63,7 @@ def card_blocks(at):
 
 
 def token_table(at, expert: int):
-    block = card_blocks(at)[expert]
-    return block.table[0].value if len(block.table) else None
+    return card_blocks(at)[expert].table
 
 
 def open_cards(store, run, site=None, expert=None):
@@ -55,11 +86,11 @@ def test_text_gallery_lists_every_expert_with_its_load(app_store):
     assert not at.error
     load = metrics.load(open_store(app_store), "words").experts
     site = at.selectbox(key="experts_site").value
-    heads = [m.value for m in at.markdown if m.value.startswith("**Expert ")]
+    heads = [card.head for card in card_blocks(at).values()]
     assert len(heads) == 4
     for rec in load[load.site == site].itertuples():
-        assert any(h.startswith(f"**Expert {rec.expert}** · load {rec.share:.1%}") for h in heads)
-    contexts = "\n".join(t.value for t in at.text)
+        assert any(h.startswith(f"Expert {rec.expert} · load {rec.share:.1%}") for h in heads)
+    contexts = "\n".join(card.contexts for card in card_blocks(at).values())
     assert "⟦" in contexts  # tokens shown in their context
 
 
@@ -73,18 +104,17 @@ def test_grid_is_sorted_by_label_strength_and_names_the_copied_value(cards_store
     expected = [c["expert"] for c in expert_cards(open_store(cards_store), "copy-tag",
                                                   site=SITE_A).cards]
     assert list(cards) == expected  # strongest beyond chance first
-    for expert, block in cards.items():
-        label = block.markdown[1].value
-        assert label.startswith(f"**token\\_type={VALUES[expert]}** ")
-        assert label.count("× chance") == 1  # only the copied value, no chance-level padding
+    for expert, card in cards.items():
+        assert card.label_html.startswith(f"<b>token_type={VALUES[expert]}</b> ")
+        assert card.label.count("× chance") == 1  # only the copied value, no padding
 
 
 def test_random_router_cards_list_no_tag(cards_store):
     at = open_cards(cards_store, "random")
     assert len(card_blocks(at)) == 4
-    for block in card_blocks(at).values():
-        assert block.markdown[1].value == "*no tag beyond chance*"
-        assert not any("=" in m.value for m in block.markdown[1:-1])  # no padded tag list
+    for card in card_blocks(at).values():
+        assert card.label == "no tag beyond chance"
+        assert "=" not in card.label  # no padded tag list
 
 
 def test_grid_token_tables_fit_a_card(cards_store):
@@ -93,9 +123,9 @@ def test_grid_token_tables_fit_a_card(cards_store):
     page's drawing in the browser), sized to its content, every row shown."""
     at = open_cards(cards_store, "copy-token")
     assert len(card_blocks(at)) == 4
-    for block in card_blocks(at).values():
-        assert not block.dataframe  # no interactive grid in a card
-        table = block.table[0].value
+    assert not at.dataframe  # no interactive grid in a card
+    for card in card_blocks(at).values():
+        table = card.table
         assert list(table.columns) == ["token", "here/seen", "score"]
         assert len(table) == 2  # the two words it copies
         assert all(len(s.split(".")[1]) == 2 for s in table["score"])  # as the grid showed
@@ -104,9 +134,9 @@ def test_grid_token_tables_fit_a_card(cards_store):
 
 def test_card_link_opens_its_full_view(cards_store):
     at = open_cards(cards_store, "copy-tag")
-    block = card_blocks(at)[2]
-    link = block.markdown[-1].value
-    assert link == f"[Open card →](?page=experts&run=copy-tag&site={SITE_A}&expert=2)"
+    card = card_blocks(at)[2]
+    assert card.link == f"?page=experts&run=copy-tag&site={SITE_A}&expert=2"
+    assert "target='_blank'" in card.body and "Open card →</a>" in card.body
     full = open_cards(cards_store, "copy-tag", site=SITE_A, expert=2)
     assert not full.error
     assert full.subheader[0].value == "Expert 2 at 0.mlp.gate"
@@ -130,6 +160,9 @@ def test_tag_values_say_what_they_count(cards_store):
 
 
 def test_token_text_is_escaped_inside_cards(cards_store):
+    grid = card_blocks(open_cards(cards_store, "copy-token"))
+    card = next(c for c in grid.values() if "<b>bold</b>" in set(c.table.token))  # as text
+    assert "<b>bold</b>" not in card.body and "&lt;b&gt;bold&lt;/b&gt;" in card.body
     full = open_cards(cards_store, "copy-token", site=SITE_A, expert=2)
     never = next(c.value for c in full.caption if c.value.startswith("Never shared"))
     assert "\\<b\\>bold\\</b\\>" in never  # markdown shows the tags as text
@@ -225,8 +258,7 @@ def test_a_run_without_tags_gets_cards_that_claim_nothing(tmp_path):
               tokens={0: [f"t{i}" for i in range(10)]}, config={"n_experts": 4})
     at = open_cards(tmp_path / "store", "bare")
     assert not at.error
-    assert [b.markdown[1].value for b in card_blocks(at).values()] == \
-        ["*no tag beyond chance*"] * 4
+    assert [card.label for card in card_blocks(at).values()] == ["no tag beyond chance"] * 4
     full = open_cards(tmp_path / "store", "bare", site="a", expert=0)
     assert not full.error and not full.exception
     assert any(c.value.startswith("No tag values to test") for c in full.caption)

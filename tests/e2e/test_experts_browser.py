@@ -68,18 +68,15 @@ def all_cards_drawn(pg) -> int:
     n = int(caption.inner_text().split(" ", 1)[0])
     pg.wait_for_function("(n) => [...document.querySelectorAll('a')].filter("
                          "a => a.innerText.includes('Open card')).length === n", arg=n)
-    pg.wait_for_function("(n) => document.querySelectorAll("
-                         "'[data-testid=stDataFrame] canvas').length >= n", arg=n)
+    pg.wait_for_function("(n) => document.querySelectorAll('.rv-card table').length >= n",
+                         arg=n)
     time.sleep(1.0)
     return n
 
 
 def card_labels(pg) -> list[str]:
     """The label line of each grid card, in page order."""
-    cards = pg.locator("[data-testid=stColumn]").filter(
-        has=pg.get_by_role("link", name="Open card →"))
-    return [c.locator("[data-testid=stMarkdownContainer]").nth(1).inner_text()
-            for c in cards.all()]
+    return pg.locator(".rv-card > p:nth-child(2)").all_inner_texts()
 
 
 def test_grid_names_the_copied_values_and_a_link_opens_the_card(context, server):

@@ -5,6 +5,8 @@ and the time and peak memory of focus_cover, load and exits over it.
 
 `metrics_json_s`: the whole `routeviz metrics --json` (chance baselines on, their defaults)
 beside the plain Focus/Cover query, in wall and CPU seconds (`metrics_json`).
+`series_timeline`: the Timeline page's series metrics on the shipped text-moe series (21
+steps, with the 20-shuffle Focus/Cover band), wall and CPU seconds.
 
 The store is written straight as Parquet parts (routeviz.store.write_part) in a child
 process, so the parent's peak RSS measures the analyses alone: DuckDB streams the rows, and
@@ -160,6 +162,21 @@ def metrics_json(store_path: str) -> dict:
             "sampled": sampled, "notes": summary["notes"]}
 
 
+def series_timeline(name: str = "text-moe", chance: int = 20) -> dict:
+    """The Timeline page's series metrics (`metrics.series.timeline` with its 20-shuffle
+    Focus/Cover band) on a shipped series store, computed once in a fresh store handle,
+    in wall and CPU seconds."""
+    from routeviz import open_store
+    from routeviz.metrics import series
+
+    store = open_store(Path(__file__).resolve().parents[1] / "sample_models" / "data"
+                       / "series" / name)
+    names = series.series_names(store)
+    frame, wall, cpu = _cpu_timed(lambda: series.timeline(store, names[0], chance=chance))
+    return {"series": names[0], "steps": int(frame.step.nunique()), "rows": len(frame),
+            "wall_s": wall, "cpu_s": cpu}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="reuse or create this store (default: a temp dir)")
@@ -207,6 +224,7 @@ def main(argv=None) -> dict:
         }
         out["metrics_json"] = metrics_json(store_path)  # `routeviz metrics --json` vs plain
         out["metrics_json_s"] = out["metrics_json"]["metrics_json_s"]
+        out["series_timeline"] = series_timeline()  # the Timeline page's first computation
         from benchmarks.common import machine
 
         out["machine"] = machine()

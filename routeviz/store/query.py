@@ -90,9 +90,9 @@ class RunQueries:
     def facts(self, run: str) -> RunFacts:
         """What `run` recorded (kinds, sites, tags, modality, layers, experts per site,
         n_examples, config), computed once per store refresh."""
-        self.require_run(run)
         cache = self.__dict__.setdefault("_facts", {})
-        if run not in cache:
+        if run not in cache:  # a cached run was there at the last refresh, which empties it
+            self.require_run(run)
             cache[run] = run_facts(self.engine, run)
         return cache[run]
 

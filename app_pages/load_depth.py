@@ -28,8 +28,10 @@ try:
                  help="Coefficient of variation of per-expert counts; 0 = perfectly even.")
         st.plotly_chart(figures.load_bars(load.experts), key="load_bars")
         st.plotly_chart(figures.load_matrix(load.experts), key="load_matrix")
-        with st.expander("Per-site table"):
-            st.dataframe(sites, hide_index=True)
+        box = st.expander("Per-site table", key="load_site_table", on_change="rerun")
+        with box:
+            if box.open:  # sent only while open
+                st.dataframe(sites, hide_index=True)
         paths = metric(handle, "paths", run)
         if len(paths.transitions):
             st.subheader("Paths")

@@ -119,6 +119,8 @@ else:
     st.plotly_chart(figures.alignment_heatmap(matrix), key="spec_matrix")
 if not result.dense:
     st.caption("Large matrix: only non-zero cells were kept; scores are exact.")
-with st.expander("Scores table"):
-    st.dataframe(scores.assign(site=scores["site"].replace("*", site_label("*"))),
-                 hide_index=True)
+box = st.expander("Scores table", key="spec_scores_table", on_change="rerun")
+with box:
+    if box.open:  # sent only while open: a closed table is still sent and drawn hidden
+        st.dataframe(scores.assign(site=scores["site"].replace("*", site_label("*"))),
+                     hide_index=True)

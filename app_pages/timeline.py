@@ -107,9 +107,11 @@ for number, drawn in enumerate(m for m in series_metrics.TIMELINE_METRICS
     column = left if number % 2 == 0 else right
     column.plotly_chart(timeline_figures.metric_lines(frame, drawn), key=f"timeline_{drawn}")
 show_beside(handle, series, names, series_timeline)
-with st.expander("Every value (long table)"):
-    st.dataframe(frame.assign(site=frame["site"].replace("*", site_label("*"))),
-                 hide_index=True)
+box = st.expander("Every value (long table)", key="timeline_long_table", on_change="rerun")
+with box:
+    if box.open:  # sent only while open: steps × sites × metrics rows
+        st.dataframe(frame.assign(site=frame["site"].replace("*", site_label("*"))),
+                     hide_index=True)
 
 st.subheader("Expert identity across steps")
 ids = series_identity(handle, series)

@@ -52,3 +52,12 @@ def test_top_paths_name_the_site_of_each_step(app_store):
     assert any(" → moe.1.router:e" in p for p in expected)
     assert table["count"].tolist() == res.top_paths["count"].tolist()
     assert "sites" not in table.columns
+
+
+def test_per_site_table_is_sent_once_opened(app_store):
+    at = open_page(app_store, "load_depth", run="words")
+    assert not any("cv" in d.value.columns for d in at.dataframe)  # closed: not sent
+    at.session_state["load_site_table"] = True
+    at.run()
+    table = next(d.value for d in at.dataframe if "cv" in d.value.columns)
+    assert len(table) == len(metrics.load(open_store(app_store), "words").sites)

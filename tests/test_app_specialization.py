@@ -106,6 +106,9 @@ def test_scores_table_and_site_picker_name_the_pooled_site(app_store):
     at = open_page(app_store, "specialization", run="words")
     box = at.selectbox(key="spec_site")
     assert box.options[0] == "all sites (pooled)"
+    assert not at.dataframe  # the table is sent only once its expander is opened
+    at.session_state["spec_scores_table"] = True
+    at.run()
     table = at.dataframe[-1].value
     assert "*" not in set(table["site"]) and "all sites (pooled)" in set(table["site"])
 

@@ -172,3 +172,12 @@ def test_an_empty_store_offers_the_shipped_series(tmp_path):
     assert at.selectbox(key="timeline_series").value == series_names(open_store(first))[0]
     assert at.get("plotly_chart")
     assert sorted(str(p) for p in first.rglob("*")) == before  # the shipped store is unchanged
+
+
+def test_the_long_table_is_sent_once_opened(series_store):
+    at = open_page(series_store, "timeline")
+    assert not any("metric" in d.value.columns for d in at.dataframe)  # closed: not sent
+    at.session_state["timeline_long_table"] = True
+    at.run()
+    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert "focus" in set(table["metric"]) and "*" not in set(table["site"])

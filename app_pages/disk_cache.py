@@ -5,7 +5,8 @@ restart (Timeline's series metrics: ~9 CPU seconds for 21 steps) reads them back
 DataFrame that took at least SLOW_S to compute and reads back from Parquet exactly equal
 (dtypes included; anything else is not kept). The key hashes the store's path, the
 generation of the runs the call looks at (their directories' mtimes), the function and its
-arguments, so a write to those runs makes a new key and the old file is never read again;
+arguments, and the code (code_fingerprint), so a write to those runs or a new version of
+routeviz makes a new key and the old file is never read again;
 files beyond MAX_FILES are removed oldest first. ROUTEVIZ_APP_CACHE names the folder
 (default ~/.cache/routeviz/app); "off" turns this off.
 """
@@ -30,8 +31,25 @@ def folder() -> Path | None:
     return Path(where) if where else Path.home() / ".cache" / "routeviz" / "app"
 
 
+_CODE: list = []
+
+
+def code_fingerprint() -> str:
+    """The code that computed a result: every source file of routeviz and of the app's
+    pages (name, size, mtime), read once per process. An upgrade or an edit makes new keys,
+    so a frame computed by other code is never read back."""
+    if not _CODE:
+        root = Path(__file__).resolve().parents[1]
+        files = sorted(p for folder in ("routeviz", "app_pages")
+                       for p in (root / folder).rglob("*.py"))
+        stamp = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in files]
+        _CODE.append(hashlib.sha256(repr(stamp).encode()).hexdigest()[:16])
+    return _CODE[0]
+
+
 def key_of(*parts) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    return hashlib.sha256(repr((code_fingerprint(),) + parts).encode()).hexdigest()[:32]
 
 
 def load(key: str) -> pd.DataFrame | None:

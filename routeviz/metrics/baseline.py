@@ -79,11 +79,13 @@ def from_pairs(pairs: pd.DataFrame, result, total: int, sampled: bool, permutati
     keep_cells = permutations * tag_matrix.shape[1] * sub_matrix.shape[1] <= max_cells
     score = _scorer(tag_matrix, sub_matrix, groups)
     observed = score(dense=keep_cells)
+    orders = [rng.permutation(n) for _ in range(permutations)]  # drawn before the bootstrap
     shuffled, cells = [], []
-    for _ in range(permutations):
-        scores, alignment = score(order=rng.permutation(n), dense=keep_cells)
-        shuffled.append(scores)
-        cells.append(alignment)
+    for start in range(0, permutations, SHUFFLES_AT_ONCE):
+        for scores, alignment in score.shuffles(orders[start:start + SHUFFLES_AT_ONCE],
+                                                dense=keep_cells):
+            shuffled.append(scores)
+            cells.append(alignment)
     boot = [score(weights=rng.multinomial(n, np.full(n, 1 / n)))[0]
             for _ in range(resamples)] if n else []
     scores = _table(result.scores, observed[0], np.array(shuffled), np.array(boot), level)
@@ -139,13 +141,19 @@ def _groups(result) -> list:
 DENSE_UNITS = 20_000_000
 
 
+SHUFFLES_AT_ONCE = 10  # shuffles scored by one stacked product (memory: 10 × T)
+
+
 def _scorer(tag_matrix, sub_matrix, groups):
     """score(order=None, weights=None, dense=False) -> `_scores` of the rows of T taken in
-    `order` (a permutation of the units), the units weighted by `weights` (a bootstrap)."""
+    `order` (a permutation of the units), the units weighted by `weights` (a bootstrap);
+    score.shuffles(orders, dense) -> the same for several orders at once."""
     if tag_matrix.shape[0] * sub_matrix.shape[1] > DENSE_UNITS:
         def sparse_score(order=None, weights=None, dense=False):
             tags = tag_matrix if order is None else tag_matrix[order]
             return _scores(tags, sub_matrix, groups, weights=weights, dense=dense)
+        sparse_score.shuffles = lambda orders, dense=False: [
+            sparse_score(order=order, dense=dense) for order in orders]
         return sparse_score
     subs = sub_matrix.toarray()  # [units, subnetworks]
     n_tag = np.asarray(tag_matrix.sum(axis=0)).ravel()
@@ -163,6 +171,19 @@ def _scorer(tag_matrix, sub_matrix, groups):
             active_counts = weighted.sum(axis=0)  # not weights @ subs: BLAS threads spin
         cells = f1(both, tag_counts[:, None], active_counts[None, :])
         return _group_scores(cells, groups), (cells if dense else None)
+
+    def shuffles(orders, dense=False):
+        """dense_score(order=o) for each o: one product of the stacked shuffled T."""
+        if not orders:
+            return []
+        n_values = tag_matrix.shape[1]
+        stacked = sparse.hstack([tag_matrix[order] for order in orders]).tocsr()
+        both = np.asarray(stacked.T @ subs).reshape(len(orders), n_values, subs.shape[1])
+        cells = f1(both, n_tag[None, :, None], n_active[None, None, :])
+        scores = _group_scores_stacked(cells, groups)
+        return [(scores[i], cells[i] if dense else None) for i in range(len(orders))]
+
+    dense_score.shuffles = shuffles
     return dense_score
 
 
@@ -183,6 +204,29 @@ def _group_scores(cells: np.ndarray, groups) -> np.ndarray:
                  else float("nan"))
         scores.append((focus, cover))
     return np.array(scores)
+
+
+def _group_scores_stacked(cells: np.ndarray, groups) -> np.ndarray:
+    """`_group_scores` of each of cells[0], cells[1], ... ([shuffles, tag values,
+    subnetworks]) -> [shuffles, groups, 2]; each mean over the same values in the same
+    order as the shuffle's own would take them (a reduction along the last axis)."""
+    best_of_rows, best_of_cols = {}, {}
+    n = cells.shape[0]
+    scores = np.empty((n, len(groups), 2))
+    for g, (cols, rows) in enumerate(groups):
+        rows_key, cols_key = rows.tobytes(), cols.tobytes()
+        if len(cols) and len(rows):
+            if rows_key not in best_of_rows:
+                best_of_rows[rows_key] = cells[:, rows, :].max(axis=1)  # [shuffles, subs]
+            if cols_key not in best_of_cols:
+                best_of_cols[cols_key] = cells[:, :, cols].max(axis=2)  # [shuffles, values]
+            focus = np.ascontiguousarray(best_of_rows[rows_key][:, cols])
+            cover = np.ascontiguousarray(best_of_cols[cols_key][:, rows])
+            scores[:, g, 0] = focus.mean(axis=1)  # per row: the 1-D mean's pairwise sum
+            scores[:, g, 1] = cover.mean(axis=1)
+        else:
+            scores[:, g, :] = float("nan")
+    return scores
 
 
 def _scores(tag_matrix, sub_matrix, groups, weights=None, dense=False):

@@ -79,10 +79,11 @@ def show_example(handle, run: str, example: int) -> dict | None:
         st.warning(f"example {example} is not in run {run!r}")
         return None
     config = run_config(handle, run)
-    tags = token_tag_values(bundle["tags"], len(bundle["tokens"]))
 
     def remember(key: tuple, build):  # built once per example of this run's generation
         return memo(handle, ("inspect", run, int(example)) + key, build)
+
+    tags = remember(("tags",), lambda: token_tag_values(bundle["tags"], len(bundle["tokens"])))
 
     if info.get("modality") == "image":
         show_image(info, bundle["tokens"], routes, config, tags,
@@ -106,9 +107,9 @@ def show_text(tokens: list[str], routes, config: dict, tags: dict, expert_labels
     remember(key, build): build() or what it built before for this example (common.memo)."""
     n = len(tokens)
     st.subheader(f"Tokens ({n:,})")
-    expert_sites = data.sites_of(routes, "expert")
-    keep_sites = data.sites_of(routes, ("keep", "merge"))
-    has_exit = bool((routes["kind"] == "exit").any())
+    expert_sites, keep_sites, has_exit = remember(("kinds",), lambda: (
+        data.sites_of(routes, "expert"), data.sites_of(routes, ("keep", "merge")),
+        bool((routes["kind"] == "exit").any())))
     mode = "expert" if expert_sites else "kept"
     site = site_picker(expert_sites or keep_sites)
     shown = tokens[:MAX_CHIPS]
@@ -119,12 +120,7 @@ def show_text(tokens: list[str], routes, config: dict, tags: dict, expert_labels
         with_tags(data.route_cards(routes[routes["token"] < MAX_CHIPS], shown),
                   {k: v[:MAX_CHIPS] for k, v in tags.items()}), routes, expert_labels()))
     if site is not None:
-        if mode == "expert":
-            grid, _ = data.token_grid(routes[routes["site"] == site], len(shown), "expert")
-            values = grid[:, 0] if grid.shape[1] else np.full(len(shown), np.nan)
-        else:  # fate at this site depends on the sites before it
-            fate, labels = data.token_fate(routes, len(shown))
-            values = fate[:, labels.index(data.short_site(site))]
+        values = remember(("chips", site), lambda: _chip_values(routes, site, mode, len(shown)))
         n_exp = n_experts_for(config, site, fallback=int(np.nanmax(values, initial=0)) + 1)
         st.caption(f"Coloured by {'top-1 expert' if mode == 'expert' else 'kept / dropped / merged'}"
                    f" at `{data.short_site(site)}`; hover a chip for its route through every "
@@ -143,6 +139,15 @@ def show_text(tokens: list[str], routes, config: dict, tags: dict, expert_labels
         if family != "(none)":
             st.html(tag_chips_html(shown, token_tags[family][:MAX_CHIPS], cards))
     _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit, remember)
+
+
+def _chip_values(routes, site: str, mode: str, n: int) -> np.ndarray:
+    """Per chip, its colour's value at `site`: top-1 expert, or kept / dropped / merged."""
+    if mode == "expert":
+        grid, _ = data.token_grid(routes[routes["site"] == site], n, "expert")
+        return grid[:, 0] if grid.shape[1] else np.full(n, np.nan)
+    fate, labels = data.token_fate(routes, n)  # fate at a site depends on the sites before
+    return fate[:, labels.index(data.short_site(site))]
 
 
 def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit,

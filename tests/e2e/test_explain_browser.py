@@ -107,6 +107,10 @@ def test_a_click_on_a_heatmap_cell_selects_its_token_and_site(store):
         pg.get_by_text(PANEL).first.click()
         idle(pg)
         panel = pg.locator("[data-testid=stExpander]").filter(has_text=PANEL).first
+        # opening the panel reruns the page, which then draws the panel's widgets: wait for
+        # its token box (a loaded machine can start that rerun after idle() looked)
+        panel.locator("input").nth(1).wait_for()
+        idle(pg)
         shown = panel.locator("input").evaluate_all("els => els.map(e => e.value)")
         text = panel.inner_text()
         browser.close()

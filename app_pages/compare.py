@@ -52,7 +52,10 @@ if run_b is None:
     st.stop()
 
 try:
-    summaries = [metric(handle, "summary", r) for r in (run_a, run_b)]
+    # the headline numbers only: no permutation baselines, bootstrap or scans (the
+    # Specialization page and the report show those), ~3x less to compute on a first open
+    summaries = [metric(handle, "summary", r, permutations=0, resamples=0, scans=False)
+                 for r in (run_a, run_b)]
     heads = [analysis.headline(s) for s in summaries]
 except RoutevizError as exc:
     show_error(exc)

@@ -251,3 +251,21 @@ def test_cli_metrics_json_carries_baselines_and_chance_keys(tag_copy_store, caps
                  "--permutations", "-1", "--json"])
     assert code != 0
     assert capsys.readouterr().err.count("\n") == 1  # one line, no traceback
+
+
+def test_summary_without_chance_or_scans_keeps_the_headline_numbers(tmp_path):
+    """Compare asks for the headline only (permutations=0, resamples=0, scans=False): the
+    same Focus/Cover, load, keep and exits as the full summary, none of the extras."""
+    from routeviz.figures.analysis import headline
+    from routeviz.store import open_store
+    from tests.metrics_store import known_run
+
+    known_run(tmp_path / "store")
+    store = open_store(tmp_path / "store")
+    full = summary(store, "r", permutations=5, resamples=5)
+    light = summary(store, "r", permutations=0, resamples=0, scans=False)
+    assert headline(light) == headline(full) and headline(full)
+    assert light["tag_families"] == full["tag_families"]
+    for key in ("coactivation", "vocab_specialization", "consecutive", "confidence"):
+        assert key in full and key not in light
+    assert all("baseline" not in row for row in light["focus_cover"])

@@ -15,7 +15,8 @@ from routeviz.metrics.tag_families import focus_families
 
 def summary(store, run: str, tags=None, unit: str | None = None, kind: str | None = None,
             top1: bool = False, permutations: int = 50, resamples: int = 50, seed: int = 0,
-            max_units: int = 20_000, max_scan_units: int = 100_000) -> dict:
+            max_units: int = 20_000, max_scan_units: int = 100_000,
+            scans: bool = True) -> dict:
     """Keys: run, model, config, kinds, n_routes, focus_cover (list of {site, tag, unit,
     kind, focus, cover, n_subnetworks, n_tags}), tag_families ({pooled, left_out,
     why_left_out, rule}: the families Focus/Cover pooled, by default the content ones, as
@@ -28,7 +29,8 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     band over `permutations` tag shuffles) and `ci` (bootstrap over `resamples`), on at most
     `max_units` units (a seeded example sample above that, said in notes; 0 permutations and
     resamples: neither); keys coactivation, vocab_specialization, consecutive, confidence
-    (co-activation and consecutive on a seeded example sample above `max_scan_units`)."""
+    (co-activation and consecutive on a seeded example sample above `max_scan_units`;
+    scans=False leaves these four out, for a caller that shows only the headline numbers)."""
     run = common.require_run(store, run)
     recorded = common.kinds_recorded(store, run)
     if kind is not None:
@@ -67,7 +69,8 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
         result["soft"] = soft_summary(store, run)
     result["keep"] = _keep_json(store, run) if {"keep", "merge"} & set(recorded) else None
     result["exits"] = _exits_json(store, run) if "exit" in recorded else None
-    result.update(chance_parts(store, run, recorded, notes, max_scan_units, seed))
+    if scans:
+        result.update(chance_parts(store, run, recorded, notes, max_scan_units, seed))
     notes.extend(provenance.notes(store, run))  # an import without weights or ranks says so
     result["notes"] = notes
     return result

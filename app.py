@@ -3,8 +3,8 @@
 The sidebar holds what every page shares: the store (a directory, created on first use)
 and the run being looked at. Each page in app_pages/ reads them from st.session_state.
 The URL keeps the view (`?store=...&run=...&page=...` plus Inspect's keys,
-app_pages/common.URL_KEYS):
-a link reopens it; widget state of pages not shown is kept (common.KEPT_KEYS).
+app_pages/page_state.URL_KEYS):
+a link reopens it; widget state of pages not shown is kept (page_state.KEPT_KEYS).
 """
 
 from pathlib import Path
@@ -15,14 +15,11 @@ from app_pages.common import (
     current_run,
     default_store_path,
     get_handle,
-    keep_widget_state,
     run_config,
     run_names,
     run_source,
-    state_from_url,
-    state_to_url,
-    url_notes,
 )
+from app_pages.page_state import keep_widget_state, state_from_url, state_to_url, url_notes
 
 st.set_page_config(page_title="routeviz", layout="wide")
 

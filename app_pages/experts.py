@@ -16,7 +16,6 @@ from app_pages.common import (
     run_config,
     run_facts,
     show_error,
-    state_to_url,
 )
 from app_pages.experts_views import (
     CARD_CSS,
@@ -31,6 +30,7 @@ from app_pages.experts_views import (
     show_tokens,
     tags_table,
 )
+from app_pages.page_state import state_to_url
 from routeviz.errors import RoutevizError
 from routeviz.figures import data
 

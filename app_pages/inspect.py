@@ -3,7 +3,7 @@
 First visit: each model says what it takes and does (its ModelSpec) and offers examples
 ready to run ("Try: ..."). A text longer than the model's context runs as consecutive
 windows (routeviz.windows), one example each. The view (run, example, site, token, search,
-tag) is kept in session state and the URL (app_pages/common.URL_KEYS).
+tag) is kept in session state and the URL (app_pages/page_state.URL_KEYS).
 """
 
 import streamlit as st
@@ -19,10 +19,10 @@ from app_pages.common import (
     run_source,
     select_run,
     show_error,
-    state_to_url,
 )
 from app_pages.inspect_find import find_panel, go_to, pick_example, token_detail
 from app_pages.inspect_views import show_example
+from app_pages.page_state import state_to_url
 from routeviz.errors import RoutevizError
 from routeviz.plugins import model_specs
 from routeviz.runs.record import record

@@ -1,7 +1,7 @@
 """Inspect's pickers: which example (any of the run's, by id or found by a token or tag), and
 which token of it, with that token's other occurrences in the run.
 
-Session keys (kept across pages and in the URL, app_pages/common.URL_KEYS):
+Session keys (kept across pages and in the URL, app_pages/page_state.URL_KEYS):
 inspect_example, inspect_token, inspect_search (token text), inspect_tag ("name=value").
 `inspect_selected_token` = {"run", "example", "token", "text", "site"}: the token the
 page points at, for the panels under it (click-to-explain).

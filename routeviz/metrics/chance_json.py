@@ -8,7 +8,7 @@ from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 from routeviz.metrics._sample import example_sample
 from routeviz.metrics.baseline import focus_cover_baseline
-from routeviz.metrics.coactivation import EXPERT_ROUTES, coactivation
+from routeviz.metrics.coactivation import coactivation, read_routes
 from routeviz.metrics.confidence import confidence
 from routeviz.metrics.consecutive import consecutive
 from routeviz.metrics.vocab import vocab_specialization
@@ -31,11 +31,10 @@ def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | 
         if sampled:
             notes.append(f"coactivation and consecutive: a seeded sample of whole examples, "
                          f"about {max_units} of {total} tokens")
-        read = EXPERT_ROUTES.format(sample=f" AND ({sample})" if sample else "")
-        with common.temp_view(store, read, {"run": run}) as routes:  # read once for both
-            out["coactivation"] = {**_coactivation_json(store, run, routes), **scope}
-            out["consecutive"] = {
-                "sites": common.records(consecutive(store, run, routes=routes)), **scope}
+        routes = read_routes(store, run, sample)  # read once for both, counted in numpy
+        out["coactivation"] = {**_coactivation_json(store, run, routes), **scope}
+        out["consecutive"] = {
+            "sites": common.records(consecutive(store, run, routes=routes)), **scope}
         try:
             vocab = vocab_specialization(store, run)
             out["vocab_specialization"] = {

@@ -21,19 +21,25 @@ import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
-
-# expert routes with their site's position in model order (idx, from a view of the sites
-# in order) and one integer unit key; read from the route files once, into a temporary
-# table the three counts share
-_ROUTES = """
-SELECT i.idx, """ + common.unit_key("x.example", "x.token") + """ AS u, x.choice, x.rank
-FROM routes x JOIN {indexed} i ON i.site = x.site
-WHERE x.run = $run AND x.kind = 'expert'{sample}"""
+from routeviz.metrics import _pairs
 
 # the run's expert routes as `coactivation` and `consecutive` both read them (site, token,
-# u = common.unit_key(), choice, rank), for a temporary view the two share
+# u = common.unit_key(), choice, rank); `read_routes` reads them with the site's position
 EXPERT_ROUTES = ("SELECT site, token, " + common.unit_key() + " AS u, choice, rank "
                  "FROM routes WHERE run = $run AND kind = 'expert'{sample}")
+
+
+def read_routes(store, run: str, sample: str = "") -> pd.DataFrame:
+    """The run's expert routes (a seeded example sample where `sample`, an SQL condition on
+    `example`, is given) as arrays for `coactivation` and `consecutive`: idx (the site's
+    position in model order, `common.sites_of`), token, u (`common.unit_key`), choice,
+    rank. Read once, the two count them in numpy (`_pairs`)."""
+    names = common.sites_of(store, run, "expert").site.tolist()
+    order = pd.DataFrame({"site": names, "idx": np.arange(len(names), dtype="int64")})
+    read = EXPERT_ROUTES.format(sample=f" AND ({sample})" if sample else "")
+    with common.temp_view(store, order) as indexed:
+        return common.df(store, f"SELECT i.idx, x.token, x.u, x.choice, x.rank FROM ({read}) x "
+                         f"JOIN {indexed} i ON i.site = x.site", {"run": run})
 
 
 @dataclass
@@ -43,26 +49,17 @@ class CoactivationResult:
     sites: pd.DataFrame  # scope ("within"/"across"), site, to_site, n_units, top_conditional, chance
 
 
-def coactivation(store, run: str, sample: str = "", routes: str | None = None
+def coactivation(store, run: str, sample: str = "", routes: pd.DataFrame | None = None
                  ) -> CoactivationResult:
     """sample: an SQL condition on `example` (`_sample.example_sample`) to read a sample of
-    examples on large runs. routes: instead, a view of the run's (sampled) expert routes
-    already read (`expert_routes`), shared with `consecutive`."""
+    examples on large runs. routes: instead, the run's (sampled) expert routes already read
+    (`read_routes`), shared with `consecutive`."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
-    p = {"run": run}
     names = common.sites_of(store, run, "expert").site.tolist()  # idx order
-    order = pd.DataFrame({"site": names, "idx": np.arange(len(names), dtype="int64")})
-    with common.temp_view(store, order) as indexed:
-        if routes is not None:
-            load, within, across = _counts(store, "r AS (SELECT i.idx, x.u, x.choice, x.rank "
-                                                  f"FROM {routes} x JOIN {indexed} i "
-                                                  "ON i.site = x.site)")
-        else:
-            sampled = _ROUTES.format(indexed=indexed,
-                                     sample=f" AND ({sample})" if sample else "")
-            with common.temp_view(store, sampled, p) as table:
-                load, within, across = _counts(store, f"r AS (SELECT * FROM {table})")
+    if routes is None:
+        routes = read_routes(store, run, sample)
+    load, within, across = _counts(routes)
     n_units = load.groupby("idx").n_top.sum()
     load["p"] = load.n_choice / load.idx.map(n_units)
     within = within.merge(load[["idx", "choice", "n_choice"]].rename(
@@ -92,25 +89,40 @@ def coactivation(store, run: str, sample: str = "", routes: str | None = None
                               across=across.reset_index(drop=True), sites=sites)
 
 
-def _counts(store, routes: str) -> tuple:
+def _counts(routes: pd.DataFrame) -> tuple:
     """Per (site, expert): choices and top choices; pairs within a site; pairs across
-    consecutive sites. routes: the CTE `r` (idx, u, choice, rank)."""
-    p = {}
-    load = common.df(store,
-        f"WITH {routes} SELECT idx, choice, count(*) AS n_choice, "
-        "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top FROM r GROUP BY idx, choice", p)
-    within = common.df(store,
-        f"WITH {routes} SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
-        "FROM r a JOIN r b ON b.idx = a.idx AND b.u = a.u AND b.choice <> a.choice "
-        "GROUP BY a.idx, a.choice, b.choice", p)
-    across = common.df(store,
-        f"WITH {routes}, present AS (SELECT idx, u FROM r WHERE rank = 0), "
-        "pairs AS (SELECT a.idx, a.choice AS a, b.choice AS b, count(*) AS n_ab "
-        "  FROM r a JOIN r b ON b.idx = a.idx + 1 AND b.u = a.u GROUP BY a.idx, a.choice, b.choice), "
-        "starts AS (SELECT a.idx, a.choice AS a, count(*) AS n_a FROM r a "
-        "  JOIN present n ON n.idx = a.idx + 1 AND n.u = a.u GROUP BY a.idx, a.choice) "
-        "SELECT pairs.idx, pairs.a, pairs.b, pairs.n_ab, starts.n_a FROM pairs "
-        "JOIN starts ON starts.idx = pairs.idx AND starts.a = pairs.a", p)
+    consecutive sites. routes: `read_routes` (idx, u, choice, rank). The same counts as
+    the SQL self-joins on (idx, u) they replace (tests/test_metrics_pairs.py keeps them)."""
+    idx = routes.idx.to_numpy(dtype="int64")
+    choice = routes.choice.to_numpy()
+    top = routes["rank"].to_numpy() == 0
+    load = (pd.DataFrame({"idx": idx, "choice": choice, "top": top.astype("int64")})
+            .groupby(["idx", "choice"], sort=True)
+            .agg(n_choice=("top", "size"), n_top=("top", "sum")).reset_index())
+    groups = _pairs.Groups(routes.u.to_numpy(dtype="int64"), idx)  # (unit, site) sorted
+    s_idx, s_choice, s_top = idx[groups.order], choice[groups.order], top[groups.order]
+    i, j = _pairs.cross(groups.start, groups.size, groups.start, groups.size)
+    differ = s_choice[i] != s_choice[j]
+    i, j = i[differ], j[differ]
+    w_idx, w_a, w_b, w_n = _pairs.tally((s_idx[i], s_choice[i], s_choice[j]))
+    within = pd.DataFrame({"idx": w_idx, "a": w_a.astype(choice.dtype),
+                           "b": w_b.astype(choice.dtype), "n_ab": w_n})
+    g, h = groups.follows()  # the unit's group at site idx + 1
+    i, j = _pairs.cross(groups.start[g], groups.size[g], groups.start[h], groups.size[h])
+    p_idx, p_a, p_b, p_n = _pairs.tally((s_idx[i], s_choice[i], s_choice[j]))
+    # n_a: rows at idx times the unit's rank-0 rows at idx + 1 (a join's multiplicity)
+    n_first = (np.add.reduceat(s_top.astype("int64"), groups.start)
+               if len(groups.start) else np.zeros(0, dtype="int64"))
+    successor = np.full(len(groups.start), -1, dtype="int64")
+    successor[g] = h
+    of_row = successor[groups.of_row()]
+    rows = np.flatnonzero(of_row >= 0)
+    a_idx, a_a, a_n = _pairs.tally((s_idx[rows], s_choice[rows]),
+                                   weights=n_first[of_row[rows]].astype("float64"))
+    pairs = pd.DataFrame({"idx": p_idx, "a": p_a.astype(choice.dtype),
+                          "b": p_b.astype(choice.dtype), "n_ab": p_n})
+    starts = pd.DataFrame({"idx": a_idx, "a": a_a.astype(choice.dtype), "n_a": a_n})
+    across = pairs.merge(starts, on=["idx", "a"])
     return load, within, across
 
 

@@ -14,33 +14,27 @@ Pooled ("*"): rates and chances weighted by each site's number of pairs.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
+from routeviz.metrics import _pairs
 from routeviz.metrics._pooled import pooled
-
-# every expert route of a token as (site, unit key, choice, rank); unit = common.unit_key();
-# read from the route files once, into a temporary table the three counts share
-_ROUTES = ("SELECT site, " + common.unit_key() + " AS u, choice, rank FROM routes "
-           "WHERE run = $run AND kind = 'expert' AND token >= 0{sample}")
+from routeviz.metrics.coactivation import read_routes
 
 
-def consecutive(store, run: str, sample: str = "", routes: str | None = None) -> pd.DataFrame:
+def consecutive(store, run: str, sample: str = "", routes: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
     """One row per expert site, then "*": site, k, n_pairs, top1_rate, top1_chance,
     topk_rate, topk_chance. sample: an SQL condition on `example` (`_sample.example_sample`)
-    to read a sample of examples on large runs. routes: instead, a view of the run's
-    (sampled) expert routes already read (`coactivation.EXPERT_ROUTES`)."""
+    to read a sample of examples on large runs. routes: instead, the run's (sampled) expert
+    routes already read (`coactivation.read_routes`), shared with `coactivation`."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
-    p = {"run": run}
-    if routes is not None:
-        pairs, shared, per_expert = _counts(store, "r AS (SELECT site, u, choice, rank "
-                                                   f"FROM {routes} WHERE token >= 0)")
-    else:
-        sampled = _ROUTES.format(sample=f" AND ({sample})" if sample else "")
-        with common.temp_view(store, sampled, p) as table:
-            pairs, shared, per_expert = _counts(store, f"r AS (SELECT * FROM {table})")
     sites = common.sites_of(store, run, "expert")
+    if routes is None:
+        routes = read_routes(store, run, sample)
+    pairs, shared, per_expert = _counts(routes, sites.site.tolist())
     rows = []
     for site in sites.site:
         per = per_expert[per_expert.site == site]
@@ -65,21 +59,46 @@ def consecutive(store, run: str, sample: str = "", routes: str | None = None) ->
                      ignore_index=True)
 
 
-def _counts(store, routes: str) -> tuple:
+def _counts(routes: pd.DataFrame, names: list) -> tuple:
     """Neighbouring top-1 pairs and equal ones, neighbours sharing an expert at any rank,
-    and choices per (site, expert). routes: the CTE `r` (site, u, choice, rank)."""
-    p = {}
-    pairs = common.df(store,
-        f"WITH {routes}, top AS (SELECT site, u, choice FROM r WHERE rank = 0) "
-        "SELECT a.site, count(*) AS n_pairs, "
-        "sum(CASE WHEN a.choice = b.choice THEN 1 ELSE 0 END) AS n_same "
-        "FROM top a JOIN top b ON b.site = a.site AND b.u = a.u + 1 GROUP BY a.site", p)
-    shared = common.df(store,
-        f"WITH {routes} SELECT a.site, count(*) AS n_shared FROM r a "
-        "JOIN r b ON b.site = a.site AND b.u = a.u + 1 AND b.choice = a.choice "
-        "GROUP BY a.site", p)
-    per_expert = common.df(store,
-        f"WITH {routes} SELECT site, choice, count(*) AS n_any, "
-        "sum(CASE WHEN rank = 0 THEN 1 ELSE 0 END) AS n_top, max(rank) + 1 AS k "
-        "FROM r GROUP BY site, choice", p)
+    and choices per (site, expert), over the routes of tokens (token >= 0). routes:
+    `coactivation.read_routes` (idx, token, u, choice, rank), names: the sites in idx
+    order. The same counts as the SQL self-joins on (site, u, u + 1) they replace
+    (tests/test_metrics_pairs.py keeps them)."""
+    routes = routes[routes.token.to_numpy() >= 0]
+    idx = routes.idx.to_numpy(dtype="int64")
+    u = routes.u.to_numpy(dtype="int64")
+    choice = routes.choice.to_numpy(dtype="int64")
+    rank = routes["rank"].to_numpy(dtype="int64")
+    top = rank == 0
+    n_sites = len(names)
+    # top-1: rank-0 rows of token t and of token t + 1 at one site
+    t_idx, t_choice = idx[top], choice[top]
+    groups = _pairs.Groups(t_idx, u[top])
+    g, h = groups.follows()
+    i, j = _pairs.cross(groups.start[g], groups.size[g], groups.start[h], groups.size[h])
+    a_idx = t_idx[groups.order][i]
+    same = t_choice[groups.order][i] == t_choice[groups.order][j]
+    n_pairs = np.bincount(a_idx, minlength=n_sites)
+    n_same = np.bincount(a_idx[same], minlength=n_sites)
+    # any rank: rows of t and t + 1 that chose the same expert
+    groups = _pairs.Groups(idx, u)
+    g, h = groups.follows()
+    i, j = _pairs.cross(groups.start[g], groups.size[g], groups.start[h], groups.size[h])
+    s_choice = choice[groups.order]
+    equal = s_choice[i] == s_choice[j]
+    n_shared = np.bincount(idx[groups.order][i][equal], minlength=n_sites)
+    site = np.asarray(names, dtype=object)
+    has_pairs = np.flatnonzero(n_pairs > 0)
+    pairs = pd.DataFrame({"site": site[has_pairs], "n_pairs": n_pairs[has_pairs],
+                          "n_same": n_same[has_pairs]})
+    has_shared = np.flatnonzero(n_shared > 0)
+    shared = pd.DataFrame({"site": site[has_shared], "n_shared": n_shared[has_shared]})
+    per_expert = (pd.DataFrame({"idx": idx, "choice": choice, "top": top.astype("int64"),
+                                "rank": rank})
+                  .groupby(["idx", "choice"], sort=True)
+                  .agg(n_any=("top", "size"), n_top=("top", "sum"), k=("rank", "max"))
+                  .reset_index())
+    per_expert["k"] += 1
+    per_expert.insert(0, "site", site[per_expert.pop("idx").to_numpy()])
     return pairs, shared, per_expert

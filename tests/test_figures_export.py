@@ -1,11 +1,17 @@
 """Figures that leave the app look the same whichever process builds them, tick text is
 escaped once, legend swatches get one colour, exit layers read one way."""
 
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from routeviz.errors import RoutevizError
 from routeviz.figures import export, routing, tokens
 from routeviz.figures.labels import exit_label
 
@@ -55,3 +61,83 @@ def test_exit_label_is_zero_based_and_says_blocks_run():
     assert exit_label(0, 12) == "layer 0 (ran 1 of 12 blocks)"
     assert exit_label(2.5, 4) == "layer 2.50 (ran 3.50 of 4 blocks)"
     assert exit_label(float("nan"), 4) == "no exit"
+
+
+@pytest.fixture
+def own_browser(monkeypatch):
+    """A browser of the test's own, closed after it: the process's shared one untouched."""
+    browser = export._Browser()
+    monkeypatch.setattr(export, "_BROWSER", browser)
+    yield browser
+    browser.close()
+
+
+def _fake_chromium(tmp_path, body: str) -> Path:
+    script = tmp_path / "chromium"
+    script.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(100):  # killed at once; reaped by whoever adopted it, a moment later
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").exists() and \
+                Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_hung_chromium_fails_with_one_line_and_is_killed(own_browser, tmp_path, monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", str(_fake_chromium(tmp_path, "exec sleep 600")))
+    monkeypatch.setattr(export, "START_TIMEOUT_S", 2.0)
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]))
+    with pytest.raises(RoutevizError) as first:
+        export.figure_bytes(fig, "png")
+    message = str(first.value)
+    assert message == f"PNG export failed: Chromium ({tmp_path / 'chromium'}) did not start within 2 s"
+    assert _gone(int((tmp_path / "pid").read_text()))  # no browser left behind
+    (tmp_path / "pid").unlink()
+    with pytest.raises(RoutevizError) as again:  # remembered: no second wait, no second start
+        export.figure_bytes(fig, "png")
+    assert str(again.value) == message and not (tmp_path / "pid").exists()
+
+
+def test_a_chromium_that_exits_fails_with_one_line(own_browser, tmp_path, monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", str(_fake_chromium(tmp_path, "exit 3")))
+    with pytest.raises(RoutevizError) as failed:
+        export.figure_bytes(go.Figure(go.Bar(x=[1], y=[1])), "png")
+    assert str(failed.value).startswith(
+        f"PNG export failed: Chromium ({tmp_path / 'chromium'}) failed to start: ")
+    assert "\n" not in str(failed.value)
+    # the report goes on without its static figures and says why
+    from routeviz.report.plots import Plot
+    from routeviz.report.static import export_pngs
+
+    pngs, note = export_pngs([Plot("a", "overview", "a", go.Figure(go.Bar(x=[1], y=[1])))])
+    assert pngs == {} and note.startswith("static figures skipped: export failed (Chromium (")
+
+
+@pytest.mark.skipif(export.chromium_path() is None, reason="PNG needs Chromium")
+@pytest.mark.slow  # Chromium draws each figure twice
+def test_the_kept_browser_draws_the_bytes_of_a_fresh_kaleido(own_browser):
+    """One page kept for many figures (no reload between them) gives the PNG bytes that
+    kaleido's own one-browser-per-call export gives, figure by figure."""
+    import kaleido
+
+    figs = [routing.kept_fraction(pd.DataFrame({"site": ["a", "b"], "layer": [0, 1],
+                                                "kept_fraction": [0.5, 0.8]})),
+            go.Figure(go.Heatmap(z=np.arange(6.0).reshape(3, 2), colorscale="Viridis")),
+            go.Figure(go.Scatter(x=[0, 1, 2], y=[2, 0, 1], mode="lines+markers"))]
+    items = [(export.standalone(f), {"format": "png", "width": 500, "height": 300})
+             for f in figs]
+    ours = export.render_images(items)
+    assert all(isinstance(b, bytes) and b[:8] == b"\x89PNG\r\n\x1a\n" for b in ours)
+    browser = own_browser._kaleido
+    assert export.render_images(items[:1]) == ours[:1] and own_browser._kaleido is browser
+    fresh = [kaleido.calc_fig_sync(f, opts=o, kopts={"mathjax": False}) for f, o in items]
+    assert [len(b) for b in ours] == [len(b) for b in fresh] and ours == fresh

@@ -21,13 +21,13 @@ import zipfile
 from pathlib import Path
 
 from routeviz.errors import RoutevizError
-from routeviz.report.cards import add_cards_section
+from routeviz.report.cards import add_cards_section, card_result
 from routeviz.report.collect import Report, collect
 from routeviz.report.html import render_html
 from routeviz.report.markdown import render_markdown
 from routeviz.report.plots import build_plots
 from routeviz.report.soft import add_soft_section
-from routeviz.report.static import export_pngs, gallery_sheet
+from routeviz.report.static import finish_pngs, gallery_sheet, start_pngs
 from routeviz.report.tables import csv_files, metrics_json
 
 __all__ = ["Report", "build_report_files", "build_report_zip", "collect", "write_report"]
@@ -42,21 +42,26 @@ def build_report_files(store, run: str, against: str | None = None, tags=None,
     (report.md then points to report.html for the figures)."""
     report = collect(store, run, against=against, tags=tags)
     plots = build_plots(report)
+    # Chromium draws the static figures (in its own process) while this thread writes the
+    # HTML and computes the cards; the Markdown, which links the figures, waits for them
+    started = start_pngs(plots) if images else None
     files: dict[str, bytes] = {}
     image_paths: dict[str, str] = {}
+    html_page = render_html(report, plots).encode("utf-8")
+    cards = card_result(store, run, tags=tags)
     note = "static figures not requested" if not images else None
     if images:
-        pngs, note = export_pngs(plots)
+        pngs, note = finish_pngs(started)
         for key, png in pngs.items():
             files[f"{FIGURES_DIR}/{key}.png"] = png
             image_paths[key] = f"{FIGURES_DIR}/{key}.png"
         _add_gallery_sheets(report, files, image_paths)
-    files["report.html"] = render_html(report, plots).encode("utf-8")
+    files["report.html"] = html_page
     files["report.md"] = render_markdown(report, plots, image_paths, note).encode("utf-8")
     add_soft_section(store, run, files)  # Soft MoE runs only
     files["metrics.json"] = metrics_json(report)
     files.update(csv_files(report))
-    add_cards_section(store, run, files, tags=tags)  # every expert site; experts.csv labels
+    add_cards_section(store, run, files, tags=tags, result=cards)  # experts.csv labels too
     return files
 
 

@@ -117,14 +117,23 @@ def labelled_experts_csv(data: bytes, result) -> bytes:
     return frame.to_csv(index=False, float_format="%.6g").encode()
 
 
-def add_cards_section(store, run: str, files: dict, tags=None) -> None:
-    """Append the section to report.md, insert it before report.html's </body>, and add
-    the label columns to experts.csv; no change for a run without expert routes."""
+def card_result(store, run: str, tags=None):
+    """The run's expert cards (routeviz.analysis.cards), or None for a run without expert
+    routes or cards."""
     try:
         result = expert_cards(store, run, tags=tags)
     except RoutevizError:
-        return
-    if not result.cards:
+        return None
+    return result if result.cards else None
+
+
+def add_cards_section(store, run: str, files: dict, tags=None, result=None) -> None:
+    """Append the section to report.md, insert it before report.html's </body>, and add
+    the label columns to experts.csv; no change for a run without expert routes. `result`:
+    the cards already computed (`card_result`), else they are computed here."""
+    if result is None:
+        result = card_result(store, run, tags=tags)
+    if result is None:
         return
     append_section(files, cards_markdown(result), cards_html(result))
     if "experts.csv" in files:

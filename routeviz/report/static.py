@@ -1,6 +1,6 @@
 """Static copies of the report's figures for report.md: PNG through kaleido and the local
-Chromium (one browser for all figures, MathJax off so nothing asks the network), and a
-contact sheet of each image gallery drawn with PIL.
+Chromium (the process's one browser, routeviz.figures.export, all figures in one call,
+MathJax off so nothing asks the network), and a contact sheet of each image gallery drawn with PIL.
 
 A report never fails because a static copy failed: `export_pngs` returns what it managed
 and a note saying what it did not.
@@ -8,8 +8,6 @@ and a note saying what it did not.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import io
 
 from routeviz.report.gallery import CROP_PX, Gallery
@@ -20,41 +18,41 @@ WIDTH = 1000
 
 def export_pngs(plots) -> tuple[dict[str, bytes], str | None]:
     """{plot key: PNG bytes} for as many plots as kaleido renders, and a note or None."""
-    from routeviz.figures.export import chromium_path
+    return finish_pngs(start_pngs(plots))
+
+
+def start_pngs(plots):
+    """Start drawing the plots in the process's browser (routeviz.figures.export, shared
+    with the app's figure downloads); `finish_pngs` waits for them. Between the two the
+    caller's thread is free: the report writes its HTML and cards while Chromium draws."""
+    from routeviz.figures.export import chromium_path, submit_images
 
     if not plots:
-        return {}, None
+        return [], None
     if chromium_path() is None:
+        return plots, None
+    items = [(plot.figure, {"format": "png", "width": WIDTH, "height": plot.height})
+             for plot in plots]
+    return plots, submit_images(items, then=shrink_png)
+
+
+def finish_pngs(started) -> tuple[dict[str, bytes], str | None]:
+    from routeviz.errors import RoutevizError
+
+    plots, pending = started
+    if not plots:
+        return {}, None
+    if pending is None:
         return {}, "static figures skipped: no Chromium installed (the figures are in report.html)"
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(asyncio.run, _render_all(plots))
     try:
-        pngs = future.result(timeout=EXPORT_TIMEOUT_S)
-    except concurrent.futures.TimeoutError:
-        pool.shutdown(wait=False, cancel_futures=True)
-        return {}, f"static figures skipped: export took over {EXPORT_TIMEOUT_S} s"
-    except Exception as exc:  # noqa: BLE001 — kaleido or Chromium failed; the HTML has them
-        pool.shutdown(wait=False)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return {}, f"static figures skipped: export failed ({first[:200]})"
-    pool.shutdown(wait=False)
+        images = pending.result_within(EXPORT_TIMEOUT_S)
+    except RoutevizError as exc:  # no browser, or none in time; the HTML has the figures
+        return {}, f"static figures skipped: export failed ({str(exc)[:200]})"
+    pngs = {plot.key: image for plot, image in zip(plots, images)
+            if isinstance(image, bytes)}  # one bad figure is left out, not the rest
     missing = len(plots) - len(pngs)
     note = f"{missing} static figure(s) failed to export; see report.html" if missing else None
     return pngs, note
-
-
-async def _render_all(plots) -> dict[str, bytes]:
-    import kaleido
-
-    out = {}
-    async with kaleido.Kaleido(n=1, mathjax=False, timeout=60) as k:
-        for plot in plots:
-            opts = {"format": "png", "width": WIDTH, "height": plot.height}
-            try:
-                out[plot.key] = shrink_png(await k.calc_fig(plot.figure, opts=opts))
-            except Exception:  # noqa: BLE001, S112 — one bad figure is left out, not the rest
-                continue
-    return out
 
 
 def shrink_png(png: bytes) -> bytes:

@@ -110,9 +110,13 @@ def click_layer(fig: go.Figure, x, y, index, text=None, size: int = 18,
     only on traces like scatter, not heatmaps, so one invisible square marker sits on each
     cell, carrying its token/patch `index` as customdata (and the cell's hover `text`, the
     heatmap's own hover then turned off). Streamlit's `on_select` reports the clicked one."""
-    hover = (dict(text=list(text), hovertemplate=f"%{{text}}<extra>{extra}</extra>")
+    # numpy arrays: plotly checks a list element by element (a 4-site, 80-token page: 320
+    # cards, ~15 ms of a click; issue 25), an array at once; the points and cards are the same
+    hover = (dict(text=np.asarray(list(text), dtype=object),
+                  hovertemplate=f"%{{text}}<extra>{extra}</extra>")
              if text is not None else dict(hoverinfo="none"))
-    fig.add_trace(go.Scatter(x=list(x), y=list(y), customdata=[int(i) for i in index],
+    fig.add_trace(go.Scatter(x=np.asarray(x), y=np.asarray(list(y), dtype=object),
+                             customdata=np.asarray(index, dtype=np.int64),
                              mode="markers", name="click", showlegend=False,
                              marker=dict(symbol="square", size=size, opacity=0),
                              unselected=dict(marker=dict(opacity=0)),
@@ -146,7 +150,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
     clickable = clickable and not aggregated
     if hover is not None and not clickable:  # clickable: the click layer carries the hover
         kwargs.update(text=hover, hovertemplate="%{text}<extra>%{y}</extra>")
-    else:
+    elif not clickable:  # binned: the bin's tokens and its value
         kwargs.update(customdata=[x_labels] * len(columns),
                       hovertemplate="tokens %{customdata}<br>%{y}: %{z}<extra></extra>")
     if categorical:
@@ -168,7 +172,7 @@ def token_heatmap(grid: np.ndarray, columns: list[str], tokens: list[str], value
         xs, ys = np.meshgrid(np.arange(len(starts)), np.arange(len(columns)))  # [columns, tokens]
         click_layer(fig, xs.ravel(), [columns[j] for j in ys.ravel()], first + xs.ravel(),
                     [row[i] for row in hover for i in range(len(starts))], extra="%{y}")
-        fig.data[0].update(hoverinfo="skip", hovertemplate=None)  # the click layer answers
+        fig.data[0].update(hoverinfo="skip")  # the click layer answers
     title = f"Token × layer: {GRID_VALUES[value]}"
     if aggregated:
         title += f" (aggregated: {grid.shape[0]} tokens in {len(starts)} bins)"

@@ -4,6 +4,7 @@ and the one way errors are shown. Everything a test wants to call lives in `rout
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import threading
 import time
@@ -37,6 +38,11 @@ class StoreHandle:
     signature: tuple = ()
     lock: threading.Lock = field(default_factory=threading.Lock)
     by_run: dict = field(default_factory=dict)
+    # digests of `signature` and of the run names: what cache keys carry instead of the
+    # tuples, which st.cache_data hashed again on every call (a 30-run store: ~7 ms a call,
+    # a few calls a rerun; issue 25)
+    digest: str = ""
+    names_digest: str = ""
 
     def set_signature(self, signature: tuple) -> None:
         by_run: dict = {}
@@ -44,6 +50,7 @@ class StoreHandle:
             name = Path(directory).name[len("run="):]
             by_run[name] = by_run.get(name, ()) + ((Path(directory).parent.name, mtime),)
         self.signature, self.by_run = signature, by_run
+        self.digest, self.names_digest = _digest(signature), _digest(tuple(by_run))
 
     def generation_of(self, args: tuple, kwargs: tuple) -> tuple:
         """The cache key's store part for a call with these arguments: the generations of
@@ -55,8 +62,13 @@ class StoreHandle:
                         for v in (value if isinstance(value, (tuple, list)) else (value,))
                         if isinstance(v, str) and v in self.by_run})
         if not named:
-            return self.signature
-        return (tuple(self.by_run), tuple((run, self.by_run[run]) for run in named))
+            return self.digest
+        return (self.names_digest, tuple((run, self.by_run[run]) for run in named))
+
+
+def _digest(value: tuple) -> str:
+    """A short stable name of a tuple of strings and integers (its repr hashed)."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()
 
 
 def store_signature(path: str) -> tuple:

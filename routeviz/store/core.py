@@ -182,6 +182,11 @@ class Store(RunQueries):
         # joins (routes ⋈ tagged on a unique unit key) that groups 9 M rows into 9 M groups
         # before the join: 4x the CPU of Focus/Cover at 10 M rows (benchmarks/metrics_10m.py)
         self.con.execute("SET disabled_optimizers = 'partial_aggregate_pushdown'")
+        # keep each part file's Parquet footer between queries: the app asks a new run's
+        # files ~10 small questions a click, each reading the same footers again (issue 25:
+        # ~35% of those queries' CPU). Part files are written once under a new name (a
+        # rewrite is a new file, and DuckDB re-reads a footer older than its file's mtime).
+        self.con.execute("SET enable_object_cache = true")
         self.engine = DuckDBEngine(self.con)
         self.refresh()
 

@@ -26,7 +26,7 @@ class Groups:
 
     def __init__(self, major: np.ndarray, minor: np.ndarray):
         major, minor = np.asarray(major, dtype="int64"), np.asarray(minor, dtype="int64")
-        self.order = np.lexsort((minor, major))
+        self.order = _sort(major, minor)
         ma, mi = major[self.order], minor[self.order]
         n = len(ma)
         new = np.ones(n, dtype=bool)
@@ -46,10 +46,30 @@ class Groups:
         return g, g + 1
 
 
+def _sort(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """The row order by (major, minor): one int64 key where it fits (a single sort), else
+    np.lexsort."""
+    if not len(major):
+        return np.zeros(0, dtype="int64")
+    lo_a, lo_b = int(major.min()), int(minor.min())
+    span_a, span_b = int(major.max()) - lo_a + 1, int(minor.max()) - lo_b + 1
+    if float(span_a) * float(span_b) < 2.0**62:
+        return np.argsort((major - lo_a) * span_b + (minor - lo_b), kind="stable")
+    return np.lexsort((minor, major))
+
+
 def cross(start_a, size_a, start_b, size_b) -> tuple[np.ndarray, np.ndarray]:
     """(i, j): for each p, every sorted row i of [start_a[p], +size_a[p]) with every j of
     [start_b[p], +size_b[p])."""
     size_a, size_b = np.asarray(size_a, dtype="int64"), np.asarray(size_b, dtype="int64")
+    if not len(size_a):
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+    ka, kb = int(size_a[0]), int(size_b[0])
+    if (size_a == ka).all() and (size_b == kb).all():  # every group of k rows (top-k)
+        i = np.asarray(start_a)[:, None, None] + np.arange(ka)[None, :, None]
+        j = np.asarray(start_b)[:, None, None] + np.arange(kb)[None, None, :]
+        shape = (len(size_a), ka, kb)
+        return np.broadcast_to(i, shape).ravel(), np.broadcast_to(j, shape).ravel()
     n = size_a * size_b
     total = int(n.sum())
     p = np.repeat(np.arange(len(n)), n)

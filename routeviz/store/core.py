@@ -200,13 +200,22 @@ class Store(RunQueries):
         self.damaged = []
         self.missing = {}
         self.forget_facts()
+        views = self.__dict__.setdefault("_views", {})  # table -> the files its view reads
         for table, arrow_schema in schema.TABLES.items():
             good = [f for f in self.files(table) if self._readable(f)]
+            # a view over the same files (each the same size and mtime) is left as it is:
+            # binding one reads every file's footer, and a write changes a few tables
+            # (issue 25: most of a refresh after one click's run)
+            files = tuple((f, self._checked[f][:2]) for f in good)
+            unchanged = views.get(table) == files
+            views[table] = files
             if good:
                 listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in good)
                 present = set().union(*(self._checked[f][2] for f in good))
                 missing = [f for f in arrow_schema if f.name not in present]
                 self.missing[table] = [f.name for f in missing]
+                if unchanged:
+                    continue
                 # a documented column no file has reads as NULL (older stores, other writers)
                 filled = "".join(f", CAST(NULL AS {_duckdb_type(f.type)}) AS \"{f.name}\""
                                  for f in missing)
@@ -215,7 +224,7 @@ class Store(RunQueries):
                     f"[{listed}], hive_partitioning = true, hive_types = {{'run': VARCHAR}}, "
                     "union_by_name = true)"
                 )
-            else:
+            elif not unchanged:
                 fields = [("run", pa.string())] + [_duckdb_field(f) for f in arrow_schema]
                 empty = pa.schema(fields).empty_table()
                 self.con.register(f"_empty_{table}", empty)

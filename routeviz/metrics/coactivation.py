@@ -127,31 +127,54 @@ def _counts(routes: pd.DataFrame) -> tuple:
 
 
 def _summaries(pairs: pd.DataFrame, load: pd.DataFrame, names: list, scope: str) -> pd.DataFrame:
-    """top_conditional and its chance value per site (within) or site pair (across)."""
+    """top_conditional and its chance value per site (within) or site pair (across): the
+    best P(b | a) per (site, a) in one grouping, the chances per site from its load in numpy
+    (a site with 16 experts, 30 sites: ~500 pandas selections before, ~1.6 s of a first
+    visit to Experts on a 1,000-example run)."""
     step = 1 if scope == "across" else 0
+    best = (pairs.groupby(["idx", "a"], sort=True)
+            .agg(best=("p_b_given_a", "max"), n_a=("n_a", "first")).reset_index())
+    best_idx, best_a = best.idx.to_numpy(), best.a.to_numpy()
+    best_p, best_n = best.best.to_numpy(), best.n_a.to_numpy()
+    load_idx, load_p = load.idx.to_numpy(), load.p
+    load_choice, load_top = load.choice.to_numpy(), load.n_top.to_numpy()
     rows = []
     for idx in range(len(names) - step):
-        here = pairs[pairs.idx == idx]
-        targets = load[load.idx == idx + step]
         row = {"scope": scope, "site": names[idx],
                "to_site": names[idx + step] if step else None,
-               "n_units": int(load.n_top[load.idx == idx].sum()), "top_conditional": None, "chance": None}
-        if len(here):
-            best = here.groupby("a").agg(best=("p_b_given_a", "max"), n_a=("n_a", "first"))
-            row["top_conditional"] = float(np.average(best.best, weights=best.n_a))
-            chance = [_best_chance(targets, a, step) for a in best.index]
-            row["chance"] = float(np.average(chance, weights=best.n_a))
+               "n_units": int(load_top[load_idx == idx].sum()), "top_conditional": None,
+               "chance": None}
+        here = best_idx == idx
+        if here.any():
+            weights = best_n[here]
+            row["top_conditional"] = float(np.average(best_p[here], weights=weights))
+            at = load_idx == idx + step
+            chance = _best_chances(load_p[at], load_choice[at], best_a[here], step)
+            row["chance"] = float(np.average(chance, weights=weights))
         rows.append(row)
     return pd.DataFrame(rows, columns=["scope", "site", "to_site", "n_units", "top_conditional",
                                        "chance"])
 
 
-def _best_chance(targets: pd.DataFrame, a: int, step: int) -> float:
-    """max over b of the chance P(b | a): q_b at the next site (across), or
-    (k − 1) · q_b / (k − q_a) over b ≠ a (within)."""
+def _best_chances(p: pd.Series, choice: np.ndarray, a: np.ndarray, step: int) -> np.ndarray:
+    """For each expert a: max over b of the chance P(b | a), from the load p (one row per
+    choice) at the next site (across: max q_b), or at a's site (within: (k − 1) · q_b /
+    (k − q_a) over b ≠ a, k = Σ q rounded, 0 where no other expert or k ≤ q_a)."""
+    q = p.to_numpy(dtype="float64")
     if step:
-        return float(targets.p.max()) if len(targets) else 0.0
-    k = max(round(float(targets.p.sum())), 1)
-    q_a = float(targets.p[targets.choice == a].sum())
-    others = targets.p[targets.choice != a]
-    return float((k - 1) * others.max() / (k - q_a)) if len(others) and k > q_a else 0.0
+        return np.full(len(a), float(q.max()) if len(q) else 0.0)
+    if not len(q):
+        return np.zeros(len(a))
+    k = max(round(float(p.sum())), 1)
+    # max of q without row j: the larger of the maxima before and after it
+    before = np.concatenate([[-np.inf], np.maximum.accumulate(q)[:-1]])
+    after = np.concatenate([np.maximum.accumulate(q[::-1])[::-1][1:], [-np.inf]])
+    row = {int(c): j for j, c in enumerate(choice)}
+    j = np.array([row.get(int(x), -1) for x in a])
+    present = j >= 0
+    q_a = np.where(present, q[np.where(present, j, 0)], 0.0)
+    others = np.where(present, np.maximum(before[np.where(present, j, 0)],
+                                          after[np.where(present, j, 0)]), q.max())
+    n_others = len(q) - present
+    ok = (n_others > 0) & (k > q_a)
+    return np.where(ok, (k - 1) * np.where(ok, others, 0.0) / np.where(ok, k - q_a, 1.0), 0.0)

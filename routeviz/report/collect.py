@@ -49,6 +49,7 @@ class Report:
     gallery: Gallery = None
     comparison: Comparison = None
     notes: list = field(default_factory=list)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # text.py's lookups
 
     @property
     def detailed_sites(self) -> list[str]:

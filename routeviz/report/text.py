@@ -133,21 +133,37 @@ def expert_rows(report: Report, site: str) -> pd.DataFrame:
 
 
 def top_tags(report: Report, site: str, expert: int) -> list[str]:
+    """The expert's profile tags, ranked by a count-aware score (metrics.expert_profiles)."""
     if report.profiles is None or report.profiles.tags.empty:
         return []
-    t = report.profiles.tags
-    t = t[(t.site == site) & (t.expert == expert)]
-    return [f"{n}={v} (P {p:.2f} of {int(k)})" for n, v, p, k in
-            zip(t.name, t.value, t.p_expert, t.n_tag)]  # ranked by a count-aware score
+    return _per_expert(report, "tags").get((site, expert), [])
 
 
 def top_tokens(report: Report, site: str, expert: int) -> list[str]:
+    """The expert's profile tokens, ranked by a count-aware score."""
     if report.profiles is None or report.profiles.tokens.empty:
         return []
-    t = report.profiles.tokens
-    t = t[(t.site == site) & (t.expert == expert)]
-    return [f"{text} (P {p:.2f} of {int(k)})" for text, p, k in
-            zip(t.text, t.p_expert, t.n_text)]  # ranked by a count-aware score
+    return _per_expert(report, "tokens").get((site, expert), [])
+
+
+def _per_expert(report: Report, part: str) -> dict:
+    """{(site, expert): [line]} of one profile table, in its row order, built once per
+    report: the HTML and the Markdown ask for every expert of every site (a boolean filter
+    of the table per call cost ~2 s of a 500-example report)."""
+    key = ("per_expert", part)
+    if key not in report.memo:
+        t = getattr(report.profiles, part)
+        if part == "tags":
+            lines = (f"{n}={v} (P {p:.2f} of {int(k)})"
+                     for n, v, p, k in zip(t.name, t.value, t.p_expert, t.n_tag))
+        else:
+            lines = (f"{text} (P {p:.2f} of {int(k)})"
+                     for text, p, k in zip(t.text, t.p_expert, t.n_text))
+        out: dict = {}
+        for site, expert, line in zip(t.site, t.expert, lines):
+            out.setdefault((site, expert), []).append(line)
+        report.memo[key] = out
+    return report.memo[key]
 
 
 def diff_sites(report: Report) -> pd.DataFrame:

@@ -4,9 +4,8 @@ one read of the (sampled) expert routes; these tests keep the SQL self-joins the
 stores with duplicates, dropped tokens and per-example routes, on the 10 M-row benchmark's
 synthetic run (small) and on the shipped series stores."""
 
-from pathlib import Path
-
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -172,14 +171,14 @@ def test_results_equal_those_of_the_sql_counts(all_stores, monkeypatch):
         with monkeypatch.context() as patch:
             sample = example_sample(store, run, 500, 0)[0]
             patch.setattr(coactivation_module, "_counts",
-                          lambda routes: old_coactivation_counts(store, run, sample))
+                          lambda routes, s=store, r=run, q=sample: old_coactivation_counts(s, r, q))
             patch.setattr(consecutive_module, "_counts",
-                          lambda routes, names: old_consecutive_counts(store, run, sample))
+                          lambda routes, names, s=store, r=run, q=sample: old_consecutive_counts(s, r, q))
             old_parts = chance_parts(store, run, ["expert"], [], 500, 0)
             patch.setattr(coactivation_module, "_counts",
-                          lambda routes: old_coactivation_counts(store, run))
+                          lambda routes, s=store, r=run: old_coactivation_counts(s, r))
             patch.setattr(consecutive_module, "_counts",
-                          lambda routes, names: old_consecutive_counts(store, run))
+                          lambda routes, names, s=store, r=run: old_consecutive_counts(s, r))
             old_co = coactivation_module.coactivation(store, run)
             old_cons = consecutive_module.consecutive(store, run)
         assert_same(new_co.within, old_co.within, ["site", "a", "b"], exact=False)
@@ -215,7 +214,7 @@ def test_pairs_helpers_count_every_ordered_pair():
     assert groups.size.tolist() == [1, 1, 3, 1, 1]
     g, h = groups.follows()
     assert g.tolist() == [0, 2] and h.tolist() == [1, 3]
-    i, j = _pairs.cross(groups.start, groups.size, groups.start, groups.size)
+    i, _ = _pairs.cross(groups.start, groups.size, groups.start, groups.size)
     assert len(i) == 1 + 1 + 9 + 1 + 1  # a group of 3 rows: 9 ordered pairs (i = j too)
     a, b, n = _pairs.tally((np.array([2, 0, 2, -1]), np.array([7, 7, 7, 1])))
     assert a.tolist() == [-1, 0, 2] and b.tolist() == [1, 7, 7] and n.tolist() == [1, 1, 2]

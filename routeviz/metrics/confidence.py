@@ -15,11 +15,12 @@ Pooled ("*"): counts summed, mean_top1_weight weighted by the rank-0 rows with a
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from routeviz.metrics import _common as common
 from routeviz.metrics._pooled import pooled
-from routeviz.metrics.load import expected_tokens, route_examples
+from routeviz.metrics.load import expected_tokens, expert_counts, route_examples
 
 COLUMNS = ["site", "mean_top1_weight", "n_weighted", "n_expected", "n_routed", "n_dropped",
            "n_zero", "unprocessed_fraction"]
@@ -46,14 +47,22 @@ def confidence(store, run: str) -> dict:
 
 
 def _experts(store, run, p) -> pd.DataFrame:
-    per_site = common.df(store,
-        "WITH top AS (SELECT site, example, token, weight FROM routes "
-        "WHERE run = $run AND kind = 'expert' AND rank = 0) "
-        "SELECT site, count(*) AS n_routed, "
-        "sum(CASE WHEN weight = 0 THEN 1 ELSE 0 END) AS n_zero, "
-        "avg(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS mean_top1_weight, "
-        "count(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS n_weighted, "
-        "min(token) < 0 AS per_example FROM top GROUP BY site", p)
+    # per site from load's per-(site, expert) counts (one pass over the routes for both):
+    # the rank-0 routes, those of weight 0, the mean of the weights that are not NaN
+    counts = expert_counts(store, run)
+    counts = counts[counts.n_top > 0]
+    per_site = counts.groupby("site", sort=False).agg(
+        n_routed=("n_top", "sum"), n_zero=("n_zero", "sum"),
+        n_weighted=("n_weighted", "sum"), min_token=("min_token", "min")).reset_index()
+    per_site["site"] = per_site.site.astype(str)
+    site_of = counts.site.astype(str).to_numpy()
+    weight_sum = counts.weight_sum.to_numpy(dtype="float64")  # a NaN the SQL let in stays
+    per_site["weight_sum"] = [float(np.sum(weight_sum[site_of == s])) for s in per_site.site]
+    per_site["mean_top1_weight"] = (per_site.weight_sum / per_site.n_weighted.where(
+        per_site.n_weighted > 0)).astype("float64")
+    per_site["per_example"] = per_site.min_token < 0
+    per_site = per_site[["site", "n_routed", "n_zero", "mean_top1_weight", "n_weighted",
+                         "per_example"]]
     expected = expected_tokens(store, run).rename(columns={"n_expected": "n_tokens"})
     n_examples = route_examples(store, run)
     frame = common.sites_of(store, run, "expert")[["site"]].merge(per_site, on="site", how="left")

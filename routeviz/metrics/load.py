@@ -32,13 +32,30 @@ def load(store, run: str) -> LoadResult:
     """Per expert site: shares, coefficient of variation, max/mean, starved experts, drops."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
-    p = {"run": run}
-    counts = common.df(store,
-        "SELECT site, choice AS expert, count(*) AS count, "
-        "count(*) FILTER (WHERE rank = 0) AS n_top, bool_and(token = -1) AS per_example "
-        "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice", p)
+    counts = expert_counts(store, run)[["site", "expert", "count", "n_top", "per_example"]]
     return _load_result(store, run, counts, expected_tokens(store, run),
                         route_examples(store, run))
+
+
+# per (site, expert) of the expert routes: what load counts, and the rank-0 sums router
+# confidence adds up per site and the largest rank vocabulary specialization reads
+EXPERT_COUNTS = (
+    "SELECT site, choice AS expert, count(*) AS count, "
+    "count(*) FILTER (WHERE rank = 0) AS n_top, bool_and(token = -1) AS per_example, "
+    "count(*) FILTER (WHERE rank = 0 AND weight = 0) AS n_zero, "
+    "coalesce(sum(weight) FILTER (WHERE rank = 0 AND NOT isnan(weight)), 0) AS weight_sum, "
+    "count(*) FILTER (WHERE rank = 0 AND NOT isnan(weight)) AS n_weighted, "
+    "min(token) FILTER (WHERE rank = 0) AS min_token, max(rank) AS max_rank "
+    "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice")
+
+
+def expert_counts(store, run: str) -> pd.DataFrame:
+    """site, expert, count, n_top, per_example (every route at the site is per example),
+    and of the rank-0 routes: n_zero (weight 0), weight_sum and n_weighted (weights not
+    NaN), min_token; max_rank (of any route). One pass over the run's expert routes, once
+    per store refresh: load, confidence and vocab_specialization all read it."""
+    return common.memo(store, ("expert_counts", run), lambda: common.df(
+        store, EXPERT_COUNTS, {"run": run})).copy()
 
 
 def expected_tokens(store, run: str) -> pd.DataFrame:

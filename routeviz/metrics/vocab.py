@@ -23,6 +23,7 @@ import pandas as pd
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 from routeviz.metrics._pooled import pooled
+from routeviz.metrics.load import expert_counts
 
 # per (site, token text): occurrences with a top choice (n), the most frequent expert at any
 # rank and its count (best_any), the largest rank-0 count of one expert (best_top1); read
@@ -66,8 +67,9 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -
         tokens = common.df(store,
             f"SELECT site, text, n, expert, best_any, best_top1 FROM {per_token} "
             f"ORDER BY n DESC, site, text LIMIT {int(limit)}").astype({"n": "int64"})
-    ranks = common.df(store, "SELECT site, max(rank) + 1 AS k FROM routes "
-                             "WHERE run = $run AND kind = 'expert' GROUP BY site", p)
+    ranks = expert_counts(store, run).groupby("site", sort=False).max_rank.max().reset_index()
+    ranks = pd.DataFrame({"site": ranks.site.astype(str),
+                          "k": ranks.max_rank.astype("int64") + 1})  # the ranks a site records
     sites = common.sites_of(store, run, "expert")[["site"]].merge(ranks, on="site")
     sites = sites.merge(sums, on="site", how="left").fillna(0)
     n_experts = common.n_experts_by_site(store, run, sites.site)

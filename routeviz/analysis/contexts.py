@@ -13,6 +13,8 @@ Stores written without the spans get them computed the same way when read.
 
 from __future__ import annotations
 
+import numpy as np
+
 from routeviz.capture.offsets import token_offsets
 
 CONTEXT_CHARS = 60  # characters each side when the neighbouring tokens have no span
@@ -37,8 +39,6 @@ def context_windows(store, run: str, examples: list):
     """A function (example, token, window) -> (left, token, right) over `examples` of `run`:
     slices of examples.text (or of the source, when that is the text), by the stored spans
     or ones found now; a store without the text joins the neighbouring tokens with spaces."""
-    import pandas as pd
-
     from routeviz.metrics import _common as common
 
     keys = {"run": run, "examples": list(examples) or [-1]}
@@ -49,18 +49,29 @@ def context_windows(store, run: str, examples: list):
                      "AND list_contains($examples, example)", keys)
     sources = {int(e): s for e, s in zip(info.example, info.source)}
     texts = {int(e): t for e, t in zip(info.example, info.text) if isinstance(t, str)}
+    # one slice per example of plain arrays (a pandas group per example cost ~1 ms each:
+    # most of Experts' first visit to a 1,000-example run went into these galleries)
+    example_ids = tokens.example.to_numpy(dtype="int64")
+    token_ids = tokens.token.to_numpy(dtype="int64")
+    pieces = [str(s) for s in tokens.text.tolist()]
+    starts = tokens.char_start.to_numpy(dtype="float64", na_value=np.nan)
+    ends = tokens.char_end.to_numpy(dtype="float64", na_value=np.nan)
+    bounds = np.flatnonzero(np.diff(example_ids)) + 1
     per_example = {}
-    for example, group in tokens.groupby("example"):
-        strings = [str(s) for s in group.text]
-        full = texts.get(int(example))
-        if full is not None and group.char_start.notna().any():
-            spans = [None if pd.isna(s) or pd.isna(e) else (int(s), int(e))
-                     for s, e in zip(group.char_start, group.char_end)]
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(example_ids)]):
+        if a == b:
+            continue
+        example = int(example_ids[a])
+        strings = pieces[a:b]
+        full = texts.get(example)
+        if full is not None and not np.isnan(starts[a:b]).all():
+            spans = [None if np.isnan(s) or np.isnan(e) else (int(s), int(e))
+                     for s, e in zip(starts[a:b], ends[a:b])]
         else:
-            full = full if full is not None else sources.get(int(example))
+            full = full if full is not None else sources.get(example)
             spans = token_offsets(full, strings) if isinstance(full, str) else None
-        per_example[int(example)] = (dict(zip(group.token.astype(int), range(len(group)))),
-                                     strings, full, spans)
+        per_example[example] = ({int(t): i for i, t in enumerate(token_ids[a:b])}, strings,
+                                full, spans)
 
     def windows(example: int, token: int, window: int = 4) -> tuple[str, str, str]:
         if token < 0 or example not in per_example:

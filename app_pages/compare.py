@@ -20,6 +20,7 @@ from app_pages.common import (
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import analysis, data
+from routeviz.metrics import FOCUS_KINDS
 from routeviz.metrics.pairing import expert_matching, related_run
 from routeviz.metrics.tag_families import TagFamilies
 
@@ -27,6 +28,12 @@ from routeviz.metrics.tag_families import TagFamilies
 FRACTIONS = ("Focus (pooled)", "Cover (pooled)", "mean kept fraction", "compute saved")
 
 related = cached(related_run)
+
+
+def headline_kind(kinds) -> str | None:
+    """The kind whose pooled Focus/Cover `analysis.headline` shows: the first recorded of
+    the kinds `metrics.summary` scores, in its order."""
+    return next((k for k in FOCUS_KINDS if k in kinds), None)
 matching = cached(expert_matching)
 
 handle, run = page_run("Compare")
@@ -53,8 +60,11 @@ if run_b is None:
 
 try:
     # the headline numbers only: no permutation baselines, bootstrap or scans (the
-    # Specialization page and the report show those), ~3x less to compute on a first open
-    summaries = [metric(handle, "summary", r, permutations=0, resamples=0, scans=False)
+    # Specialization page and the report show those), ~3x less to compute on a first open;
+    # and Focus/Cover of the one kind the headline reads (its first pooled row: the first
+    # of FOCUS_KINDS recorded), not of every kind (a text-moe run records three)
+    summaries = [metric(handle, "summary", r, kind=headline_kind(run_facts(handle, r)["kinds"]),
+                        permutations=0, resamples=0, scans=False)
                  for r in (run_a, run_b)]
     heads = [analysis.headline(s) for s in summaries]
 except RoutevizError as exc:

@@ -66,3 +66,28 @@ def test_per_example_runs_name_each_example_once(tmp_path):
     assert at.selectbox(key="compare_b").value == "b"  # same model, same inputs
     changed = next(d.value for d in at.dataframe if "n_flipped" in d.value)
     assert sorted(changed.example) == [0, 2] and set(changed.token) == {-1}
+
+
+def test_headline_numbers_equal_the_full_summary_of_a_run_with_three_kinds(tmp_path):
+    """Compare scores Focus/Cover for the one kind its headline shows (text-moe records
+    expert, keep and exit routes): every number on its 0–1 chart equals the headline of the
+    full `metrics.summary` (every kind, baselines, scans)."""
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+    from routeviz.runs.uploads import item_from_text
+
+    runner = load_model("text-moe")
+    texts = ["def route(token): return experts[hash(token) % 8]", "x = [1, 2, 3]  # three"]
+    for run in ("first", "second"):
+        record(runner, [item_from_text(t) for t in texts], tmp_path / "st", run)
+    store = open_store(tmp_path / "st")
+    assert set(store.facts("first").kinds) >= {"expert", "keep", "exit"}
+    at = open_page(tmp_path / "st", "compare", run="first")
+    assert at.selectbox(key="compare_b").value == "second" and not at.exception
+    bars = plotly_specs(at)[0]
+    for trace, run in zip(bars["data"], ("first", "second")):
+        full = analysis.headline(metrics.summary(store, run))
+        shown = dict(zip(trace["x"], trace["y"]))
+        assert set(shown) == {"Focus (pooled)", "Cover (pooled)", "mean kept fraction",
+                              "compute saved"}
+        assert shown == {k: full[k] for k in shown}

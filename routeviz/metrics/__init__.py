@@ -98,6 +98,7 @@ Summary (`summary.py`)
         vocab_specialization, consecutive, confidence.
 """
 
+from routeviz.metrics._common import FOCUS_KINDS  # the kinds Focus/Cover scores, in summary's order
 from routeviz.metrics.baseline import BaselineResult, focus_cover_baseline
 from routeviz.metrics.coactivation import CoactivationResult, coactivation
 from routeviz.metrics.confidence import confidence
@@ -113,7 +114,7 @@ from routeviz.metrics.summary import summary
 from routeviz.metrics.vocab import VocabResult, vocab_specialization
 
 __all__ = [
-    "BaselineResult", "CoactivationResult", "EntropyResult", "ExitResult", "FocusCoverResult",
+    "FOCUS_KINDS", "BaselineResult", "CoactivationResult", "EntropyResult", "ExitResult", "FocusCoverResult",
     "KeepResult", "LoadResult", "PathResult", "ProfileResult", "VocabResult", "coactivation",
     "confidence", "consecutive", "diff", "entropy", "exits", "expert_profiles", "focus_cover",
     "focus_cover_baseline", "keep", "load", "paths", "summary", "vocab_specialization",

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages.common import (
     cached,
+    memo,
     metric,
     page_run,
     query,
@@ -18,7 +19,7 @@ from app_pages.common import (
 from routeviz import figures
 from routeviz.errors import RoutevizError
 from routeviz.figures import catalog
-from routeviz.figures.export import MIME, chromium_path
+from routeviz.figures.export import MIME, chromium_path, warm_up
 from routeviz.metrics.pairing import input_difference
 
 handle, run = page_run("Export")
@@ -34,6 +35,25 @@ summary_json = cached(_summary_json)
 inputs_differ = cached(input_difference)
 figure_names = cached(catalog.available)
 report_ready = importlib.util.find_spec("routeviz.report") is not None
+warm_up()  # the process's browser starts now, in the background, so a PNG click finds it up
+
+
+def report_zip(handle, run: str, against: str | None, images: bool) -> bytes:
+    """The report zip, built once per generation of the runs it reads (a second download,
+    or a return to the page, is at once), with a progress bar while it builds."""
+
+    def build():
+        from routeviz.report import build_report_zip
+
+        bar = st.progress(0.0, text="Writing the report…")
+        try:
+            return query(handle, build_report_zip, run, against=against, images=images,
+                         progress=lambda fraction, what: bar.progress(fraction, text=f"{what}…"))
+        finally:
+            bar.empty()
+
+    return memo(handle, ("report_zip", run, against, images), build)
+
 
 st.subheader("Report")
 if report_ready:
@@ -50,12 +70,8 @@ if report_ready:
                               help="Needs Chromium; the HTML report is interactive either way.")
     if st.button("Build the report", key="export_report"):
         try:
-            from routeviz.report import build_report_zip
-
-            with st.spinner("Writing the report…"):
-                payload = query(handle, build_report_zip, run,
-                                against=None if against == "(none)" else against,
-                                images=bool(images))
+            payload = report_zip(handle, run, None if against == "(none)" else against,
+                                 bool(images))
             st.session_state["export_report_zip"] = (run, payload)
         except Exception as exc:  # noqa: BLE001 — shown in the page
             show_error(exc)

@@ -55,6 +55,28 @@ def test_report_zip(app_store):
     assert any(b.label.startswith("Download report") for b in at.download_button)
 
 
+@pytest.mark.slow  # builds the whole report
+def test_a_second_report_click_reuses_the_zip(app_store, monkeypatch):
+    """Built once per generation of the runs it reads: the second click builds nothing."""
+    import routeviz.report
+
+    built, build = [], routeviz.report.build_report_zip
+
+    def counted(*args, **kwargs):
+        built.append(kwargs.get("progress"))
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(routeviz.report, "build_report_zip", counted)
+    at = open_page(app_store, "export", run="words")
+    at.checkbox(key="export_images").uncheck()
+    at.selectbox(key="export_against").set_value("pictures")
+    at.button(key="export_report").click().run()
+    first = at.session_state["export_report_zip"][1]
+    at.button(key="export_report").click().run()
+    assert not at.exception and len(built) == 1 and callable(built[0])  # with a progress bar
+    assert at.session_state["export_report_zip"][1] == first
+
+
 def test_report_against_a_run_over_other_inputs_is_flagged(app_store):
     at = open_page(app_store, "export", run="words")
     at.selectbox(key="export_against").set_value("words-b").run()

@@ -293,6 +293,16 @@ def test_the_same_run_gives_the_same_files(store):
     assert [name for name in first if first[name] != second[name]] == []
 
 
+def test_progress_is_told_each_step_in_order(store):
+    from routeviz.report import build_report_files
+
+    told = []
+    build_report_files(store, "text", images=False, progress=lambda f, what: told.append((f, what)))
+    fractions = [f for f, _ in told]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and told[-1] == (1.0, "Done")
+    assert len(told) >= 6 and not any("Chromium" in what for _, what in told)  # no images
+
+
 def test_templates_escape_every_field_unless_marked_safe():
     from markupsafe import Markup
 

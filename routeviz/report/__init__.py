@@ -3,6 +3,8 @@
     write_report(store, run, out_dir, against=None, tags=None) -> [written paths]
     build_report_zip(store, run, against=None, tags=None) -> bytes (the same files, zipped)
     build_report_files(store, run, against=None, tags=None) -> {file name: bytes}
+    (both take images=True: static PNG copies of the figures, and progress=callable(fraction,
+    what) told before each step)
 
 Files (names fixed here, never taken from a run, site, tag or token):
     report.html      one self-contained page (plotly.js embedded once), opens offline
@@ -37,31 +39,41 @@ _SAFE_NAME = re.compile(r"^(figures/)?[a-z0-9][a-z0-9_-]*\.(html|md|json|csv|png
 
 
 def build_report_files(store, run: str, against: str | None = None, tags=None,
-                       images: bool = True) -> dict[str, bytes]:
+                       images: bool = True, progress=None) -> dict[str, bytes]:
     """Every file of the report, in memory. images=False leaves out the static PNG copies
-    (report.md then points to report.html for the figures)."""
+    (report.md then points to report.html for the figures). progress(fraction, what): told
+    before each step (the Export page's progress bar); fractions by each step's share of a
+    500-example report's time."""
+    say = progress or (lambda fraction, what: None)
+    say(0.0, "Collecting the numbers")
     report = collect(store, run, against=against, tags=tags)
+    say(0.35, "Building the figures")
     plots = build_plots(report)
     # Chromium draws the static figures (in its own process) while this thread writes the
     # HTML and computes the cards; the Markdown, which links the figures, waits for them
     started = start_pngs(plots) if images else None
     files: dict[str, bytes] = {}
     image_paths: dict[str, str] = {}
+    say(0.45, "Writing report.html")
     html_page = render_html(report, plots).encode("utf-8")
+    say(0.55, "Computing the expert cards")
     cards = card_result(store, run, tags=tags)
     note = "static figures not requested" if not images else None
     if images:
+        say(0.8, "Waiting for the static figures (Chromium)")
         pngs, note = finish_pngs(started)
         for key, png in pngs.items():
             files[f"{FIGURES_DIR}/{key}.png"] = png
             image_paths[key] = f"{FIGURES_DIR}/{key}.png"
         _add_gallery_sheets(report, files, image_paths)
+    say(0.9, "Writing report.md, the CSV and JSON files")
     files["report.html"] = html_page
     files["report.md"] = render_markdown(report, plots, image_paths, note).encode("utf-8")
     add_soft_section(store, run, files)  # Soft MoE runs only
     files["metrics.json"] = metrics_json(report)
     files.update(csv_files(report))
     add_cards_section(store, run, files, tags=tags, result=cards)  # experts.csv labels too
+    say(1.0, "Done")
     return files
 
 
@@ -87,9 +99,10 @@ def write_report(store, run: str, out_dir, against: str | None = None, tags=None
 
 
 def build_report_zip(store, run: str, against: str | None = None, tags=None,
-                     images: bool = True) -> bytes:
+                     images: bool = True, progress=None) -> bytes:
     """The report's files as one zip archive (for a download button)."""
-    files = build_report_files(store, run, against=against, tags=tags, images=images)
+    files = build_report_files(store, run, against=against, tags=tags, images=images,
+                               progress=progress)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in sorted(files.items()):

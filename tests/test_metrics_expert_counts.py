@@ -135,3 +135,31 @@ def test_weights_store_has_the_cases_it_tests(all_stores):
     # not flag them here); c's weights give a plain mean
     assert np.isnan(conf.loc["a", "mean_top1_weight"])
     assert 0 < conf.loc["c", "mean_top1_weight"] < 1
+
+
+def test_baselines_of_several_kinds_equal_the_per_kind_ones(all_stores, tmp_path):
+    """`metrics --json` computes the kinds' permutation baselines together (one read of the
+    sample's tagged units): the same numbers as one focus_cover_baseline per kind, sampled
+    (max_units below the run's units) or not."""
+    from benchmarks.metrics_10m import build
+    from routeviz.metrics.baseline import focus_cover_baseline, focus_cover_baselines
+    from routeviz.metrics.focus_cover import focus_cover_kinds
+
+    build(str(tmp_path / "bench"), 40)
+    cases = [(open_store(str(tmp_path / "bench")), "bench"), (all_stores[1][0], "r")]
+    for store, run in cases:
+        kinds = [k for k in ("expert", "keep", "exit") if k in common.kinds_recorded(store, run)]
+        assert len(kinds) >= 2
+        results = focus_cover_kinds(store, run, kinds)
+        for max_units in (200, 20_000):
+            together = focus_cover_baselines(store, run, results, permutations=7, resamples=5,
+                                             seed=2, max_units=max_units)
+            for kind in kinds:
+                alone = focus_cover_baseline(store, run, kind=kind, result=results[kind],
+                                             permutations=7, resamples=5, seed=2,
+                                             max_units=max_units)
+                pd.testing.assert_frame_equal(together[kind].scores, alone.scores)
+                assert (together[kind].n_units, together[kind].sampled) == (
+                    alone.n_units, alone.sampled)
+            if max_units == 200 and run == "bench":
+                assert together["expert"].sampled

@@ -67,6 +67,43 @@ def focus_cover_baseline(store, run: str, tags=None, unit=None, kind="expert", t
                       max_cells)
 
 
+def focus_cover_baselines(store, run: str, results: dict, permutations: int = 50,
+                          resamples: int = 50, seed: int = 0, max_units: int = 20_000,
+                          level: float = 0.95) -> dict:
+    """{kind: focus_cover_baseline(store, run, kind=kind, result=results[kind], ...)} for
+    several kinds of one run (`metrics --json`): the kinds scored on the same units and tag
+    values share one sample and one read of its tagged units (the tag rows, and the tokens
+    a per-example tag covers), instead of one each; each kind reads its active units.
+    Equal to the per-kind calls (tests/test_metrics_chance.py)."""
+    run = common.require_run(store, run)
+    out = {}
+    groups = {}  # kinds with the same units and tag values share the tagged read
+    for kind, result in results.items():
+        key = (result.unit, tuple(result.tag_values.name), tuple(result.tag_values.value))
+        groups.setdefault(key, []).append(kind)
+    for (unit, _, _), kinds in groups.items():
+        first = results[kinds[0]]
+        sample, total, sampled = example_sample(store, run, max_units, seed, unit)
+        with common.temp_view(store, tag_ids(first.tag_values)) as tv_view:
+            ctes, params = unit_sets(store, run, first.kind, tv_view, unit, first.top1,
+                                     sample=sample)
+            tagged = common.df(store, "WITH " + ", ".join(ctes) + " SELECT 0 AS part, u, "
+                               "tid AS id FROM tagged", params)
+            for kind in kinds:
+                result = results[kind]
+                ctes, params = unit_sets(store, run, kind, tv_view, unit, result.top1,
+                                         sample=sample)
+                active_sql = next(c for c in ctes if c.startswith("active AS"))
+                ctes = [c for c in ctes if not c.startswith(("tv AS", "tagged AS")) and not (
+                    c.startswith("lengths AS") and "lengths" not in active_sql)]
+                active = common.df(store, "WITH " + ", ".join(ctes) + " SELECT 1 AS part, u, "
+                                   "site, choice FROM active", params)
+                pairs = pd.concat([tagged, active], ignore_index=True)
+                out[kind] = from_pairs(pairs, result, total, sampled, permutations, resamples,
+                                       seed, level)
+    return {kind: out[kind] for kind in results}
+
+
 def from_pairs(pairs: pd.DataFrame, result, total: int, sampled: bool, permutations: int,
                resamples: int, seed: int, level: float = 0.95,
                max_cells: int = 2_000_000) -> BaselineResult:

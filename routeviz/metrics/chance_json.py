@@ -7,7 +7,7 @@ from __future__ import annotations
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 from routeviz.metrics._sample import example_sample
-from routeviz.metrics.baseline import focus_cover_baseline
+from routeviz.metrics.baseline import focus_cover_baseline, focus_cover_baselines
 from routeviz.metrics.coactivation import coactivation, read_routes
 from routeviz.metrics.confidence import confidence
 from routeviz.metrics.consecutive import consecutive
@@ -64,17 +64,32 @@ def _coactivation_json(store, run, routes) -> dict:
     return {"sites": sites, "top_pairs_per_site": TOP_PAIRS}
 
 
-def add_baselines(store, run: str, result, entries: list, notes: list, permutations: int,
-                  resamples: int, seed: int, max_units: int) -> None:
-    """Adds `baseline` {focus: {mean, lo, hi}, cover: {...}, permutations, n_units,
-    n_units_total, sampled[, observed]} and `ci` {focus: {lo, hi}, cover: {...}, resamples}
-    to each entry (records of result.scores, same order)."""
+def add_baselines_many(store, run: str, results: dict, entries: dict, notes: list,
+                       permutations: int, resamples: int, seed: int, max_units: int) -> None:
+    """`add_baselines` for several kinds ({kind: FocusCoverResult}, {kind: entries}), their
+    samples' tagged units read once (`baseline.focus_cover_baselines`); notes in kind order."""
     if permutations <= 0 and resamples <= 0:
         return
-    base = focus_cover_baseline(store, run, tags=result.tags, top1=result.top1,
-                                kind=result.kind, unit=result.unit, result=result,
-                                permutations=permutations, resamples=resamples, seed=seed,
-                                max_units=max_units)
+    bases = focus_cover_baselines(store, run, results, permutations=permutations,
+                                  resamples=resamples, seed=seed, max_units=max_units)
+    for kind, result in results.items():
+        add_baselines(store, run, result, entries[kind], notes, permutations, resamples, seed,
+                      max_units, base=bases[kind])
+
+
+def add_baselines(store, run: str, result, entries: list, notes: list, permutations: int,
+                  resamples: int, seed: int, max_units: int, base=None) -> None:
+    """Adds `baseline` {focus: {mean, lo, hi}, cover: {...}, permutations, n_units,
+    n_units_total, sampled[, observed]} and `ci` {focus: {lo, hi}, cover: {...}, resamples}
+    to each entry (records of result.scores, same order). base: the BaselineResult, if
+    already computed."""
+    if permutations <= 0 and resamples <= 0:
+        return
+    if base is None:
+        base = focus_cover_baseline(store, run, tags=result.tags, top1=result.top1,
+                                    kind=result.kind, unit=result.unit, result=result,
+                                    permutations=permutations, resamples=resamples,
+                                    seed=seed, max_units=max_units)
     if base.sampled:
         notes.append(f"{result.kind} Focus/Cover baseline and ci: a seeded sample of whole "
                      f"examples, {base.n_units} of {base.n_units_total} units "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from routeviz.errors import choose
 from routeviz.metrics import _common as common
 from routeviz.metrics import provenance
-from routeviz.metrics.chance_json import add_baselines, chance_parts
+from routeviz.metrics.chance_json import add_baselines_many, chance_parts
 from routeviz.metrics.depth import exits
 from routeviz.metrics.focus_cover import focus_cover_kinds
 from routeviz.metrics.load import keep, load
@@ -55,12 +55,11 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
         result["tag_families"] = focus_families(store, run, tags).as_json()
         scored_kinds = focus_cover_kinds(store, run, focus_kinds, tags=tags, unit=unit,
                                          top1=top1)  # the tagged units read once for all
+        entries = {k: common.records(scored_kinds[k].scores) for k in focus_kinds}
+        add_baselines_many(store, run, {k: scored_kinds[k] for k in focus_kinds}, entries,
+                           notes, permutations, resamples, seed, max_units)
         for k in focus_kinds:
-            scored = scored_kinds[k]
-            entries = common.records(scored.scores)
-            add_baselines(store, run, scored, entries, notes, permutations, resamples, seed,
-                          max_units)
-            result["focus_cover"].extend(entries)
+            result["focus_cover"].extend(entries[k])
 
     result["load"] = _load_json(store, run) if "expert" in recorded else []
     if "soft" in recorded:  # soft routing: load = combine mass per expert

@@ -188,11 +188,12 @@ class RunQueries:
 
     def tag_family_stats(self, run: str) -> pd.DataFrame:
         """name, n_values (distinct values), n_examples (examples carrying the family),
-        per_token (its values are given per token) for every tag family of the run."""
-        return self.engine.query(
+        per_token (its values are given per token) for every tag family of the run; once
+        per store refresh (`metrics --json` asks twice)."""
+        return self.memo(("tag_family_stats", run), lambda: self.engine.query(
             "SELECT name, count(DISTINCT value) AS n_values, count(DISTINCT example) AS "
             "n_examples, max(token) >= 0 AS per_token FROM tags WHERE run = $run "
-            "GROUP BY name ORDER BY name", {"run": run})
+            "GROUP BY name ORDER BY name", {"run": run})).copy()
 
     def tag_value_experts(self, run: str, site: str, name: str, value: str) -> pd.DataFrame:
         """expert, count (units with tag name=value routed to the expert at `site`, any

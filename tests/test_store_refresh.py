@@ -31,3 +31,21 @@ def test_refresh_rebuilds_the_views_of_changed_tables_and_reads_what_is_on_disk(
     victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])  # damaged now
     store.refresh()
     assert victim in store.damaged and victim.name not in _view_sql(store, "routes")
+
+
+def test_views_over_files_of_one_schema_read_what_a_union_by_name_reads(store_dir):
+    import pandas as pd
+
+    for run in ("a", "b", "c"):
+        _trace(store_dir, run)
+    store = routeviz.open_store(store_dir)
+    assert "union_by_name = false" in _view_sql(store, "routes")  # one schema: no union
+    tables = [t for t in ("routes", "tokens", "examples", "tags", "runs") if store.files(t)]
+    assert {"routes", "runs"} <= set(tables)
+    for table in tables:
+        files = ", ".join(f"'{f}'" for f in store.files(table))
+        union = store.con.execute(
+            f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, "
+            "hive_types = {'run': VARCHAR}, union_by_name = true) ORDER BY ALL").df()
+        viewed = store.con.execute(f"SELECT * FROM {table} ORDER BY ALL").df()
+        pd.testing.assert_frame_equal(viewed[union.columns], union)

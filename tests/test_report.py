@@ -293,6 +293,25 @@ def test_the_same_run_gives_the_same_files(store):
     assert [name for name in first if first[name] != second[name]] == []
 
 
+def test_the_gallery_cut_equals_asking_for_fewer_contexts(tmp_path):
+    """collect asks for the cards' 5 contexts per expert (shared through store.memo) and
+    keeps each expert's first n: the frame that asking for n gives, row for row."""
+    from routeviz import metrics
+    from routeviz.report.collect import _first_per_expert
+
+    large_run(tmp_path / "store", n_examples=12)
+    big = open_store(tmp_path / "store")
+    five = metrics.expert_profiles(big, "large", contexts=5).examples
+    for n in (1, 2, 4):
+        fresh = open_store(tmp_path / "store")  # nothing kept from the call above
+        asked = metrics.expert_profiles(fresh, "large", contexts=n).examples
+        assert len(asked) < len(five)
+        pd.testing.assert_frame_equal(_first_per_expert(five, n), asked)
+    again = metrics.expert_profiles(big, "large", contexts=5).examples
+    again.loc[0, "text"] = "changed"  # a caller's change does not reach the kept frame
+    assert metrics.expert_profiles(big, "large", contexts=5).examples.equals(five)
+
+
 def test_progress_is_told_each_step_in_order(store):
     from routeviz.report import build_report_files
 

@@ -150,7 +150,15 @@ def _token_profiles(store, run, site, top, min_count) -> pd.DataFrame:
 
 def _contexts(store, run, site, contexts, window) -> pd.DataFrame:
     """The `contexts` highest-weight units of each expert, with `window` tokens each side:
-    slices of the example's original text where the store has it (routeviz.contexts)."""
+    slices of the example's original text where the store has it (routeviz.contexts).
+    Once per store refresh for the same arguments (store.memo; a copy each time): the
+    report and its expert cards both ask (~1 CPU-s each at 500 examples)."""
+    key = ("expert_contexts", run, site, int(contexts), int(window))
+    return common.memo(store, key, lambda: _contexts_of(store, run, site, contexts,
+                                                        window)).copy()
+
+
+def _contexts_of(store, run, site, contexts, window) -> pd.DataFrame:
     params = {"run": run, "n": int(contexts)}
     site_filter = ""
     if site is not None:

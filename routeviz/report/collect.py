@@ -23,6 +23,7 @@ MAX_SITES = 48  # sites with a section of their own, in model order
 GALLERY_ITEMS = 600  # gallery entries (contexts or patch crops) in the whole report
 CONTEXTS_PER_EXPERT = (1, 6)  # fewest and most gallery entries per expert
 PROFILE_TOP = 5  # top tags / tokens listed per expert
+CARD_CONTEXTS = 5  # contexts per expert card (routeviz.analysis.cards.expert_cards' default)
 FOCUS_KINDS = ("expert", "keep", "exit")
 
 
@@ -81,8 +82,12 @@ def collect(store, run: str, against: str | None = None, tags=None) -> Report:
         n_cards = _n_gallery_cards(report)
         per_expert = max(CONTEXTS_PER_EXPERT[0],
                          min(CONTEXTS_PER_EXPERT[1], GALLERY_ITEMS // max(n_cards, 1)))
+        # asked with the cards' number of contexts, so the cards reuse the query (the
+        # profiles' contexts are kept per store refresh), then cut to the gallery's share:
+        # each expert's first rows, as asking for per_expert would give
         report.profiles = metrics.expert_profiles(store, run, top=PROFILE_TOP,
-                                                  contexts=per_expert)
+                                                  contexts=max(per_expert, CARD_CONTEXTS))
+        report.profiles.examples = _first_per_expert(report.profiles.examples, per_expert)
         report.gallery = build_gallery(store, run, report.profiles.examples,
                                        set(report.detailed_sites), GALLERY_ITEMS)
     if "keep" in kinds or "merge" in kinds:
@@ -100,6 +105,12 @@ def collect(store, run: str, against: str | None = None, tags=None) -> Report:
             c.diff["note"] = "; ".join(x for x in (inputs_note, c.diff.get("note")) if x)
             notes.append(inputs_note)
     return report
+
+
+def _first_per_expert(examples: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first n rows of each (site, expert) in the frame's order (weight first)."""
+    first = examples.groupby(["site", "expert"], sort=False).cumcount() < n
+    return examples[first].reset_index(drop=True)
 
 
 def _optional(notes: list, func, *args, **kwargs):

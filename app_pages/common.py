@@ -221,9 +221,17 @@ def _runs(store) -> pd.DataFrame:
 runs_frame = cached(_runs)
 
 
+def _run_order(store) -> list[str]:
+    """The runs in store.runs()'s order (by created), without its count of every run's
+    routes: the sidebar asks after every write (a 100-run store: ~10 vs 54-81 CPU-ms)."""
+    return store.engine.query("SELECT run FROM runs ORDER BY created")["run"].astype(str).tolist()
+
+
+run_order = cached(_run_order)
+
+
 def run_names(handle: StoreHandle) -> list[str]:
-    df = runs_frame(handle)
-    return df["run"].astype(str).tolist() if not df.empty else []
+    return run_order(handle)
 
 
 def current_run(handle: StoreHandle) -> str | None:

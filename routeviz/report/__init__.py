@@ -45,6 +45,10 @@ def build_report_files(store, run: str, against: str | None = None, tags=None,
     before each step (the Export page's progress bar); fractions by each step's share of a
     500-example report's time."""
     say = progress or (lambda fraction, what: None)
+    if images:  # Chromium starts (if it is not up yet) while the numbers are collected
+        from routeviz.figures.export import warm_up
+
+        warm_up()
     say(0.0, "Collecting the numbers")
     report = collect(store, run, against=against, tags=tags)
     say(0.35, "Building the figures")

@@ -7,7 +7,10 @@ Streamlit's AppTest with cProfile on in the script's thread (benchmarks/app_prof
 Prints one JSON object: wall and CPU seconds per scenario and the functions with the most
 cumulative time (`--top`). The browser's own share is in benchmarks/app_response.py.
 
-usage: python -m benchmarks.profile_app [--top 25] [--store DIR]
+`--runs N` first fills the store with N one-input runs: a click's queries, the store's
+refresh and the sidebar's run list grow with the runs a store holds (each click adds one).
+
+usage: python -m benchmarks.profile_app [--top 25] [--store DIR] [--runs 1]
 """
 
 from __future__ import annotations
@@ -56,19 +59,23 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--store")
+    parser.add_argument("--runs", type=int, default=1, help="one-input runs in a new store")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="routeviz-profile-app-"))
     store = Path(args.store) if args.store else folder / "store"
-    text, _ = text_of_tokens(load_model("text-moe"))
+    runner = load_model("text-moe")
+    text, _ = text_of_tokens(runner)
     if not store.exists():
-        record(load_model("text-moe"), [item_from_text("a first run")], store, "inspect-0")
+        for i in range(max(args.runs, 1)):
+            record(runner, [item_from_text(f"a first run {i}")], store, f"inspect-{i}")
     at = AppTest.from_file(str(HERE / "app_profiled.py"), default_timeout=300)
     at.session_state["store_path"] = str(store)
     at.run()
     at.selectbox(key="inspect_model").set_value("text-moe").run()
     at.text_area(key="inspect_text").set_value(text).run()
     at.button(key="inspect_go").click().run()  # loads the model: not counted
-    out = {"benchmark": "profile_app", "load_average": round(os.getloadavg()[0], 2)}
+    out = {"benchmark": "profile_app", "load_average": round(os.getloadavg()[0], 2),
+           "runs_in_store": max(args.runs, 1)}
     out["click"] = scenario(at, "click", lambda a: a.button(key="inspect_go").click().run(),
                             args.top, folder)
     out["rerun"] = scenario(at, "rerun", lambda a: a.run(), args.top, folder)

@@ -9,6 +9,15 @@ from tests.app_support import open_page, plotly_specs
 app_store = app_support.app_store  # shared fixture
 
 
+@pytest.fixture(scope="module", autouse=True)
+def umap_compiled():
+    """UMAP's numba code compiled before any page runs (15 s quiet, up to a minute on a busy
+    machine), so the page's first map is not timed out by AppTest's 60 s per run."""
+    from routeviz.analysis.embeddings import warm_umap
+
+    warm_umap()
+
+
 def n_units(store, run, site):
     return open_store(store).con.execute(
         "SELECT count(*) FROM (SELECT DISTINCT example, token FROM routes WHERE run = ? AND "

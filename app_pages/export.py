@@ -25,13 +25,13 @@ from routeviz.metrics.pairing import input_difference
 handle, run = page_run("Export")
 
 
-def _summary_json(store, run):
+def _summary(store, run):
     from routeviz import metrics
 
-    return json.dumps(metrics.summary(store, run), indent=2, default=str)
+    return metrics.summary(store, run)
 
 
-summary_json = cached(_summary_json)
+run_summary = cached(_summary)  # metrics.json's button and the report's numbers
 inputs_differ = cached(input_difference)
 figure_names = cached(catalog.available)
 report_ready = importlib.util.find_spec("routeviz.report") is not None
@@ -48,7 +48,8 @@ def report_zip(handle, run: str, against: str | None, images: bool) -> bytes:
         bar = st.progress(0.0, text="Writing the report…")
         try:
             return query(handle, build_report_zip, run, against=against, images=images,
-                         progress=lambda fraction, what: bar.progress(fraction, text=f"{what}…"))
+                         progress=lambda fraction, what: bar.progress(fraction, text=f"{what}…"),
+                         summary=run_summary(handle, run))  # computed for metrics.json
         finally:
             bar.empty()
 
@@ -85,7 +86,8 @@ else:
 
 st.subheader("Metrics")
 try:
-    st.download_button("metrics.json", summary_json(handle, run), file_name=f"{run}-metrics.json",
+    st.download_button("metrics.json", json.dumps(run_summary(handle, run), indent=2, default=str),
+                       file_name=f"{run}-metrics.json",
                        mime="application/json", key="export_json")
     load = metric(handle, "load", run) if "expert" in run_facts(handle, run)["kinds"] else None
     cols = st.columns(2)

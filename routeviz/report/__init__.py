@@ -39,18 +39,20 @@ _SAFE_NAME = re.compile(r"^(figures/)?[a-z0-9][a-z0-9_-]*\.(html|md|json|csv|png
 
 
 def build_report_files(store, run: str, against: str | None = None, tags=None,
-                       images: bool = True, progress=None) -> dict[str, bytes]:
+                       images: bool = True, progress=None,
+                       summary: dict | None = None) -> dict[str, bytes]:
     """Every file of the report, in memory. images=False leaves out the static PNG copies
     (report.md then points to report.html for the figures). progress(fraction, what): told
     before each step (the Export page's progress bar); fractions by each step's share of a
-    500-example report's time."""
+    500-example report's time. summary: the run's metrics.summary (with these tags) where
+    the caller has it already (collect)."""
     say = progress or (lambda fraction, what: None)
     if images:  # Chromium starts (if it is not up yet) while the numbers are collected
         from routeviz.figures.export import warm_up
 
         warm_up()
     say(0.0, "Collecting the numbers")
-    report = collect(store, run, against=against, tags=tags)
+    report = collect(store, run, against=against, tags=tags, summary=summary)
     say(0.35, "Building the figures")
     plots = build_plots(report)
     # Chromium draws the static figures (in its own process) while this thread writes the
@@ -103,10 +105,10 @@ def write_report(store, run: str, out_dir, against: str | None = None, tags=None
 
 
 def build_report_zip(store, run: str, against: str | None = None, tags=None,
-                     images: bool = True, progress=None) -> bytes:
+                     images: bool = True, progress=None, summary: dict | None = None) -> bytes:
     """The report's files as one zip archive (for a download button)."""
     files = build_report_files(store, run, against=against, tags=tags, images=images,
-                               progress=progress)
+                               progress=progress, summary=summary)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in sorted(files.items()):

@@ -57,8 +57,11 @@ class Report:
         return list(dict.fromkeys(self.sites.site))[:MAX_SITES]
 
 
-def collect(store, run: str, against: str | None = None, tags=None) -> Report:
-    """Compute everything the report shows; raises RoutevizError for a bad run or tag."""
+def collect(store, run: str, against: str | None = None, tags=None,
+            summary: dict | None = None) -> Report:
+    """Compute everything the report shows; raises RoutevizError for a bad run or tag.
+    summary: `metrics.summary(store, run, tags=tags)` where the caller has it already (the
+    Export page computed it for its metrics.json button), else computed here."""
     run = store.require_run(check_run_name(run))
     inputs_note = None
     if against is not None:
@@ -66,7 +69,8 @@ def collect(store, run: str, against: str | None = None, tags=None) -> Report:
         inputs_note = input_difference(store, run, against, refuse_disjoint=True)
     if isinstance(tags, str):
         tags = [tags]
-    summary = metrics.summary(store, run, tags=tags)
+    if summary is None:
+        summary = metrics.summary(store, run, tags=tags)
     notes = [str(n) for n in summary.get("notes", [])]
     facts = store.facts(run)
     kinds = facts.kinds

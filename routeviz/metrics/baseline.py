@@ -27,7 +27,16 @@ from scipy import sparse
 from routeviz.metrics import _common as common
 from routeviz.metrics._sample import example_sample
 from routeviz.metrics.focus_cover import DENSE_CELLS, f1, focus_cover
-from routeviz.metrics.unit_counts import tag_ids, unit_sets
+from routeviz.metrics.unit_counts import (
+    ACTIVE,
+    LENGTHS,
+    TAGGED,
+    TV,
+    ctes_named,
+    tag_ids,
+    unit_sets,
+    without_ctes,
+)
 
 
 @dataclass
@@ -87,15 +96,15 @@ def focus_cover_baselines(store, run: str, results: dict, permutations: int = 50
         with common.temp_view(store, tag_ids(first.tag_values)) as tv_view:
             ctes, params = unit_sets(store, run, first.kind, tv_view, unit, first.top1,
                                      sample=sample)
-            tagged = common.df(store, "WITH " + ", ".join(ctes) + " SELECT 0 AS part, u, "
-                               "tid AS id FROM tagged", params)
+            tagged = common.df(store, "WITH " + ", ".join(without_ctes(ctes, ACTIVE))
+                               + " SELECT 0 AS part, u, tid AS id FROM tagged", params)
             for kind in kinds:
                 result = results[kind]
                 ctes, params = unit_sets(store, run, kind, tv_view, unit, result.top1,
                                          sample=sample)
-                active_sql = next(c for c in ctes if c.startswith("active AS"))
-                ctes = [c for c in ctes if not c.startswith(("tv AS", "tagged AS")) and not (
-                    c.startswith("lengths AS") and "lengths" not in active_sql)]
+                (active_sql,) = ctes_named(ctes, ACTIVE)
+                ctes = without_ctes(ctes, TV, TAGGED, *(
+                    [] if f"{LENGTHS} l" in active_sql else [LENGTHS]))  # lengths: if used
                 active = common.df(store, "WITH " + ", ".join(ctes) + " SELECT 1 AS part, u, "
                                    "site, choice FROM active", params)
                 pairs = pd.concat([tagged, active], ignore_index=True)

@@ -18,7 +18,18 @@ import pandas as pd
 from routeviz.errors import RoutevizError, choose
 from routeviz.metrics import _common as common
 from routeviz.metrics.tag_families import TagFamilies, focus_families
-from routeviz.metrics.unit_counts import _counts_sql, _split, tag_ids, unit_counts, unit_sets
+from routeviz.metrics.unit_counts import (
+    LENGTHS,
+    TAGGED,
+    TV,
+    counts_sql,
+    ctes_named,
+    split_counts,
+    tag_ids,
+    unit_counts,
+    unit_sets,
+    with_cte,
+)
 
 # Above this many (subnetwork, tag value) cells the alignment frame keeps only the non-zero
 # cells (every score stays exact; a figure then fills the zeros or aggregates).
@@ -109,14 +120,13 @@ def focus_cover_kinds(store, run: str, kinds, tags=None, unit: str | None = None
     with common.temp_view(store, tag_ids(tag_values)) as tv_view:
         first, params = unit_sets(store, run, by_token[0], tv_view, "token",
                                   prepared[by_token[0]][1])
-        shared = [c for c in first if c.startswith(("tv AS", "lengths AS", "tagged AS"))]
+        shared = ctes_named(first, TV, LENGTHS, TAGGED)
         with common.temp_view(store, "WITH " + ", ".join(shared) + " SELECT u, tid FROM "
                               "tagged", params) as tagged:
             for kind in by_token:
                 ctes, params = unit_sets(store, run, kind, tv_view, "token", prepared[kind][1])
-                ctes = [f"tagged AS (SELECT u, tid FROM {tagged})"
-                        if c.startswith("tagged AS") else c for c in ctes]
-                counts = _split(common.df(store, _counts_sql(ctes), params), tag_values)
+                ctes = with_cte(ctes, TAGGED, f"SELECT u, tid FROM {tagged}")
+                counts = split_counts(common.df(store, counts_sql(ctes), params), tag_values)
                 out[kind] = from_counts(store, run, kind, "token", prepared[kind][1], None,
                                         chosen, tag_values, counts)
     return {kind: out[kind] for kind in prepared}

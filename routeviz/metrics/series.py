@@ -34,7 +34,7 @@ from routeviz.metrics.entropy import LOGIT_H, SITE_STATS, WEIGHT_H, entropy
 from routeviz.metrics.focus_cover import focus_cover, from_counts
 from routeviz.metrics.load import load_many
 from routeviz.metrics.tag_families import focus_families_many
-from routeviz.metrics.unit_counts import _split, tag_ids
+from routeviz.metrics.unit_counts import split_counts, tag_ids
 from routeviz.store.query import split_runs
 from routeviz.store.series import SERIES_CTE, series_names, series_runs  # noqa: F401
 
@@ -196,7 +196,7 @@ def focus_many(store, runs, tags=None, chance: int = 0) -> dict:
         own = parts[run]
         counts = own[own.part.isin(["active", "tag", "both"])]
         result = from_counts(store, run, kinds[run], "token", top1[run], None, families[run],
-                             tag_values[run], _split(counts, tag_values[run]))
+                             tag_values[run], split_counts(counts, tag_values[run]))
         band = None
         total = int(own.n[own.part == "total"].sum()) if chance else 0
         if chance and total <= BAND_MAX_UNITS:

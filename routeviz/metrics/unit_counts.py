@@ -47,8 +47,8 @@ def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
     n_active), `tag` (name, value, n_tag) and `both` (site, choice, name, value, n_both)."""
     with common.temp_view(store, tag_ids(tag_values)) as tv_view:
         ctes, params = unit_sets(store, run, kind, tv_view, unit, top1, site)
-        parts = common.df(store, _counts_sql(ctes), params)
-    return _split(parts, tag_values)
+        parts = common.df(store, counts_sql(ctes), params)
+    return split_counts(parts, tag_values)
 
 
 def tag_ids(tag_values: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +58,36 @@ def tag_ids(tag_values: pd.DataFrame) -> pd.DataFrame:
                          "tid": np.arange(len(tag_values), dtype="int64")})
 
 
-def _counts_sql(ctes) -> str:
+# The CTEs `unit_sets` returns, by name: tv (tag id of each name/value), lengths (tokens
+# per example; only where a per-example tag or route needs it), tagged (u, tid) and
+# active (site, choice, u[, top]). Callers pick, drop or replace them with `ctes_named`,
+# `without_ctes` and `with_cte`, not by matching the SQL.
+TV, LENGTHS, TAGGED, ACTIVE = "tv", "lengths", "tagged", "active"
+
+
+def cte_name(cte: str) -> str:
+    """The name a CTE of `unit_sets` defines ("tagged" for "tagged AS MATERIALIZED (...)")."""
+    return cte.split(" AS ", 1)[0].strip()
+
+
+def ctes_named(ctes, *names) -> list:
+    """The CTEs of `unit_sets` with these names, in their order."""
+    return [c for c in ctes if cte_name(c) in names]
+
+
+def without_ctes(ctes, *names) -> list:
+    """The CTEs of `unit_sets` less those with these names."""
+    return [c for c in ctes if cte_name(c) not in names]
+
+
+def with_cte(ctes, name: str, sql: str) -> list:
+    """The CTEs of `unit_sets` with the one called `name` replaced by `name AS (sql)`."""
+    return [f"{name} AS ({sql})" if cte_name(c) == name else c for c in ctes]
+
+
+def counts_sql(ctes) -> str:
+    """The query behind `unit_counts` over the CTEs of `unit_sets` (with `tagged` and
+    `active`): rows (part "active"/"tag"/"both", site, choice, tid, n) for `split_counts`."""
     return (
         "WITH " + ", ".join(ctes) + " "
         "SELECT 'active' AS part, site, choice, NULL::INTEGER AS tid, count(*) AS n "
@@ -84,7 +113,7 @@ def unit_counts_ranked(store, run: str, kind: str, tag_values: pd.DataFrame, uni
             "GROUP BY a.site, a.choice, t.tid", params)
     first = parts[parts.n_top > 0].drop(columns="n").rename(columns={"n_top": "n"})
     # a tag's units do not depend on ranks: unit_counts(top1=True) gives the same `tag`
-    return _split(parts.drop(columns="n_top"), tag_values), _split(first, tag_values)
+    return split_counts(parts.drop(columns="n_top"), tag_values), split_counts(first, tag_values)
 
 
 def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
@@ -137,7 +166,10 @@ def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
     return ctes, params
 
 
-def _split(parts: pd.DataFrame, tag_values: pd.DataFrame) -> dict:
+def split_counts(parts: pd.DataFrame, tag_values: pd.DataFrame) -> dict:
+    """The rows of `counts_sql` (tid: a row of tag_values) as `unit_counts`' three frames
+    `active` (site, choice, n_active), `tag` (name, value, n_tag) and `both` (site, choice,
+    name, value, n_both)."""
     names = tag_values.name.to_numpy()
     values = tag_values.value.to_numpy()
     active = parts[parts.part == "active"]

@@ -2,7 +2,9 @@
 HTML, PNG or SVG."""
 
 import importlib.util
+import io
 import json
+import zipfile
 
 import streamlit as st
 
@@ -38,6 +40,15 @@ report_ready = importlib.util.find_spec("routeviz.report") is not None
 warm_up()  # the process's browser starts now, in the background, so a PNG click finds it up
 
 
+class _NotKept(Exception):
+    """A zip that asked for static figures and got none (Chromium failed): given to the
+    user, not kept, so the next click tries the figures again."""
+
+    def __init__(self, payload: bytes):
+        super().__init__("static figures missing")
+        self.payload = payload
+
+
 def report_zip(handle, run: str, against: str | None, images: bool) -> bytes:
     """The report zip, built once per generation of the runs it reads (a second download,
     or a return to the page, is at once), with a progress bar while it builds."""
@@ -47,13 +58,21 @@ def report_zip(handle, run: str, against: str | None, images: bool) -> bytes:
 
         bar = st.progress(0.0, text="Writing the report…")
         try:
-            return query(handle, build_report_zip, run, against=against, images=images,
-                         progress=lambda fraction, what: bar.progress(fraction, text=f"{what}…"),
-                         summary=run_summary(handle, run))  # computed for metrics.json
+            payload = query(handle, build_report_zip, run, against=against, images=images,
+                            progress=lambda fraction, what: bar.progress(fraction,
+                                                                         text=f"{what}…"),
+                            summary=run_summary(handle, run))  # computed for metrics.json
         finally:
             bar.empty()
+        if images and not any(name.startswith("figures/")
+                              for name in zipfile.ZipFile(io.BytesIO(payload)).namelist()):
+            raise _NotKept(payload)
+        return payload
 
-    return memo(handle, ("report_zip", run, against, images), build)
+    try:
+        return memo(handle, ("report_zip", run, against, images), build)
+    except _NotKept as missing:
+        return missing.payload
 
 
 st.subheader("Report")

@@ -87,6 +87,42 @@ def test_a_second_report_click_reuses_the_zip(app_store, monkeypatch):
     assert [name for name in alone if page.read(name) != alone[name]] == []
 
 
+@pytest.mark.slow  # builds the report twice
+def test_a_zip_without_its_static_figures_is_not_kept(app_store, monkeypatch, tmp_path):
+    """Chromium there but failing: the zip comes without figures (report.md says why), and
+    the next click builds again instead of handing back the figureless zip."""
+    import io
+    import zipfile
+
+    import routeviz.report
+    from routeviz.figures import export
+
+    browser = export._Browser()
+    monkeypatch.setattr(export, "_BROWSER", browser)
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(fake))
+    built, build = [], routeviz.report.build_report_zip
+
+    def counted(*args, **kwargs):
+        built.append(kwargs["images"])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(routeviz.report, "build_report_zip", counted)
+    try:
+        at = open_page(app_store, "export", run="words")
+        assert at.checkbox(key="export_images").value  # a browser is there, so asked
+        at.button(key="export_report").click().run()
+        at.button(key="export_report").click().run()
+    finally:
+        browser.close()
+    assert not at.exception and built == [True, True]
+    archive = zipfile.ZipFile(io.BytesIO(at.session_state["export_report_zip"][1]))
+    assert not any(name.startswith("figures/") for name in archive.namelist())
+    assert b"static figures skipped: export failed (Chromium (" in archive.read("report.md")
+
+
 def test_report_against_a_run_over_other_inputs_is_flagged(app_store):
     at = open_page(app_store, "export", run="words")
     at.selectbox(key="export_against").set_value("words-b").run()

@@ -224,11 +224,21 @@ def test_new_metric_frames(stores):
 
 
 def test_series(stores):
-    from routeviz.metrics.series import series_summary
+    """What a series adds on Spark: the Timeline's per-step metrics (saturation, balance,
+    Focus/Cover with its permutation band, entropy) and expert identity across steps. Each
+    step's full `summary`, which `metrics --series --json` adds, is
+    test_metrics_json_with_chance_metrics' (series_summary ran it again per step: 70 s)."""
+    from routeviz.metrics.identity import identity
+    from routeviz.metrics.series import series_runs, timeline
 
-    a, b = (series_summary(s, "s") for s in stores)
-    assert b["runs"] == ["s-0", "s-1"] and b["final_step"] == 100 and b["identity"]
-    close(a, b)
+    on_spark, on_duckdb = stores
+    assert series_runs(on_spark, "s").run.tolist() == ["s-0", "s-1"]
+    a, b = (timeline(s, "s", chance=3) for s in stores)
+    assert {"saturation_top1", "load_cv", "focus", "focus_lo", "cover_hi", "entropy"} <= set(b.metric)
+    same(a, b, ["step", "site", "metric"])
+    a, b = identity(on_spark, "s"), identity(on_duckdb, "s")
+    assert list(b.to_step.unique()) == [100]
+    same(a, b, ["site", "expert"])
 
 
 def test_tag_and_token_queries(stores):

@@ -64,9 +64,12 @@ def _experts(store, run, p) -> pd.DataFrame:
     per_site = per_site[["site", "n_routed", "n_zero", "mean_top1_weight", "n_weighted",
                          "per_example"]]
     expected = expected_tokens(store, run).rename(columns={"n_expected": "n_tokens"})
-    n_examples = route_examples(store, run)
     frame = common.sites_of(store, run, "expert")[["site"]].merge(per_site, on="site", how="left")
     frame = frame.merge(expected, on="site", how="left")
+    # the run's examples with a route: only where a site routes per example (or has no
+    # rank-0 route, whose NaN flag reads as true) — a count over every route otherwise spared
+    n_examples = (route_examples(store, run)
+                  if any(bool(flag) for flag in frame.per_example) else 0)
     frame["n_expected"] = [
         int(n_examples) if per_example else int(max(n_tokens or 0, routed))
         for per_example, n_tokens, routed in zip(frame.per_example, frame.n_tokens.fillna(0),

@@ -34,7 +34,7 @@ def load(store, run: str) -> LoadResult:
     common.require_kind(store, run, "expert", allowed=("expert",))
     counts = expert_counts(store, run)[["site", "expert", "count", "n_top", "per_example"]]
     return _load_result(store, run, counts, expected_tokens(store, run),
-                        route_examples(store, run))
+                        lambda: route_examples(store, run))
 
 
 # per (site, expert) of the expert routes: what load counts, and the rank-0 sums router
@@ -110,7 +110,9 @@ def load_many(store, runs) -> dict:
 
 
 def _load_result(store, run, counts, expected, n_run_examples) -> LoadResult:
-    """The frames of `load` from its three queries' results (numpy per site)."""
+    """The frames of `load` from its three queries' results (numpy per site).
+    n_run_examples: the run's examples with a route, or a function giving them (called
+    only for a per-example site: a count over every route the other runs never need)."""
     sites = common.sites_of(store, run, "expert")
     n_experts = common.n_experts_by_site(store, run, sites.site)
     count_site = counts.site.astype(str).to_numpy()
@@ -139,6 +141,8 @@ def _load_result(store, run, counts, expected, n_run_examples) -> LoadResult:
         c = count.astype("float64")
         mean = c.mean() if len(c) else 0.0
         per_example = bool(count_per_example[mine].all())
+        if per_example and callable(n_run_examples):  # only a per-example site reads it
+            n_run_examples = n_run_examples()
         n_expected = n_run_examples if per_example else (
             int(expected_of[site]) if site in expected_of else n_tokens)
         dropped = max(n_expected - n_tokens, 0)

@@ -198,3 +198,18 @@ def test_token_fate_follows_tokens_through_drops_and_merges():
     assert fate[:, 0].tolist() == [1, 1, 1, 0]  # token 3 dropped at the first site
     assert fate[:3, 1].tolist() == [1, 0.5, 1] and np.isnan(fate[3, 1])  # 1 merged into 0
     assert fate[[0, 2], 2].tolist() == [1, 0] and np.isnan(fate[[1, 3], 2]).all()
+
+
+def test_a_run_with_one_expert_site_offers_no_path_sankey(tmp_path):
+    """A path goes between two expert sites: the image run of tests/report_store.py has one,
+    so the catalog leaves the Sankey out, and asking for it anyway is a one-line error, not
+    a NaN cast deep in plotly code."""
+    from tests.report_store import image_run
+
+    image_run(tmp_path / "st")
+    store = routeviz.open_store(tmp_path / "st")
+    assert len(store.facts("image").sites_of("expert")) == 1
+    names = catalog.available(store, "image")
+    assert "Expert load" in names and "Path Sankey" not in names
+    with pytest.raises(routeviz.RoutevizError, match="no token paths"):
+        catalog.build(store, "image", "Path Sankey")

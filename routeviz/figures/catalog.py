@@ -4,7 +4,7 @@ can offer. `available(store, run)` lists the names that apply to the run's routi
 
 from __future__ import annotations
 
-from routeviz.errors import choose
+from routeviz.errors import RoutevizError, choose
 from routeviz.figures import analysis, data, routing, tokens
 
 # name -> routing kind it needs (None: any)
@@ -31,6 +31,8 @@ def available(store, run: str) -> list[str]:
             continue
         if need in ("expert", "keep", "exit") and need not in kinds:
             continue
+        if name == "Path Sankey" and len(facts.sites_of("expert")) < 2:
+            continue  # a path needs two expert sites to go between
         out.append(name)
     return out
 
@@ -52,7 +54,11 @@ def build(store, run: str, name: str):
     if name == "Load matrix":
         return routing.load_matrix(metrics.load(store, run).experts)
     if name == "Path Sankey":
-        return routing.path_sankey(metrics.paths(store, run).transitions)
+        transitions = metrics.paths(store, run).transitions
+        if transitions.empty:
+            raise RoutevizError(f"run {run!r} has no token paths: a path goes between two "
+                                "expert sites, and no unit was routed at two")
+        return routing.path_sankey(transitions)
     if name == "Exit histogram":
         ex = metrics.exits(store, run)
         return routing.exit_histogram(data.exit_frame(ex), ex.n_layers)

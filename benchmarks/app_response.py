@@ -83,11 +83,16 @@ def photo_jpeg(side: int = 1000) -> bytes:
     return buf.getvalue()
 
 
+# A click's result is drawn: the sidebar names a new run, `selector` is on the page and the
+# rerun that draws it has finished. Without the last check (before this round's end) a click
+# counted as done while the rerun was still drawing, with the old run's chips still shown.
 DONE = """([before, selector]) => {
     if (document.querySelector('[data-testid=stAlertContentError]')) return 'error';
     const box = document.querySelector('[data-testid=stSidebar] input[aria-label=Run]');
     if (!box || !box.value.startsWith('inspect-') || box.value === before) return false;
-    return document.querySelector(selector) ? box.value : false;
+    const app = document.querySelector('[data-testid=stApp]');
+    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+    return document.querySelector('[data-testid=stMain] ' + selector) ? box.value : false;
 }"""
 
 

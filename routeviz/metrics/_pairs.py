@@ -77,9 +77,9 @@ def cross(start_a, size_a, start_b, size_b) -> tuple[np.ndarray, np.ndarray]:
     return start_a[p] + offset // size_b[p], start_b[p] + offset % size_b[p]
 
 
-def tally(columns, weights=None) -> tuple:
-    """The distinct rows of integer columns, sorted, and their count (or summed weights):
-    (*columns, n) with n > 0."""
+def tally(columns, weights=None, keep_zero: bool = False) -> tuple:
+    """The distinct rows of integer columns, sorted, and their count (or summed integer
+    weights): (*columns, n) with n > 0, or every distinct row (n >= 0) with keep_zero."""
     columns = [np.asarray(c, dtype="int64") for c in columns]
     n_rows = len(columns[0])
     if not n_rows:
@@ -92,17 +92,18 @@ def tally(columns, weights=None) -> tuple:
     bins = float(np.prod([float(s) for s in spans]))
     if bins <= _DENSE_BINS:
         counts = np.bincount(key, weights=weights, minlength=int(bins))
-        keys = np.flatnonzero(counts)
+        keys = (np.flatnonzero(np.bincount(key, minlength=int(bins))) if keep_zero
+                else np.flatnonzero(counts))
         counts = counts[keys]
     elif bins < 2.0**62:
         keys, inverse = np.unique(key, return_inverse=True)
         counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(keys))
-        keep = counts != 0
+        keep = np.ones(len(keys), dtype=bool) if keep_zero else counts != 0
         keys, counts = keys[keep], counts[keep]
     else:  # keys too wide for one int64: sort the rows themselves
         keyed, inverse = np.unique(np.stack(columns), axis=1, return_inverse=True)
         counts = np.bincount(inverse.ravel(), weights=weights, minlength=keyed.shape[1])
-        keep = counts != 0
+        keep = np.ones(len(counts), dtype=bool) if keep_zero else counts != 0
         return (*keyed[:, keep], counts[keep].astype("int64"))
     out = []
     for low, span in zip(reversed(lows), reversed(spans)):

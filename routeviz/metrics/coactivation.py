@@ -96,9 +96,10 @@ def _counts(routes: pd.DataFrame) -> tuple:
     idx = routes.idx.to_numpy(dtype="int64")
     choice = routes.choice.to_numpy()
     top = routes["rank"].to_numpy() == 0
-    load = (pd.DataFrame({"idx": idx, "choice": choice, "top": top.astype("int64")})
-            .groupby(["idx", "choice"], sort=True)
-            .agg(n_choice=("top", "size"), n_top=("top", "sum")).reset_index())
+    l_idx, l_choice, n_choice = _pairs.tally((idx, choice))
+    n_top = _pairs.tally((idx, choice), weights=top.astype("float64"), keep_zero=True)[2]
+    load = pd.DataFrame({"idx": l_idx, "choice": l_choice.astype(choice.dtype),
+                         "n_choice": n_choice, "n_top": n_top})
     groups = _pairs.Groups(routes.u.to_numpy(dtype="int64"), idx)  # (unit, site) sorted
     s_idx, s_choice, s_top = idx[groups.order], choice[groups.order], top[groups.order]
     i, j = _pairs.cross(groups.start, groups.size, groups.start, groups.size)

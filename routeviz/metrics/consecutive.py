@@ -94,11 +94,11 @@ def _counts(routes: pd.DataFrame, names: list) -> tuple:
                           "n_same": n_same[has_pairs]})
     has_shared = np.flatnonzero(n_shared > 0)
     shared = pd.DataFrame({"site": site[has_shared], "n_shared": n_shared[has_shared]})
-    per_expert = (pd.DataFrame({"idx": idx, "choice": choice, "top": top.astype("int64"),
-                                "rank": rank})
-                  .groupby(["idx", "choice"], sort=True)
-                  .agg(n_any=("top", "size"), n_top=("top", "sum"), k=("rank", "max"))
-                  .reset_index())
-    per_expert["k"] += 1
-    per_expert.insert(0, "site", site[per_expert.pop("idx").to_numpy()])
+    e_idx, e_choice, n_any = _pairs.tally((idx, choice))
+    n_top = _pairs.tally((idx, choice), weights=top.astype("float64"), keep_zero=True)[2]
+    # k = the largest rank + 1 of each (site, expert): the last rank of the rows sorted by
+    # (idx, choice, rank)
+    last = np.lexsort((rank, choice, idx))[np.cumsum(n_any) - 1] if len(n_any) else []
+    per_expert = pd.DataFrame({"site": site[e_idx], "choice": e_choice, "n_any": n_any,
+                               "n_top": n_top, "k": rank[last] + 1})
     return pairs, shared, per_expert

@@ -164,18 +164,3 @@ def test_baselines_of_several_kinds_equal_the_per_kind_ones(all_stores, tmp_path
             if max_units == 200 and run == "bench":
                 assert together["expert"].sampled
 
-
-def test_stacked_bootstrap_equals_one_resample_at_a_time(all_stores, monkeypatch):
-    """The bootstrap scores its resamples ten at a time (one product of the stacked
-    weighted S): exactly the numbers of the all-sparse, one-resample-at-a-time scoring,
-    over several chunks (23 resamples)."""
-    from routeviz.metrics import baseline
-    from routeviz.metrics.baseline import focus_cover_baseline
-
-    for store, run in all_stores[1:3]:
-        stacked = focus_cover_baseline(store, run, permutations=3, resamples=23, seed=4)
-        with monkeypatch.context() as patch:
-            patch.setattr(baseline, "DENSE_UNITS", 0)
-            one_by_one = focus_cover_baseline(store, run, permutations=3, resamples=23, seed=4)
-        assert stacked.scores.equals(one_by_one.scores)
-        assert stacked.scores.focus_ci_lo.notna().all()

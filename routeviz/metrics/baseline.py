@@ -132,10 +132,8 @@ def from_pairs(pairs: pd.DataFrame, result, total: int, sampled: bool, permutati
                                                 dense=keep_cells):
             shuffled.append(scores)
             cells.append(alignment)
-    draws = [rng.multinomial(n, np.full(n, 1 / n)) for _ in range(resamples)] if n else []
-    boot = []
-    for start in range(0, len(draws), SHUFFLES_AT_ONCE):
-        boot.extend(score.resamples(draws[start:start + SHUFFLES_AT_ONCE]))
+    boot = [score(weights=rng.multinomial(n, np.full(n, 1 / n)))[0]
+            for _ in range(resamples)] if n else []
     scores = _table(result.scores, observed[0], np.array(shuffled), np.array(boot), level)
     alignment = (_cell_band(observed[1], cells, result, level)
                  if keep_cells and permutations else None)
@@ -202,7 +200,6 @@ def _scorer(tag_matrix, sub_matrix, groups):
             return _scores(tags, sub_matrix, groups, weights=weights, dense=dense)
         sparse_score.shuffles = lambda orders, dense=False: [
             sparse_score(order=order, dense=dense) for order in orders]
-        sparse_score.resamples = lambda draws: [sparse_score(weights=w)[0] for w in draws]
         return sparse_score
     subs = sub_matrix.toarray()  # [units, subnetworks]
     n_tag = np.asarray(tag_matrix.sum(axis=0)).ravel()
@@ -232,23 +229,7 @@ def _scorer(tag_matrix, sub_matrix, groups):
         scores = _group_scores_stacked(cells, groups)
         return [(scores[i], cells[i] if dense else None) for i in range(len(orders))]
 
-    def resamples(draws):
-        """dense_score(weights=w)[0] for each w: one product of the stacked weighted S
-        (integer counts in float64: every sum exact, in any order)."""
-        if not draws:
-            return []
-        n_units, n_subs = subs.shape
-        weights = np.stack(draws, axis=1).astype("float64")  # [units, resamples]
-        weighted = subs[:, None, :] * weights[:, :, None]  # [units, resamples, subnetworks]
-        both = np.asarray(tag_matrix.T @ weighted.reshape(n_units, -1))
-        both = both.reshape(-1, len(draws), n_subs).transpose(1, 0, 2)  # [r, values, subs]
-        tag_counts = np.asarray(tag_matrix.T @ weights).T  # [resamples, tag values]
-        active_counts = weighted.sum(axis=0)  # [resamples, subnetworks]
-        cells = f1(both, tag_counts[:, :, None], active_counts[:, None, :])
-        return list(_group_scores_stacked(cells, groups))
-
     dense_score.shuffles = shuffles
-    dense_score.resamples = resamples
     return dense_score
 
 

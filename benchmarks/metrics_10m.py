@@ -4,7 +4,8 @@ and the time and peak memory of focus_cover, load and exits over it.
     python -m benchmarks.metrics_10m [--store DIR] [--examples N]
 
 `metrics_json_s`: the whole `routeviz metrics --json` (chance baselines on, their defaults)
-beside the plain Focus/Cover query, in wall and CPU seconds (`metrics_json`).
+beside the plain Focus/Cover query, in wall and CPU seconds (`metrics_json`: medians of 3
+turns each, every sample kept).
 `series_timeline`: the Timeline page's series metrics on the shipped text-moe series (21
 steps, with the 20-shuffle Focus/Cover band), wall and CPU seconds.
 
@@ -133,24 +134,34 @@ def _cpu_timed(fn) -> tuple:
     return result, round(time.perf_counter() - start, 3), round(time.process_time() - cpu, 3)
 
 
-def metrics_json(store_path: str) -> dict:
+def metrics_json(store_path: str, repeats: int = 3) -> dict:
     """`routeviz metrics --json` in this process (the command's parse, every analysis with
     the chance baselines at their defaults, the JSON dump; not the interpreter's start),
-    timed beside the plain Focus/Cover query it contains. Returns the keys metrics_json_s,
-    focus_cover_s, their CPU seconds and ratios, and what the JSON says was sampled."""
+    timed beside the plain Focus/Cover query it contains, the two taking turns `repeats`
+    times (medians: one sample of either swings by a third on a shared machine). Returns
+    the keys metrics_json_s, focus_cover_s, their CPU seconds and ratios (of the medians),
+    every sample, and what the JSON says was sampled."""
     import contextlib
     import io
+    import statistics
 
     from routeviz import metrics, open_store
     from routeviz.cli import main as cli
 
     store = open_store(store_path)
     metrics.focus_cover(store, "bench")  # warm the file cache for both
-    _, fc_s, fc_cpu = _cpu_timed(lambda: metrics.focus_cover(store, "bench"))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        _, js_s, js_cpu = _cpu_timed(lambda: cli(["metrics", "--store", store_path,
-                                                  "--run", "bench", "--json"]))
+    runs = {"focus_cover": [], "metrics_json": []}
+    for _ in range(repeats):
+        _, wall, cpu = _cpu_timed(lambda: metrics.focus_cover(store, "bench"))
+        runs["focus_cover"].append((wall, cpu))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            _, wall, cpu = _cpu_timed(lambda: cli(["metrics", "--store", store_path,
+                                                   "--run", "bench", "--json"]))
+        runs["metrics_json"].append((wall, cpu))
+    (fc_s, fc_cpu), (js_s, js_cpu) = (
+        tuple(round(statistics.median(v[i] for v in runs[key]), 3) for i in (0, 1))
+        for key in ("focus_cover", "metrics_json"))
     summary = json.loads(out.getvalue())
     sampled = sorted({f"{e['kind']} baseline: {e['baseline']['n_units']} of "
                       f"{e['baseline']['n_units_total']} units"
@@ -159,6 +170,7 @@ def metrics_json(store_path: str) -> dict:
             "ratio_wall": round(js_s / fc_s, 2) if fc_s else None,
             "metrics_json_cpu_s": js_cpu, "focus_cover_cpu_s": fc_cpu,
             "ratio_cpu": round(js_cpu / fc_cpu, 2) if fc_cpu else None,
+            "repeats": repeats, "samples_wall_cpu": runs,
             "sampled": sampled, "notes": summary["notes"]}
 
 

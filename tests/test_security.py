@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import tomllib
 from PIL import Image
@@ -160,20 +161,25 @@ def damaged_store(tmp_path):
     store = tmp_path / "store"
     record(load("toy-text"), toy_dataset()[:4], store, "a", batch_size=2)
     record(load("toy-text"), toy_dataset()[4:8], store, "b", batch_size=2)
-    expected_b = len(routeviz.open_store(store).routes("b"))
+    opened = routeviz.open_store(store)
+    expected_b = len(opened.routes("b"))
     bad = min((store / "routes" / "run=a").glob("part-*.parquet"))
+    # the writer flushes on size or time, so on a busy machine a run's routes may span
+    # several part files: the rows left are those of the others
+    expected_a = len(opened.routes("a")) - pq.ParquetFile(bad).metadata.num_rows
+    opened.close()
     bad.write_bytes(b"PAR1 this is not a parquet file any more PAR1")
-    return store, bad, expected_b
+    return store, bad, expected_b, expected_a
 
 
 def test_damaged_part_is_named_skipped_and_the_rest_reads(damaged_store, capsys):
-    store, bad, expected_b = damaged_store
+    store, bad, expected_b, expected_a = damaged_store
     before = listing(store)
     with pytest.warns(UserWarning, match=re.escape(bad.name)):
         opened = routeviz.open_store(store)
     assert opened.damaged == [bad]
     assert opened.run_names() == ["a", "b"]
-    assert len(opened.routes("a")) == 0  # the damaged file's rows are left out ...
+    assert len(opened.routes("a")) == expected_a  # the damaged file's rows are left out ...
     assert len(opened.routes("b")) == expected_b > 0  # ... every other file reads
     assert len(opened.tokens("a")) > 0 and len(opened.examples("a")) == 4
 

@@ -4,6 +4,8 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# test workers (pytest-xdist): `make test WORKERS=0` runs the suite in one process
+WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast e2e screenshots bench install clean
@@ -25,12 +27,15 @@ run: $(STAMP)
 		--browser.gatherUsageStats=false --server.fileWatcherType=none --server.runOnSave=false
 
 # Everything, browser tests included (CI runs this through .ci/run).
+# Two workers (pytest-xdist), each test file on one of them (its module fixtures, e.g. the
+# Spark session, built once): much of the suite waits on a browser, a JVM or a subprocess.
+# The slowest tests are named in every CI log: the suite must stay under 15 min.
 test: $(STAMP)
-	$(PY) -m pytest tests --durations=15  # the slowest tests named in every CI log: the suite must stay under 15 min
+	$(PY) -m pytest tests -n $(WORKERS) --dist loadfile --durations=15
 
 # The development tier: no browser tests, nothing marked slow (pytest.mark.slow).
 test-fast: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/e2e -m "not slow and not e2e"
+	$(PY) -m pytest tests --ignore=tests/e2e -m "not slow and not e2e" -n $(WORKERS) --dist loadfile
 
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e

@@ -3,6 +3,7 @@ vocabulary specialization, consecutive-token rate, router confidence, and the pe
 baseline / bootstrap interval of Focus/Cover."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from routeviz.errors import RoutevizError
@@ -269,3 +270,32 @@ def test_summary_without_chance_or_scans_keeps_the_headline_numbers(tmp_path):
     for key in ("coactivation", "vocab_specialization", "consecutive", "confidence"):
         assert key in full and key not in light
     assert all("baseline" not in row for row in light["focus_cover"])
+
+
+def test_summary_samples_vocab_specialization_with_the_same_examples(tmp_path):
+    """Above max_scan_units, vocabulary specialization reads the sample of whole examples
+    co-activation reads, says so, and equals the metric over a store holding only those
+    examples; below it, every occurrence (no sample)."""
+    from routeviz.metrics._sample import example_sample
+
+    rng = np.random.default_rng(5)
+    texts = {e: [f"w{(e * 3 + t) % 7}" for t in range(SEQ)] for e in range(N_EX)}
+    picks = assignments(lambda e, t: [int(x) for x in rng.choice(E, 2, replace=False)])
+    store = write_run(tmp_path / "st", "tok", expert_routes("g", 0, picks), tokens=texts,
+                      config={"n_experts": E})
+    out = summary(store, "tok", permutations=0, resamples=0, max_scan_units=5 * SEQ)
+    vocab = out["vocab_specialization"]
+    assert vocab["sampled"] and vocab["n_units_total"] == N_EX * SEQ
+    assert any("vocab_specialization" in n and "sample" in n for n in out["notes"])
+    condition, _, _ = example_sample(store, "tok", 5 * SEQ)
+    kept = sorted(int(e) for e in store.query_df(
+        f"SELECT DISTINCT example FROM routes WHERE run = 'tok' AND {condition}").example)
+    assert 0 < len(kept) < N_EX
+    only = write_run(tmp_path / "only", "tok",
+                     expert_routes("g", 0, {k: v for k, v in picks.items() if k[0] in kept}),
+                     tokens={e: texts[e] for e in kept}, config={"n_experts": E})
+    expected = vocab_specialization(only, "tok")
+    assert vocab["sites"] == [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                              for r in expected.sites.to_dict("records")]
+    whole = summary(store, "tok", permutations=0, resamples=0)["vocab_specialization"]
+    assert not whole["sampled"] and whole["sites"][0]["n_occurrences"] == N_EX * SEQ

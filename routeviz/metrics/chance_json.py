@@ -20,26 +20,27 @@ TOP_TOKENS = 20  # most frequent tokens listed (all of them: metrics.vocab_speci
 def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | None = None,
                  seed: int = 0) -> dict:
     """Keys coactivation, vocab_specialization, consecutive, confidence (None where the run
-    records no expert routes; vocab_specialization is {"skipped": why} without token texts). Co-activation and consecutive tokens read
-    a seeded sample of whole examples when the run has more than `max_units` tokens (each
-    says `sampled`, `n_units_total`); the others read every row."""
+    records no expert routes; vocab_specialization is {"skipped": why} without token
+    texts). Co-activation, consecutive tokens and vocabulary specialization read a seeded
+    sample of whole examples when the run has more than `max_units` tokens (each says
+    `sampled`, `n_units_total`); confidence reads every row."""
     out = {"coactivation": None, "vocab_specialization": None, "consecutive": None,
            "confidence": None}
     if "expert" in recorded:
         sample, total, sampled = example_sample(store, run, max_units, seed)
         scope = {"sampled": sampled, "n_units_total": total, "max_units": max_units}
         if sampled:
-            notes.append(f"coactivation and consecutive: a seeded sample of whole examples, "
-                         f"about {max_units} of {total} tokens")
+            notes.append(f"coactivation, consecutive and vocab_specialization: a seeded sample "
+                         f"of whole examples, about {max_units} of {total} tokens")
         routes = read_routes(store, run, sample)  # read once for both, counted in numpy
         out["coactivation"] = {**_coactivation_json(store, run, routes), **scope}
         out["consecutive"] = {
             "sites": common.records(consecutive(store, run, routes=routes)), **scope}
         try:
-            vocab = vocab_specialization(store, run)
+            vocab = vocab_specialization(store, run, sample=sample)
             out["vocab_specialization"] = {
                 "min_count": vocab.min_count, "sites": common.records(vocab.sites),
-                "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS))}
+                "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS)), **scope}
         except RoutevizError as exc:
             out["vocab_specialization"] = {"skipped": str(exc)}
     if {"expert", "keep"} & set(recorded):

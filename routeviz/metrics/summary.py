@@ -29,8 +29,9 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     band over `permutations` tag shuffles) and `ci` (bootstrap over `resamples`), on at most
     `max_units` units (a seeded example sample above that, said in notes; 0 permutations and
     resamples: neither); keys coactivation, vocab_specialization, consecutive, confidence
-    (co-activation and consecutive on a seeded example sample above `max_scan_units`;
-    scans=False leaves these four out, for a caller that shows only the headline numbers)."""
+    (co-activation, consecutive and vocabulary specialization on a seeded example sample
+    above `max_scan_units` tokens; scans=False leaves these four out, for a caller that
+    shows only the headline numbers)."""
     run = common.require_run(store, run)
     recorded = common.kinds_recorded(store, run)
     if kind is not None:

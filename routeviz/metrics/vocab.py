@@ -31,9 +31,9 @@ from routeviz.metrics.load import expert_counts
 _PER_TOKEN = """
 WITH occ AS (SELECT r.site, t.text, r.choice, count(*) AS n_any,
                sum(CASE WHEN r.rank = 0 THEN 1 ELSE 0 END) AS n_top1
-        FROM routes r JOIN (SELECT example, token, text FROM tokens WHERE run = $run) t
+        FROM routes r JOIN (SELECT example, token, text FROM tokens WHERE run = $run{sample}) t
           ON t.example = r.example AND t.token = r.token
-        WHERE r.run = $run AND r.kind = 'expert' AND r.token >= 0
+        WHERE r.run = $run AND r.kind = 'expert' AND r.token >= 0{route_sample}
         GROUP BY r.site, t.text, r.choice),
 ranked AS (SELECT site, text, choice, n_any,
                   sum(n_top1) OVER (PARTITION BY site, text) AS n,
@@ -52,7 +52,11 @@ class VocabResult:
     min_count: int
 
 
-def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -> VocabResult:
+def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50,
+                         sample: str = "") -> VocabResult:
+    """sample: an SQL condition on `example` (`_sample.example_sample`): the occurrences of
+    a seeded sample of whole examples only (`metrics --json` on runs over `max_scan_units`
+    tokens, as co-activation and consecutive tokens); "" reads every occurrence."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     if not common.scalar(store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run)",
@@ -60,7 +64,10 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50) -
         raise RoutevizError(f"run {run!r} recorded no token texts; vocabulary specialization "
                             "groups occurrences by token text")
     p = {"run": run, "min_count": int(min_count)}
-    with common.temp_view(store, _PER_TOKEN, p) as per_token:
+    per_token_sql = _PER_TOKEN.format(
+        sample=f" AND ({sample})" if sample else "",
+        route_sample=f" AND ({sample.replace('example', 'r.example')})" if sample else "")
+    with common.temp_view(store, per_token_sql, p) as per_token:
         sums = common.df(store,
             "SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, sum(best_any) AS "
             f"best_any, sum(best_top1) AS best_top1 FROM {per_token} GROUP BY site")

@@ -299,3 +299,41 @@ def test_summary_samples_vocab_specialization_with_the_same_examples(tmp_path):
                               for r in expected.sites.to_dict("records")]
     whole = summary(store, "tok", permutations=0, resamples=0)["vocab_specialization"]
     assert not whole["sampled"] and whole["sites"][0]["n_occurrences"] == N_EX * SEQ
+
+
+@pytest.mark.parametrize("min_count", [1, 5])
+def test_vocab_from_routes_already_read_equals_the_sql_join(tmp_path, min_count):
+    """metrics --json counts vocabulary specialization from the routes co-activation read
+    (numpy); the SQL join it replaced gives the same frames, whole and sampled, on a store
+    with repeated texts, ties between experts and a site without texts' tokens, and on a
+    real text-moe run (special tokens, Unicode)."""
+    import importlib
+
+    from routeviz.metrics._sample import example_sample
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+    from routeviz.runs.uploads import item_from_text
+
+    read_routes = importlib.import_module("routeviz.metrics.coactivation").read_routes
+    rng = np.random.default_rng(11)
+    texts = {e: [f"w{(e + t) % 5}" for t in range(SEQ)] for e in range(N_EX)}
+    picks = assignments(lambda e, t: [int(x) for x in rng.choice(3, 2, replace=False)])
+    synthetic = write_run(tmp_path / "st", "tok", expert_routes("g0", 0, picks)
+                          + expert_routes("g1", 1, {(e, -1): [1] for e in range(N_EX)}),
+                          tokens=texts, config={"n_experts": E})
+    record(load_model("text-moe"), [item_from_text(t) for t in (
+        "naïve café — 😀 <b>tags</b>\n\tdef f(x): return x", "x = [1, 2, 3]  # three", "x")],
+        tmp_path / "real", "real")
+    import routeviz
+
+    for store, run in ((synthetic, "tok"), (routeviz.open_store(tmp_path / "real"), "real")):
+        for units in (None, 2 * SEQ):
+            sample, _, _ = example_sample(store, run, units)
+            by_sql = vocab_specialization(store, run, min_count=min_count, sample=sample)
+            by_numpy = vocab_specialization(store, run, min_count=min_count, sample=sample,
+                                            routes=read_routes(store, run, sample))
+            pd.testing.assert_frame_equal(by_numpy.sites, by_sql.sites, check_dtype=False,
+                                          check_exact=True)
+            pd.testing.assert_frame_equal(by_numpy.tokens, by_sql.tokens, check_dtype=False,
+                                          check_exact=True)
+            assert len(by_sql.tokens) > 0 or min_count > 1  # a short real run: few repeats

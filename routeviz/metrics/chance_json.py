@@ -37,7 +37,7 @@ def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | 
         out["consecutive"] = {
             "sites": common.records(consecutive(store, run, routes=routes)), **scope}
         try:
-            vocab = vocab_specialization(store, run, sample=sample)
+            vocab = vocab_specialization(store, run, sample=sample, routes=routes)
             out["vocab_specialization"] = {
                 "min_count": vocab.min_count, "sites": common.records(vocab.sites),
                 "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS)), **scope}

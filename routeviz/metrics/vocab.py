@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from routeviz.errors import RoutevizError
@@ -53,27 +54,38 @@ class VocabResult:
 
 
 def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50,
-                         sample: str = "") -> VocabResult:
+                         sample: str = "", routes: pd.DataFrame | None = None) -> VocabResult:
     """sample: an SQL condition on `example` (`_sample.example_sample`): the occurrences of
     a seeded sample of whole examples only (`metrics --json` on runs over `max_scan_units`
-    tokens, as co-activation and consecutive tokens); "" reads every occurrence."""
+    tokens, as co-activation and consecutive tokens); "" reads every occurrence. routes:
+    instead of reading the routes again, the run's (sampled) expert routes already read
+    (`coactivation.read_routes`, with the same `sample`), counted in numpy."""
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     if not common.scalar(store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run)",
                          {"run": run}):
         raise RoutevizError(f"run {run!r} recorded no token texts; vocabulary specialization "
                             "groups occurrences by token text")
-    p = {"run": run, "min_count": int(min_count)}
-    per_token_sql = _PER_TOKEN.format(
-        sample=f" AND ({sample})" if sample else "",
-        route_sample=f" AND ({sample.replace('example', 'r.example')})" if sample else "")
-    with common.temp_view(store, per_token_sql, p) as per_token:
-        sums = common.df(store,
-            "SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, sum(best_any) AS "
-            f"best_any, sum(best_top1) AS best_top1 FROM {per_token} GROUP BY site")
-        tokens = common.df(store,
-            f"SELECT site, text, n, expert, best_any, best_top1 FROM {per_token} "
-            f"ORDER BY n DESC, site, text LIMIT {int(limit)}").astype({"n": "int64"})
+    if routes is not None:
+        per_token = _per_token_of(store, run, routes, sample, int(min_count))
+        sums = (per_token.groupby("site", sort=False)
+                .agg(n_tokens=("n", "size"), n_occurrences=("n", "sum"),
+                     best_any=("best_any", "sum"), best_top1=("best_top1", "sum"))
+                .reset_index())
+        tokens = (per_token.sort_values(["n", "site", "text"], ascending=[False, True, True])
+                  .head(int(limit)).reset_index(drop=True)).astype({"n": "int64"})
+    else:
+        p = {"run": run, "min_count": int(min_count)}
+        per_token_sql = _PER_TOKEN.format(
+            sample=f" AND ({sample})" if sample else "",
+            route_sample=f" AND ({sample.replace('example', 'r.example')})" if sample else "")
+        with common.temp_view(store, per_token_sql, p) as per_token:
+            sums = common.df(store,
+                "SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, sum(best_any) AS "
+                f"best_any, sum(best_top1) AS best_top1 FROM {per_token} GROUP BY site")
+            tokens = common.df(store,
+                f"SELECT site, text, n, expert, best_any, best_top1 FROM {per_token} "
+                f"ORDER BY n DESC, site, text LIMIT {int(limit)}").astype({"n": "int64"})
     ranks = expert_counts(store, run).groupby("site", sort=False).max_rank.max().reset_index()
     ranks = pd.DataFrame({"site": ranks.site.astype(str),
                           "k": ranks.max_rank.astype("int64") + 1})  # the ranks a site records
@@ -100,6 +112,51 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50,
     keep = ["site", "k", "n_experts", "n_tokens", "n_occurrences", "topk", "topk_chance",
             "topk_corrected", "top1", "top1_chance", "top1_corrected"]
     return VocabResult(sites=sites[keep], tokens=tokens, min_count=int(min_count))
+
+
+def _per_token_of(store, run: str, routes: pd.DataFrame, sample: str, min_count: int
+                  ) -> pd.DataFrame:
+    """`_PER_TOKEN` (site, text, n, expert, best_any, best_top1) from routes already read
+    (idx, token, u, choice, rank) and the texts of their examples' tokens: the same counts
+    as the SQL join, without a second scan of the route files."""
+    names = np.asarray(common.sites_of(store, run, "expert").site.astype(str).tolist(),
+                       dtype=object)
+    texts = common.df(store, f"SELECT {common.unit_key()} AS u, text FROM tokens "
+                      "WHERE run = $run" + (f" AND ({sample})" if sample else ""), {"run": run})
+    token_u = texts.u.to_numpy(dtype="int64")
+    order = np.argsort(token_u, kind="stable")
+    token_u = token_u[order]
+    codes, vocab = pd.factorize(texts.text.to_numpy(dtype=object)[order], use_na_sentinel=False)
+    u = routes.u.to_numpy(dtype="int64")
+    at = np.minimum(np.searchsorted(token_u, u), max(len(token_u) - 1, 0))
+    joined = ((routes.token.to_numpy() >= 0) & (len(token_u) > 0)
+              & (token_u[at] == u if len(token_u) else False))
+    site = routes.idx.to_numpy(dtype="int64")[joined]
+    text = codes[at[joined]].astype("int64")
+    choice = routes.choice.to_numpy(dtype="int64")[joined]
+    top = routes["rank"].to_numpy()[joined] == 0
+    n_choices = int(choice.max()) + 1 if len(choice) else 1
+    key = (site * len(vocab) + text) * n_choices + choice
+    cells, cell_of = np.unique(key, return_inverse=True)  # (site, text, choice), sorted
+    n_any = np.bincount(cell_of, minlength=len(cells))
+    n_top1 = np.bincount(cell_of, weights=top, minlength=len(cells)).astype("int64")
+    group = cells // n_choices  # (site, text)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(cells) else \
+        np.zeros(0, dtype="int64")
+    n = np.add.reduceat(n_top1, starts) if len(cells) else n_top1
+    best_top1 = np.maximum.reduceat(n_top1, starts) if len(cells) else n_top1
+    most = np.maximum.reduceat(n_any, starts) if len(cells) else n_any
+    # the most frequent expert at any rank, ties to the smallest id (choices sorted)
+    of_group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(cells)]))
+    first = np.full(len(starts), len(cells))
+    np.minimum.at(first, of_group[n_any == most[of_group]],
+                  np.flatnonzero(n_any == most[of_group]))
+    keep = n >= min_count
+    groups, picked = group[starts][keep], first[keep]
+    return pd.DataFrame({"site": names[groups // max(len(vocab), 1)],
+                         "text": vocab[groups % max(len(vocab), 1)] if len(vocab) else [],
+                         "n": n[keep], "expert": (cells[picked] % n_choices).astype("int32"),
+                         "best_any": n_any[picked], "best_top1": best_top1[keep]})
 
 
 def corrected(p, chance):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import cached, get_handle, metric, show_error
+from app_pages.common import cached, get_handle, memo, metric, query, show_error
 from app_pages.timeline_twin import show_beside
 from routeviz.errors import RoutevizError
 from routeviz.figures import analysis, catalog
@@ -28,8 +28,8 @@ def _timeline_series_runs(store, series):
     return series_metrics.series_runs(store, series)
 
 
-def _timeline_frame(store, series):
-    return series_metrics.timeline(store, series, chance=BAND_PERMUTATIONS)
+def _timeline_part(store, series, part):
+    return series_metrics.timeline(store, series, chance=BAND_PERMUTATIONS, parts=(part,))
 
 
 def _timeline_identity(store, series):
@@ -46,10 +46,27 @@ def _timeline_figure(store, run, name):
 
 series_names = cached(_timeline_series_names)
 series_runs = cached(_timeline_series_runs)
-series_timeline = cached(_timeline_frame)
+series_part = cached(_timeline_part)
 series_identity = cached(_timeline_identity)
 figure_names = cached(_timeline_figure_names)
 step_figure = cached(_timeline_figure)
+
+
+def series_timeline(handle, series: str) -> pd.DataFrame:
+    """The series' whole long frame: its two parts (each cached) joined, once per generation."""
+    return memo(handle, ("timeline", series), lambda: query(
+        handle, series_metrics.timeline_joined, series,
+        [series_part(handle, series, part) for part in series_metrics.TIMELINE_PARTS]))
+
+
+def draw_metric_lines(frame: pd.DataFrame, columns, first: int) -> int:
+    """A chart per metric of `frame` (TIMELINE_METRICS order), alternating between the two
+    columns from chart number `first`; the number of the next chart."""
+    drawn = [m for m in series_metrics.TIMELINE_METRICS if (frame["metric"] == m).any()]
+    for number, name in enumerate(drawn, start=first):
+        columns[number % 2].plotly_chart(timeline_figures.metric_lines(frame, name),
+                                         key=f"timeline_{name}")
+    return first + len(drawn)
 
 
 def shipped_stores() -> list[Path]:
@@ -87,25 +104,34 @@ if not names:
 series = st.selectbox("Series", names, key="timeline_series")
 try:
     runs = series_runs(handle, series)
-    with st.spinner("Computing the metrics of every step…"):
-        frame = series_timeline(handle, series)
+    with st.spinner("Computing saturation and load balance of every step…"):
+        routing = series_part(handle, series, "routing")
 except RoutevizError as exc:
     show_error(exc)
     st.stop()
 steps = runs["step"].tolist()
 run_at = dict(zip(runs["step"], runs["run"]))
-st.caption(f"{len(steps)} step(s), {steps[0]}–{steps[-1]}; saturation compares each step "
-           f"with the last one ({steps[-1]}). The thick black line pools every site"
-           + (f"; the grey area on Focus and Cover is its chance band (95% of "
-              f"{BAND_PERMUTATIONS} shuffles of the tags across units, per step)."
-              if frame["metric"].isin(["focus_lo", "cover_lo"]).any() else "."))
+caption = st.empty()  # says whether Focus/Cover has a chance band: known with the scores
 
 st.subheader("Metrics over steps")
-left, right = st.columns(2)
-for number, drawn in enumerate(m for m in series_metrics.TIMELINE_METRICS
-                               if (frame["metric"] == m).any()):
-    column = left if number % 2 == 0 else right
-    column.plotly_chart(timeline_figures.metric_lines(frame, drawn), key=f"timeline_{drawn}")
+columns = st.columns(2)
+# the routing metrics drawn first; Focus/Cover with its band and the entropy (~2/3 of the
+# computation) then go on under them, so the first charts show while those compute
+after = draw_metric_lines(routing, columns, 0)
+try:
+    with st.spinner("Computing Focus/Cover with its chance band and the entropy of every step…"):
+        series_part(handle, series, "scores")
+    frame = series_timeline(handle, series)
+except RoutevizError as exc:
+    show_error(exc)
+    st.stop()
+caption.caption(f"{len(steps)} step(s), {steps[0]}–{steps[-1]}; saturation compares each step "
+                f"with the last one ({steps[-1]}). The thick black line pools every site"
+                + (f"; the grey area on Focus and Cover is its chance band (95% of "
+                   f"{BAND_PERMUTATIONS} shuffles of the tags across units, per step)."
+                   if frame["metric"].isin(["focus_lo", "cover_lo"]).any() else "."))
+draw_metric_lines(frame[~frame["metric"].isin(series_metrics.TIMELINE_PARTS["routing"])],
+                  columns, after)
 show_beside(handle, series, names, series_timeline)
 box = st.expander("Every value (long table)", key="timeline_long_table", on_change="rerun")
 with box:

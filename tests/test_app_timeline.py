@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_support import open_page, plotly_specs
+from tests.app_support import _decode, open_page, plotly_specs
 from tests.series_store import three_step_store
 
 
@@ -181,3 +181,29 @@ def test_the_long_table_is_sent_once_opened(series_store):
     at.run()
     table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
     assert "focus" in set(table["metric"]) and "*" not in set(table["site"])
+
+
+def test_charts_drawn_in_two_parts_equal_the_whole_timeline(tmp_path):
+    """The page draws the routing metrics before computing Focus/Cover and entropy; every
+    chart, in the same places, is the one the whole `timeline` frame gives (the shipped
+    text-moe series, copied)."""
+    import json
+    import shutil
+
+    from routeviz import open_store
+    from routeviz.figures import timeline as timeline_figures
+    from routeviz.metrics import series as series_metrics
+
+    shipped = Path(__file__).resolve().parents[1] / "sample_models/data/series/text-moe"
+    shutil.copytree(shipped, tmp_path / "store")
+    at = open_page(tmp_path / "store", "timeline")
+    assert not at.exception
+    series = at.selectbox(key="timeline_series").value
+    frame = series_metrics.timeline(open_store(tmp_path / "store"), series, chance=20)
+    names = [m for m in series_metrics.TIMELINE_METRICS if (frame["metric"] == m).any()]
+    assert len(names) == 7
+    shown = plotly_specs(at)[:len(names)]  # the left column's charts, then the right's
+    for name, spec in zip(names[0::2] + names[1::2], shown):
+        expected = _decode(json.loads(timeline_figures.metric_lines(frame, name).to_json()))
+        assert spec["data"] == expected["data"], name
+    assert "chance band" in " ".join(c.value for c in at.caption)

@@ -252,36 +252,56 @@ def _entropy_of(run, step, sites: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def timeline(store, series: str, tags=None, chance: int = 0) -> pd.DataFrame:
+# the two halves of `timeline` a page can draw one after the other: the routing metrics
+# (a few grouped queries) before the scores (Focus/Cover with its band, entropy: ~2/3 of it)
+TIMELINE_PARTS = {"routing": TIMELINE_METRICS[:4], "scores": TIMELINE_METRICS[4:]}
+
+
+def timeline(store, series: str, tags=None, chance: int = 0,
+             parts=("routing", "scores")) -> pd.DataFrame:
     """Every per-step metric of the series as one long frame: step, run, site, metric,
     value. Entropy (nats) is over the router logits where recorded, else the top-k weights.
     chance=N adds the permutation band of Focus and Cover (metrics focus_lo, focus_hi,
-    cover_lo, cover_hi; `focus_cover_baseline` with N shuffles, reusing the step's scores)."""
+    cover_lo, cover_hi; `focus_cover_baseline` with N shuffles, reusing the step's scores).
+    parts: the halves of TIMELINE_PARTS to compute; `timeline_joined` puts halves computed
+    apart back together, row for row the frame of both computed at once."""
     runs = series_runs(store, series)
     store.facts_many(runs.run)  # every step's facts in one set of queries
     if tags:
         for run in runs.run:
             common.require_tags(store, run, tags)
-    sat = saturation(store, series)
-    bal = balance(store, series)
     rows = []
-    for name, frame, col in (("saturation_top1", sat, "top1"),
-                             ("saturation_overlap", sat, "overlap"),
-                             ("load_cv", bal, "cv"), ("maxvio", bal, "maxvio")):
-        rows += [{"step": s, "run": r, "site": site, "metric": name, "value": v}
-                 for s, r, site, v in zip(frame.step, frame.run, frame.site, frame[col])]
-    steps = _steps(runs)
-    focus = focus_many(store, runs.run, tags, chance)  # every step's Focus/Cover at once
-    for run, step in zip(runs.run, runs.step):
-        if run in focus:
-            rows += _rows_of(run, step, *focus[run])
-    rows += _entropy_many(store, runs.run, steps)
+    if "routing" in parts:
+        sat = saturation(store, series)
+        bal = balance(store, series)
+        for name, frame, col in (("saturation_top1", sat, "top1"),
+                                 ("saturation_overlap", sat, "overlap"),
+                                 ("load_cv", bal, "cv"), ("maxvio", bal, "maxvio")):
+            rows += [{"step": s, "run": r, "site": site, "metric": name, "value": v}
+                     for s, r, site, v in zip(frame.step, frame.run, frame.site, frame[col])]
+    if "scores" in parts:
+        steps = _steps(runs)
+        focus = focus_many(store, runs.run, tags, chance)  # every step's Focus/Cover at once
+        for run, step in zip(runs.run, runs.step):
+            if run in focus:
+                rows += _rows_of(run, step, *focus[run])
+        rows += _entropy_many(store, runs.run, steps)
     frame = pd.DataFrame(rows, columns=["step", "run", "site", "metric", "value"])
     frame["value"] = frame.value.astype("float64")
+    return _in_timeline_order(store, runs, frame)
+
+
+def timeline_joined(store, series: str, frames) -> pd.DataFrame:
+    """`timeline` frames of different parts of one series as the one frame of all of them."""
+    return _in_timeline_order(store, series_runs(store, series),
+                              pd.concat(list(frames), ignore_index=True))
+
+
+def _in_timeline_order(store, runs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """By step, site (pooled first, then model order) and metric (TIMELINE_METRICS)."""
     order = {m: i for i, m in enumerate(TIMELINE_METRICS)}
-    frame = _ordered(frame.assign(_m=frame.metric.map(order)).sort_values("_m", kind="stable")
-                     .drop(columns="_m"), _site_order(store, runs))
-    return frame
+    return _ordered(frame.assign(_m=frame.metric.map(order)).sort_values("_m", kind="stable")
+                    .drop(columns="_m"), _site_order(store, runs))
 
 
 def series_summary(store, series: str, tags=None, unit=None, kind=None, top1=False) -> dict:

@@ -27,9 +27,9 @@ def example_lengths_sql(store, run: str) -> str:
     parts = [("SELECT example, count(*) AS n FROM tokens WHERE run = $run AND token >= 0 "
              "GROUP BY example"),
              "SELECT example, n_tokens FROM examples WHERE run = $run AND n_tokens IS NOT NULL"]
-    recorded = common.scalar(store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run) OR "
-                             "EXISTS (SELECT 1 FROM examples WHERE run = $run AND n_tokens "
-                             "IS NOT NULL)", {"run": run})
+    recorded = common.memo(store, ("lengths recorded", run), lambda: common.scalar(
+        store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run) OR EXISTS (SELECT 1 "
+        "FROM examples WHERE run = $run AND n_tokens IS NOT NULL)", {"run": run}))
     if not recorded:
         parts.append("SELECT example, max(token) + 1 FROM routes WHERE run = $run GROUP BY example")
     return ("SELECT example, max(n) AS n FROM (" + " UNION ALL ".join(parts)
@@ -37,8 +37,11 @@ def example_lengths_sql(store, run: str) -> str:
 
 
 def _exists(store, table: str, where: str, params: dict) -> bool:
-    return bool(common.scalar(store, f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})",
-                              params))
+    """Whether `table` has a row where `where`; asked once per store refresh (every
+    Focus/Cover, baseline and series step asks the same few: on Spark each is a job)."""
+    key = ("exists", table, where, tuple(sorted((k, repr(v)) for k, v in params.items())))
+    return common.memo(store, key, lambda: bool(common.scalar(
+        store, f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})", params)))
 
 
 def unit_counts(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,

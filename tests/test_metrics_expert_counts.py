@@ -14,7 +14,6 @@ import pytest
 
 from routeviz import open_store
 from routeviz.metrics import _common as common
-from routeviz.metrics._pooled import pooled
 from tests.metrics_store import known_run, write_run
 
 load_module = importlib.import_module("routeviz.metrics.load")
@@ -43,24 +42,8 @@ def old_confidence_experts(store, run):
         "avg(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS mean_top1_weight, "
         "count(CASE WHEN isnan(weight) THEN NULL ELSE weight END) AS n_weighted, "
         "min(token) < 0 AS per_example FROM top GROUP BY site", p)
-    expected = load_module.expected_tokens(store, run).rename(columns={"n_expected": "n_tokens"})
-    n_examples = load_module.route_examples(store, run)
-    frame = common.sites_of(store, run, "expert")[["site"]].merge(per_site, on="site", how="left")
-    frame = frame.merge(expected, on="site", how="left")
-    frame["n_expected"] = [
-        int(n_examples) if per_example else int(max(n_tokens or 0, routed))
-        for per_example, n_tokens, routed in zip(frame.per_example, frame.n_tokens.fillna(0),
-                                                 frame.n_routed)]
-    frame["n_dropped"] = (frame.n_expected - frame.n_routed).clip(lower=0)
-    frame["unprocessed_fraction"] = (frame.n_dropped + frame.n_zero) / frame.n_expected
-    for column in ("n_routed", "n_zero", "n_weighted", "n_expected", "n_dropped"):
-        frame[column] = frame[column].astype("int64")
-    row = pooled(frame, "n_weighted", ["mean_top1_weight"],
-                 sums=["n_expected", "n_routed", "n_dropped", "n_zero"])
-    n_expected = int(row.n_expected.iloc[0])
-    row["unprocessed_fraction"] = (int(row.n_dropped.iloc[0] + row.n_zero.iloc[0]) / n_expected
-                                   if n_expected else None)
-    return pd.concat([row, frame], ignore_index=True)[confidence_module.COLUMNS]
+    # the per-site query is what changed; the frame built from it is confidence's own
+    return confidence_module.experts_frame(store, run, per_site)
 
 
 def old_ranks(store, run):

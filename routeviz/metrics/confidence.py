@@ -61,8 +61,14 @@ def _experts(store, run, p) -> pd.DataFrame:
     per_site["mean_top1_weight"] = (per_site.weight_sum / per_site.n_weighted.where(
         per_site.n_weighted > 0)).astype("float64")
     per_site["per_example"] = per_site.min_token < 0
-    per_site = per_site[["site", "n_routed", "n_zero", "mean_top1_weight", "n_weighted",
-                         "per_example"]]
+    return experts_frame(store, run, per_site[["site", "n_routed", "n_zero", "mean_top1_weight",
+                                               "n_weighted", "per_example"]])
+
+
+def experts_frame(store, run, per_site: pd.DataFrame) -> pd.DataFrame:
+    """The `experts` frame (COLUMNS, "*" first) from per-site counts of the rank-0 routes:
+    site, n_routed, n_zero, mean_top1_weight, n_weighted, per_example (every route at
+    token -1); the tokens each site should have seen come from the run's example lengths."""
     expected = expected_tokens(store, run).rename(columns={"n_expected": "n_tokens"})
     frame = common.sites_of(store, run, "expert")[["site"]].merge(per_site, on="site", how="left")
     frame = frame.merge(expected, on="site", how="left")

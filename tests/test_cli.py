@@ -130,6 +130,7 @@ def test_bad_input_one_line_error(case, tmp_path, mixtral_dir, capsys):
         store.write_text("x")
     elif case == "bad_run":
         run = "../escape"
+    capsys.readouterr()  # the checkpoint's save may draw a progress bar: not the command's
     code = main(["trace", "--model", model, "--text", *text, "--store", str(store),
                  "--run", run])
     err = capsys.readouterr().err

@@ -337,3 +337,60 @@ def test_vocab_from_routes_already_read_equals_the_sql_join(tmp_path, min_count)
             pd.testing.assert_frame_equal(by_numpy.tokens, by_sql.tokens, check_dtype=False,
                                           check_exact=True)
             assert len(by_sql.tokens) > 0 or min_count > 1  # a short real run: few repeats
+
+
+def test_bootstrap_draws_scored_together_equal_one_at_a_time(random_store, monkeypatch):
+    """The bootstrap's draws scored several per product (T' [S·w1 | S·w2 | ...]) give
+    exactly the numbers of one product per draw."""
+    from routeviz.metrics import baseline
+
+    together = focus_cover_baseline(random_store, "rand", permutations=3, resamples=9, seed=4)
+    monkeypatch.setattr(baseline, "RESAMPLE_ENTRIES", 1)  # one draw per product
+    alone = focus_cover_baseline(random_store, "rand", permutations=3, resamples=9, seed=4)
+    assert together.scores.equals(alone.scores)
+    assert together.scores.focus_ci_lo.notna().all()
+
+
+def test_summary_counting_in_a_pool_equals_counting_inline(monkeypatch):
+    """`metrics --json` counts the baselines, co-activation and consecutive tokens in a
+    thread pool while it queries; the JSON is the same, byte for byte, as when every part
+    is counted in turn (a shipped run with expert, keep and exit routes, sampled small so
+    every sampled note is said)."""
+    import importlib
+    import json
+    from concurrent.futures import Future
+    from pathlib import Path
+
+    from routeviz import open_store
+
+    summary_module = importlib.import_module("routeviz.metrics.summary")  # not the function
+
+    class Inline:
+        used = False
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, work, *args, **kwargs):
+            future = Future()
+            future.set_result(work(*args, **kwargs))
+            Inline.used = True
+            return future
+
+    store = open_store(Path(__file__).resolve().parents[1] / "sample_models" / "data"
+                       / "series" / "text-moe")
+    run = store.run_names()[-1]
+    args = {"permutations": 5, "resamples": 5, "max_units": 200, "max_scan_units": 200}
+    pooled = json.dumps(summary(store, run, **args))
+    monkeypatch.setattr(summary_module, "ThreadPoolExecutor", Inline)
+    inline = json.dumps(summary(store, run, **args))
+    assert pooled == inline and Inline.used
+    result = json.loads(pooled)
+    assert result["coactivation"]["sampled"] and any("baseline" in e for e in result["focus_cover"])
+    assert {"expert", "exit"} <= {e["kind"] for e in result["focus_cover"]}

@@ -84,6 +84,17 @@ def focus_cover_baselines(store, run: str, results: dict, permutations: int = 50
     values share one sample and one read of its tagged units (the tag rows, and the tokens
     a per-example tag covers), instead of one each; each kind reads its active units.
     Equal to the per-kind calls (tests/test_metrics_chance.py)."""
+    inputs = baseline_inputs(store, run, results, max_units, seed)
+    return {kind: from_pairs(pairs, results[kind], total, sampled, permutations, resamples,
+                             seed, level)
+            for kind, (pairs, total, sampled) in inputs.items()}
+
+
+def baseline_inputs(store, run: str, results: dict, max_units: int = 20_000,
+                    seed: int = 0) -> dict:
+    """{kind: (pairs, total, sampled)}: what `from_pairs` scores for each kind of
+    `focus_cover_baselines`, read from the store (the scoring itself reads nothing, so a
+    caller may run it in another thread while this one queries)."""
     run = common.require_run(store, run)
     out = {}
     groups = {}  # kinds with the same units and tag values share the tagged read
@@ -107,9 +118,7 @@ def focus_cover_baselines(store, run: str, results: dict, permutations: int = 50
                     [] if f"{LENGTHS} l" in active_sql else [LENGTHS]))  # lengths: if used
                 active = common.df(store, "WITH " + ", ".join(ctes) + " SELECT 1 AS part, u, "
                                    "site, choice FROM active", params)
-                pairs = pd.concat([tagged, active], ignore_index=True)
-                out[kind] = from_pairs(pairs, result, total, sampled, permutations, resamples,
-                                       seed, level)
+                out[kind] = (pd.concat([tagged, active], ignore_index=True), total, sampled)
     return {kind: out[kind] for kind in results}
 
 
@@ -132,8 +141,8 @@ def from_pairs(pairs: pd.DataFrame, result, total: int, sampled: bool, permutati
                                                 dense=keep_cells):
             shuffled.append(scores)
             cells.append(alignment)
-    boot = [score(weights=rng.multinomial(n, np.full(n, 1 / n)))[0]
-            for _ in range(resamples)] if n else []
+    draws = [rng.multinomial(n, np.full(n, 1 / n)) for _ in range(resamples)] if n else []
+    boot = score.resamples(draws)
     scores = _table(result.scores, observed[0], np.array(shuffled), np.array(boot), level)
     alignment = (_cell_band(observed[1], cells, result, level)
                  if keep_cells and permutations else None)
@@ -188,6 +197,7 @@ DENSE_UNITS = 20_000_000
 
 
 SHUFFLES_AT_ONCE = 10  # shuffles scored by one stacked product (memory: 10 × T)
+RESAMPLE_ENTRIES = 4_000_000  # bootstrap draws scored by one product: units × draws × subs
 
 
 def _scorer(tag_matrix, sub_matrix, groups):
@@ -200,6 +210,7 @@ def _scorer(tag_matrix, sub_matrix, groups):
             return _scores(tags, sub_matrix, groups, weights=weights, dense=dense)
         sparse_score.shuffles = lambda orders, dense=False: [
             sparse_score(order=order, dense=dense) for order in orders]
+        sparse_score.resamples = lambda draws: [sparse_score(weights=w)[0] for w in draws]
         return sparse_score
     subs = sub_matrix.toarray()  # [units, subnetworks]
     n_tag = np.asarray(tag_matrix.sum(axis=0)).ravel()
@@ -229,7 +240,25 @@ def _scorer(tag_matrix, sub_matrix, groups):
         scores = _group_scores_stacked(cells, groups)
         return [(scores[i], cells[i] if dense else None) for i in range(len(orders))]
 
+    def resamples(draws):
+        """dense_score(weights=w)[0] for each bootstrap draw w, a few draws per product:
+        T' [S·w1 | S·w2 | ...] (the same integer sums, exact in float64)."""
+        n_units, n_subs = subs.shape
+        at_once = max(1, RESAMPLE_ENTRIES // max(1, n_units * n_subs))
+        out = []
+        for start in range(0, len(draws), at_once):
+            w = np.stack(draws[start:start + at_once], axis=1).astype("float64")  # [units, R]
+            weighted = subs[:, None, :] * w[:, :, None]  # [units, R, subnetworks]
+            both = np.asarray(tag_matrix.T @ weighted.reshape(n_units, -1))
+            both = both.reshape(-1, w.shape[1], n_subs).transpose(1, 0, 2)  # [R, values, subs]
+            tag_counts = np.asarray(tag_matrix.T @ w).T  # [R, values]
+            active_counts = weighted.sum(axis=0)  # [R, subnetworks]
+            cells = f1(both, tag_counts[:, :, None], active_counts[:, None, :])
+            out.extend(_group_scores_stacked(cells, groups))
+        return out
+
     dense_score.shuffles = shuffles
+    dense_score.resamples = resamples
     return dense_score
 
 

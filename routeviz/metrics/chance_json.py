@@ -4,10 +4,12 @@ baseline and bootstrap interval beside each Focus/Cover entry."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from routeviz.errors import RoutevizError
 from routeviz.metrics import _common as common
 from routeviz.metrics._sample import example_sample
-from routeviz.metrics.baseline import focus_cover_baseline, focus_cover_baselines
+from routeviz.metrics.baseline import baseline_inputs, focus_cover_baseline, from_pairs
 from routeviz.metrics.coactivation import coactivation, read_routes
 from routeviz.metrics.confidence import confidence
 from routeviz.metrics.consecutive import consecutive
@@ -18,24 +20,42 @@ TOP_TOKENS = 20  # most frequent tokens listed (all of them: metrics.vocab_speci
 
 
 def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | None = None,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, pool=None) -> dict:
     """Keys coactivation, vocab_specialization, consecutive, confidence (None where the run
     records no expert routes; vocab_specialization is {"skipped": why} without token
     texts). Co-activation, consecutive tokens and vocabulary specialization read a seeded
     sample of whole examples when the run has more than `max_units` tokens (each says
-    `sampled`, `n_units_total`); confidence reads every row."""
+    `sampled`, `n_units_total`); confidence reads every row. pool: an executor that counts
+    co-activation and consecutive tokens (numpy over the routes read here, no query) while
+    this thread asks the store for the rest."""
+    return start_chance_parts(store, run, recorded, notes, max_units, seed, pool)()
+
+
+def start_chance_parts(store, run: str, recorded: list, notes: list,
+                       max_units: int | None = None, seed: int = 0, pool=None):
+    """`chance_parts` in two halves: this reads the sampled routes and hands co-activation
+    and consecutive tokens to `pool`; the function it returns asks the store for the rest
+    and gives `chance_parts`' dict (its caller queries for other parts in between, while
+    the pool counts)."""
+    if "expert" not in recorded:
+        return lambda: _chance_rest(store, run, recorded, None)
+    sample, total, sampled = example_sample(store, run, max_units, seed)
+    scope = {"sampled": sampled, "n_units_total": total, "max_units": max_units}
+    if sampled:
+        notes.append(f"coactivation, consecutive and vocab_specialization: a seeded sample "
+                     f"of whole examples, about {max_units} of {total} tokens")
+    routes = read_routes(store, run, sample)  # read once for all three, counted in numpy
+    submit = pool.submit if pool is not None else _done
+    counted = (submit(_coactivation_json, store, run, routes),
+               submit(consecutive, store, run, routes=routes))
+    return lambda: _chance_rest(store, run, recorded, (sample, scope, routes, *counted))
+
+
+def _chance_rest(store, run, recorded, started) -> dict:
     out = {"coactivation": None, "vocab_specialization": None, "consecutive": None,
            "confidence": None}
-    if "expert" in recorded:
-        sample, total, sampled = example_sample(store, run, max_units, seed)
-        scope = {"sampled": sampled, "n_units_total": total, "max_units": max_units}
-        if sampled:
-            notes.append(f"coactivation, consecutive and vocab_specialization: a seeded sample "
-                         f"of whole examples, about {max_units} of {total} tokens")
-        routes = read_routes(store, run, sample)  # read once for both, counted in numpy
-        out["coactivation"] = {**_coactivation_json(store, run, routes), **scope}
-        out["consecutive"] = {
-            "sites": common.records(consecutive(store, run, routes=routes)), **scope}
+    if started is not None:
+        sample, scope, routes, coactivation_json, consecutive_sites = started
         try:
             vocab = vocab_specialization(store, run, sample=sample, routes=routes)
             out["vocab_specialization"] = {
@@ -43,11 +63,20 @@ def chance_parts(store, run: str, recorded: list, notes: list, max_units: int | 
                 "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS)), **scope}
         except RoutevizError as exc:
             out["vocab_specialization"] = {"skipped": str(exc)}
+        out["coactivation"] = {**coactivation_json.result(), **scope}
+        out["consecutive"] = {"sites": common.records(consecutive_sites.result()), **scope}
     if {"expert", "keep"} & set(recorded):
         conf = confidence(store, run)
         out["confidence"] = {key: None if frame is None else common.records(frame)
                              for key, frame in conf.items()}
     return out
+
+
+def _done(work, *args, **kwargs) -> Future:
+    """work(*args, **kwargs) now, as a finished future (no pool)."""
+    future = Future()
+    future.set_result(work(*args, **kwargs))
+    return future
 
 
 def _coactivation_json(store, run, routes) -> dict:
@@ -66,16 +95,30 @@ def _coactivation_json(store, run, routes) -> dict:
 
 
 def add_baselines_many(store, run: str, results: dict, entries: dict, notes: list,
-                       permutations: int, resamples: int, seed: int, max_units: int) -> None:
+                       permutations: int, resamples: int, seed: int, max_units: int,
+                       pool=None):
     """`add_baselines` for several kinds ({kind: FocusCoverResult}, {kind: entries}), their
-    samples' tagged units read once (`baseline.focus_cover_baselines`); notes in kind order."""
+    samples' tagged units read once (`baseline.focus_cover_baselines`); notes in kind order.
+    pool: an executor that scores the shuffles and resamples (numpy, no query) while this
+    thread goes on; then the entries and notes are filled by the function this returns,
+    which waits for it (without a pool they are filled before it returns)."""
     if permutations <= 0 and resamples <= 0:
-        return
-    bases = focus_cover_baselines(store, run, results, permutations=permutations,
-                                  resamples=resamples, seed=seed, max_units=max_units)
-    for kind, result in results.items():
-        add_baselines(store, run, result, entries[kind], notes, permutations, resamples, seed,
-                      max_units, base=bases[kind])
+        return lambda: None
+    inputs = baseline_inputs(store, run, results, max_units=max_units, seed=seed)
+    submit = pool.submit if pool is not None else _done
+    bases = {kind: submit(from_pairs, pairs, results[kind], total, sampled, permutations,
+                          resamples, seed)
+             for kind, (pairs, total, sampled) in inputs.items()}
+
+    def finish():
+        for kind, result in results.items():
+            add_baselines(store, run, result, entries[kind], notes, permutations, resamples,
+                          seed, max_units, base=bases[kind].result())
+
+    if pool is None:
+        finish()
+        return lambda: None
+    return finish
 
 
 def add_baselines(store, run: str, result, entries: list, notes: list, permutations: int,

@@ -19,16 +19,11 @@ from routeviz.errors import RoutevizError, choose
 from routeviz.metrics import _common as common
 from routeviz.metrics.tag_families import TagFamilies, focus_families
 from routeviz.metrics.unit_counts import (
-    LENGTHS,
-    TAGGED,
-    TV,
-    counts_sql,
-    ctes_named,
-    split_counts,
+    counts_sql_kinds,
+    split_counts_kinds,
     tag_ids,
     unit_counts,
     unit_sets,
-    with_cte,
 )
 
 # Above this many (subnetwork, tag value) cells the alignment frame keeps only the non-zero
@@ -100,8 +95,9 @@ def focus_cover(store, run: str, tags=None, unit: str | None = None, kind: str =
 def focus_cover_kinds(store, run: str, kinds, tags=None, unit: str | None = None,
                       top1: bool = False) -> dict:
     """{kind: focus_cover(store, run, tags, unit, kind, top1)} for several kinds of one run
-    (`metrics --json`): the kinds scored per token read the run's tagged units once, into a
-    temporary table, instead of once each (at 10 M routes, 2.3 M (unit, tag) pairs)."""
+    (`metrics --json`): the kinds scored per token are counted in one query, which builds
+    and joins the run's tagged units once instead of once each (at 10 M routes, 2.3 M
+    (unit, tag) pairs: the exit kind beside the expert kind went from +0.5 s to +0.1 s)."""
     run = common.require_run(store, run)
     chosen = focus_families(store, run, tags)
     prepared = {}
@@ -118,17 +114,13 @@ def focus_cover_kinds(store, run: str, kinds, tags=None, unit: str | None = None
         return {kind: out[kind] for kind in prepared}
     tag_values = all_tag_values(store, run, chosen.pooled)
     with common.temp_view(store, tag_ids(tag_values)) as tv_view:
-        first, params = unit_sets(store, run, by_token[0], tv_view, "token",
-                                  prepared[by_token[0]][1])
-        shared = ctes_named(first, TV, LENGTHS, TAGGED)
-        with common.temp_view(store, "WITH " + ", ".join(shared) + " SELECT u, tid FROM "
-                              "tagged", params) as tagged:
-            for kind in by_token:
-                ctes, params = unit_sets(store, run, kind, tv_view, "token", prepared[kind][1])
-                ctes = with_cte(ctes, TAGGED, f"SELECT u, tid FROM {tagged}")
-                counts = split_counts(common.df(store, counts_sql(ctes), params), tag_values)
-                out[kind] = from_counts(store, run, kind, "token", prepared[kind][1], None,
-                                        chosen, tag_values, counts)
+        sets = [unit_sets(store, run, kind, tv_view, "token", prepared[kind][1],
+                          kind_param=f"kind_{i}") for i, kind in enumerate(by_token)]
+        params = {key: value for _, p in sets for key, value in p.items()}
+        parts = common.df(store, counts_sql_kinds([ctes for ctes, _ in sets]), params)
+    for kind, counts in zip(by_token, split_counts_kinds(parts, tag_values, len(by_token))):
+        out[kind] = from_counts(store, run, kind, "token", prepared[kind][1], None, chosen,
+                                tag_values, counts)
     return {kind: out[kind] for kind in prepared}
 
 

@@ -73,6 +73,11 @@ def cte_name(cte: str) -> str:
     return cte.split(" AS ", 1)[0].strip()
 
 
+def cte_body(cte: str) -> str:
+    """The parenthesised query a CTE of `unit_sets` defines ("(SELECT ...)")."""
+    return cte[cte.index("("):]
+
+
 def ctes_named(ctes, *names) -> list:
     """The CTEs of `unit_sets` with these names, in their order."""
     return [c for c in ctes if cte_name(c) in names]
@@ -100,6 +105,34 @@ def counts_sql(ctes) -> str:
         "FROM active a JOIN tagged t USING (u) GROUP BY a.site, a.choice, t.tid")
 
 
+def counts_sql_kinds(ctes_by_kind: list) -> tuple[str, list]:
+    """`counts_sql` for several kinds of one run scored on the same units and tag values, in
+    one query: the CTEs of `unit_sets` for each kind (each with its own `kind_param`), the
+    tagged units built and joined once. Rows (part, k, site, choice, tid, n), k the kind's
+    index in `ctes_by_kind` (NULL on the shared "tag" rows): `split_counts_kinds` splits
+    them. Returns (sql, the CTE names it uses)."""
+    first = ctes_by_kind[0]
+    lengths = next((c for ctes in ctes_by_kind for c in ctes_named(ctes, LENGTHS)), None)
+    shared = ctes_named(first, TV) + ([lengths] if lengths else []) + ctes_named(first, TAGGED)
+    actives = [f"SELECT {k} AS k, site, choice, u FROM {cte_body(ctes_named(ctes, ACTIVE)[0])}"
+               for k, ctes in enumerate(ctes_by_kind)]
+    ctes = shared + ["active AS NOT MATERIALIZED (" + " UNION ALL ".join(actives) + ")"]
+    return ("WITH " + ", ".join(ctes) + " "
+            "SELECT 'active' AS part, k, site, choice, NULL::INTEGER AS tid, count(*) AS n "
+            "FROM active GROUP BY k, site, choice "
+            "UNION ALL SELECT 'tag', NULL, NULL, NULL, tid, count(*) FROM tagged GROUP BY tid "
+            "UNION ALL SELECT 'both', a.k, a.site, a.choice, t.tid, count(*) "
+            "FROM active a JOIN tagged t USING (u) GROUP BY a.k, a.site, a.choice, t.tid")
+
+
+def split_counts_kinds(parts: pd.DataFrame, tag_values: pd.DataFrame, n_kinds: int) -> list:
+    """The rows of `counts_sql_kinds` as one `split_counts` dict per kind, in its order."""
+    tag = parts[parts.part == "tag"]
+    k = parts.k.to_numpy(dtype="float64", na_value=np.nan)
+    return [split_counts(pd.concat([parts[k == i], tag]).drop(columns="k"), tag_values)
+            for i in range(n_kinds)]
+
+
 def unit_counts_ranked(store, run: str, kind: str, tag_values: pd.DataFrame, unit: str,
                        site: str | None = None) -> tuple[dict, dict]:
     """(unit_counts(..., top1=False), unit_counts(..., top1=True)) from one query: the tagged
@@ -121,14 +154,15 @@ def unit_counts_ranked(store, run: str, kind: str, tag_values: pd.DataFrame, uni
 
 def unit_sets(store, run: str, kind: str, tv_view: str, unit: str,
               top1: bool = False, site: str | None = None, sample: str = "",
-              ranked: bool = False) -> tuple:
+              ranked: bool = False, kind_param: str = "kind") -> tuple:
     """The CTEs `tagged` (u, tid) and `active` (site, choice, u) behind `unit_counts`, with
     their parameters. tv_view: a view of `tag_ids(tag_values)`, e.g.
     `with common.temp_view(store, tag_ids(tag_values)) as tv_view:` (a tag id is a row of
     tag_values). `sample`: an extra SQL condition on `example` (e.g. a hash sample).
-    ranked: `active` also has `top` (the unit's choice is a rank-0 one; any rank kept)."""
-    params = {"run": run, "kind": kind}
-    route_filter = "run = $run AND kind = $kind" + (" AND rank = 0" if top1 else "")
+    ranked: `active` also has `top` (the unit's choice is a rank-0 one; any rank kept).
+    kind_param: the parameter that holds `kind` (several kinds in one query: one each)."""
+    params = {"run": run, kind_param: kind}
+    route_filter = f"run = $run AND kind = ${kind_param}" + (" AND rank = 0" if top1 else "")
     if site is not None:
         route_filter += " AND site = $site"
         params["site"] = site

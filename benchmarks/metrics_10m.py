@@ -4,7 +4,7 @@ and the time and peak memory of focus_cover, load and exits over it.
     python -m benchmarks.metrics_10m [--store DIR] [--examples N]
 
 `metrics_json_s`: the whole `routeviz metrics --json` (chance baselines on, their defaults)
-beside the plain Focus/Cover query, in wall and CPU seconds (`metrics_json`: medians of 3
+beside the plain Focus/Cover query, in wall and CPU seconds (`metrics_json`: medians of 5
 turns each, every sample kept).
 `series_timeline`: the Timeline page's series metrics on the shipped text-moe series (21
 steps, with the 20-shuffle Focus/Cover band), wall and CPU seconds.
@@ -134,7 +134,7 @@ def _cpu_timed(fn) -> tuple:
     return result, round(time.perf_counter() - start, 3), round(time.process_time() - cpu, 3)
 
 
-def metrics_json(store_path: str, repeats: int = 3) -> dict:
+def metrics_json(store_path: str, repeats: int = 5) -> dict:
     """`routeviz metrics --json` in this process (the command's parse, every analysis with
     the chance baselines at their defaults, the JSON dump; not the interpreter's start),
     timed beside the plain Focus/Cover query it contains, the two taking turns `repeats`

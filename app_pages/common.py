@@ -104,6 +104,16 @@ def _checked_this_rerun(path: str) -> bool:
     return False
 
 
+def store_written() -> None:
+    """The store was written in this run of the script (a button's callback records before
+    the script runs, in the same run): the next get_handle() lists its files again."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        _CHECKED.pop(ctx.session_id, None)
+
+
 @st.cache_resource(show_spinner=False)
 def _handle(path: str) -> StoreHandle:
     from routeviz.store import init_store, open_store

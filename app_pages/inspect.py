@@ -17,8 +17,8 @@ from app_pages.common import (
     panel_fragment,
     run_config,
     run_source,
-    select_run,
     show_error,
+    store_written,
 )
 from app_pages.inspect_find import find_panel, go_to, pick_example, token_detail
 from app_pages.inspect_views import show_example
@@ -74,6 +74,7 @@ def run_items(handle, model: str, items: list, run_name: str = "") -> None:
     result = record(runner, items, handle.store.path, run,
                     progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total}"))
     bar.empty()
+    store_written()
     notes += list(result.notes)
     for item in items:
         if item.image is not None:
@@ -81,9 +82,53 @@ def run_items(handle, model: str, items: list, run_name: str = "") -> None:
             notes.append(f"{item.source}: {w}×{h} pixels; the model gets its own input size "
                          "and the page draws a copy at most 512 pixels a side")
     st.session_state["inspect_notes"] = {run: notes}
-    select_run(run)
+    st.session_state["run"] = run  # in a button's callback: before the sidebar's widget
     go_to(0, 0)
-    st.rerun()
+
+
+def model_chosen() -> str:
+    """The model the page's selector names (a checkpoint directory for a local one)."""
+    model = st.session_state.get("inspect_model")
+    if model == LOCAL_CHECKPOINT:
+        return st.session_state.get("inspect_checkpoint") or ""
+    return model
+
+
+def on_try(i: int) -> None:
+    """A Try button's callback: runs the model on its example before the script runs, so
+    one script run draws the new run, sidebar included (issue 25: the click's rerun)."""
+    _recording(lambda: run_items(get_handle(), model_chosen(),
+                                 [model_specs()[st.session_state["inspect_model"]]
+                                  .examples[i].item()],
+                                 st.session_state.get("inspect_run_name") or ""))
+
+
+def on_run() -> None:
+    """Run the model's callback (see on_try): the upload, else the text typed."""
+    def go():
+        upload = st.session_state.get("inspect_upload")
+        text = st.session_state.get("inspect_text") or ""
+        if upload is not None:
+            item = item_from_upload(upload.name, upload.getvalue())
+        elif text.strip():
+            item = item_from_text(text)
+        else:
+            raise RoutevizError("nothing to run: type a text or upload a file")
+        model = model_chosen()
+        if not model:
+            raise RoutevizError("choose a sample model or give a checkpoint directory")
+        run_items(get_handle(), model, [item], st.session_state.get("inspect_run_name") or "")
+    _recording(go)
+
+
+def _recording(go) -> None:
+    """go(), its failure kept for the page to say under the buttons (a callback draws above
+    the page, and its exception would be a traceback)."""
+    st.session_state.pop("inspect_failed", None)
+    try:
+        go()
+    except Exception as exc:  # noqa: BLE001 — a bad input or a model that fails on it: say so
+        st.session_state["inspect_failed"] = exc
 
 
 st.title("Inspect")
@@ -104,33 +149,21 @@ with left:
                               placeholder="/path/to/a/save_pretrained/dir")
     else:
         st.markdown(describe(spec))
-    run_name = st.text_input("Run name (optional)", key="inspect_run_name",
+    st.text_input("Run name (optional)", key="inspect_run_name",
                              help="Left empty, a new name like inspect-20260101-120000-ab12.")
     for i, example in enumerate(spec.examples if spec else ()):
-        if st.button(f"Try: {example.title}", key=f"inspect_try_{i}", disabled=handle is None):
-            try:
-                run_items(handle, model, [example.item()], run_name)
-            except Exception as exc:  # noqa: BLE001 — a model that fails on it: say so
-                show_error(exc)
+        st.button(f"Try: {example.title}", key=f"inspect_try_{i}", disabled=handle is None,
+                  on_click=on_try, args=(i,))
 with right:
-    text = st.text_area("Type or paste a text", key="inspect_text", height=120)
-    upload = st.file_uploader("…or upload a text (.txt .py .md) or an image "
+    st.text_area("Type or paste a text", key="inspect_text", height=120)
+    st.file_uploader("…or upload a text (.txt .py .md) or an image "
                               "(PNG JPEG WebP GIF BMP TIFF)", type=list(UPLOAD_TYPES),
                               key="inspect_upload")
 
-if st.button("Run the model", type="primary", key="inspect_go", disabled=handle is None):
-    try:
-        if upload is not None:
-            item = item_from_upload(upload.name, upload.getvalue())
-        elif text and text.strip():
-            item = item_from_text(text)
-        else:
-            raise RoutevizError("nothing to run: type a text or upload a file")
-        if not model:
-            raise RoutevizError("choose a sample model or give a checkpoint directory")
-        run_items(handle, model, [item], run_name)
-    except Exception as exc:  # noqa: BLE001 — a bad input or a model that fails on it: say so
-        show_error(exc)
+st.button("Run the model", type="primary", key="inspect_go", disabled=handle is None,
+          on_click=on_run)
+if "inspect_failed" in st.session_state:  # said once, under the buttons
+    show_error(st.session_state.pop("inspect_failed"))
 
 run = current_run(handle) if handle is not None else None
 if run is None and handle is not None:

@@ -79,6 +79,8 @@ def test_payloads_are_shown_as_text_and_never_run(server):
                 page.get_by_role("heading", level=1).first.wait_for()
                 page.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
                 idle(page)
+                if path in ("", "specialization"):  # the payloads asserted below: drawn
+                    page.wait_for_function(f"s => ({TEXT})().includes(s)", arg=SCRIPT)
                 time.sleep(1.0)  # charts draw after the script run ends
                 charts = page.locator(".js-plotly-plot .nsewdrag")
                 for i in range(min(charts.count(), 3)):  # hover labels are drawn too

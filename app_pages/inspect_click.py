@@ -1,8 +1,8 @@
 """Clicks on Inspect's figures select a token: a heatmap cell (its token and, for an expert
 heatmap, its site) or an image patch. The figures carry an invisible click layer
-(`routeviz.figures.tokens.click_layer`); `st.plotly_chart(on_select="rerun")` reports the
-clicked point, and `follow_click` makes it the page's token (and site) on the next run, so
-the token detail and the Why panel under the example follow it."""
+(`routeviz.figures.tokens.click_layer`); `st.plotly_chart(on_select=follow_click(...))`
+makes the clicked point the page's token (and site) before the script runs, so the token
+detail and the Why panel under the example follow it in the same run."""
 
 from __future__ import annotations
 
@@ -26,23 +26,19 @@ def clicked(event) -> dict | None:
     return None
 
 
-def follow_click(event, key: str, sites_by_label: dict | None = None) -> None:
-    """Select the clicked token of the example on show (and the site its row names) once
-    per new click."""
-    point = clicked(event)
-    example = st.session_state.get("inspect_example") or 0
-    if point is None:
-        st.session_state.pop(f"_{key}_clicked", None)
-        return
-    site = (sites_by_label or {}).get(point["label"])
-    mark = (int(example), point["token"], site)
-    if st.session_state.get(f"_{key}_clicked") == mark:
-        return
-    st.session_state[f"_{key}_clicked"] = mark
-    go_to(example, point["token"])
-    if site is not None:
-        st.session_state[GOTO_SITE] = site
-    st.rerun()
+def follow_click(key: str, sites_by_label: dict | None = None):
+    """The chart's on_select callback: the clicked token of the example on show (and the
+    site its row names) becomes the page's, before the script runs (one script run per
+    click, not one that draws the old token and reruns; issue 25)."""
+    def on_select() -> None:
+        point = clicked(st.session_state.get(key))
+        if point is None:  # a click off the cells clears the selection: nothing to follow
+            return
+        go_to(st.session_state.get("inspect_example") or 0, point["token"])
+        site = (sites_by_label or {}).get(point["label"])
+        if site is not None:
+            st.session_state[GOTO_SITE] = site
+    return on_select
 
 
 def apply_site(sites: list[str]) -> None:

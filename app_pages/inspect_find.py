@@ -93,16 +93,15 @@ def _occurrence_table(found, total: int, key: str) -> None:
                "open it.")
     if found.empty:
         return
-    event = st.dataframe(found, hide_index=True, on_select="rerun", selection_mode="single-row",
-                         key=key, width="stretch")
-    rows = event.selection.rows if event is not None else []
-    if rows:
-        row = found.iloc[rows[0]]
-        target = (int(row.example), int(row.token))
-        if st.session_state.get(f"_{key}_opened") != target:  # a new pick, not the last one
-            st.session_state[f"_{key}_opened"] = target
-            go_to(*target)
-            st.rerun()
+    def open_row() -> None:  # before the script runs: the page opens the row in one run
+        state = st.session_state.get(key)
+        rows = state.get("selection", {}).get("rows", []) if state else []
+        if rows:
+            row = found.iloc[rows[0]]
+            go_to(int(row.example), int(row.token))
+
+    st.dataframe(found, hide_index=True, on_select=open_row, selection_mode="single-row",
+                 key=key, width="stretch")
 
 
 def token_detail(handle, run: str, example: int, tokens: list[str], site: str | None) -> None:

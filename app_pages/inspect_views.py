@@ -181,8 +181,8 @@ def _heatmap(tokens, routes, config, cards, expert_sites, keep_sites, has_exit,
 
     fig = remember(("heatmap", value, a, b), build)
     sites = {data.short_site(s): s for s in (keep_sites if value == "kept" else expert_sites)}
-    follow_click(st.plotly_chart(fig, key="inspect_heatmap", on_select="rerun",
-                                 selection_mode="points"), "inspect_heatmap", sites)
+    st.plotly_chart(fig, key="inspect_heatmap", selection_mode="points",
+                    on_select=follow_click("inspect_heatmap", sites))
 
 
 def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict,
@@ -221,9 +221,8 @@ def show_image(info: dict, tokens: list[str], routes, config: dict, tags: dict,
                 "before it." if np.isnan(patch_grid).any() else "")
         st.caption("Hover a patch: its number, experts at every site, kept / merged, exit, tags; "
                    f"click it to select it (the Why panel below follows).{gone}")
-        follow_click(st.plotly_chart(fig, key="inspect_overlay", width="content",
-                                     on_select="rerun", selection_mode="points"),
-                     "inspect_overlay", {})
+        st.plotly_chart(fig, key="inspect_overlay", width="content", selection_mode="points",
+                        on_select=follow_click("inspect_overlay"))
     else:
         st.image(image, caption="No expert decisions in this run", width=image.size[0])
     fate, labels = data.token_fate(routes, n_patches)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 from routeviz.errors import choose
 from routeviz.metrics import _common as common
@@ -13,6 +14,8 @@ from routeviz.metrics.focus_cover import focus_cover_kinds
 from routeviz.metrics.load import keep, load
 from routeviz.metrics.soft import soft_load_json, soft_summary
 from routeviz.metrics.tag_families import focus_families
+
+POOL_ROUTES = 2_000_000  # route rows from which summary counts in a thread pool
 
 
 def summary(store, run: str, tags=None, unit: str | None = None, kind: str | None = None,
@@ -56,8 +59,11 @@ def summary(store, run: str, tags=None, unit: str | None = None, kind: str | Non
     # The store is asked from this thread only; the pool runs the numpy counting behind
     # co-activation, consecutive tokens and the baselines meanwhile, each started as soon
     # as its rows are read (issue 25: on two cores, `metrics --json` at 10 M routes went
-    # from ~3.4x to ~2.9x plain Focus/Cover).
-    with ThreadPoolExecutor(2, thread_name_prefix="routeviz-metrics") as pool:
+    # from ~3.4x to ~2.9x plain Focus/Cover). Below POOL_ROUTES the threads cost more CPU
+    # than they save wall time (512,000 routes: 2.0 -> 2.4 CPU-s for 2.0 -> 1.9 s).
+    big = result["n_routes"] >= POOL_ROUTES
+    with ThreadPoolExecutor(2, thread_name_prefix="routeviz-metrics") if big else (
+            nullcontext()) as pool:  # no pool: each part counted in turn (pool None)
         baselines_done = _nothing
         scans_done = (start_chance_parts(store, run, recorded, scan_notes, max_scan_units,
                                          seed, pool=pool) if scans else dict)

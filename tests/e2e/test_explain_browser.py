@@ -34,6 +34,17 @@ def store(tmp_path_factory):
     return path
 
 
+def open_inspect(p, base: str, query: str):
+    """(browser, page): Chromium on Inspect at `base/?query`, its script run finished."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    pg.set_default_timeout(120_000)
+    pg.goto(f"{base}/?{query}")
+    pg.get_by_role("heading", name="Inspect").wait_for()
+    idle(pg)
+    return browser, pg
+
+
 def explain_in_browser(pg, base, run, token, site, shot):
     pg.goto(f"{base}/?run={run}&example=0&token={token}&site={site}")
     pg.get_by_role("heading", name="Inspect").wait_for()
@@ -88,12 +99,7 @@ def test_a_click_on_a_heatmap_cell_selects_its_token_and_site(store):
     routed = set(routes[routes.site == "blocks.2.mlp.router"].token)
     token, row = max(t for t in routed if t <= 8), 2  # rows: blocks.0 .. blocks.3, top down
     with streamlit_app(ROOT / "app.py", store) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        pg.set_default_timeout(120_000)
-        pg.goto(f"{base}/?run=code&example=0&token=0")
-        pg.get_by_role("heading", name="Inspect").wait_for()
-        idle(pg)
+        browser, pg = open_inspect(p, base, "run=code&example=0&token=0")
         heatmap = pg.locator("[data-testid=stPlotlyChart]").filter(has_text="Token × layer").first
         heatmap.scroll_into_view_if_needed()
         box = heatmap.locator(".nsewdrag").first.bounding_box()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.streamlit_server import ROOT, streamlit_app
-from tests.e2e.test_timeline_browser import ARGS, CHROMIUM, idle
+from tests.e2e.test_explain_browser import open_inspect
+from tests.e2e.test_timeline_browser import CHROMIUM, idle
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(),
@@ -36,12 +37,7 @@ def test_picking_an_occurrence_opens_its_example_at_its_token(store):
     tokens = open_store(store).example_tokens("words", 2)
     token = tokens.index("ight")  # only in example 2: the table's one row
     with streamlit_app(ROOT / "app.py", store) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        pg.set_default_timeout(120_000)
-        pg.goto(f"{base}/?run=words&example=0&token=0&q=ight")
-        pg.get_by_role("heading", name="Inspect").wait_for()
-        idle(pg)
+        browser, pg = open_inspect(p, base, "run=words&example=0&token=0&q=ight")
         table = pg.locator("[data-testid=stDataFrame]").first
         table.scroll_into_view_if_needed()
         box = table.bounding_box()

@@ -13,7 +13,7 @@ from routeviz.metrics.baseline import baseline_inputs, focus_cover_baseline, fro
 from routeviz.metrics.coactivation import coactivation, read_routes
 from routeviz.metrics.confidence import confidence
 from routeviz.metrics.consecutive import consecutive
-from routeviz.metrics.vocab import vocab_specialization
+from routeviz.metrics.vocab import counted_vocab, vocab_inputs
 
 TOP_PAIRS = 5  # pairs listed per site (the full P(b|a) tables: metrics.coactivation)
 TOP_TOKENS = 20  # most frequent tokens listed (all of them: metrics.vocab_specialization)
@@ -48,27 +48,33 @@ def start_chance_parts(store, run: str, recorded: list, notes: list,
     submit = pool.submit if pool is not None else _done
     counted = (submit(_coactivation_json, store, run, routes),
                submit(consecutive, store, run, routes=routes))
-    return lambda: _chance_rest(store, run, recorded, (sample, scope, routes, *counted))
+    return lambda: _chance_rest(store, run, recorded, (sample, scope, routes, *counted), pool)
 
 
-def _chance_rest(store, run, recorded, started) -> dict:
+def _chance_rest(store, run, recorded, started, pool=None) -> dict:
     out = {"coactivation": None, "vocab_specialization": None, "consecutive": None,
            "confidence": None}
     if started is not None:
         sample, scope, routes, coactivation_json, consecutive_sites = started
-        try:
-            vocab = vocab_specialization(store, run, sample=sample, routes=routes)
-            out["vocab_specialization"] = {
-                "min_count": vocab.min_count, "sites": common.records(vocab.sites),
-                "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS)), **scope}
+        try:  # the texts read here, counted in the pool while confidence is asked for
+            inputs = vocab_inputs(store, run, routes, sample)
+            vocab = (pool.submit if pool is not None else _done)(counted_vocab, store, run,
+                                                                 *inputs)
         except RoutevizError as exc:
+            vocab = None
             out["vocab_specialization"] = {"skipped": str(exc)}
-        out["coactivation"] = {**coactivation_json.result(), **scope}
-        out["consecutive"] = {"sites": common.records(consecutive_sites.result()), **scope}
     if {"expert", "keep"} & set(recorded):
         conf = confidence(store, run)
         out["confidence"] = {key: None if frame is None else common.records(frame)
                              for key, frame in conf.items()}
+    if started is not None:
+        if vocab is not None:
+            vocab = vocab.result()
+            out["vocab_specialization"] = {
+                "min_count": vocab.min_count, "sites": common.records(vocab.sites),
+                "top_tokens": common.records(vocab.tokens.head(TOP_TOKENS)), **scope}
+        out["coactivation"] = {**coactivation_json.result(), **scope}
+        out["consecutive"] = {"sites": common.records(consecutive_sites.result()), **scope}
     return out
 
 

@@ -60,32 +60,64 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50,
     tokens, as co-activation and consecutive tokens); "" reads every occurrence. routes:
     instead of reading the routes again, the run's (sampled) expert routes already read
     (`coactivation.read_routes`, with the same `sample`), counted in numpy."""
+    if routes is not None:
+        return counted_vocab(store, run, *vocab_inputs(store, run, routes, sample), min_count,
+                             limit)
+    run = _require_texts(store, run)
+    p = {"run": run, "min_count": int(min_count)}
+    per_token_sql = _PER_TOKEN.format(
+        sample=f" AND ({sample})" if sample else "",
+        route_sample=f" AND ({sample.replace('example', 'r.example')})" if sample else "")
+    with common.temp_view(store, per_token_sql, p) as per_token:
+        sums = common.df(store,
+            "SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, sum(best_any) AS "
+            f"best_any, sum(best_top1) AS best_top1 FROM {per_token} GROUP BY site")
+        tokens = common.df(store,
+            f"SELECT site, text, n, expert, best_any, best_top1 FROM {per_token} "
+            f"ORDER BY n DESC, site, text LIMIT {int(limit)}").astype({"n": "int64"})
+    return _result(store, run, sums, tokens, min_count)
+
+
+def _require_texts(store, run: str) -> str:
     run = common.require_run(store, run)
     common.require_kind(store, run, "expert", allowed=("expert",))
     if not common.scalar(store, "SELECT EXISTS (SELECT 1 FROM tokens WHERE run = $run)",
                          {"run": run}):
         raise RoutevizError(f"run {run!r} recorded no token texts; vocabulary specialization "
                             "groups occurrences by token text")
-    if routes is not None:
-        per_token = _per_token_of(store, run, routes, sample, int(min_count))
-        sums = (per_token.groupby("site", sort=False)
-                .agg(n_tokens=("n", "size"), n_occurrences=("n", "sum"),
-                     best_any=("best_any", "sum"), best_top1=("best_top1", "sum"))
-                .reset_index())
-        tokens = (per_token.sort_values(["n", "site", "text"], ascending=[False, True, True])
-                  .head(int(limit)).reset_index(drop=True)).astype({"n": "int64"})
-    else:
-        p = {"run": run, "min_count": int(min_count)}
-        per_token_sql = _PER_TOKEN.format(
-            sample=f" AND ({sample})" if sample else "",
-            route_sample=f" AND ({sample.replace('example', 'r.example')})" if sample else "")
-        with common.temp_view(store, per_token_sql, p) as per_token:
-            sums = common.df(store,
-                "SELECT site, count(*) AS n_tokens, sum(n) AS n_occurrences, sum(best_any) AS "
-                f"best_any, sum(best_top1) AS best_top1 FROM {per_token} GROUP BY site")
-            tokens = common.df(store,
-                f"SELECT site, text, n, expert, best_any, best_top1 FROM {per_token} "
-                f"ORDER BY n DESC, site, text LIMIT {int(limit)}").astype({"n": "int64"})
+    return run
+
+
+def vocab_inputs(store, run: str, routes: pd.DataFrame, sample: str = "") -> tuple:
+    """What `counted_vocab` counts from routes already read: (names, texts, routes), the
+    queries asked here (the texts of the sampled examples' tokens; the per-expert counts
+    the result reads, once per store refresh), so that the counting queries nothing and
+    may run in another thread (`metrics --json`). Raises as vocab_specialization does."""
+    run = _require_texts(store, run)
+    names = np.asarray(common.sites_of(store, run, "expert").site.astype(str).tolist(),
+                       dtype=object)
+    texts = common.df(store, f"SELECT {common.unit_key()} AS u, text FROM tokens "
+                      "WHERE run = $run" + (f" AND ({sample})" if sample else ""), {"run": run})
+    expert_counts(store, run)  # memo: the result reads it
+    return names, texts, routes
+
+
+def counted_vocab(store, run: str, names, texts: pd.DataFrame, routes: pd.DataFrame,
+                  min_count: int = 5, limit: int = 50) -> VocabResult:
+    """vocab_specialization from `vocab_inputs`, counted in numpy (no query: the store's
+    facts and memo only)."""
+    per_token = _per_token_of(names, texts, routes, int(min_count))
+    sums = (per_token.groupby("site", sort=False)
+            .agg(n_tokens=("n", "size"), n_occurrences=("n", "sum"),
+                 best_any=("best_any", "sum"), best_top1=("best_top1", "sum"))
+            .reset_index())
+    tokens = (per_token.sort_values(["n", "site", "text"], ascending=[False, True, True])
+              .head(int(limit)).reset_index(drop=True)).astype({"n": "int64"})
+    return _result(store, run, sums, tokens, min_count)
+
+
+def _result(store, run: str, sums: pd.DataFrame, tokens: pd.DataFrame,
+            min_count: int) -> VocabResult:
     ranks = expert_counts(store, run).groupby("site", sort=False).max_rank.max().reset_index()
     ranks = pd.DataFrame({"site": ranks.site.astype(str),
                           "k": ranks.max_rank.astype("int64") + 1})  # the ranks a site records
@@ -114,15 +146,12 @@ def vocab_specialization(store, run: str, min_count: int = 5, limit: int = 50,
     return VocabResult(sites=sites[keep], tokens=tokens, min_count=int(min_count))
 
 
-def _per_token_of(store, run: str, routes: pd.DataFrame, sample: str, min_count: int
-                  ) -> pd.DataFrame:
+def _per_token_of(names: np.ndarray, texts: pd.DataFrame, routes: pd.DataFrame,
+                  min_count: int) -> pd.DataFrame:
     """`_PER_TOKEN` (site, text, n, expert, best_any, best_top1) from routes already read
-    (idx, token, u, choice, rank) and the texts of their examples' tokens: the same counts
-    as the SQL join, without a second scan of the route files."""
-    names = np.asarray(common.sites_of(store, run, "expert").site.astype(str).tolist(),
-                       dtype=object)
-    texts = common.df(store, f"SELECT {common.unit_key()} AS u, text FROM tokens "
-                      "WHERE run = $run" + (f" AND ({sample})" if sample else ""), {"run": run})
+    (idx, token, u, choice, rank; idx into `names`, the expert sites in model order) and the
+    texts (u, text) of their examples' tokens: the same counts as the SQL join, without a
+    second scan of the route files."""
     token_u = texts.u.to_numpy(dtype="int64")
     order = np.argsort(token_u, kind="stable")
     token_u = token_u[order]

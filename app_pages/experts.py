@@ -122,10 +122,13 @@ def images_for(handle, run, cards, modality):
         pd.DataFrame(columns=["image", "grid_h", "grid_w"])
 
 
+def _back_to_grid() -> None:
+    """The back button's callback: the grid is drawn by the run it starts (one, not two)."""
+    st.query_params.pop("expert", None)
+
+
 def full_view(handle, run, site, card, images, n_contexts) -> None:
-    if st.button("← All experts at this site", key="experts_back"):
-        st.query_params.pop("expert", None)
-        st.rerun()
+    st.button("← All experts at this site", key="experts_back", on_click=_back_to_grid)
     st.subheader(f"Expert {card['expert']} at {data.short_site(site)}")
     st.markdown(head_markdown(card))
     st.markdown("Label: " + label_markdown(card))

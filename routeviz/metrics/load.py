@@ -46,7 +46,8 @@ EXPERT_COUNTS = (
     "coalesce(sum(weight) FILTER (WHERE rank = 0 AND NOT isnan(weight)), 0) AS weight_sum, "
     "count(*) FILTER (WHERE rank = 0 AND NOT isnan(weight)) AS n_weighted, "
     "min(token) FILTER (WHERE rank = 0) AS min_token, max(rank) AS max_rank "
-    "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice")
+    "FROM routes WHERE run = $run AND kind = 'expert' GROUP BY site, choice "
+    "ORDER BY site, choice")  # a fixed row order: confidence adds weight_sum up in it
 
 
 def expert_counts(store, run: str) -> pd.DataFrame:

@@ -80,6 +80,7 @@ def benchmarks() -> dict:
     # issue 25: the app's redraw without a browser, figure export and the report zip
     plan["profile_app"] = lambda: run("profile_app", "--top", "15", timeout=1200)
     plan["export_speed"] = lambda: run("export_speed", timeout=1200)
+    plan["profile_browser"] = lambda: run("profile_browser", "--repeats", "5", timeout=1200)
     return plan
 
 

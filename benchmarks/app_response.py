@@ -298,6 +298,23 @@ def open_app(p, base: str):
     idle(pg)
     return browser, pg
 
+
+def inspect_store(prefix: str) -> tuple:
+    """(text-moe's runner, the ~200-token text, its token count, a new folder under
+    scratch(), its store holding one first run, so the app opens on a store with one)."""
+    from routeviz.runs.models import load_model
+    from routeviz.runs.record import record
+    from routeviz.runs.uploads import item_from_text
+
+    runner = load_model("text-moe")
+    text, n_tokens = text_of_tokens(runner)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch()))
+    store = folder / "store"
+    record(runner, [item_from_text("a first run, so the page opens on a store with one")],
+           store, "inspect-0-first")
+    return runner, text, n_tokens, folder, store
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -313,18 +330,12 @@ def main(argv=None) -> dict:
         return {"benchmark": "app_response", "error": f"needs {CHROMIUM}"}
     from playwright.sync_api import sync_playwright
 
-    from routeviz.runs.models import load_model
-    from routeviz.runs.record import record
     from routeviz.runs.uploads import item_from_text
     from tests.e2e.streamlit_server import streamlit_app
     from tests.e2e.test_app_browser import choose, idle
 
-    runner = load_model("text-moe")
-    text, n_tokens = text_of_tokens(runner)
-    folder = Path(tempfile.mkdtemp(prefix="routeviz-app-", dir=scratch()))
-    store, log = folder / "store", folder / "timings.log"
-    record(runner, [item_from_text("a first run, so the page opens on a store with one")],
-           store, "inspect-0-first")
+    runner, text, n_tokens, folder, store = inspect_store("routeviz-app-")
+    log = folder / "timings.log"
     os.environ["ROUTEVIZ_TIMINGS_LOG"] = str(log)
     os.environ.setdefault("ROUTEVIZ_APP_CACHE", str(folder / "app-cache"))  # a cold first paint
     out = {"benchmark": "app_response", "load_average_start": os.getloadavg()[0],

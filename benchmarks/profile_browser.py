@@ -29,19 +29,17 @@ import collections
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from benchmarks.app_response import (
     CHROMIUM,
     HERE,
     click_and_wait,
+    inspect_store,
     nav,
     open_and_wait,
     open_app,
-    text_of_tokens,
 )
-from benchmarks.common import scratch
 
 SPECIAL = {"(program)": "native", "(garbage collector)": "gc", "(idle)": "idle",
            "(root)": "idle"}
@@ -170,17 +168,10 @@ def main(argv=None) -> dict:
         return {"benchmark": "profile_browser", "error": f"needs {CHROMIUM}"}
     from playwright.sync_api import sync_playwright
 
-    from routeviz.runs.models import load_model
-    from routeviz.runs.record import record
-    from routeviz.runs.uploads import item_from_text
     from tests.e2e.streamlit_server import streamlit_app
     from tests.e2e.test_app_browser import choose, idle
 
-    runner = load_model("text-moe")
-    text, n_tokens = text_of_tokens(runner)
-    folder = Path(tempfile.mkdtemp(prefix="routeviz-browser-", dir=scratch()))
-    store = folder / "store"
-    record(runner, [item_from_text("a first run")], store, "inspect-0-first")
+    _, text, n_tokens, folder, store = inspect_store("routeviz-browser-")
     os.environ.setdefault("ROUTEVIZ_APP_CACHE", str(folder / "app-cache"))
     out = {"benchmark": "profile_browser", "load_average_start": round(os.getloadavg()[0], 2),
            "text_tokens_given": n_tokens, "sampling_interval_us": 200}

@@ -31,7 +31,10 @@ from benchmarks.common import _descendants
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = """
 import sys
-from benchmarks.app_response import text_of_tokens
+try:
+    from benchmarks.app_driver import text_of_tokens
+except ImportError:  # a revision from before benchmarks/app_driver.py
+    from benchmarks.app_response import text_of_tokens
 from routeviz.runs.models import load_model
 from routeviz.runs.record import record
 from routeviz.runs.uploads import item_from_text
@@ -98,7 +101,7 @@ class Version:
             raise RuntimeError(f"{name}: the app did not start")
 
     def open(self, p) -> None:
-        from benchmarks.app_response import open_app
+        from benchmarks.app_driver import open_app
 
         before = _chromium_pids()
         self.browser, self.pg = open_app(p, self.base)
@@ -117,7 +120,7 @@ class Version:
 
 
 def act(version: Version, action: str) -> dict:
-    from benchmarks.app_response import DONE, nav, open_and_wait
+    from benchmarks.app_driver import DONE, nav, open_and_wait
 
     pg = version.pg
     before, start = version.cpu(), time.perf_counter()

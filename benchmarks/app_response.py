@@ -1,7 +1,7 @@
 """The app's response in a real browser: seconds from clicking "Run the model" on Inspect to
 the result on screen (text: the token chips; image: the patch views), and its parts.
 
-Serves app.py (through benchmarks/app_timed.py, which logs record()'s timings) with
+Serves app.py (through benchmarks/app_timed.py; benchmarks/app_driver.py drives it, which logs record()'s timings) with
 `streamlit run` on 127.0.0.1 and drives Debian Chromium with Playwright:
   text  - a ~200-token Python text on text-moe (the model keeps its first 128 tokens);
   image - a 1000 x 1000 photo-like JPEG (1 megapixel) on glyph-vit, or dinov2-small.
@@ -34,35 +34,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import child_cpu, cpu_spent, scratch
+from benchmarks.app_driver import (
+    CHROMIUM,
+    click_and_wait,
+    inspect_store,
+    nav,
+    open_and_count,
+    open_and_wait,
+    open_app,
+)
+from benchmarks.common import scratch
 
 HERE = Path(__file__).resolve().parent
 SERIES = HERE.parent / "sample_models" / "data" / "series"  # shipped series stores
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-TEXT_LINE = "def route(token, experts): return experts[hash(token) % len(experts)]"
 
 
 class _Skipped(Exception):
     """A part left out by --only."""
-
-
-def text_of_tokens(runner, n: int = 200) -> tuple[str, int]:
-    """A code text of about `n` tokens for `runner`'s tokenizer (before its own truncation)."""
-    from routeviz.runs.uploads import item_from_text
-
-    words = (TEXT_LINE + "\n") * 40
-    tokenizer = getattr(runner, "tokenizer", None)
-    if hasattr(tokenizer, "encode"):  # a `tokenizers.Tokenizer`: count its tokens
-        lines = words.splitlines()
-        for k in range(1, len(lines) + 1):
-            text = "\n".join(lines[:k])
-            count = len(tokenizer.encode(text).ids)
-            if count >= n:
-                return text, count
-    text = " ".join(words.split()[:n])
-    return text, len(runner.encode([item_from_text(text)]).tokens[0])
 
 
 def photo_jpeg(side: int = 1000) -> bytes:
@@ -81,39 +69,6 @@ def photo_jpeg(side: int = 1000) -> bytes:
     buf = io.BytesIO()
     Image.fromarray((255 * img.clip(0, 1)).astype("uint8")).save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-# A click's result is drawn: the sidebar names a new run, `selector` is on the page and the
-# rerun that draws it has finished. Without the last check (before this round's end) a click
-# counted as done while the rerun was still drawing, with the old run's chips still shown.
-DONE = """([before, selector]) => {
-    if (document.querySelector('[data-testid=stAlertContentError]')) return 'error';
-    const box = document.querySelector('[data-testid=stSidebar] input[aria-label=Run]');
-    if (!box || !box.value.startsWith('inspect-') || box.value === before) return false;
-    const app = document.querySelector('[data-testid=stApp]');
-    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-    return document.querySelector('[data-testid=stMain] ' + selector) ? box.value : false;
-}"""
-
-
-def click_and_wait(pg, selector: str) -> tuple[float, str, dict | None]:
-    """Seconds from the click to `selector` showing under a new run; the run's name; the
-    CPU seconds the server and the browser spent on it (to the result, not the idle after)."""
-    from tests.e2e.test_app_browser import idle
-
-    before = pg.locator("[data-testid=stSidebar] input[aria-label=Run]").input_value()
-    button = pg.get_by_role("button", name="Run the model")
-    cpu = child_cpu()
-    start = time.perf_counter()
-    button.click()
-    handle = pg.wait_for_function(DONE, arg=[before, selector], polling=10)
-    seconds = time.perf_counter() - start
-    spent = cpu_spent(cpu, child_cpu())
-    run = handle.json_value()
-    if run == "error":
-        raise RuntimeError(pg.locator("[data-testid=stAlertContentError]").first.inner_text())
-    idle(pg)
-    return seconds, run, spent
 
 
 def timings(log: Path) -> dict:
@@ -144,44 +99,6 @@ def measure(pg, log: Path, selector: str, repeats: int) -> dict:
     med = {k: statistics.median([r[k] for r in rows if r[k] is not None] or [float("nan")])
            for k in rows[0]}
     return {"median": med, "clicks": rows}
-
-
-SHOWN = """([title, selector]) => {
-    // the script run finished: the app's own state (the running indicator shows only
-    // after 0.5 s, so a page still computing would pass a check of it alone)
-    const app = document.querySelector('[data-testid=stApp]');
-    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-    if (document.querySelector('[data-testid=stStatusWidget]')) return false;
-    const h1 = document.querySelector('[data-testid=stMain] h1');
-    if (!h1 || !h1.innerText.startsWith(title)) return false;
-    return !selector || !!document.querySelector('[data-testid=stMain] ' + selector);
-}"""
-
-
-def open_and_wait(pg, click, title: str, selector: str = "") -> float:
-    """Seconds from `click()` to the page titled `title` drawn with its run finished (and
-    `selector` in it), held for 0.15 s so a rerun that starts late is not missed."""
-    seconds, _ = open_and_count(pg, click, title, selector)
-    return seconds
-
-
-def open_and_count(pg, click, title: str, selector: str = "") -> tuple[float, dict | None]:
-    """open_and_wait's seconds, and the CPU seconds the server and the browser spent until
-    the page was drawn (child_cpu)."""
-    cpu = child_cpu()
-    start = time.perf_counter()
-    click()
-    while True:
-        pg.wait_for_function(SHOWN, arg=[title, selector], polling=10)
-        seconds = time.perf_counter() - start
-        spent = cpu_spent(cpu, child_cpu())
-        time.sleep(0.15)
-        if pg.evaluate(SHOWN, [title, selector]):
-            return seconds, spent
-
-
-def nav(pg, title: str):
-    return lambda: pg.locator("[data-testid=stSidebarNav] a").filter(has_text=title).first.click()
 
 
 def page_switches(pg, repeats: int) -> dict:
@@ -284,35 +201,6 @@ def paint_and_finish(pg, click) -> tuple[float, float]:
     first = time.perf_counter() - start
     return first, open_and_wait(pg, lambda: None, "Timeline", ".js-plotly-plot") + first
 
-
-
-def open_app(p, base: str):
-    """Chromium on the app at `base`, its sidebar drawn and no script running."""
-    from tests.e2e.test_app_browser import idle
-
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    pg.set_default_timeout(int(os.environ.get("ROUTEVIZ_BENCH_TIMEOUT_MS", 180_000)))
-    pg.goto(base)
-    pg.locator("[data-testid=stSidebar] input[aria-label=Run]").wait_for()
-    idle(pg)
-    return browser, pg
-
-
-def inspect_store(prefix: str) -> tuple:
-    """(text-moe's runner, the ~200-token text, its token count, a new folder under
-    scratch(), its store holding one first run, so the app opens on a store with one)."""
-    from routeviz.runs.models import load_model
-    from routeviz.runs.record import record
-    from routeviz.runs.uploads import item_from_text
-
-    runner = load_model("text-moe")
-    text, n_tokens = text_of_tokens(runner)
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch()))
-    store = folder / "store"
-    record(runner, [item_from_text("a first run, so the page opens on a store with one")],
-           store, "inspect-0-first")
-    return runner, text, n_tokens, folder, store
 
 
 def main(argv=None) -> dict:

@@ -51,7 +51,7 @@ def scenario(at, name: str, step, top: int, folder: Path) -> dict:
 def main(argv=None) -> dict:
     from streamlit.testing.v1 import AppTest
 
-    from benchmarks.app_response import text_of_tokens
+    from benchmarks.app_driver import text_of_tokens
     from routeviz.runs.models import load_model
     from routeviz.runs.record import record
     from routeviz.runs.uploads import item_from_text

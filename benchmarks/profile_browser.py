@@ -1,6 +1,6 @@
 """Where the browser's share of a click on Inspect goes: Chromium's own CPU profile (the
 DevTools protocol's sampling profiler, 200 µs) over `--repeats` clicks on "Run the model"
-(the ~200-token text on text-moe of benchmarks/app_response.py) and as many switches
+(the ~200-token text on text-moe of benchmarks/app_driver.py) and as many switches
 Experts -> Inspect, after a first click that loads the model.
 
 The page's main-thread samples are put in buckets by the script they ran in (a native call,
@@ -31,15 +31,16 @@ import os
 import shutil
 from pathlib import Path
 
-from benchmarks.app_response import (
+from benchmarks.app_driver import (
     CHROMIUM,
-    HERE,
     click_and_wait,
     inspect_store,
     nav,
     open_and_wait,
     open_app,
 )
+
+HERE = Path(__file__).resolve().parent
 
 SPECIAL = {"(program)": "native", "(garbage collector)": "gc", "(idle)": "idle",
            "(root)": "idle"}

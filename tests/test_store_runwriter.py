@@ -211,3 +211,18 @@ def test_collect_removes_garbage_and_leaves_live_generations_unlocked(tmp_path, 
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [g for g in live] + [f"{g}.lock" for g in live])
     assert sorted(open_store(store).run_names()) == [f"r{n}" for n in range(5)]
+
+
+def test_a_rank_finding_the_table_folder_made_still_gets_its_partition(tmp_path):
+    """Two ranks write into one generation: one has made a table's folder and not yet its
+    partition when the other asks for it; the other's place() makes the partition, and its
+    part file goes in (before: the rank skipped the partition and its write failed)."""
+    init_store(tmp_path)
+    generation = Generation(tmp_path, "r")
+    generation.claim()
+    os.mkdir(generation.root / "routes")  # the other rank, half way through
+    place = generation.place("routes")
+    assert place.is_dir() and place == generation.root / "routes" / "run=r"
+    write_file(place, "routes", _routes_table([0, 1]))
+    generation.release()
+    assert sorted(open_store(tmp_path).routes("r").example) == [0, 1]

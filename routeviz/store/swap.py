@@ -78,11 +78,11 @@ class Generation:
             return directory
         partition = f"run={self.run}"
         directory = os.path.join(self.root, table, partition)
-        try:
-            os.mkdir(os.path.join(self.root, table))
-            os.mkdir(directory)
-        except FileExistsError:  # made by another rank writing into this generation
-            pass
+        for folder in (os.path.join(self.root, table), directory):
+            try:  # each on its own: another rank writing into this generation may have
+                os.mkdir(folder)  # made the table's folder and not yet its partition
+            except FileExistsError:
+                pass
         self._places[table] = directory = Path(directory)
         if self.linked:
             self._link(table)

@@ -121,6 +121,7 @@ class Writer:
 
     # -- consumer side (this thread) ------------------------------------------------
     def _loop(self):
+        stopping = False
         try:
             while True:
                 try:
@@ -129,12 +130,15 @@ class Writer:
                     self._flush_if_due(force_time=True)
                     continue
                 if item is _STOP:
+                    stopping = True
                     self._flush(last=True)
                     return
                 self._take(item)
                 self._flush_if_due()
         except BaseException as exc:  # surfaced to the tracing thread on its next call
             self._error = exc
+            if stopping:  # the last flush failed: close() is joining, nothing more comes
+                return
             while True:  # keep draining so a blocked producer wakes up
                 try:
                     if self._queue.get(timeout=0.1) is _STOP:
